@@ -1,0 +1,3 @@
+from ser_edge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Argument checks shared by the feature functions: dtype and shape in Python, values in Rust."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+import numpy as np
+
+from ser_edge import _dsp
+
+
+def audio(y: Any, name: str = "y") -> np.ndarray:
+    """``y`` as contiguous mono float32; int16 is scaled by 1/32768."""
+    if y is None:
+        raise ValueError(f"{name} is required: pass a 1-D audio array")
+    arr = np.asarray(y)
+    if arr.dtype == np.int16:
+        arr = arr.astype(np.float32) / np.float32(32768.0)
+    elif arr.dtype.kind != "f":
+        raise ValueError(f"{name} must be a float32, float64 or int16 array; got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (mono audio); got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def matrix(S: Any, name: str = "S") -> np.ndarray:
+    """``S`` as a finite 2-D float32 array (features x frames)."""
+    arr = np.asarray(S)
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise ValueError(f"{name} must be a real-valued array; got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (bins x frames); got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def count(name: str, value: Any, minimum: int = 1) -> int:
+    """A whole number >= ``minimum``."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name}={value!r} must be an integer") from None
+    if v < minimum:
+        raise ValueError(f"{name}={v} must be an integer >= {minimum}")
+    return v
+
+
+def number(name: str, value: Any) -> float:
+    """A finite real number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a number") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name}={v} must be finite")
+    return v
+
+
+def spec(
+    features: list[tuple[str, dict[str, Any]]],
+    *,
+    sr: float = 22050,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+    power: float = 2.0,
+    n_mels: int = 128,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    htk: bool = False,
+    mel_norm: Any = "slaney",
+    n_mfcc: int = 20,
+    dct_ortho: bool = True,
+    lifter: float = 0.0,
+    ref: float = 1.0,
+    amin: float = 1e-10,
+    n_chroma: int = 12,
+) -> _dsp.Spec:
+    """The native, validated configuration for one call (cached: building one costs more than a
+    short clip's features)."""
+    if not isinstance(window, str):
+        window = np.asarray(window, dtype=np.float32)
+        if window.ndim != 1:
+            raise ValueError(f"window must be a name or a 1-D array; got shape {window.shape}")
+        window = tuple(window.tolist())
+    if not isinstance(pad_mode, str):
+        raise ValueError(f"pad_mode={pad_mode!r} must be a string")
+    feats = tuple((name, tuple(sorted(params.items()))) for name, params in features)
+    return _spec(
+        feats,
+        number("sr", sr),
+        count("n_fft", n_fft),
+        count("hop_length", hop_length),
+        None if win_length is None else count("win_length", win_length),
+        window,
+        bool(center),
+        pad_mode,
+        number("power", power),
+        count("n_mels", n_mels),
+        number("fmin", fmin),
+        None if fmax is None else number("fmax", fmax),
+        bool(htk),
+        mel_norm,
+        count("n_mfcc", n_mfcc),
+        bool(dct_ortho),
+        number("lifter", lifter),
+        number("ref", ref),
+        number("amin", amin),
+        count("n_chroma", n_chroma),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _spec(feats: tuple, sr: float, n_fft: int, hop_length: int, win_length: Any, window: Any, center: bool,
+          pad_mode: str, power: float, n_mels: int, fmin: float, fmax: Any, htk: bool, mel_norm: Any,
+          n_mfcc: int, dct_ortho: bool, lifter: float, ref: float, amin: float, n_chroma: int) -> _dsp.Spec:
+    return _dsp.Spec(
+        [(name, dict(params)) for name, params in feats], sr=sr, n_fft=n_fft, hop_length=hop_length,
+        win_length=win_length, window=window if isinstance(window, str) else list(window), center=center,
+        pad_mode=pad_mode, power=power, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, mel_norm=mel_norm,
+        n_mfcc=n_mfcc, dct_ortho=dct_ortho, lifter=lifter, ref=ref, amin=amin, n_chroma=n_chroma,
+    )
+
+
+def n_fft_of(S: np.ndarray, n_fft: int | None) -> int:
+    """``n_fft`` implied by a spectrogram's row count (librosa's rule)."""
+    rows = S.shape[0]
+    if rows < 2:
+        raise ValueError(f"S has {rows} row(s); a spectrogram needs at least 2 frequency bins")
+    if n_fft is None or n_fft // 2 + 1 != rows:
+        return 2 * (rows - 1)
+    return n_fft
+
+
+def exactly_one(y: Any, S: Any) -> None:
+    if (y is None) == (S is None):
+        raise ValueError("pass exactly one of y (audio) or S (spectrogram)")

@@ -1,0 +1,255 @@
+//! Whole-signal functions: framing a signal for the extractor, and the librosa functions whose
+//! result depends on the whole signal (`top_db` clipping, tuning estimation, contrast in dB).
+
+use crate::db::{clip_top_db, power_to_db};
+use crate::error::{self, Result};
+use crate::fail;
+use crate::fft::FrameFft;
+use crate::pad::{n_frames, PadMode};
+use crate::pipeline::{Config, Extractor, Feature, Plan};
+use crate::window;
+use crate::chroma;
+use realfft::num_complex::Complex;
+
+/// A row-major `(rows, cols)` float32 matrix: features × frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    /// From `cols` frames of `rows` values each, stored frame after frame.
+    pub fn from_frames(frames: &[f32], rows: usize, cols: usize) -> Matrix {
+        let mut data = vec![0.0; rows * cols];
+        for (t, frame) in frames.chunks_exact(rows.max(1)).enumerate().take(cols) {
+            for (r, &v) in frame.iter().enumerate() {
+                data[r * cols + t] = v;
+            }
+        }
+        Matrix { rows, cols, data }
+    }
+
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Column `t` copied out.
+    pub fn column(&self, t: usize) -> Vec<f32> {
+        (0..self.rows).map(|r| self.data[r * self.cols + t]).collect()
+    }
+}
+
+/// The frames of `y` as the STFT sees them: padded by `n_fft / 2` on both sides when `center`.
+/// Frames that touch the padding are assembled in a scratch buffer; the rest borrow `y`.
+pub struct Frames<'a> {
+    y: &'a [f32],
+    left: usize,
+    n_fft: usize,
+    hop: usize,
+    mode: PadMode,
+    pub count: usize,
+    scratch: Vec<f32>,
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(y: &'a [f32], n_fft: usize, hop: usize, center: bool, mode: PadMode) -> Result<Frames<'a>> {
+        error::audio("y", y)?;
+        error::positive("n_fft", n_fft)?;
+        error::positive("hop_length", hop)?;
+        let left = if center { n_fft / 2 } else { 0 };
+        if !center && n_fft > y.len() {
+            fail!("n_fft={n_fft} is too large for uncentered analysis of input signal of length={}", y.len());
+        }
+        let count = n_frames(y.len() + 2 * left, n_fft, hop)?;
+        Ok(Frames { y, left, n_fft, hop, mode, count, scratch: vec![0.0; n_fft] })
+    }
+
+    pub fn get(&mut self, t: usize) -> &[f32] {
+        let start = t * self.hop;
+        if start >= self.left && start - self.left + self.n_fft <= self.y.len() {
+            let s = start - self.left;
+            return &self.y[s..s + self.n_fft];
+        }
+        for (k, v) in self.scratch.iter_mut().enumerate() {
+            *v = self.mode.sample(self.y, (start + k) as isize - self.left as isize);
+        }
+        &self.scratch
+    }
+}
+
+/// Features of every frame of `y`, shaped `(n_features, n_frames)`.
+pub fn extract(y: &[f32], cfg: &Config) -> Result<Matrix> {
+    let plan = Plan::get(cfg)?;
+    let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
+    let nf = plan.n_features;
+    let mut ex = Extractor::new(plan);
+    let mut out = vec![0.0; nf * frames.count];
+    for (t, o) in out.chunks_exact_mut(nf).enumerate() {
+        ex.frame(frames.get(t), o);
+    }
+    Ok(Matrix::from_frames(&out, nf, frames.count))
+}
+
+/// Features of precomputed columns `s` (`(n_bins, t)`). `cfg` has one spectral feature, and
+/// `s` is what that feature reads: a magnitude spectrogram for centroid, bandwidth, rolloff,
+/// flatness, flux and contrast; a power spectrogram for chroma and spectral entropy;
+/// `|X|^power` for the mel spectrogram; a log-power mel spectrogram for MFCC.
+pub fn from_spectrogram(s: &Matrix, cfg: &Config) -> Result<Matrix> {
+    if let Some(i) = s.data.iter().position(|v| !v.is_finite()) {
+        fail!("S is not finite everywhere (S.flat[{}]={})", i, s.data[i]);
+    }
+    let [feature] = cfg.features.as_slice() else {
+        fail!("features: exactly one feature is computed from S");
+    };
+    if matches!(feature, Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Spectrogram { .. }) {
+        fail!("features: {feature:?} is computed from audio, not from S");
+    }
+    let n_bins = cfg.n_fft / 2 + 1;
+    let expected = if matches!(feature, Feature::Mfcc) { cfg.n_mels } else { n_bins };
+    if s.rows != expected {
+        fail!("S has {} rows; expected {expected}", s.rows);
+    }
+    if !matches!(feature, Feature::Mfcc) && s.data.iter().any(|&v| v < 0.0) {
+        fail!("S must be non-negative (a magnitude or power spectrogram)");
+    }
+    let plan = Plan::get(cfg)?;
+    let nf = plan.n_features;
+    let mut out = vec![0.0; nf * s.cols];
+    let mut col = vec![0.0; s.rows];
+    let mut ex = Extractor::new(plan.clone());
+    for (t, o) in out.chunks_exact_mut(nf).enumerate() {
+        for (r, c) in col.iter_mut().enumerate() {
+            *c = s.data[r * s.cols + t];
+        }
+        ex.column(&col, o);
+    }
+    Ok(Matrix::from_frames(&out, nf, s.cols))
+}
+
+/// MFCC with librosa's `top_db` rule (clip log-mel at its maximum minus `top_db`) when given.
+pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
+    let Some(top_db) = top_db else {
+        return extract(y, &Config { features: vec![Feature::Mfcc], ..cfg.clone() });
+    };
+    let mut logmel = extract(y, &Config { features: vec![Feature::LogMel], ..cfg.clone() })?;
+    clip_top_db(&mut logmel.data, top_db)?;
+    from_spectrogram(&logmel, &Config { features: vec![Feature::Mfcc], ..cfg.clone() })
+}
+
+/// `librosa.power_to_db` over a whole array.
+pub fn db(x: &mut [f32], ref_value: f64, amin: f64, top_db: Option<f64>) -> Result<()> {
+    crate::db::check_db_params(ref_value, amin)?;
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        fail!("S is not finite everywhere (S.flat[{i}]={})", x[i]);
+    }
+    power_to_db(x, ref_value, amin);
+    if let Some(t) = top_db {
+        clip_top_db(x, t)?;
+    }
+    Ok(())
+}
+
+/// Spectral contrast in dB from the raw peaks and valleys (`(2 (n_bands + 1), t)`).
+pub fn contrast_db(raw: &Matrix) -> Result<Matrix> {
+    let bands = raw.rows / 2;
+    let (mut peaks, mut valleys) = (raw.data[..bands * raw.cols].to_vec(), raw.data[bands * raw.cols..].to_vec());
+    db(&mut peaks, 1.0, 1e-10, Some(80.0))?;
+    db(&mut valleys, 1.0, 1e-10, Some(80.0))?;
+    let data = peaks.iter().zip(&valleys).map(|(p, v)| p - v).collect();
+    Ok(Matrix { rows: bands, cols: raw.cols, data })
+}
+
+/// Tuning estimated from a power spectrogram (`(n_bins, t)`), as `librosa.estimate_tuning`.
+pub fn estimate_tuning(power: &Matrix, sr: f64, n_fft: usize, bins_per_octave: usize) -> f64 {
+    let frames: Vec<Vec<f32>> = (0..power.cols).map(|t| power.column(t)).collect();
+    chroma::estimate_tuning(&frames, sr, n_fft, bins_per_octave)
+}
+
+/// The complex STFT, `(1 + n_fft/2, t)` row-major (`librosa.stft`).
+pub fn stft(y: &[f32], cfg: &Config) -> Result<(usize, usize, Vec<Complex<f32>>)> {
+    let win = window::padded(&cfg.window, cfg.win_length.unwrap_or(cfg.n_fft), cfg.n_fft)?;
+    let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
+    let mut fft = FrameFft::<f32>::new(&win);
+    let (rows, cols) = (fft.n_bins(), frames.count);
+    let mut out = vec![Complex::new(0.0, 0.0); rows * cols];
+    for t in 0..cols {
+        fft.transform(frames.get(t));
+        for (r, &c) in fft.spectrum.iter().enumerate() {
+            out[r * cols + t] = c;
+        }
+    }
+    Ok((rows, cols, out))
+}
+
+/// `librosa.util.frame`: `(frame_length, n_frames)`.
+pub fn frame(y: &[f32], frame_length: usize, hop_length: usize) -> Result<Matrix> {
+    error::positive("frame_length", frame_length)?;
+    error::positive("hop_length", hop_length)?;
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        fail!("y is not finite everywhere: y[{i}]={}", y[i]);
+    }
+    let cols = n_frames(y.len(), frame_length, hop_length)?;
+    let mut data = vec![0.0; frame_length * cols];
+    for r in 0..frame_length {
+        for t in 0..cols {
+            data[r * cols + t] = y[t * hop_length + r];
+        }
+    }
+    Ok(Matrix { rows: frame_length, cols, data })
+}
+
+/// Runs only the real FFTs over the frames `extract` would analyse; returns the frame count.
+/// The floor the full pipeline is benchmarked against.
+pub fn fft_floor(y: &[f32], n_fft: usize, hop_length: usize) -> Result<usize> {
+    let mut frames = Frames::new(y, n_fft, hop_length, true, PadMode::Constant)?;
+    let mut fft = FrameFft::<f32>::new(&vec![1.0; n_fft]);
+    for t in 0..frames.count {
+        fft.transform_raw(frames.get(t));
+    }
+    Ok(frames.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(n: usize, f: f64, sr: f64) -> Vec<f32> {
+        (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32).collect()
+    }
+
+    #[test]
+    fn frame_counts_follow_librosa() {
+        let y = sine(22050, 440.0, 22050.0);
+        let m = extract(&y, &Config::default()).unwrap();
+        assert_eq!((m.rows, m.cols), (20, 1 + 22050 / 512));
+        let cfg = Config { center: false, ..Config::default() };
+        assert_eq!(extract(&y, &cfg).unwrap().cols, 1 + (22050 - 2048) / 512);
+        assert!(extract(&y[..100], &cfg).unwrap_err().0.starts_with("n_fft=2048"));
+    }
+
+    #[test]
+    fn centroid_of_a_sine_is_its_frequency() {
+        let cfg = Config { features: vec![Feature::Centroid], n_fft: 1024, sr: 16000.0, ..Config::default() };
+        let y = sine(16000, 1000.0, 16000.0);
+        let m = extract(&y, &cfg).unwrap();
+        let mid = m.row(0)[m.cols / 2];
+        assert!((mid - 1000.0).abs() < 5.0, "{mid}");
+    }
+
+    #[test]
+    fn audio_errors_name_the_input() {
+        assert!(extract(&[], &Config::default()).unwrap_err().0.starts_with("y is empty"));
+        assert!(extract(&[0.0, f32::NAN], &Config::default()).unwrap_err().0.contains("y[1]=NaN"));
+    }
+
+    #[test]
+    fn spectrogram_route_equals_audio_route() {
+        let y = sine(8000, 300.0, 8000.0);
+        let base = Config { sr: 8000.0, n_fft: 256, hop_length: 64, ..Config::default() };
+        let mag = extract(&y, &Config { features: vec![Feature::Spectrogram { power: 1.0 }], ..base.clone() }).unwrap();
+        let cfg = Config { features: vec![Feature::Rolloff { roll_percent: 0.85 }], ..base };
+        assert_eq!(from_spectrogram(&mag, &cfg).unwrap(), extract(&y, &cfg).unwrap());
+    }
+}

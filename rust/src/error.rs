@@ -1,0 +1,50 @@
+//! The one error type of the kernels. Every failure is a bad argument or bad input;
+//! the Python bindings turn it into `ValueError` in one place (`python.rs`).
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DspError(pub String);
+
+pub type Result<T> = std::result::Result<T, DspError>;
+
+impl fmt::Display for DspError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DspError {}
+
+/// `Err(DspError)` with a formatted message, e.g. `fail!("hop_length={h} must be > 0")`.
+#[macro_export]
+macro_rules! fail {
+    ($($arg:tt)*) => { return Err($crate::error::DspError(format!($($arg)*))) };
+}
+
+/// Checks that an integer parameter is positive.
+pub fn positive(name: &str, value: usize) -> Result<usize> {
+    if value == 0 {
+        fail!("{name}={value} must be a positive integer");
+    }
+    Ok(value)
+}
+
+/// Checks that a float parameter is finite and strictly positive.
+pub fn positive_f64(name: &str, value: f64) -> Result<f64> {
+    if !(value.is_finite() && value > 0.0) {
+        fail!("{name}={value} must be a positive finite number");
+    }
+    Ok(value)
+}
+
+/// Checks that audio is non-empty and finite.
+pub fn audio(name: &str, y: &[f32]) -> Result<()> {
+    if y.is_empty() {
+        fail!("{name} is empty: audio must have at least one sample");
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        fail!("{name} is not finite everywhere: {name}[{i}]={}", y[i]);
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! Many clips at once on a pool of threads.
+
+use crate::batch::{extract, Matrix};
+use crate::error::{DspError, Result};
+use crate::fail;
+use crate::pipeline::Config;
+use rayon::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+fn pool(n_jobs: usize) -> Result<Arc<ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pools.get(&n_jobs) {
+        return Ok(p.clone());
+    }
+    let p = ThreadPoolBuilder::new()
+        .num_threads(n_jobs)
+        .build()
+        .map_err(|e| DspError(format!("n_jobs={n_jobs}: cannot start threads: {e}")))?;
+    let p = Arc::new(p);
+    pools.insert(n_jobs, p.clone());
+    Ok(p)
+}
+
+/// `extract` on every clip, on `n_jobs` threads; the first failing clip is named in the error.
+pub fn extract_many(clips: &[&[f32]], cfg: &Config, n_jobs: usize) -> Result<Vec<Matrix>> {
+    if n_jobs == 0 {
+        fail!("n_jobs={n_jobs} must be a positive integer");
+    }
+    crate::pipeline::Plan::get(cfg)?;
+    let results: Vec<Result<Matrix>> = pool(n_jobs)?.install(|| clips.par_iter().map(|y| extract(y, cfg)).collect());
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.map_err(|e| DspError(format!("clips[{i}]: {e}"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_equals_serial_and_names_the_bad_clip() {
+        let a: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.01).sin()).collect();
+        let b: Vec<f32> = (0..3000).map(|i| (i as f32 * 0.03).cos()).collect();
+        let cfg = Config::default();
+        let got = extract_many(&[&a, &b], &cfg, 2).unwrap();
+        assert_eq!(got[0], extract(&a, &cfg).unwrap());
+        assert_eq!(got[1], extract(&b, &cfg).unwrap());
+        let err = extract_many(&[&a, &[]], &cfg, 2).unwrap_err();
+        assert!(err.0.starts_with("clips[1]: y is empty"), "{err}");
+    }
+}

@@ -1,0 +1,495 @@
+//! One feature configuration, one per-frame extractor. Batch extraction, streaming and the
+//! librosa-style functions all push frames through `Extractor::frame`, so they agree exactly.
+
+use crate::db::{check_db_params, dct_matrix, matvec, power_to_db};
+use crate::error::{positive, positive_f64, Result};
+use crate::fail;
+use crate::fft::FrameFft;
+use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
+use crate::pad::PadMode;
+use crate::spectral::{self, ContrastBands};
+use crate::window::{self, Window};
+use crate::{chroma, temporal};
+use std::sync::{Arc, Mutex, OnceLock};
+
+
+/// A per-frame feature; each yields one or more rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feature {
+    /// `|X|^power`, `1 + n_fft/2` rows.
+    Spectrogram { power: f32 },
+    /// Mel spectrogram of `|X|^config.power`, `n_mels` rows.
+    Mel,
+    /// `power_to_db(mel, ref, amin)` (no `top_db`), `n_mels` rows.
+    LogMel,
+    /// DCT of `LogMel`, `n_mfcc` rows.
+    Mfcc,
+    Rms,
+    Zcr { threshold: f64 },
+    Centroid,
+    Bandwidth { p: f64, norm: bool },
+    Rolloff { roll_percent: f64 },
+    Flatness { amin: f64, power: f64 },
+    Flux,
+    SpectralEntropy { n_blocks: usize },
+    EnergyEntropy { n_blocks: usize },
+    /// Chroma of `|X|^2` with fixed tuning; `norm`: `None` or a p-norm (`f64::INFINITY` for max).
+    Chroma { tuning: f64, norm: Option<f64> },
+    /// Peaks then valleys of each contrast band (`2 (n_bands + 1)` rows), before the dB step.
+    ContrastRaw { fmin: f64, n_bands: usize, quantile: f64 },
+}
+
+impl Feature {
+    pub fn parse(name: &str) -> Result<Feature> {
+        Ok(match name {
+            "mfcc" => Feature::Mfcc,
+            "log_melspectrogram" => Feature::LogMel,
+            "melspectrogram" => Feature::Mel,
+            "rms" => Feature::Rms,
+            "zero_crossing_rate" => Feature::Zcr { threshold: 1e-10 },
+            "spectral_centroid" => Feature::Centroid,
+            "spectral_bandwidth" => Feature::Bandwidth { p: 2.0, norm: true },
+            "spectral_rolloff" => Feature::Rolloff { roll_percent: 0.85 },
+            "spectral_flatness" => Feature::Flatness { amin: 1e-10, power: 2.0 },
+            "spectral_flux" => Feature::Flux,
+            "spectral_entropy" => Feature::SpectralEntropy { n_blocks: 10 },
+            "energy_entropy" => Feature::EnergyEntropy { n_blocks: 10 },
+            "chroma_stft" => Feature::Chroma { tuning: 0.0, norm: Some(f64::INFINITY) },
+            _ => fail!(
+                "features: unknown feature {name:?}; known: mfcc, log_melspectrogram, melspectrogram, rms, \
+                 zero_crossing_rate, spectral_centroid, spectral_bandwidth, spectral_rolloff, spectral_flatness, \
+                 spectral_flux, spectral_entropy, energy_entropy, chroma_stft"
+            ),
+        })
+    }
+
+    fn needs_spectrum(&self) -> bool {
+        !matches!(self, Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. })
+    }
+}
+
+/// Everything that defines a model's input features. Defaults are librosa's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub sr: f64,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    /// `None`: `n_fft`.
+    pub win_length: Option<usize>,
+    pub window: Window,
+    pub center: bool,
+    pub pad_mode: PadMode,
+    pub power: f32,
+    pub n_mels: usize,
+    pub fmin: f64,
+    pub fmax: Option<f64>,
+    pub htk: bool,
+    pub mel_norm: MelNorm,
+    pub n_mfcc: usize,
+    pub dct_ortho: bool,
+    pub lifter: f64,
+    pub ref_db: f64,
+    pub amin: f64,
+    pub n_chroma: usize,
+    pub features: Vec<Feature>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            sr: 22050.0,
+            n_fft: 2048,
+            hop_length: 512,
+            win_length: None,
+            window: Window::Hann,
+            center: true,
+            pad_mode: PadMode::Constant,
+            power: 2.0,
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            htk: false,
+            mel_norm: MelNorm::Slaney,
+            n_mfcc: 20,
+            dct_ortho: true,
+            lifter: 0.0,
+            ref_db: 1.0,
+            amin: 1e-10,
+            n_chroma: 12,
+            features: vec![Feature::Mfcc],
+        }
+    }
+}
+
+/// The immutable, validated part of extraction: window, filterbanks, DCT. Cached per config.
+pub struct Plan {
+    pub cfg: Config,
+    pub n_features: usize,
+    pub freqs: Vec<f64>,
+    window: Vec<f64>,
+    mel: Option<MelBank>,
+    dct: Option<Vec<f32>>,
+    chroma: Option<Vec<f32>>,
+    contrast: Option<ContrastBands>,
+    fft: bool,
+    mag: bool,
+    pow2: bool,
+}
+
+impl Plan {
+    /// The validated plan for `cfg`, built once per distinct config.
+    pub fn get(cfg: &Config) -> Result<Arc<Plan>> {
+        static CACHE: OnceLock<Mutex<Vec<Arc<Plan>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+        if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|p| &p.cfg == cfg) {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(Plan::build(cfg.clone())?);
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 32 {
+            cache.remove(0);
+        }
+        cache.push(plan.clone());
+        Ok(plan)
+    }
+
+    fn build(cfg: Config) -> Result<Plan> {
+        positive_f64("sr", cfg.sr)?;
+        positive("n_fft", cfg.n_fft)?;
+        positive("hop_length", cfg.hop_length)?;
+        let win_length = positive("win_length", cfg.win_length.unwrap_or(cfg.n_fft))?;
+        if !(cfg.power.is_finite() && cfg.power > 0.0) {
+            fail!("power={} must be a positive number", cfg.power);
+        }
+        check_db_params(cfg.ref_db, cfg.amin)?;
+        if cfg.features.is_empty() {
+            fail!("features must name at least one feature");
+        }
+        let n_bins = cfg.n_fft / 2 + 1;
+        let freqs = fft_frequencies(cfg.sr, cfg.n_fft);
+        let has = |pred: fn(&Feature) -> bool| cfg.features.iter().any(pred);
+        let fft = has(Feature::needs_spectrum);
+        let window = if fft { window::padded(&cfg.window, win_length, cfg.n_fft)? } else { Vec::new() };
+        let uses_mel = has(|f| matches!(f, Feature::Mel | Feature::LogMel | Feature::Mfcc));
+        let mel = if uses_mel {
+            Some(MelBank::new(&MelParams {
+                sr: cfg.sr,
+                n_fft: cfg.n_fft,
+                n_mels: cfg.n_mels,
+                fmin: cfg.fmin,
+                fmax: cfg.fmax,
+                htk: cfg.htk,
+                norm: cfg.mel_norm,
+            })?)
+        } else {
+            None
+        };
+        let dct = if has(|f| matches!(f, Feature::Mfcc)) {
+            Some(dct_matrix(cfg.n_mfcc, cfg.n_mels, cfg.dct_ortho, cfg.lifter)?)
+        } else {
+            None
+        };
+        let mut n_features = 0;
+        let (mut chroma_fb, mut contrast) = (None, None);
+        for f in &cfg.features {
+            n_features += match *f {
+                Feature::Spectrogram { power } => {
+                    if !(power.is_finite() && power > 0.0) {
+                        fail!("power={power} must be a positive number");
+                    }
+                    n_bins
+                }
+                Feature::Mel | Feature::LogMel => cfg.n_mels,
+                Feature::Mfcc => cfg.n_mfcc,
+                Feature::Chroma { tuning, norm } => {
+                    if let Some(q) = norm {
+                        if q.is_nan() || q <= 0.0 {
+                            fail!("norm={q} must be None or a positive number");
+                        }
+                    }
+                    chroma_fb = Some(chroma::chroma_filters(cfg.sr, cfg.n_fft, cfg.n_chroma, tuning)?);
+                    cfg.n_chroma
+                }
+                Feature::ContrastRaw { fmin, n_bands, quantile } => {
+                    contrast = Some(ContrastBands::new(&freqs, cfg.sr, fmin, n_bands, quantile)?);
+                    2 * (n_bands + 1)
+                }
+                Feature::Rolloff { roll_percent } => {
+                    spectral::check_roll_percent(roll_percent)?;
+                    1
+                }
+                Feature::Flatness { amin, power } => {
+                    positive_f64("amin", amin)?;
+                    positive_f64("power", power)?;
+                    1
+                }
+                Feature::Bandwidth { p, .. } => {
+                    positive_f64("p", p)?;
+                    1
+                }
+                Feature::SpectralEntropy { n_blocks } => {
+                    spectral::check_blocks(n_blocks, n_bins, "frequency bins")?;
+                    1
+                }
+                Feature::EnergyEntropy { n_blocks } => {
+                    spectral::check_blocks(n_blocks, cfg.n_fft, "samples in a frame")?;
+                    1
+                }
+                Feature::Zcr { threshold } => {
+                    if !(threshold >= 0.0) {
+                        fail!("threshold={threshold} must be non-negative");
+                    }
+                    1
+                }
+                Feature::Rms | Feature::Centroid | Feature::Flux => 1,
+            };
+        }
+        let mel_power = if uses_mel { Some(cfg.power) } else { None };
+        let mag = has(|f| {
+            matches!(
+                f,
+                Feature::Centroid
+                    | Feature::Bandwidth { .. }
+                    | Feature::Rolloff { .. }
+                    | Feature::Flatness { .. }
+                    | Feature::Flux
+                    | Feature::ContrastRaw { .. }
+                    | Feature::Spectrogram { .. }
+            )
+        }) || mel_power.is_some_and(|p| p != 2.0);
+        let pow2 = has(|f| matches!(f, Feature::SpectralEntropy { .. } | Feature::Chroma { .. } | Feature::Spectrogram { .. }))
+            || mel_power == Some(2.0);
+        Ok(Plan {
+            n_features,
+            freqs,
+            window,
+            mel,
+            dct,
+            chroma: chroma_fb,
+            contrast,
+            fft,
+            mag,
+            pow2,
+            cfg,
+        })
+    }
+}
+
+/// float64 when the plan reads bins far below the peak (contrast valleys), else float32.
+enum Fft {
+    Single(FrameFft<f32>),
+    Double(FrameFft<f64>),
+}
+
+/// Per-thread working state over a shared `Plan`: FFT buffers and the previous frame for flux.
+pub struct Extractor {
+    pub plan: Arc<Plan>,
+    fft: Option<Fft>,
+    mag: Vec<f32>,
+    pow2: Vec<f32>,
+    mel: Vec<f32>,
+    logmel: Vec<f32>,
+    scratch: Vec<f32>,
+    peaks: Vec<f64>,
+    valleys: Vec<f64>,
+    prev: Option<Vec<f32>>,
+}
+
+impl Extractor {
+    pub fn new(plan: Arc<Plan>) -> Extractor {
+        let n_bins = plan.cfg.n_fft / 2 + 1;
+        let n_mels = plan.cfg.n_mels;
+        let n_bands = plan.contrast.as_ref().map_or(0, |c| c.bands.len());
+        Extractor {
+            fft: plan.fft.then(|| {
+                if plan.contrast.is_some() {
+                    Fft::Double(FrameFft::new(&plan.window))
+                } else {
+                    Fft::Single(FrameFft::new(&plan.window))
+                }
+            }),
+            mag: vec![0.0; n_bins],
+            pow2: vec![0.0; n_bins],
+            mel: vec![0.0; n_mels],
+            logmel: vec![0.0; n_mels],
+            scratch: Vec::with_capacity(n_bins),
+            peaks: vec![0.0; n_bands],
+            valleys: vec![0.0; n_bands],
+            prev: None,
+            plan,
+        }
+    }
+
+    /// Forgets the previous frame (spectral flux starts again at 0).
+    pub fn reset(&mut self) {
+        self.prev = None;
+    }
+
+    /// Features of one frame (`n_fft` raw samples) into `out` (`n_features` values).
+    pub fn frame(&mut self, frame: &[f32], out: &mut [f32]) {
+        macro_rules! spectra {
+            ($fft:expr) => {{
+                $fft.transform(frame);
+                if self.plan.mag {
+                    $fft.magnitude_pow(1.0, &mut self.mag);
+                }
+                if self.plan.pow2 {
+                    $fft.magnitude_pow(2.0, &mut self.pow2);
+                }
+            }};
+        }
+        match self.fft.as_mut() {
+            Some(Fft::Single(f)) => spectra!(f),
+            Some(Fft::Double(f)) => spectra!(f),
+            None => {}
+        }
+        if self.plan.mel.is_some() {
+            let power = self.plan.cfg.power;
+            let spec = match power {
+                p if p == 2.0 => std::mem::take(&mut self.pow2),
+                p if p == 1.0 => std::mem::take(&mut self.mag),
+                p => self.mag.iter().map(|&m| m.powf(p)).collect(),
+            };
+            self.mel_from(&spec);
+            match power {
+                p if p == 2.0 => self.pow2 = spec,
+                p if p == 1.0 => self.mag = spec,
+                _ => {}
+            }
+        }
+        self.features(Some(frame), out);
+    }
+
+    /// Features of one precomputed spectrum column (see `batch::from_spectrogram` for what the
+    /// column must hold for each feature).
+    pub fn column(&mut self, col: &[f32], out: &mut [f32]) {
+        match self.plan.cfg.features.first() {
+            Some(Feature::Mfcc) => self.logmel.copy_from_slice(col),
+            Some(Feature::Mel | Feature::LogMel) => self.mel_from(col),
+            Some(Feature::Chroma { .. } | Feature::SpectralEntropy { .. }) => self.pow2.copy_from_slice(col),
+            _ => self.mag.copy_from_slice(col),
+        }
+        self.features(None, out);
+    }
+
+    fn mel_from(&mut self, spec: &[f32]) {
+        if let Some(bank) = &self.plan.mel {
+            bank.apply(spec, &mut self.mel);
+            self.logmel.copy_from_slice(&self.mel);
+            power_to_db(&mut self.logmel, self.plan.cfg.ref_db, self.plan.cfg.amin);
+        }
+    }
+
+    /// Writes every configured feature from the current spectra (and the raw frame, if any).
+    fn features(&mut self, frame: Option<&[f32]>, out: &mut [f32]) {
+        let plan = &*self.plan;
+        let cfg = &plan.cfg;
+        let mut o = 0;
+        for f in &cfg.features {
+            let mut put = |v: f64| {
+                out[o] = v as f32;
+                o += 1;
+            };
+            match *f {
+                Feature::Spectrogram { power } => {
+                    let n = self.mag.len();
+                    let dst = &mut out[o..o + n];
+                    match power {
+                        p if p == 2.0 => dst.copy_from_slice(&self.pow2),
+                        p if p == 1.0 => dst.copy_from_slice(&self.mag),
+                        p => dst.iter_mut().zip(&self.mag).for_each(|(d, &m)| *d = m.powf(p)),
+                    }
+                    o += n;
+                }
+                Feature::Mel => {
+                    out[o..o + self.mel.len()].copy_from_slice(&self.mel);
+                    o += self.mel.len();
+                }
+                Feature::LogMel => {
+                    out[o..o + self.logmel.len()].copy_from_slice(&self.logmel);
+                    o += self.logmel.len();
+                }
+                Feature::Mfcc => {
+                    let n = cfg.n_mfcc;
+                    if let Some(d) = &plan.dct {
+                        matvec(d, &self.logmel, &mut out[o..o + n]);
+                    }
+                    o += n;
+                }
+                Feature::Rms => put(match frame {
+                    Some(x) => temporal::rms(x),
+                    None => temporal::rms_from_magnitude(&self.mag, cfg.n_fft),
+                }),
+                Feature::Zcr { threshold } => put(frame.map_or(0.0, |x| temporal::zero_crossing_rate(x, threshold))),
+                Feature::Centroid => put(spectral::centroid(&self.mag, &plan.freqs)),
+                Feature::Bandwidth { p, norm } => {
+                    let c = spectral::centroid(&self.mag, &plan.freqs);
+                    put(spectral::bandwidth(&self.mag, &plan.freqs, c, p, norm))
+                }
+                Feature::Rolloff { roll_percent } => put(spectral::rolloff(&self.mag, &plan.freqs, roll_percent)),
+                Feature::Flatness { amin, power } => put(spectral::flatness(&self.mag, amin, power)),
+                Feature::Flux => put(spectral::flux(&self.mag, &mut self.prev)),
+                Feature::SpectralEntropy { n_blocks } => put(spectral::block_entropy(&self.pow2, n_blocks, false)),
+                Feature::EnergyEntropy { n_blocks } => {
+                    put(frame.map_or(0.0, |x| spectral::block_entropy(x, n_blocks, true)))
+                }
+                Feature::Chroma { norm, .. } => {
+                    let n = cfg.n_chroma;
+                    let dst = &mut out[o..o + n];
+                    if let Some(fb) = &plan.chroma {
+                        matvec(fb, &self.pow2, dst);
+                    }
+                    normalize(dst, norm);
+                    o += n;
+                }
+                Feature::ContrastRaw { .. } => {
+                    if let Some(bands) = &plan.contrast {
+                        bands.peaks_valleys(&self.mag, &mut self.scratch, &mut self.peaks, &mut self.valleys);
+                    }
+                    for &v in self.peaks.iter().chain(&self.valleys) {
+                        out[o] = v as f32;
+                        o += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `librosa.util.normalize` of one column: divide by its p-norm unless that is below float32's tiny.
+pub fn normalize(x: &mut [f32], norm: Option<f64>) {
+    let Some(q) = norm else { return };
+    let len = if q.is_infinite() {
+        x.iter().fold(0f64, |a, &v| a.max(v.abs() as f64))
+    } else {
+        x.iter().map(|&v| (v.abs() as f64).powf(q)).sum::<f64>().powf(1.0 / q)
+    };
+    if len >= f32::MIN_POSITIVE as f64 {
+        x.iter_mut().for_each(|v| *v = (*v as f64 / len) as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_cached_and_validated() {
+        let cfg = Config::default();
+        assert!(Arc::ptr_eq(&Plan::get(&cfg).unwrap(), &Plan::get(&cfg).unwrap()));
+        let bad = Config { hop_length: 0, ..Config::default() };
+        assert!(Plan::get(&bad).err().unwrap().0.starts_with("hop_length=0"));
+        let bad = Config { win_length: Some(4096), ..Config::default() };
+        assert!(Plan::get(&bad).err().unwrap().0.starts_with("win_length=4096"));
+    }
+
+    #[test]
+    fn feature_rows_add_up() {
+        let cfg = Config {
+            features: vec![Feature::Mfcc, Feature::Rms, Feature::Chroma { tuning: 0.0, norm: None }],
+            ..Config::default()
+        };
+        assert_eq!(Plan::get(&cfg).unwrap().n_features, 20 + 1 + 12);
+        assert!(Feature::parse("mfccs").unwrap_err().0.starts_with("features"));
+    }
+}

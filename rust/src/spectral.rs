@@ -1,0 +1,208 @@
+//! Per-frame spectral features over one spectrum column (`librosa.feature.spectral_*`), plus the
+//! frame features of the 34-feature Bi-LSTM recipe (spectral flux, spectral and energy entropy).
+
+use crate::error::Result;
+use crate::fail;
+
+/// `librosa.util.normalize`'s threshold for float32 data.
+const TINY: f64 = f32::MIN_POSITIVE as f64;
+
+/// Sum of a column, or 1 when it is below `TINY` (librosa leaves such columns unnormalised).
+fn l1(s: &[f32]) -> f64 {
+    let n: f64 = s.iter().map(|&v| v.abs() as f64).sum();
+    if n < TINY {
+        1.0
+    } else {
+        n
+    }
+}
+
+pub fn centroid(mag: &[f32], freqs: &[f64]) -> f64 {
+    let n = l1(mag);
+    mag.iter().zip(freqs).map(|(&s, &f)| f * (s as f64 / n)).sum()
+}
+
+pub fn bandwidth(mag: &[f32], freqs: &[f64], centroid: f64, p: f64, norm: bool) -> f64 {
+    let n = if norm { l1(mag) } else { 1.0 };
+    let sum: f64 = mag
+        .iter()
+        .zip(freqs)
+        .map(|(&s, &f)| (s as f64 / n) * (f - centroid).abs().powf(p))
+        .sum();
+    sum.powf(1.0 / p)
+}
+
+pub fn rolloff(mag: &[f32], freqs: &[f64], roll_percent: f64) -> f64 {
+    let total: f64 = mag.iter().map(|&v| v as f64).sum();
+    let threshold = roll_percent * total;
+    let mut acc = 0.0;
+    for (&s, &f) in mag.iter().zip(freqs) {
+        acc += s as f64;
+        if acc >= threshold {
+            return f;
+        }
+    }
+    freqs.last().copied().unwrap_or(0.0)
+}
+
+pub fn flatness(mag: &[f32], amin: f64, power: f64) -> f64 {
+    let n = mag.len() as f64;
+    let (mut log_sum, mut sum) = (0.0, 0.0);
+    for &s in mag {
+        let v = (s as f64).powf(power).max(amin);
+        log_sum += v.ln();
+        sum += v;
+    }
+    (log_sum / n).exp() / (sum / n)
+}
+
+pub fn check_roll_percent(roll_percent: f64) -> Result<()> {
+    if !(roll_percent > 0.0 && roll_percent < 1.0) {
+        fail!("roll_percent={roll_percent} must lie in the range (0, 1)");
+    }
+    Ok(())
+}
+
+/// Shannon entropy (bits) of the energies of `n_blocks` equal blocks of `x` (squared values);
+/// trailing values that do not fill a block are left out; an all-zero input has entropy 0.
+pub fn block_entropy(x: &[f32], n_blocks: usize, squared: bool) -> f64 {
+    let len = x.len() / n_blocks;
+    let energies = x[..len * n_blocks].chunks_exact(len.max(1)).map(|b| {
+        b.iter()
+            .map(|&v| if squared { v as f64 * v as f64 } else { v as f64 })
+            .sum::<f64>()
+    });
+    let energies: Vec<f64> = energies.collect();
+    let total: f64 = energies.iter().sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    -energies
+        .iter()
+        .filter(|&&e| e > 0.0)
+        .map(|&e| (e / total) * (e / total).log2())
+        .sum::<f64>()
+}
+
+pub fn check_blocks(n_blocks: usize, available: usize, what: &str) -> Result<()> {
+    if n_blocks == 0 || n_blocks > available {
+        fail!("n_blocks={n_blocks} must be between 1 and the number of {what} ({available})");
+    }
+    Ok(())
+}
+
+/// Spectral flux between consecutive magnitude spectra normalised to unit sum.
+/// `prev` holds the previous normalised spectrum (`None` before the first frame: flux 0).
+pub fn flux(mag: &[f32], prev: &mut Option<Vec<f32>>) -> f64 {
+    let n = l1(mag);
+    let cur: Vec<f32> = mag.iter().map(|&v| (v as f64 / n) as f32).collect();
+    let out = match prev {
+        Some(p) => cur.iter().zip(p.iter()).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum(),
+        None => 0.0,
+    };
+    *prev = Some(cur);
+    out
+}
+
+/// Octave sub-bands of `librosa.feature.spectral_contrast`: (bins, how many values to average).
+#[derive(Debug, Clone)]
+pub struct ContrastBands {
+    pub bands: Vec<(Vec<usize>, usize)>,
+}
+
+impl ContrastBands {
+    pub fn new(freqs: &[f64], sr: f64, fmin: f64, n_bands: usize, quantile: f64) -> Result<Self> {
+        if n_bands == 0 {
+            fail!("n_bands={n_bands} must be a positive integer");
+        }
+        if !(quantile > 0.0 && quantile < 1.0) {
+            fail!("quantile={quantile} must lie in the range (0, 1)");
+        }
+        if !(fmin.is_finite() && fmin > 0.0) {
+            fail!("fmin={fmin} must be a positive number");
+        }
+        let mut octa = vec![0.0; n_bands + 2];
+        for (k, o) in octa.iter_mut().skip(1).enumerate() {
+            *o = fmin * 2f64.powi(k as i32);
+        }
+        if octa[..n_bands + 1].iter().any(|&o| o >= 0.5 * sr) {
+            fail!("fmin={fmin}, n_bands={n_bands}: frequency band exceeds Nyquist. Reduce either fmin or n_bands");
+        }
+        let mut bands = Vec::with_capacity(n_bands + 1);
+        for k in 0..=n_bands {
+            let (lo, hi) = (octa[k], octa[k + 1]);
+            let mut sel: Vec<bool> = freqs.iter().map(|&f| f >= lo && f <= hi).collect();
+            let idx: Vec<usize> = (0..sel.len()).filter(|&i| sel[i]).collect();
+            let (Some(&first), Some(&last)) = (idx.first(), idx.last()) else {
+                fail!("n_fft is too small for spectral_contrast: band {k} ({lo:.0}-{hi:.0} Hz) has no FFT bin");
+            };
+            if k > 0 && first > 0 {
+                sel[first - 1] = true;
+            }
+            if k == n_bands {
+                sel[last + 1..].iter_mut().for_each(|s| *s = true);
+            }
+            let mut bins: Vec<usize> = (0..sel.len()).filter(|&i| sel[i]).collect();
+            let count = bins.len();
+            if k < n_bands {
+                bins.pop();
+            }
+            let q = ((quantile * count as f64).round_ties_even() as usize).max(1);
+            if bins.is_empty() {
+                fail!("n_fft is too small for spectral_contrast: band {k} is empty");
+            }
+            bands.push((bins, q));
+        }
+        Ok(ContrastBands { bands })
+    }
+
+    /// Peak and valley (mean of the top and bottom quantile) of each band of one magnitude column.
+    pub fn peaks_valleys(&self, mag: &[f32], scratch: &mut Vec<f32>, peaks: &mut [f64], valleys: &mut [f64]) {
+        for (k, (bins, q)) in self.bands.iter().enumerate() {
+            scratch.clear();
+            scratch.extend(bins.iter().map(|&i| mag[i]));
+            scratch.sort_unstable_by(|a, b| a.total_cmp(b));
+            let q = (*q).min(scratch.len());
+            valleys[k] = scratch[..q].iter().map(|&v| v as f64).sum::<f64>() / q as f64;
+            peaks[k] = scratch[scratch.len() - q..].iter().map(|&v| v as f64).sum::<f64>() / q as f64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn centroid_of_one_bin_is_its_frequency() {
+        let freqs: Vec<f64> = (0..5).map(|i| i as f64 * 100.0).collect();
+        let mag = [0.0, 0.0, 3.0, 0.0, 0.0];
+        assert_eq!(centroid(&mag, &freqs), 200.0);
+        assert_eq!(bandwidth(&mag, &freqs, 200.0, 2.0, true), 0.0);
+        assert_eq!(rolloff(&mag, &freqs, 0.85), 200.0);
+        assert_eq!(centroid(&[0.0; 5], &freqs), 0.0);
+    }
+
+    #[test]
+    fn entropy_extremes() {
+        assert!((block_entropy(&[1.0; 100], 10, true) - 10f64.log2()).abs() < 1e-12);
+        let mut one = [0.0f32; 100];
+        one[3] = 1.0;
+        assert_eq!(block_entropy(&one, 10, true), 0.0);
+        assert_eq!(block_entropy(&[0.0; 100], 10, true), 0.0);
+    }
+
+    #[test]
+    fn flatness_of_flat_spectrum_is_one() {
+        assert!((flatness(&[2.0; 16], 1e-10, 2.0) - 1.0).abs() < 1e-12);
+        assert!(flatness(&[0.0, 0.0, 5.0, 0.0], 1e-10, 2.0) < 1e-6);
+    }
+
+    #[test]
+    fn flux_is_zero_for_a_steady_spectrum() {
+        let mut prev = None;
+        assert_eq!(flux(&[1.0, 2.0], &mut prev), 0.0);
+        assert_eq!(flux(&[2.0, 4.0], &mut prev), 0.0);
+        assert!(flux(&[4.0, 0.0], &mut prev) > 0.1);
+    }
+}
