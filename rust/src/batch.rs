@@ -81,6 +81,13 @@ impl<'a> Frames<'a> {
 
 /// Features of every frame of `y`, shaped `(n_features, n_frames)`.
 pub fn extract(y: &[f32], cfg: &Config) -> Result<Matrix> {
+    let out = frame_major(y, cfg)?;
+    let nf = Plan::get(cfg)?.n_features;
+    Ok(Matrix::from_frames(&out, nf, out.len() / nf))
+}
+
+/// Features of every frame of `y`, frame after frame.
+fn frame_major(y: &[f32], cfg: &Config) -> Result<Vec<f32>> {
     let plan = Plan::get(cfg)?;
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
     let nf = plan.n_features;
@@ -89,7 +96,7 @@ pub fn extract(y: &[f32], cfg: &Config) -> Result<Matrix> {
     for (t, o) in out.chunks_exact_mut(nf).enumerate() {
         ex.frame(frames.get(t), o);
     }
-    Ok(Matrix::from_frames(&out, nf, frames.count))
+    Ok(out)
 }
 
 /// Features of precomputed columns `s` (`(n_bins, t)`). `cfg` has one spectral feature, and
@@ -130,12 +137,20 @@ pub fn from_spectrogram(s: &Matrix, cfg: &Config) -> Result<Matrix> {
 
 /// MFCC with librosa's `top_db` rule (clip log-mel at its maximum minus `top_db`) when given.
 pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
+    let mfcc_cfg = Config { features: vec![Feature::Mfcc], ..cfg.clone() };
     let Some(top_db) = top_db else {
-        return extract(y, &Config { features: vec![Feature::Mfcc], ..cfg.clone() });
+        return extract(y, &mfcc_cfg);
     };
-    let mut logmel = extract(y, &Config { features: vec![Feature::LogMel], ..cfg.clone() })?;
-    clip_top_db(&mut logmel.data, top_db)?;
-    from_spectrogram(&logmel, &Config { features: vec![Feature::Mfcc], ..cfg.clone() })
+    let (n_mels, n_mfcc) = (cfg.n_mels, cfg.n_mfcc);
+    let ex = Extractor::new(Plan::get(&mfcc_cfg)?);
+    let mut logmel = frame_major(y, &Config { features: vec![Feature::LogMel], ..cfg.clone() })?;
+    clip_top_db(&mut logmel, top_db)?;
+    let cols = logmel.len() / n_mels;
+    let mut out = vec![0.0; n_mfcc * cols];
+    for (l, o) in logmel.chunks_exact(n_mels).zip(out.chunks_exact_mut(n_mfcc)) {
+        ex.mfcc_of(l, o);
+    }
+    Ok(Matrix::from_frames(&out, n_mfcc, cols))
 }
 
 /// `librosa.power_to_db` over a whole array.
@@ -161,23 +176,30 @@ pub fn contrast_db(raw: &Matrix) -> Result<Matrix> {
     Ok(Matrix { rows: bands, cols: raw.cols, data })
 }
 
-/// Tuning estimated from a power spectrogram (`(n_bins, t)`), as `librosa.estimate_tuning`.
-pub fn estimate_tuning(power: &Matrix, sr: f64, n_fft: usize, bins_per_octave: usize) -> f64 {
-    let frames: Vec<Vec<f32>> = (0..power.cols).map(|t| power.column(t)).collect();
-    chroma::estimate_tuning(&frames, sr, n_fft, bins_per_octave)
+/// Tuning of `y` (`librosa.estimate_tuning`) from its float64 power spectrogram: the estimate is
+/// the mode of a histogram, so it is taken before any rounding to float32.
+pub fn estimate_tuning(y: &[f32], cfg: &Config, bins_per_octave: usize) -> Result<f64> {
+    let win = window::padded(&cfg.window, cfg.win_length.unwrap_or(cfg.n_fft), cfg.n_fft)?;
+    let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
+    let mut fft = FrameFft::new(&win);
+    let columns = (0..frames.count).map(|t| {
+        fft.transform(frames.get(t));
+        fft.spectrum.iter().map(|c| c.re * c.re + c.im * c.im).collect::<Vec<f64>>()
+    });
+    Ok(chroma::estimate_tuning(columns.collect::<Vec<_>>(), cfg.sr, cfg.n_fft, bins_per_octave))
 }
 
 /// The complex STFT, `(1 + n_fft/2, t)` row-major (`librosa.stft`).
 pub fn stft(y: &[f32], cfg: &Config) -> Result<(usize, usize, Vec<Complex<f32>>)> {
     let win = window::padded(&cfg.window, cfg.win_length.unwrap_or(cfg.n_fft), cfg.n_fft)?;
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
-    let mut fft = FrameFft::<f32>::new(&win);
+    let mut fft = FrameFft::new(&win);
     let (rows, cols) = (fft.n_bins(), frames.count);
     let mut out = vec![Complex::new(0.0, 0.0); rows * cols];
     for t in 0..cols {
         fft.transform(frames.get(t));
         for (r, &c) in fft.spectrum.iter().enumerate() {
-            out[r * cols + t] = c;
+            out[r * cols + t] = Complex::new(c.re as f32, c.im as f32);
         }
     }
     Ok((rows, cols, out))
@@ -187,9 +209,7 @@ pub fn stft(y: &[f32], cfg: &Config) -> Result<(usize, usize, Vec<Complex<f32>>)
 pub fn frame(y: &[f32], frame_length: usize, hop_length: usize) -> Result<Matrix> {
     error::positive("frame_length", frame_length)?;
     error::positive("hop_length", hop_length)?;
-    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-        fail!("y is not finite everywhere: y[{i}]={}", y[i]);
-    }
+    error::audio("y", y)?;
     let cols = n_frames(y.len(), frame_length, hop_length)?;
     let mut data = vec![0.0; frame_length * cols];
     for r in 0..frame_length {
@@ -204,7 +224,7 @@ pub fn frame(y: &[f32], frame_length: usize, hop_length: usize) -> Result<Matrix
 /// The floor the full pipeline is benchmarked against.
 pub fn fft_floor(y: &[f32], n_fft: usize, hop_length: usize) -> Result<usize> {
     let mut frames = Frames::new(y, n_fft, hop_length, true, PadMode::Constant)?;
-    let mut fft = FrameFft::<f32>::new(&vec![1.0; n_fft]);
+    let mut fft = FrameFft::new(&vec![1.0; n_fft]);
     for t in 0..frames.count {
         fft.transform_raw(frames.get(t));
     }

@@ -48,22 +48,24 @@ pub fn chroma_filters(sr: f64, n_fft: usize, n_chroma: usize, tuning: f64) -> Re
     Ok(out)
 }
 
-/// Tuning deviation (fractions of a chroma bin) from a power spectrogram given as frames
-/// (`frames[t]` is one column), by librosa's method: parabolic-interpolated spectral peaks
+/// Tuning deviation (fractions of a chroma bin) from the columns of a float64 power spectrogram,
+/// by librosa's method: parabolic-interpolated spectral peaks
 /// (`piptrack`, 150–4000 Hz, threshold 0.1 of the frame maximum), the louder half of them, and
 /// the mode of their residuals in bins of `resolution`.
-pub fn estimate_tuning(frames: &[Vec<f32>], sr: f64, n_fft: usize, bins_per_octave: usize) -> f64 {
+pub fn estimate_tuning<I>(columns: I, sr: f64, n_fft: usize, bins_per_octave: usize) -> f64
+where
+    I: IntoIterator<Item = Vec<f64>>,
+{
     let freqs = fft_frequencies(sr, n_fft);
     let fmax = 4000f64.min(sr / 2.0);
     let mut pitches = Vec::new();
     let mut mags = Vec::new();
-    for x in frames {
-        let n = x.len();
+    for x in columns {
+        let n = x.len().min(freqs.len());
         if n < 3 {
             continue;
         }
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let ref_value = 0.1 * max;
+        let ref_value = 0.1 * x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let m = |i: usize| if x[i] > ref_value { x[i] } else { 0.0 };
         for i in 1..n {
             let is_max = if i + 1 < n { m(i) > m(i - 1) && m(i) >= m(i + 1) } else { m(i) > m(i - 1) };
@@ -71,21 +73,17 @@ pub fn estimate_tuning(frames: &[Vec<f32>], sr: f64, n_fft: usize, bins_per_octa
                 continue;
             }
             let (shift, grad) = if i + 1 < n {
-                let (a, b) = (
-                    x[i + 1] as f64 + x[i - 1] as f64 - 2.0 * x[i] as f64,
-                    (x[i + 1] as f64 - x[i - 1] as f64) / 2.0,
-                );
-                let s = if b.abs() >= a.abs() { 0.0 } else { -b / a };
-                (s as f32, (x[i + 1] - x[i - 1]) / 2.0)
+                let (a, b) = (x[i + 1] + x[i - 1] - 2.0 * x[i], (x[i + 1] - x[i - 1]) / 2.0);
+                (if b.abs() >= a.abs() { 0.0 } else { -b / a }, (x[i + 1] - x[i - 1]) / 2.0)
             } else {
                 (0.0, x[i] - x[i - 1])
             };
-            pitches.push(((i as f64 + shift as f64) * sr / n_fft as f64) as f32);
+            pitches.push((i as f64 + shift) * sr / n_fft as f64);
             mags.push(x[i] + 0.5 * grad * shift);
         }
     }
     // Only positive pitches count, and of those the ones at or above the median magnitude.
-    let (p, m): (Vec<f32>, Vec<f32>) = pitches.into_iter().zip(mags).filter(|(p, _)| *p > 0.0).unzip();
+    let (p, m): (Vec<f64>, Vec<f64>) = pitches.into_iter().zip(mags).filter(|(p, _)| *p > 0.0).unzip();
     if p.is_empty() {
         return 0.0;
     }
@@ -93,7 +91,7 @@ pub fn estimate_tuning(frames: &[Vec<f32>], sr: f64, n_fft: usize, bins_per_octa
     sorted.sort_unstable_by(|a, b| a.total_cmp(b));
     let mid = sorted.len() / 2;
     let median = if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 };
-    let selected: Vec<f64> = p.iter().zip(&m).filter(|(_, &mg)| mg >= median).map(|(&f, _)| f as f64).collect();
+    let selected: Vec<f64> = p.iter().zip(&m).filter(|(_, &mg)| mg >= median).map(|(&f, _)| f).collect();
     pitch_tuning(&selected, 0.01, bins_per_octave)
 }
 

@@ -1,50 +1,40 @@
-//! Windowed real FFT of one frame, with plans cached per size and shared across threads.
-//! float32 for speed; float64 where a feature reads bins far below the peak (spectral contrast).
+//! Windowed real FFT of one frame, in float64 like librosa (its window is float64, so numpy
+//! transforms in float64 even for float32 audio): quiet bins far below the peak stay exact,
+//! which spectral contrast and bandwidth need. Plans are cached per size and shared by threads.
 
 use realfft::num_complex::Complex;
-use realfft::num_traits::AsPrimitive;
-use realfft::{FftNum, RealFftPlanner, RealToComplex};
-use std::any::Any;
+use realfft::{RealFftPlanner, RealToComplex};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-type Plan<T> = Arc<dyn RealToComplex<T>>;
+type Plan = Arc<dyn RealToComplex<f64>>;
 
-fn plan<T: FftNum>(n_fft: usize) -> Plan<T> {
-    static PLANS: OnceLock<Mutex<HashMap<(usize, usize), Box<dyn Any + Send>>>> = OnceLock::new();
-    let mut plans = PLANS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
-    let entry = plans
-        .entry((n_fft, std::mem::size_of::<T>()))
-        .or_insert_with(|| Box::new(RealFftPlanner::<T>::new().plan_fft_forward(n_fft)));
-    match entry.downcast_ref::<Plan<T>>() {
-        Some(p) => p.clone(),
-        None => RealFftPlanner::<T>::new().plan_fft_forward(n_fft),
-    }
+fn plan(n_fft: usize) -> Plan {
+    static PLANS: OnceLock<Mutex<(RealFftPlanner<f64>, HashMap<usize, Plan>)>> = OnceLock::new();
+    let cell = PLANS.get_or_init(|| Mutex::new((RealFftPlanner::new(), HashMap::new())));
+    let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+    let (planner, plans) = &mut *guard;
+    plans.entry(n_fft).or_insert_with(|| planner.plan_fft_forward(n_fft)).clone()
 }
 
 /// One frame's windowed real FFT. Owns its buffers; one per thread.
-pub struct FrameFft<T: FftNum> {
-    plan: Plan<T>,
-    window: Vec<T>,
-    input: Vec<T>,
-    scratch: Vec<Complex<T>>,
-    pub spectrum: Vec<Complex<T>>,
+pub struct FrameFft {
+    plan: Plan,
+    window: Vec<f64>,
+    input: Vec<f64>,
+    scratch: Vec<Complex<f64>>,
+    pub spectrum: Vec<Complex<f64>>,
 }
 
-impl<T: FftNum + realfft::num_traits::Float> FrameFft<T>
-where
-    f32: AsPrimitive<T>,
-    f64: AsPrimitive<T>,
-    T: AsPrimitive<f32>,
-{
+impl FrameFft {
     /// `window` has length `n_fft` (already centred and zero-padded).
-    pub fn new(window: &[f64]) -> FrameFft<T> {
-        let plan = plan::<T>(window.len());
+    pub fn new(window: &[f64]) -> FrameFft {
+        let plan = plan(window.len());
         FrameFft {
             input: plan.make_input_vec(),
             scratch: plan.make_scratch_vec(),
             spectrum: plan.make_output_vec(),
-            window: window.iter().map(|&w| w.as_()).collect(),
+            window: window.to_vec(),
             plan,
         }
     }
@@ -56,14 +46,14 @@ where
     /// Windows `frame` (length `n_fft`) and transforms it into `self.spectrum`.
     pub fn transform(&mut self, frame: &[f32]) {
         for ((x, &s), &w) in self.input.iter_mut().zip(frame).zip(&self.window) {
-            *x = s.as_() * w;
+            *x = s as f64 * w;
         }
         self.run();
     }
 
     /// The FFT alone on unwindowed input: the benchmarks' floor.
     pub fn transform_raw(&mut self, frame: &[f32]) {
-        self.input.iter_mut().zip(frame).for_each(|(x, &s)| *x = s.as_());
+        self.input.iter_mut().zip(frame).for_each(|(x, &s)| *x = s as f64);
         self.run();
     }
 
@@ -72,16 +62,26 @@ where
         let _ = self.plan.process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
     }
 
-    /// `|X|^power` of the last transform into `out`.
-    pub fn magnitude_pow(&self, power: f32, out: &mut [f32]) {
-        let it = out.iter_mut().zip(&self.spectrum);
-        let norm2 = |c: &Complex<T>| c.re * c.re + c.im * c.im;
-        if power == 2.0 {
-            it.for_each(|(o, c)| *o = norm2(c).as_());
-        } else if power == 1.0 {
-            it.for_each(|(o, c)| *o = norm2(c).sqrt().as_());
-        } else {
-            it.for_each(|(o, c)| *o = norm2(c).sqrt().as_().powf(power));
+    /// `|X|` and/or `|X|^2` of the last transform, as float32.
+    pub fn magnitudes(&self, mag: Option<&mut [f32]>, pow2: Option<&mut [f32]>) {
+        // Four bins at a time, so that the re/im de-interleave vectorises.
+        fn each(spectrum: &[Complex<f64>], out: &mut [f32], f: impl Fn(f64) -> f32) {
+            let mut outs = out.chunks_exact_mut(4);
+            let mut ins = spectrum.chunks_exact(4);
+            for (o, c) in (&mut outs).zip(&mut ins) {
+                for k in 0..4 {
+                    o[k] = f(c[k].re * c[k].re + c[k].im * c[k].im);
+                }
+            }
+            for (o, c) in outs.into_remainder().iter_mut().zip(ins.remainder()) {
+                *o = f(c.re * c.re + c.im * c.im);
+            }
+        }
+        if let Some(m) = mag {
+            each(&self.spectrum, m, |p| p.sqrt() as f32);
+        }
+        if let Some(p) = pow2 {
+            each(&self.spectrum, p, |p| p as f32);
         }
     }
 }
@@ -93,29 +93,16 @@ mod tests {
     #[test]
     fn dc_and_sine_bins() {
         let n = 16;
-        let mut f = FrameFft::<f32>::new(&vec![1.0; n]);
+        let mut f = FrameFft::new(&vec![1.0; n]);
         f.transform(&vec![1.0; n]);
-        assert!((f.spectrum[0].re - n as f32).abs() < 1e-5);
+        assert!((f.spectrum[0].re - n as f64).abs() < 1e-12);
         let sine: Vec<f32> = (0..n)
-            .map(|i| (2.0 * std::f32::consts::PI * 3.0 * i as f32 / n as f32).cos())
+            .map(|i| (2.0 * std::f64::consts::PI * 3.0 * i as f64 / n as f64).cos() as f32)
             .collect();
-        let mut g = FrameFft::<f64>::new(&vec![1.0; n]);
-        for mag in [
-            {
-                f.transform(&sine);
-                let mut m = vec![0.0; f.n_bins()];
-                f.magnitude_pow(1.0, &mut m);
-                m
-            },
-            {
-                g.transform(&sine);
-                let mut m = vec![0.0; g.n_bins()];
-                g.magnitude_pow(1.0, &mut m);
-                m
-            },
-        ] {
-            assert!((mag[3] - n as f32 / 2.0).abs() < 1e-4);
-            assert!(mag[2] < 1e-4 && mag[4] < 1e-4);
-        }
+        f.transform(&sine);
+        let mut mag = vec![0.0; f.n_bins()];
+        f.magnitudes(Some(&mut mag), None);
+        assert!((mag[3] - n as f32 / 2.0).abs() < 1e-4);
+        assert!(mag[2] < 1e-4 && mag[4] < 1e-4);
     }
 }

@@ -144,10 +144,19 @@ impl MelBank {
         Ok(MelBank { n_bins, filters })
     }
 
-    /// `out[m] = sum_k W[m, k] * spec[k]`.
+    /// `out[m] = sum_k W[m, k] * spec[k]`. Filters are short (tens of bins), so four lanes.
     pub fn apply(&self, spec: &[f32], out: &mut [f32]) {
         for (o, (first, w)) in out.iter_mut().zip(&self.filters) {
-            *o = crate::db::dot(w, &spec[*first..]);
+            let x = &spec[*first..*first + w.len()];
+            let mut lanes = [0f32; 4];
+            let (cw, cx) = (w.chunks_exact(4), x.chunks_exact(4));
+            let tail: f32 = cw.remainder().iter().zip(cx.remainder()).map(|(a, b)| a * b).sum();
+            for (a, b) in cw.zip(cx) {
+                for k in 0..4 {
+                    lanes[k] += a[k] * b[k];
+                }
+            }
+            *o = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail;
         }
     }
 

@@ -275,16 +275,10 @@ impl Plan {
     }
 }
 
-/// float64 when the plan reads bins far below the peak (contrast valleys), else float32.
-enum Fft {
-    Single(FrameFft<f32>),
-    Double(FrameFft<f64>),
-}
-
 /// Per-thread working state over a shared `Plan`: FFT buffers and the previous frame for flux.
 pub struct Extractor {
     pub plan: Arc<Plan>,
-    fft: Option<Fft>,
+    fft: Option<FrameFft>,
     mag: Vec<f32>,
     pow2: Vec<f32>,
     mel: Vec<f32>,
@@ -301,13 +295,7 @@ impl Extractor {
         let n_mels = plan.cfg.n_mels;
         let n_bands = plan.contrast.as_ref().map_or(0, |c| c.bands.len());
         Extractor {
-            fft: plan.fft.then(|| {
-                if plan.contrast.is_some() {
-                    Fft::Double(FrameFft::new(&plan.window))
-                } else {
-                    Fft::Single(FrameFft::new(&plan.window))
-                }
-            }),
+            fft: plan.fft.then(|| FrameFft::new(&plan.window)),
             mag: vec![0.0; n_bins],
             pow2: vec![0.0; n_bins],
             mel: vec![0.0; n_mels],
@@ -327,21 +315,10 @@ impl Extractor {
 
     /// Features of one frame (`n_fft` raw samples) into `out` (`n_features` values).
     pub fn frame(&mut self, frame: &[f32], out: &mut [f32]) {
-        macro_rules! spectra {
-            ($fft:expr) => {{
-                $fft.transform(frame);
-                if self.plan.mag {
-                    $fft.magnitude_pow(1.0, &mut self.mag);
-                }
-                if self.plan.pow2 {
-                    $fft.magnitude_pow(2.0, &mut self.pow2);
-                }
-            }};
-        }
-        match self.fft.as_mut() {
-            Some(Fft::Single(f)) => spectra!(f),
-            Some(Fft::Double(f)) => spectra!(f),
-            None => {}
+        if let Some(fft) = self.fft.as_mut() {
+            fft.transform(frame);
+            let mag = self.plan.mag.then_some(&mut self.mag[..]);
+            fft.magnitudes(mag, self.plan.pow2.then_some(&mut self.pow2[..]));
         }
         if self.plan.mel.is_some() {
             let power = self.plan.cfg.power;
@@ -370,6 +347,13 @@ impl Extractor {
             _ => self.mag.copy_from_slice(col),
         }
         self.features(None, out);
+    }
+
+    /// MFCC of one log-mel frame (the plan must include `Feature::Mfcc`).
+    pub fn mfcc_of(&self, logmel: &[f32], out: &mut [f32]) {
+        if let Some(d) = &self.plan.dct {
+            matvec(d, logmel, out);
+        }
     }
 
     fn mel_from(&mut self, spec: &[f32]) {
@@ -491,5 +475,46 @@ mod tests {
         };
         assert_eq!(Plan::get(&cfg).unwrap().n_features, 20 + 1 + 12);
         assert!(Feature::parse("mfccs").unwrap_err().0.starts_with("features"));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    /// Stage costs of one mfcc frame: `cargo test --release stage_costs -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn stage_costs() {
+        let cfg = Config { sr: 16000.0, ..Config::default() };
+        let plan = Plan::get(&cfg).unwrap();
+        let mut ex = Extractor::new(plan.clone());
+        let frame: Vec<f32> = (0..2048).map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let mut out = vec![0.0; plan.n_features];
+        let n = 20000;
+        let time = |label: &str, f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            println!("{label:>12}: {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        };
+        let mut fft = FrameFft::new(&plan.window);
+        time("fft only", &mut || fft.transform_raw(&frame));
+        time("window+fft", &mut || fft.transform(&frame));
+        let mut pow2 = vec![0.0; 1025];
+        time("pow2", &mut || fft.magnitudes(None, Some(&mut pow2)));
+        let mut mel = vec![0.0; 128];
+        let bank = plan.mel.as_ref().unwrap();
+        time("mel", &mut || bank.apply(&pow2, &mut mel));
+        let mut lm = mel.clone();
+        time("db", &mut || {
+            lm.copy_from_slice(&mel);
+            power_to_db(&mut lm, 1.0, 1e-10)
+        });
+        let d = plan.dct.as_ref().unwrap();
+        time("dct", &mut || matvec(d, &lm, &mut out));
+        time("whole frame", &mut || ex.frame(&frame, &mut out));
     }
 }

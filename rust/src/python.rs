@@ -8,7 +8,7 @@ use crate::mel::{MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::pipeline::{Config, Feature};
 use crate::window::Window;
-use crate::{parallel, stream};
+use crate::{chroma, parallel, stream};
 use numpy::ndarray::Array2;
 use numpy::{Complex32, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -198,9 +198,20 @@ fn contrast_db<'py>(py: Python<'py>, raw: PyReadonlyArray2<'py, f32>) -> PyResul
     to_py(py, batch::contrast_db(&matrix(&raw))?)
 }
 
+/// Tuning from audio (`spec` gives the STFT) or from a float64 power spectrogram `s`.
 #[pyfunction]
-fn estimate_tuning(s: PyReadonlyArray2<'_, f32>, sr: f64, n_fft: usize, bins_per_octave: usize) -> f64 {
-    batch::estimate_tuning(&matrix(&s), sr, n_fft, bins_per_octave)
+#[pyo3(signature = (spec, bins_per_octave, y=None, s=None))]
+fn estimate_tuning(spec: &Spec, bins_per_octave: usize, y: Option<PyReadonlyArray1<'_, f32>>, s: Option<PyReadonlyArray2<'_, f64>>) -> PyResult<f64> {
+    let c = &spec.cfg;
+    match (y, s) {
+        (Some(y), _) => Ok(batch::estimate_tuning(slice("y", &y)?, c, bins_per_octave)?),
+        (None, Some(s)) => {
+            let a = s.as_array();
+            let columns = a.columns().into_iter().map(|col| col.to_vec());
+            Ok(chroma::estimate_tuning(columns.collect::<Vec<_>>(), c.sr, c.n_fft, bins_per_octave))
+        }
+        (None, None) => Err(PyValueError::new_err("estimate_tuning needs y or S")),
+    }
 }
 
 #[pyfunction]

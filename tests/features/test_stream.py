@@ -188,20 +188,23 @@ def test_stream_reset():
     assert np.array_equal(np.concatenate(outs, axis=1), F.extract(b, config))
 
 
-def test_stream_rejects_top_db():
-    """API.md: FeatureConfig has top_db (default None); Stream requires top_db=None."""
-    e = expect_value_error(lambda: F.Stream(F.FeatureConfig(top_db=80.0)))
+def test_config_has_no_top_db():
+    """top_db clips relative to the loudest frame of a whole signal, which a stream cannot know,
+    so a FeatureConfig has no such field (dB values depend on their own frame only)."""
+    with pytest.raises(TypeError):
+        F.FeatureConfig(top_db=80.0)
+    e = expect_value_error(lambda: F.FeatureConfig.from_dict({**F.FeatureConfig().to_dict(), "top_db": 80.0}))
     assert "top_db" in str(e)
 
 
-def test_extract_with_top_db_matches_public_functions():
-    c = F.FeatureConfig(features=("log_melspectrogram", "mfcc"), top_db=60.0, ref=0.01, amin=1e-8)
+def test_extract_with_ref_and_amin_matches_public_functions():
+    c = F.FeatureConfig(features=("log_melspectrogram", "mfcc"), ref=0.01, amin=1e-8)
     y = speech()
     out = F.extract(y, c)
     row = 0
     for feat in c.features:
         block = _public_block(feat, y, c)
-        assert_rel_peak(out[row : row + block.shape[0]], block.astype(np.float64), BLOCK_TOL, f"extract block {feat} top_db=60")
+        assert_rel_peak(out[row : row + block.shape[0]], block.astype(np.float64), BLOCK_TOL, f"extract block {feat} ref=0.01 amin=1e-8")
         row += block.shape[0]
 
 
@@ -321,7 +324,7 @@ def test_feature_config_defaults():
         assert getattr(c, k) == v, k
     assert tuple(c.features) == ("mfcc",)
     assert c.n_features == 40
-    assert hasattr(c, "top_db") and c.top_db is None, "API.md: FeatureConfig has top_db=None"
+    assert not hasattr(c, "top_db")
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -18,7 +18,7 @@ def audio(y: Any, name: str = "y") -> np.ndarray:
     arr = np.asarray(y)
     if arr.dtype == np.int16:
         arr = arr.astype(np.float32) / np.float32(32768.0)
-    elif arr.dtype.kind != "f":
+    elif arr.dtype not in (np.float32, np.float64):
         raise ValueError(f"{name} must be a float32, float64 or int16 array; got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (mono audio); got shape {arr.shape}")
@@ -57,7 +57,24 @@ def number(name: str, value: Any) -> float:
     return v
 
 
-def spec(
+def spec(features: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> _dsp.Spec:
+    """The native, validated configuration for one call. Cached on the raw arguments: checking
+    and building one costs more than a short clip's features."""
+    try:
+        key = (tuple((name, tuple(sorted(p.items()))) for name, p in features), tuple(sorted(kwargs.items())))
+        hash(key)
+    except TypeError:  # an array window
+        return _build(features, **kwargs)
+    return _cached(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(key: tuple) -> _dsp.Spec:
+    features, kwargs = key
+    return _build([(name, dict(params)) for name, params in features], **dict(kwargs))
+
+
+def _build(
     features: list[tuple[str, dict[str, Any]]],
     *,
     sr: float = 22050,
@@ -80,49 +97,34 @@ def spec(
     amin: float = 1e-10,
     n_chroma: int = 12,
 ) -> _dsp.Spec:
-    """The native, validated configuration for one call (cached: building one costs more than a
-    short clip's features)."""
     if not isinstance(window, str):
         window = np.asarray(window, dtype=np.float32)
         if window.ndim != 1:
             raise ValueError(f"window must be a name or a 1-D array; got shape {window.shape}")
-        window = tuple(window.tolist())
+        window = window.tolist()
     if not isinstance(pad_mode, str):
         raise ValueError(f"pad_mode={pad_mode!r} must be a string")
-    feats = tuple((name, tuple(sorted(params.items()))) for name, params in features)
-    return _spec(
-        feats,
-        number("sr", sr),
-        count("n_fft", n_fft),
-        count("hop_length", hop_length),
-        None if win_length is None else count("win_length", win_length),
-        window,
-        bool(center),
-        pad_mode,
-        number("power", power),
-        count("n_mels", n_mels),
-        number("fmin", fmin),
-        None if fmax is None else number("fmax", fmax),
-        bool(htk),
-        mel_norm,
-        count("n_mfcc", n_mfcc),
-        bool(dct_ortho),
-        number("lifter", lifter),
-        number("ref", ref),
-        number("amin", amin),
-        count("n_chroma", n_chroma),
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _spec(feats: tuple, sr: float, n_fft: int, hop_length: int, win_length: Any, window: Any, center: bool,
-          pad_mode: str, power: float, n_mels: int, fmin: float, fmax: Any, htk: bool, mel_norm: Any,
-          n_mfcc: int, dct_ortho: bool, lifter: float, ref: float, amin: float, n_chroma: int) -> _dsp.Spec:
     return _dsp.Spec(
-        [(name, dict(params)) for name, params in feats], sr=sr, n_fft=n_fft, hop_length=hop_length,
-        win_length=win_length, window=window if isinstance(window, str) else list(window), center=center,
-        pad_mode=pad_mode, power=power, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, mel_norm=mel_norm,
-        n_mfcc=n_mfcc, dct_ortho=dct_ortho, lifter=lifter, ref=ref, amin=amin, n_chroma=n_chroma,
+        features,
+        sr=number("sr", sr),
+        n_fft=count("n_fft", n_fft),
+        hop_length=count("hop_length", hop_length),
+        win_length=None if win_length is None else count("win_length", win_length),
+        window=window,
+        center=bool(center),
+        pad_mode=pad_mode,
+        power=number("power", power),
+        n_mels=count("n_mels", n_mels),
+        fmin=number("fmin", fmin),
+        fmax=None if fmax is None else number("fmax", fmax),
+        htk=bool(htk),
+        mel_norm=mel_norm,
+        n_mfcc=count("n_mfcc", n_mfcc),
+        dct_ortho=bool(dct_ortho),
+        lifter=number("lifter", lifter),
+        ref=number("ref", ref),
+        amin=number("amin", amin),
+        n_chroma=count("n_chroma", n_chroma),
     )
 
 

@@ -291,11 +291,15 @@ def chroma_stft(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optiona
     _in.exactly_one(y, S)
     n_chroma = _in.count("n_chroma", n_chroma)
     if tuning is None:
-        S = _in.matrix(S) if S is not None else spectrogram(y, n_fft=n_fft, hop_length=hop_length,
-                                                           win_length=win_length, window=window,
-                                                           center=center, pad_mode=pad_mode, power=2.0)
-        tuning = _dsp.estimate_tuning(S, _in.number("sr", sr), _in.n_fft_of(S, n_fft), n_chroma)
-        y = None
+        if S is not None:
+            _in.matrix(S)
+            S64 = np.ascontiguousarray(S, dtype=np.float64)
+            s = _in.spec([("chroma_stft", {})], sr=sr, n_fft=_in.n_fft_of(S64, n_fft))
+            tuning = _dsp.estimate_tuning(s, n_chroma, s=S64)
+        else:
+            s = _in.spec([("chroma_stft", {})], sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                         window=window, center=center, pad_mode=pad_mode)
+            tuning = _dsp.estimate_tuning(s, n_chroma, y=_in.audio(y))
     params = {"tuning": _in.number("tuning", tuning), "norm": None if norm is None else float(norm)}
     if S is not None:
         S = _in.matrix(S)

@@ -19,7 +19,11 @@ def frame(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
 def _frames(name: str, params: dict, y: np.ndarray, frame_length: int, hop_length: int, center: bool,
             pad_mode: str) -> np.ndarray:
     s = _in.spec([(name, params)], n_fft=frame_length, hop_length=hop_length, center=center, pad_mode=pad_mode)
-    return _dsp.extract(_in.audio(y), s)
+    y = _in.audio(y)
+    if not center and 0 < len(y) < frame_length:
+        raise ValueError(f"frame_length={frame_length} is too large for uncentered analysis of input signal "
+                         f"of length={len(y)}")
+    return _dsp.extract(y, s)
 
 
 def rms(*, y: Optional[np.ndarray] = None, S: Optional[np.ndarray] = None, frame_length: int = 2048,
