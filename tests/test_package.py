@@ -1,0 +1,75 @@
+"""The package as a user meets it: a light import, the CLI, the typed stub of the native module."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ser_edge
+import ser_edge.features as F
+from ser_edge import _dsp
+from ser_edge.audio import load
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SPEECH = DATA / "emodb" / "wav" / "03a01Fa.wav"
+HEAVY = ("tensorflow", "keras", "librosa", "flwr", "numba", "scipy", "sklearn")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_import_is_light():
+    out = run("-c", "import sys, ser_edge, ser_edge.features, ser_edge.audio; "
+                    f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_features_matches_the_api(tmp_path):
+    assert SPEECH.exists(), f"corpus missing: {SPEECH}"
+    npy = tmp_path / "mfcc.npy"
+    out = run("-m", "ser_edge", "features", str(SPEECH), "--kind", "mfcc", "--sr", "16000", "--out", str(npy))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    y, sr = load(SPEECH, sr=16000)
+    want = F.extract(y, F.FeatureConfig.from_dict(summary["config"]))
+    assert summary["shape"] == list(want.shape) == [40, 201]
+    np.testing.assert_array_equal(np.load(npy), want)
+
+
+def test_console_script_runs():
+    script = Path(sys.executable).with_name("ser-edge")
+    assert script.exists(), "the ser-edge console script is not installed next to this interpreter"
+    out = subprocess.run([str(script), "features", str(SPEECH), "--kind", "zcr"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["kind"] == "zero_crossing_rate"
+
+
+@pytest.mark.parametrize("content", [b"", b"not audio at all\n", b"RIFF\x24\x00\x00\x00WAVEfmt "])
+def test_cli_reports_bad_files(tmp_path, content):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    out = run("-m", "ser_edge", "features", str(bad))
+    assert out.returncode == 1
+    assert str(bad) in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_rejects_unknown_kind():
+    out = run("-m", "ser_edge", "features", str(SPEECH), "--kind", "mfccs")
+    assert out.returncode == 2
+    assert "mfccs" in out.stderr
+
+
+def test_stub_declares_exactly_the_native_module():
+    stub = Path(ser_edge.__file__).with_name("_dsp.pyi")
+    tree = ast.parse(stub.read_text())
+    declared = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    native = {n for n in dir(_dsp) if not n.startswith("_")}
+    assert declared == native
+    assert (stub.parent / "py.typed").exists()
