@@ -67,13 +67,20 @@ impl<'a> Frames<'a> {
     }
 
     pub fn get(&mut self, t: usize) -> &[f32] {
-        let start = t * self.hop;
-        if start >= self.left && start - self.left + self.n_fft <= self.y.len() {
-            let s = start - self.left;
-            return &self.y[s..s + self.n_fft];
+        let (n, len) = (self.n_fft as isize, self.y.len() as isize);
+        let lo = (t * self.hop) as isize - self.left as isize; // signal index of the frame's first sample
+        if lo >= 0 && lo + n <= len {
+            return &self.y[lo as usize..(lo + n) as usize];
         }
-        for (k, v) in self.scratch.iter_mut().enumerate() {
-            *v = self.mode.sample(self.y, (start + k) as isize - self.left as isize);
+        // Copy the part inside the signal, pad the rest.
+        let a = (-lo).clamp(0, n) as usize;
+        let b = (len - lo).clamp(a as isize, n) as usize;
+        self.scratch[a..b].copy_from_slice(&self.y[(lo + a as isize) as usize..(lo + b as isize) as usize]);
+        let outside = (0..a).chain(b..self.n_fft);
+        if self.mode == PadMode::Constant {
+            outside.for_each(|k| self.scratch[k] = 0.0);
+        } else {
+            outside.for_each(|k| self.scratch[k] = self.mode.sample(self.y, lo + k as isize));
         }
         &self.scratch
     }
@@ -81,17 +88,23 @@ impl<'a> Frames<'a> {
 
 /// Features of every frame of `y`, shaped `(n_features, n_frames)`.
 pub fn extract(y: &[f32], cfg: &Config) -> Result<Matrix> {
-    let out = frame_major(y, cfg)?;
-    let nf = Plan::get(cfg)?.n_features;
+    extract_with(&mut Extractor::new(Plan::get(cfg)?), y)
+}
+
+/// `extract` with a reusable extractor (one per thread when many clips are processed).
+pub fn extract_with(ex: &mut Extractor, y: &[f32]) -> Result<Matrix> {
+    let out = frame_major(ex, y)?;
+    let nf = ex.plan.n_features;
     Ok(Matrix::from_frames(&out, nf, out.len() / nf))
 }
 
 /// Features of every frame of `y`, frame after frame.
-fn frame_major(y: &[f32], cfg: &Config) -> Result<Vec<f32>> {
-    let plan = Plan::get(cfg)?;
+fn frame_major(ex: &mut Extractor, y: &[f32]) -> Result<Vec<f32>> {
+    ex.reset();
+    let plan = ex.plan.clone();
+    let cfg = &plan.cfg;
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
     let nf = plan.n_features;
-    let mut ex = Extractor::new(plan);
     let mut out = vec![0.0; nf * frames.count];
     for (t, o) in out.chunks_exact_mut(nf).enumerate() {
         ex.frame(frames.get(t), o);
@@ -143,7 +156,8 @@ pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
     };
     let (n_mels, n_mfcc) = (cfg.n_mels, cfg.n_mfcc);
     let ex = Extractor::new(Plan::get(&mfcc_cfg)?);
-    let mut logmel = frame_major(y, &Config { features: vec![Feature::LogMel], ..cfg.clone() })?;
+    let logmel_plan = Plan::get(&Config { features: vec![Feature::LogMel], ..cfg.clone() })?;
+    let mut logmel = frame_major(&mut Extractor::new(logmel_plan), y)?;
     clip_top_db(&mut logmel, top_db)?;
     let cols = logmel.len() / n_mels;
     let mut out = vec![0.0; n_mfcc * cols];

@@ -1,9 +1,9 @@
 //! Many clips at once on a pool of threads.
 
-use crate::batch::{extract, Matrix};
+use crate::batch::{extract_with, Matrix};
 use crate::error::{DspError, Result};
 use crate::fail;
-use crate::pipeline::Config;
+use crate::pipeline::{Config, Extractor, Plan};
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::collections::HashMap;
@@ -30,8 +30,13 @@ pub fn extract_many(clips: &[&[f32]], cfg: &Config, n_jobs: usize) -> Result<Vec
     if n_jobs == 0 {
         fail!("n_jobs={n_jobs} must be a positive integer");
     }
-    crate::pipeline::Plan::get(cfg)?;
-    let results: Vec<Result<Matrix>> = pool(n_jobs)?.install(|| clips.par_iter().map(|y| extract(y, cfg)).collect());
+    let plan = Plan::get(cfg)?;
+    let results: Vec<Result<Matrix>> = pool(n_jobs)?.install(|| {
+        clips
+            .par_iter()
+            .map_init(|| Extractor::new(plan.clone()), |ex, y| extract_with(ex, y))
+            .collect()
+    });
     results
         .into_iter()
         .enumerate()
@@ -42,6 +47,7 @@ pub fn extract_many(clips: &[&[f32]], cfg: &Config, n_jobs: usize) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::extract;
 
     #[test]
     fn parallel_equals_serial_and_names_the_bad_clip() {
