@@ -20,6 +20,7 @@ fn ln_normal(x: f32) -> f32 {
 }
 
 /// `10 log10(max(amin, x)) - 10 log10(max(amin, ref))`, in place (`librosa.power_to_db` without `top_db`).
+#[inline(always)]
 pub fn power_to_db(x: &mut [f32], ref_value: f64, amin: f64) {
     let offset = 10.0 * amin.max(ref_value.abs()).log10() as f32;
     let amin32 = amin as f32;
@@ -84,6 +85,7 @@ pub fn dct_matrix(n_out: usize, n_in: usize, ortho: bool, lifter: f64) -> Result
 }
 
 /// Dot product in 8 independent lanes, so that it compiles to SIMD.
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -100,6 +102,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `out = D @ x` for a row-major `(out.len(), x.len())` matrix.
+#[inline(always)]
 pub fn matvec(d: &[f32], x: &[f32], out: &mut [f32]) {
     for (o, row) in out.iter_mut().zip(d.chunks_exact(x.len())) {
         *o = dot(row, x);

@@ -1,40 +1,51 @@
-//! Windowed real FFT of one frame, in float64 like librosa (its window is float64, so numpy
-//! transforms in float64 even for float32 audio): quiet bins far below the peak stay exact,
-//! which spectral contrast and bandwidth need. Plans are cached per size and shared by threads.
+//! Windowed real FFT of one frame. float64 for features that read bins far below the peak
+//! (librosa's window is float64, so numpy transforms in float64 even for float32 audio);
+//! float32 where only mel bands are read, whose sums are insensitive to the float32 noise floor.
+//! Plans are cached per size and precision and shared by threads.
 
 use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use realfft::num_traits::{AsPrimitive, Float};
+use realfft::{FftNum, RealFftPlanner, RealToComplex};
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-type Plan = Arc<dyn RealToComplex<f64>>;
+type Plan<T> = Arc<dyn RealToComplex<T>>;
 
-fn plan(n_fft: usize) -> Plan {
-    static PLANS: OnceLock<Mutex<(RealFftPlanner<f64>, HashMap<usize, Plan>)>> = OnceLock::new();
-    let cell = PLANS.get_or_init(|| Mutex::new((RealFftPlanner::new(), HashMap::new())));
-    let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
-    let (planner, plans) = &mut *guard;
-    plans.entry(n_fft).or_insert_with(|| planner.plan_fft_forward(n_fft)).clone()
+fn plan<T: FftNum>(n_fft: usize) -> Plan<T> {
+    static PLANS: OnceLock<Mutex<HashMap<(usize, usize), Box<dyn Any + Send>>>> = OnceLock::new();
+    let mut plans = PLANS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+    let entry = plans
+        .entry((n_fft, std::mem::size_of::<T>()))
+        .or_insert_with(|| Box::new(RealFftPlanner::<T>::new().plan_fft_forward(n_fft)));
+    match entry.downcast_ref::<Plan<T>>() {
+        Some(p) => p.clone(),
+        None => RealFftPlanner::<T>::new().plan_fft_forward(n_fft),
+    }
 }
 
-/// One frame's windowed real FFT. Owns its buffers; one per thread.
-pub struct FrameFft {
-    plan: Plan,
-    window: Vec<f64>,
-    input: Vec<f64>,
-    scratch: Vec<Complex<f64>>,
-    pub spectrum: Vec<Complex<f64>>,
+/// One frame's windowed real FFT in precision `T`. Owns its buffers; one per thread.
+pub struct FrameFft<T: FftNum> {
+    plan: Plan<T>,
+    window: Vec<T>,
+    input: Vec<T>,
+    scratch: Vec<Complex<T>>,
+    pub spectrum: Vec<Complex<T>>,
 }
 
-impl FrameFft {
+impl<T: FftNum + Float + AsPrimitive<f32>> FrameFft<T>
+where
+    f32: AsPrimitive<T>,
+    f64: AsPrimitive<T>,
+{
     /// `window` has length `n_fft` (already centred and zero-padded).
-    pub fn new(window: &[f64]) -> FrameFft {
-        let plan = plan(window.len());
+    pub fn new(window: &[f64]) -> FrameFft<T> {
+        let plan = plan::<T>(window.len());
         FrameFft {
             input: plan.make_input_vec(),
             scratch: plan.make_scratch_vec(),
             spectrum: plan.make_output_vec(),
-            window: window.to_vec(),
+            window: window.iter().map(|&w| w.as_()).collect(),
             plan,
         }
     }
@@ -44,16 +55,17 @@ impl FrameFft {
     }
 
     /// Windows `frame` (length `n_fft`) and transforms it into `self.spectrum`.
+    #[inline(always)]
     pub fn transform(&mut self, frame: &[f32]) {
         for ((x, &s), &w) in self.input.iter_mut().zip(frame).zip(&self.window) {
-            *x = s as f64 * w;
+            *x = s.as_() * w;
         }
         self.run();
     }
 
     /// The FFT alone on unwindowed input: the benchmarks' floor.
     pub fn transform_raw(&mut self, frame: &[f32]) {
-        self.input.iter_mut().zip(frame).for_each(|(x, &s)| *x = s as f64);
+        self.input.iter_mut().zip(frame).for_each(|(x, &s)| *x = s.as_());
         self.run();
     }
 
@@ -63,9 +75,10 @@ impl FrameFft {
     }
 
     /// `|X|` and/or `|X|^2` of the last transform, as float32.
+    #[inline(always)]
     pub fn magnitudes(&self, mag: Option<&mut [f32]>, pow2: Option<&mut [f32]>) {
         // Four bins at a time, so that the re/im de-interleave vectorises.
-        fn each(spectrum: &[Complex<f64>], out: &mut [f32], f: impl Fn(f64) -> f32) {
+        fn each<T: Float + AsPrimitive<f32>>(spectrum: &[Complex<T>], out: &mut [f32], f: impl Fn(T) -> f32) {
             let mut outs = out.chunks_exact_mut(4);
             let mut ins = spectrum.chunks_exact(4);
             for (o, c) in (&mut outs).zip(&mut ins) {
@@ -78,10 +91,10 @@ impl FrameFft {
             }
         }
         if let Some(m) = mag {
-            each(&self.spectrum, m, |p| p.sqrt() as f32);
+            each(&self.spectrum, m, |p| p.sqrt().as_());
         }
         if let Some(p) = pow2 {
-            each(&self.spectrum, p, |p| p as f32);
+            each(&self.spectrum, p, |p| p.as_());
         }
     }
 }
@@ -93,9 +106,12 @@ mod tests {
     #[test]
     fn dc_and_sine_bins() {
         let n = 16;
-        let mut f = FrameFft::new(&vec![1.0; n]);
+        let mut f = FrameFft::<f64>::new(&vec![1.0; n]);
         f.transform(&vec![1.0; n]);
         assert!((f.spectrum[0].re - n as f64).abs() < 1e-12);
+        let mut g = FrameFft::<f32>::new(&vec![1.0; n]);
+        g.transform(&vec![1.0; n]);
+        assert!((g.spectrum[0].re - n as f32).abs() < 1e-5);
         let sine: Vec<f32> = (0..n)
             .map(|i| (2.0 * std::f64::consts::PI * 3.0 * i as f64 / n as f64).cos() as f32)
             .collect();

@@ -145,6 +145,7 @@ impl MelBank {
     }
 
     /// `out[m] = sum_k W[m, k] * spec[k]`. Filters are short (tens of bins), so four lanes.
+    #[inline(always)]
     pub fn apply(&self, spec: &[f32], out: &mut [f32]) {
         for (o, (first, w)) in out.iter_mut().zip(&self.filters) {
             let x = &spec[*first..*first + w.len()];

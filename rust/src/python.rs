@@ -81,7 +81,8 @@ impl Spec {
     #[new]
     #[pyo3(signature = (features, *, sr=22050.0, n_fft=2048, hop_length=512, win_length=None, window=None,
         center=true, pad_mode="constant", power=2.0, n_mels=128, fmin=0.0, fmax=None, htk=false,
-        mel_norm=None, n_mfcc=20, dct_ortho=true, lifter=0.0, r#ref=1.0, amin=1e-10, n_chroma=12))]
+        mel_norm=None, n_mfcc=20, dct_ortho=true, lifter=0.0, r#ref=1.0, amin=1e-10, n_chroma=12,
+        single_precision=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         features: Vec<(String, Bound<'_, PyDict>)>,
@@ -104,6 +105,7 @@ impl Spec {
         r#ref: f64,
         amin: f64,
         n_chroma: usize,
+        single_precision: bool,
     ) -> PyResult<Spec> {
         let window = match window {
             None => Window::Hann,
@@ -144,6 +146,7 @@ impl Spec {
             amin,
             n_chroma,
             features,
+            single_precision,
         };
         crate::pipeline::Plan::get(&cfg)?;
         Ok(Spec { cfg })

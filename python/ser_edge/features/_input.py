@@ -98,6 +98,7 @@ def _build(
     ref: float = 1.0,
     amin: float = 1e-10,
     n_chroma: int = 12,
+    single_precision: bool = False,
 ) -> _dsp.Spec:
     if not isinstance(window, str):
         window = np.asarray(window, dtype=np.float32)
@@ -127,6 +128,7 @@ def _build(
         ref=number("ref", ref),
         amin=number("amin", amin),
         n_chroma=count("n_chroma", n_chroma),
+        single_precision=bool(single_precision),
     )
 
 
