@@ -337,24 +337,6 @@ impl Extractor {
 
     /// Features of one frame (`n_fft` raw samples) into `out` (`n_features` values).
     pub fn frame(&mut self, frame: &[f32], out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-            unsafe { self.frame_avx2(frame, out) };
-            return;
-        }
-        self.frame_portable(frame, out);
-    }
-
-    /// The same code compiled for AVX2: the inlined power, mel, dB and DCT loops get 8 lanes.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn frame_avx2(&mut self, frame: &[f32], out: &mut [f32]) {
-        self.frame_portable(frame, out);
-    }
-
-    #[inline(always)]
-    fn frame_portable(&mut self, frame: &[f32], out: &mut [f32]) {
         let (mag, pow2) = (self.plan.mag.then_some(&mut self.mag[..]), self.plan.pow2.then_some(&mut self.pow2[..]));
         match self.fft.as_mut() {
             Some(Fft::Single(f)) => {
@@ -489,13 +471,6 @@ impl Extractor {
     }
 }
 
-/// Whether this x86-64 CPU has AVX2 and FMA (checked once).
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-}
-
 /// `librosa.util.normalize` of one column: divide by its p-norm unless that is below float32's tiny.
 pub fn normalize(x: &mut [f32], norm: Option<f64>) {
     let Some(q) = norm else { return };
@@ -538,6 +513,39 @@ mod tests {
 mod timing {
     use super::*;
     use std::time::Instant;
+
+    /// Whole-signal cost against the FFT floor, without Python.
+    #[test]
+    #[ignore]
+    fn batch_costs() {
+        let y: Vec<f32> = (0..16000).map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let cfg = Config { sr: 16000.0, ..Config::default() };
+        let n: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+        let time = |label: &str, f: &mut dyn FnMut()| {
+            f();
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            println!("{label:>14}: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        };
+        time("fft floor", &mut || {
+            crate::batch::fft_floor(&y, 2048, 512).unwrap();
+        });
+        time("mfcc top_db 80", &mut || {
+            crate::batch::mfcc(&y, &cfg, Some(80.0)).unwrap();
+        });
+        let lm = Config { features: vec![Feature::LogMel], single_precision: true, ..cfg.clone() };
+        time("logmel extract", &mut || {
+            crate::batch::extract(&y, &lm).unwrap();
+        });
+        time("plan lookup", &mut || {
+            Plan::get(&lm).unwrap();
+        });
+        time("check audio", &mut || {
+            crate::error::audio("y", &y).unwrap();
+        });
+    }
 
     /// Stage costs of one mfcc frame: `cargo test --release stage_costs -- --ignored --nocapture`.
     #[test]
