@@ -4,7 +4,7 @@
 use crate::db::{check_db_params, dct_matrix, matvec, power_to_db};
 use crate::error::{positive, positive_f64, Result};
 use crate::fail;
-use crate::fft::FrameFft;
+use crate::fft::{FrameFft, PowerFft};
 use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::spectral::{self, ContrastBands};
@@ -285,8 +285,10 @@ impl Plan {
     }
 }
 
-/// The FFT of a plan: float64 unless the config allows float32 (see `Config::single_precision`).
+/// The FFT of a plan: float64 unless the config allows float32 (see `Config::single_precision`);
+/// a float32 plan that only needs `|X|^2` gets the fused power transform.
 enum Fft {
+    Power(PowerFft),
     Single(FrameFft<f32>),
     Double(FrameFft<f64>),
 }
@@ -311,12 +313,12 @@ impl Extractor {
         let n_mels = plan.cfg.n_mels;
         let n_bands = plan.contrast.as_ref().map_or(0, |c| c.bands.len());
         Extractor {
-            fft: plan.fft.then(|| {
-                if plan.single {
-                    Fft::Single(FrameFft::new(&plan.window))
-                } else {
-                    Fft::Double(FrameFft::new(&plan.window))
-                }
+            fft: plan.fft.then(|| match (plan.single, plan.mag) {
+                (true, false) => PowerFft::new(&plan.window)
+                    .map(Fft::Power)
+                    .unwrap_or_else(|| Fft::Single(FrameFft::new(&plan.window))),
+                (true, true) => Fft::Single(FrameFft::new(&plan.window)),
+                (false, _) => Fft::Double(FrameFft::new(&plan.window)),
             }),
             mag: vec![0.0; n_bins],
             pow2: vec![0.0; n_bins],
@@ -339,6 +341,7 @@ impl Extractor {
     pub fn frame(&mut self, frame: &[f32], out: &mut [f32]) {
         let (mag, pow2) = (self.plan.mag.then_some(&mut self.mag[..]), self.plan.pow2.then_some(&mut self.pow2[..]));
         match self.fft.as_mut() {
+            Some(Fft::Power(f)) => f.power(frame, &mut self.pow2),
             Some(Fft::Single(f)) => {
                 f.transform(frame);
                 f.magnitudes(mag, pow2);
