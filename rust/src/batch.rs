@@ -155,7 +155,7 @@ pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
         return extract(y, &mfcc_cfg);
     };
     let (n_mels, n_mfcc) = (cfg.n_mels, cfg.n_mfcc);
-    let ex = Extractor::new(Plan::get(&mfcc_cfg)?);
+    let mfcc_plan = Plan::get(&mfcc_cfg)?;
     // Clipped at `top_db` below the maximum, the float32 noise floor never shows.
     let single_precision = cfg.single_precision || top_db <= 100.0;
     let logmel_plan = Plan::get(&Config { features: vec![Feature::LogMel], single_precision, ..cfg.clone() })?;
@@ -164,7 +164,7 @@ pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
     let cols = logmel.len() / n_mels;
     let mut out = vec![0.0; n_mfcc * cols];
     for (l, o) in logmel.chunks_exact(n_mels).zip(out.chunks_exact_mut(n_mfcc)) {
-        ex.mfcc_of(l, o);
+        mfcc_plan.mfcc_of(l, o);
     }
     Ok(Matrix::from_frames(&out, n_mfcc, cols))
 }

@@ -233,32 +233,3 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-mod timing {
-    use realfft::RealFftPlanner;
-    use std::time::Instant;
-
-    /// `cargo test --release fft_precision_cost -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn fft_precision_cost() {
-        for n in [512usize, 2048] {
-            let f32p = RealFftPlanner::<f32>::new().plan_fft_forward(n);
-            let f64p = RealFftPlanner::<f64>::new().plan_fft_forward(n);
-            let (mut a, mut oa, mut sa) = (f32p.make_input_vec(), f32p.make_output_vec(), f32p.make_scratch_vec());
-            let (mut b, mut ob, mut sb) = (f64p.make_input_vec(), f64p.make_output_vec(), f64p.make_scratch_vec());
-            let reps = 20000;
-            let t = Instant::now();
-            for _ in 0..reps {
-                let _ = f32p.process_with_scratch(&mut a, &mut oa, &mut sa);
-            }
-            let t32 = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
-            let t = Instant::now();
-            for _ in 0..reps {
-                let _ = f64p.process_with_scratch(&mut b, &mut ob, &mut sb);
-            }
-            let t64 = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
-            println!("n={n}: f32 {t32:.3} us, f64 {t64:.3} us");
-        }
-    }
-}

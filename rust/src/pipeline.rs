@@ -293,6 +293,15 @@ enum Fft {
     Double(FrameFft<f64>),
 }
 
+impl Plan {
+    /// MFCC of one log-mel frame (a plan that includes `Feature::Mfcc`).
+    pub fn mfcc_of(&self, logmel: &[f32], out: &mut [f32]) {
+        if let Some(d) = &self.dct {
+            matvec(d, logmel, out);
+        }
+    }
+}
+
 /// Per-thread working state over a shared `Plan`: FFT buffers and the previous frame for flux.
 pub struct Extractor {
     pub plan: Arc<Plan>,
@@ -379,13 +388,6 @@ impl Extractor {
             _ => self.mag.copy_from_slice(col),
         }
         self.features(None, out);
-    }
-
-    /// MFCC of one log-mel frame (the plan must include `Feature::Mfcc`).
-    pub fn mfcc_of(&self, logmel: &[f32], out: &mut [f32]) {
-        if let Some(d) = &self.plan.dct {
-            matvec(d, logmel, out);
-        }
     }
 
     #[inline(always)]
