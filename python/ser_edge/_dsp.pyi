@@ -36,6 +36,7 @@ class Spec:
         ref: float = 1.0,
         amin: float = 1e-10,
         n_chroma: int = 12,
+        single_precision: bool = False,
     ) -> None: ...
     @property
     def n_features(self) -> int:

@@ -128,14 +128,7 @@ impl MelBank {
                 })
                 .collect();
             if let MelNorm::P(q) = p.norm {
-                let len = if q.is_infinite() {
-                    w.iter().fold(0f64, |a, &v| a.max(v.abs() as f64))
-                } else {
-                    w.iter().map(|&v| (v.abs() as f64).powf(q)).sum::<f64>().powf(1.0 / q)
-                };
-                if len >= f32::MIN_POSITIVE as f64 {
-                    w.iter_mut().for_each(|v| *v = (*v as f64 / len) as f32);
-                }
+                crate::spectral::normalize(&mut w, Some(q));
             }
             let first = w.iter().position(|&v| v != 0.0).unwrap_or(0);
             let last = w.iter().rposition(|&v| v != 0.0).map_or(first, |l| l + 1);

@@ -459,7 +459,7 @@ impl Extractor {
                     if let Some(fb) = &plan.chroma {
                         matvec(fb, &self.pow2, dst);
                     }
-                    normalize(dst, norm);
+                    spectral::normalize(dst, norm);
                     o += n;
                 }
                 Feature::ContrastRaw { .. } => {
@@ -473,19 +473,6 @@ impl Extractor {
                 }
             }
         }
-    }
-}
-
-/// `librosa.util.normalize` of one column: divide by its p-norm unless that is below float32's tiny.
-pub fn normalize(x: &mut [f32], norm: Option<f64>) {
-    let Some(q) = norm else { return };
-    let len = if q.is_infinite() {
-        x.iter().fold(0f64, |a, &v| a.max(v.abs() as f64))
-    } else {
-        x.iter().map(|&v| (v.abs() as f64).powf(q)).sum::<f64>().powf(1.0 / q)
-    };
-    if len >= f32::MIN_POSITIVE as f64 {
-        x.iter_mut().for_each(|v| *v = (*v as f64 / len) as f32);
     }
 }
 

@@ -365,3 +365,15 @@ def test_from_dict_rejects_bad_input(bad):
 
 def test_config_rejects_bad_feature_name():
     expect_value_error(F.FeatureConfig, features=("mfcc", "nope"))
+
+
+@pytest.mark.parametrize("n_fft,hop,center", [(512, 160, True), (400, 160, True), (511, 100, True), (512, 160, False),
+                                              (256, 300, False)])
+@pytest.mark.parametrize("n", [1, 255, 256, 511, 512, 513, 1600, 4001])
+def test_n_frames_predicts_extract(n_fft, hop, center, n):
+    c = F.FeatureConfig(n_fft=n_fft, hop_length=hop, center=center)
+    y = speech()[:n]
+    if c.n_frames(n) == 0:
+        expect_value_error(lambda: F.extract(y, c))
+    else:
+        assert F.extract(y, c).shape[1] == c.n_frames(n)

@@ -82,10 +82,8 @@ class FeatureConfig:
 
     def n_frames(self, n_samples: int) -> int:
         """Frames :func:`extract` gives for ``n_samples`` samples."""
-        if self.center:
-            return 1 + n_samples // self.hop_length if self.n_fft % 2 == 0 else \
-                1 + (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
-        return 0 if n_samples < self.n_fft else 1 + (n_samples - self.n_fft) // self.hop_length
+        padded = n_samples + 2 * (self.n_fft // 2) if self.center else n_samples
+        return 0 if padded < self.n_fft or n_samples == 0 else 1 + (padded - self.n_fft) // self.hop_length
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (for the model bundle)."""
