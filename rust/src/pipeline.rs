@@ -140,6 +140,8 @@ pub struct Plan {
     single: bool,
     mag: bool,
     pow2: bool,
+    /// Some feature reads the log-mel spectrum (log-mel itself or MFCC).
+    logmel: bool,
 }
 
 impl Plan {
@@ -260,14 +262,16 @@ impl Plan {
                     | Feature::Flatness { .. }
                     | Feature::Flux
                     | Feature::ContrastRaw { .. }
-                    | Feature::Spectrogram { .. }
-            )
+            ) || matches!(f, Feature::Spectrogram { power } if *power != 2.0)
         }) || mel_power.is_some_and(|p| p != 2.0);
         let single = cfg.single_precision && cfg.features.iter().all(|f| {
             matches!(f, Feature::Mel | Feature::LogMel | Feature::Mfcc | Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. })
         });
-        let pow2 = has(|f| matches!(f, Feature::SpectralEntropy { .. } | Feature::Chroma { .. } | Feature::Spectrogram { .. }))
-            || mel_power == Some(2.0);
+        let pow2 = has(|f| {
+            matches!(f, Feature::SpectralEntropy { .. } | Feature::Chroma { .. })
+                || matches!(f, Feature::Spectrogram { power } if *power == 2.0)
+        }) || mel_power == Some(2.0);
+        let logmel = has(|f| matches!(f, Feature::LogMel | Feature::Mfcc));
         Ok(Plan {
             n_features,
             freqs,
@@ -280,6 +284,7 @@ impl Plan {
             single,
             mag,
             pow2,
+            logmel,
             cfg,
         })
     }
@@ -394,8 +399,10 @@ impl Extractor {
     fn mel_from(&mut self, spec: &[f32]) {
         if let Some(bank) = &self.plan.mel {
             bank.apply(spec, &mut self.mel);
-            self.logmel.copy_from_slice(&self.mel);
-            power_to_db(&mut self.logmel, self.plan.cfg.ref_db, self.plan.cfg.amin);
+            if self.plan.logmel {
+                self.logmel.copy_from_slice(&self.mel);
+                power_to_db(&mut self.logmel, self.plan.cfg.ref_db, self.plan.cfg.amin);
+            }
         }
     }
 
