@@ -202,7 +202,7 @@ pub fn estimate_tuning(y: &[f32], cfg: &Config, bins_per_octave: usize) -> Resul
         fft.transform(frames.get(t));
         fft.spectrum.iter().map(|c| c.re * c.re + c.im * c.im).collect::<Vec<f64>>()
     });
-    Ok(chroma::estimate_tuning(columns.collect::<Vec<_>>(), cfg.sr, cfg.n_fft, bins_per_octave))
+    Ok(chroma::estimate_tuning(columns, cfg.sr, cfg.n_fft, bins_per_octave))
 }
 
 /// The complex STFT, `(1 + n_fft/2, t)` row-major (`librosa.stft`).

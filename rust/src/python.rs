@@ -211,7 +211,7 @@ fn estimate_tuning(spec: &Spec, bins_per_octave: usize, y: Option<PyReadonlyArra
         (None, Some(s)) => {
             let a = s.as_array();
             let columns = a.columns().into_iter().map(|col| col.to_vec());
-            Ok(chroma::estimate_tuning(columns.collect::<Vec<_>>(), c.sr, c.n_fft, bins_per_octave))
+            Ok(chroma::estimate_tuning(columns, c.sr, c.n_fft, bins_per_octave))
         }
         (None, None) => Err(PyValueError::new_err("estimate_tuning needs y or S")),
     }

@@ -95,12 +95,17 @@ pub fn check_blocks(n_blocks: usize, available: usize, what: &str) -> Result<()>
 /// `prev` holds the previous normalised spectrum (`None` before the first frame: flux 0).
 pub fn flux(mag: &[f32], prev: &mut Option<Vec<f32>>) -> f64 {
     let n = l1(mag);
-    let cur: Vec<f32> = mag.iter().map(|&v| (v as f64 / n) as f32).collect();
-    let out = match prev {
-        Some(p) => cur.iter().zip(p.iter()).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum(),
-        None => 0.0,
+    let Some(p) = prev else {
+        *prev = Some(mag.iter().map(|&v| (v as f64 / n) as f32).collect());
+        return 0.0;
     };
-    *prev = Some(cur);
+    // One pass: the squared change, and the current spectrum replaces the previous one.
+    let mut out = 0.0;
+    for (b, &v) in p.iter_mut().zip(mag) {
+        let a = (v as f64 / n) as f32;
+        out += ((a - *b) as f64).powi(2);
+        *b = a;
+    }
     out
 }
 

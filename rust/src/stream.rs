@@ -31,7 +31,7 @@ impl Stream {
     pub fn new(cfg: &Config) -> Result<Stream> {
         let plan = Plan::get(cfg)?;
         let left = if cfg.center { cfg.n_fft / 2 } else { 0 };
-        Ok(Stream {
+        let mut stream = Stream {
             ex: Extractor::new(plan),
             n_fft: cfg.n_fft,
             hop: cfg.hop_length,
@@ -42,7 +42,9 @@ impl Stream {
             head_built: left == 0 || cfg.pad_mode == PadMode::Constant,
             seen: 0,
             next: 0,
-        })
+        };
+        stream.reset();
+        Ok(stream)
     }
 
     pub fn n_features(&self) -> usize {
@@ -66,9 +68,6 @@ impl Stream {
     pub fn push(&mut self, chunk: &[f32]) -> Result<Matrix> {
         if let Some(i) = chunk.iter().position(|v| !v.is_finite()) {
             fail!("chunk is not finite everywhere: chunk[{i}]={}", chunk[i]);
-        }
-        if self.seen == 0 && self.buf.is_empty() && self.head_built {
-            self.buf.resize(self.left, 0.0);
         }
         self.buf.extend_from_slice(chunk);
         self.seen += chunk.len();

@@ -112,12 +112,7 @@ def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *,
                  n_jobs: Optional[int] = None) -> list[np.ndarray]:
     """:func:`extract` on every clip, on ``n_jobs`` threads (default: all cores) with the GIL
     released. A bad clip raises ``ValueError`` naming its index."""
-    arrays = []
-    for i, c in enumerate(clips):
-        try:
-            arrays.append(_in.audio(c, f"clips[{i}]"))
-        except ValueError as e:
-            raise ValueError(str(e)) from None
+    arrays = [_in.audio(c, f"clips[{i}]") for i, c in enumerate(clips)]
     jobs = len(os.sched_getaffinity(0)) if n_jobs is None else _in.count("n_jobs", n_jobs)
     return _dsp.extract_many(arrays, config._spec, jobs)
 
