@@ -18,7 +18,7 @@ from ser_edge.features import _input as _in
 FEATURES = (
     "mfcc", "log_melspectrogram", "melspectrogram", "rms", "zero_crossing_rate", "spectral_centroid",
     "spectral_bandwidth", "spectral_rolloff", "spectral_flatness", "spectral_flux", "spectral_entropy",
-    "energy_entropy", "chroma_stft",
+    "energy_entropy", "chroma_stft", "spectral_contrast",
 )
 
 
@@ -30,7 +30,9 @@ class FeatureConfig:
     function of that name called with these parameters (``frame_length=n_fft`` for the
     time-domain features, ``tuning=0.0`` for chroma, dB values with this ``ref``/``amin``). No
     ``top_db``: a clip relative to the loudest frame of a whole signal cannot be streamed, so
-    dB values here depend on their own frame only.
+    dB values here depend on their own frame only. For the same reason ``spectral_contrast`` here
+    is ``power_to_db(peak) - power_to_db(valley)`` of each frame without librosa's ``top_db=80``
+    clip (``contrast_fmin``/``contrast_bands`` are librosa's ``fmin``/``n_bands``).
 
     Defaults: 16 kHz, 32 ms FFT window, 10 ms hop, 40 mel bands, 40 MFCC.
     """
@@ -53,8 +55,11 @@ class FeatureConfig:
     ref: float = 1.0
     amin: float = 1e-10
     n_chroma: int = 12
+    contrast_fmin: float = 200.0
+    contrast_bands: int = 6
     features: tuple[str, ...] = ("mfcc",)
     _spec: Any = field(default=None, init=False, repr=False, compare=False)
+    _contrast: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         feats = (self.features,) if isinstance(self.features, str) else tuple(self.features)
@@ -66,19 +71,23 @@ class FeatureConfig:
             object.__setattr__(self, "sr", int(self.sr))
         if not isinstance(self.window, str):
             raise ValueError(f"window={self.window!r} must be a window name")
+        native = [("spectral_contrast_raw", {"fmin": float(self.contrast_fmin), "n_bands": int(self.contrast_bands)})
+                  if n == "spectral_contrast" else (n, {}) for n in feats]
         spec = _in.spec(
-            [(n, {}) for n in feats], sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length,
+            native, sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length,
             win_length=self.win_length, window=self.window, center=self.center, pad_mode=self.pad_mode,
             power=self.power, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, htk=self.htk,
             mel_norm=self.mel_norm, n_mfcc=self.n_mfcc, lifter=self.lifter, ref=self.ref, amin=self.amin,
             n_chroma=self.n_chroma,
         )
         object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_contrast", _contrast_rows(self))
 
     @property
     def n_features(self) -> int:
         """Rows per frame."""
-        return int(self._spec.n_features)
+        extra = 0 if self._contrast is None else self._contrast[1] - self._contrast[0]
+        return int(self._spec.n_features) - extra // 2
 
     def n_frames(self, n_samples: int) -> int:
         """Frames :func:`extract` gives for ``n_samples`` samples."""
@@ -105,7 +114,7 @@ class FeatureConfig:
 
 def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Features of a whole signal (at ``config.sr``), float32 ``(config.n_features, t)``."""
-    return _dsp.extract(_in.audio(y), config._spec)
+    return _finish(_dsp.extract(_in.audio(y), config._spec), config)
 
 
 def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *,
@@ -114,7 +123,33 @@ def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *,
     released. A bad clip raises ``ValueError`` naming its index."""
     arrays = [_in.audio(c, f"clips[{i}]") for i, c in enumerate(clips)]
     jobs = len(os.sched_getaffinity(0)) if n_jobs is None else _in.count("n_jobs", n_jobs)
-    return _dsp.extract_many(arrays, config._spec, jobs)
+    return [_finish(x, config) for x in _dsp.extract_many(arrays, config._spec, jobs)]
+
+
+def _contrast_rows(config: FeatureConfig) -> Optional[tuple[int, int]]:
+    """Native rows ``[start, stop)`` of the raw contrast peaks and valleys, if configured."""
+    if "spectral_contrast" not in config.features:
+        return None
+    sizes = {"mfcc": config.n_mfcc, "log_melspectrogram": config.n_mels, "melspectrogram": config.n_mels,
+             "chroma_stft": config.n_chroma, "spectral_contrast": 2 * (config.contrast_bands + 1)}
+    start = 0
+    for name in config.features:
+        if name == "spectral_contrast":
+            return start, start + sizes[name]
+        start += sizes.get(name, 1)
+    raise AssertionError("unreachable")
+
+
+def _finish(raw: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Turns raw contrast peaks/valleys into per-frame contrast in dB (see FeatureConfig)."""
+    if config._contrast is None:
+        return raw
+    a, b = config._contrast
+    half = (b - a) // 2
+    amin = np.float32(config.amin)
+    peak, valley = raw[a:a + half], raw[a + half:b]
+    contrast = 10.0 * (np.log10(np.maximum(peak, amin)) - np.log10(np.maximum(valley, amin)))
+    return np.ascontiguousarray(np.vstack([raw[:a], contrast.astype(np.float32), raw[b:]]))
 
 
 class Stream:
@@ -137,11 +172,11 @@ class Stream:
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Adds samples; returns the completed frames, float32 ``(n_features, k)``, k >= 0."""
-        return self._native.push(_in.audio(chunk, "chunk"))
+        return _finish(self._native.push(_in.audio(chunk, "chunk")), self.config)
 
     def flush(self) -> np.ndarray:
         """Ends the signal: returns the remaining frames and resets."""
-        return self._native.flush()
+        return _finish(self._native.flush(), self.config)
 
     def reset(self) -> None:
         """Drops buffered audio and starts a new signal."""

@@ -1,0 +1,226 @@
+"""The model bundle: a directory holding ``model.tflite`` and ``bundle.json``.
+
+``bundle.json`` carries everything needed to use the model exactly as it was trained: its labels,
+the :class:`~ser_edge.inputs.InputConfig` (feature configuration included), the normalisation
+statistics, input shape, quantization, training corpus and metrics, and the sha256 of the
+``.tflite``. :func:`load_bundle` validates all of it and raises :class:`BundleError` with a clear
+message; nothing is used from a bundle that fails a check.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ser_edge.inputs import InputConfig
+
+FORMAT = "ser-edge-bundle"
+VERSION = 1
+MODEL_FILE = "model.tflite"
+META_FILE = "bundle.json"
+QUANTIZATIONS = ("int8", "dynamic", "float32")
+_MAX_MODEL_BYTES = 64 << 20
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class BundleError(ValueError):
+    """A model bundle is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Frame statistics of the training population (the starting point of speaker adaptation,
+    worth ``prior_frames`` frames) and the standardisation of the pooled input (stats pooling)."""
+
+    frame_mean: np.ndarray
+    frame_std: np.ndarray
+    prior_frames: float = 3000.0
+    input_mean: Optional[np.ndarray] = None
+    input_std: Optional[np.ndarray] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def vec(a: Optional[np.ndarray]) -> Optional[list[float]]:
+            return None if a is None else [float(v) for v in np.asarray(a, np.float64)]
+
+        return {"frame_mean": vec(self.frame_mean), "frame_std": vec(self.frame_std),
+                "prior_frames": float(self.prior_frames), "input_mean": vec(self.input_mean),
+                "input_std": vec(self.input_std)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Normalization":
+        if not isinstance(d, dict):
+            raise BundleError("normalization must be a mapping")
+        unknown = sorted(set(d) - {"frame_mean", "frame_std", "prior_frames", "input_mean", "input_std"})
+        if unknown:
+            raise BundleError(f"normalization has unknown keys: {', '.join(unknown)}")
+
+        def vec(key: str, required: bool) -> Optional[np.ndarray]:
+            v = d.get(key)
+            if v is None:
+                if required:
+                    raise BundleError(f"normalization.{key} is missing")
+                return None
+            a = np.asarray(v, dtype=np.float64)
+            if a.ndim != 1 or not np.all(np.isfinite(a)):
+                raise BundleError(f"normalization.{key} must be a list of finite numbers")
+            return a
+
+        prior = d.get("prior_frames", 3000.0)
+        if not isinstance(prior, (int, float)) or not prior >= 0:
+            raise BundleError(f"normalization.prior_frames={prior!r} must be a number >= 0")
+        return cls(vec("frame_mean", True), vec("frame_std", True), float(prior),
+                   vec("input_mean", False), vec("input_std", False))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated model bundle (see :func:`load_bundle`)."""
+
+    path: Path
+    name: str
+    labels: tuple[str, ...]
+    input: InputConfig
+    normalization: Normalization
+    quantization: str
+    input_shape: tuple[int, ...]
+    sha256: str
+    created: str
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def model_id(self) -> str:
+        """``name`` plus the first 12 hex digits of the model's sha256: changes with the weights."""
+        return f"{self.name}-{self.sha256[:12]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "name": self.name, "labels": list(self.labels),
+                "input": self.input.to_dict(), "normalization": self.normalization.to_dict(),
+                "quantization": self.quantization, "input_shape": list(self.input_shape),
+                "sample_rate": self.input.sr, "n_fft": self.input.features.n_fft,
+                "win_length": self.input.features.win_length or self.input.features.n_fft,
+                "hop_length": self.input.features.hop_length, "sha256": self.sha256,
+                "created": self.created, "training": self.training, "metrics": self.metrics}
+
+
+def default_bundle_path() -> Path:
+    """The model shipped in the package."""
+    return Path(__file__).resolve().parent / "models" / "default"
+
+
+def load_bundle(path: Optional[PathLike] = None) -> Bundle:
+    """Reads and validates a bundle: its directory, its ``bundle.json`` or its ``model.tflite``
+    (default: the bundled default model). Raises :class:`BundleError`."""
+    directory = _directory(default_bundle_path() if path is None else Path(os.fspath(path)))
+    meta_path, model_path = directory / META_FILE, directory / MODEL_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{directory}: not a model bundle (no {META_FILE})")
+    if not model_path.is_file():
+        raise BundleError(f"{directory}: the bundle has no {MODEL_FILE}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{meta_path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path}: not a ser-edge bundle (format must be {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise BundleError(f"{meta_path}: bundle version {meta.get('version')!r} is not supported (this is {VERSION})")
+    try:
+        return _validated(directory, meta, model_path.read_bytes())
+    except BundleError as e:
+        raise BundleError(f"{directory}: {e}") from None
+
+
+def save_bundle(out_dir: PathLike, *, tflite: bytes, name: str, labels: Sequence[str], input: InputConfig,
+                normalization: Normalization, quantization: str, training: Optional[dict[str, Any]] = None,
+                metrics: Optional[dict[str, Any]] = None) -> Bundle:
+    """Writes ``model.tflite`` and ``bundle.json`` into ``out_dir`` (created if needed) and returns
+    the bundle as :func:`load_bundle` reads it back. The metadata is written last, through a
+    temporary file, so a watcher never sees a bundle.json that does not match its model."""
+    directory = Path(os.fspath(out_dir))
+    meta = {"format": FORMAT, "version": VERSION, "name": name, "labels": list(labels), "input": input.to_dict(),
+            "normalization": normalization.to_dict(), "quantization": quantization,
+            "input_shape": list(input.input_shape), "sha256": hashlib.sha256(tflite).hexdigest(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "training": training or {}, "metrics": metrics or {}}
+    bundle = _validated(directory, meta, tflite)
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomic(directory / MODEL_FILE, tflite)
+    _write_atomic(directory / META_FILE, (json.dumps(bundle.to_dict(), indent=1) + "\n").encode())
+    return load_bundle(directory)
+
+
+def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
+    name = meta.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise BundleError(f"name={name!r} must be 1-64 characters of letters, digits, '.', '_' or '-'")
+    labels = meta.get("labels")
+    if (not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels)
+            or len(set(labels)) != len(labels)):
+        raise BundleError(f"labels={labels!r} must be a list of at least two distinct names")
+    try:
+        config = InputConfig.from_dict(meta.get("input"))
+    except (ValueError, TypeError) as e:
+        raise BundleError(f"input: {e}") from None
+    norm = Normalization.from_dict(meta.get("normalization"))
+    d = config.n_frame_features
+    for key in ("frame_mean", "frame_std"):
+        if len(getattr(norm, key)) != d:
+            raise BundleError(f"normalization.{key} has {len(getattr(norm, key))} values; the input has {d} per frame")
+    if config.pooling == "stats":
+        for key in ("input_mean", "input_std"):
+            v = getattr(norm, key)
+            if v is None or len(v) != config.input_shape[0]:
+                raise BundleError(f"normalization.{key} must have {config.input_shape[0]} values for stats pooling")
+    if np.any(norm.frame_std < 0) or (norm.input_std is not None and np.any(norm.input_std < 0)):
+        raise BundleError("normalization standard deviations must be >= 0")
+    quant = meta.get("quantization")
+    if quant not in QUANTIZATIONS:
+        raise BundleError(f"quantization={quant!r}; choose from {', '.join(QUANTIZATIONS)}")
+    shape = meta.get("input_shape")
+    if not isinstance(shape, list) or tuple(shape) != config.input_shape:
+        raise BundleError(f"input_shape={shape!r} does not match the input configuration {list(config.input_shape)}")
+    for key, want in (("sample_rate", config.sr), ("hop_length", config.features.hop_length),
+                      ("n_fft", config.features.n_fft)):
+        if key in meta and meta[key] != want:
+            raise BundleError(f"{key}={meta[key]!r} does not match the input configuration ({want})")
+    if len(model) < 8 or model[4:8] != b"TFL3" or len(model) > _MAX_MODEL_BYTES:
+        raise BundleError(f"{MODEL_FILE} is not a TFLite flatbuffer")
+    digest = hashlib.sha256(model).hexdigest()
+    if meta.get("sha256") != digest:
+        raise BundleError(f"{MODEL_FILE} does not match the sha256 in {META_FILE} (corrupt or replaced)")
+    for key in ("training", "metrics"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise BundleError(f"{key} must be a mapping")
+    return Bundle(path=directory, name=name, labels=tuple(labels), input=config, normalization=norm,
+                  quantization=quant, input_shape=tuple(shape), sha256=digest, created=str(meta.get("created", "")),
+                  training=meta.get("training", {}), metrics=meta.get("metrics", {}))
+
+
+def _directory(path: Path) -> Path:
+    if path.is_dir():
+        return path
+    if path.name in (META_FILE, MODEL_FILE) or path.suffix == ".tflite":
+        return path.parent
+    if not path.exists():
+        raise BundleError(f"{path}: no such model bundle")
+    raise BundleError(f"{path}: not a model bundle (give its directory, {META_FILE} or {MODEL_FILE})")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

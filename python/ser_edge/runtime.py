@@ -1,0 +1,162 @@
+"""Running a model bundle on the device: LiteRT interpreter, quantisation, and the recogniser
+that turns a clip (or its frames) into an emotion prediction.
+
+The interpreter comes from ``ai_edge_litert`` (LiteRT), falling back to ``tflite_runtime`` and
+then ``tensorflow.lite``. Nothing here imports TensorFlow unless both lighter runtimes are missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Union
+
+import numpy as np
+
+from ser_edge.bundle import Bundle, BundleError, load_bundle
+from ser_edge.inputs import Adapter
+
+RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+
+def load_interpreter(model_path: Union[str, "os.PathLike[str]"], *, num_threads: int = 1) -> Any:
+    """A ready (tensors allocated) TFLite interpreter for ``model_path`` from the first runtime
+    of :data:`RUNTIMES` that is installed. Raises ``RuntimeError`` if none is, ``BundleError`` if
+    the file is not a model the runtime can load."""
+    for name in RUNTIMES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        try:
+            interpreter = module.Interpreter(model_path=os.fspath(model_path), num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise BundleError(f"{os.fspath(model_path)}: the TFLite runtime cannot load it ({e})") from None
+        return interpreter
+    raise RuntimeError("no TFLite runtime: install ai-edge-litert (pip install ai-edge-litert) or tflite-runtime")
+
+
+class Classifier:
+    """A bundle's TFLite model as a function from inputs ``(n, *input_shape)`` float32 to label
+    probabilities ``(n, n_labels)``; quantised (int8) inputs and outputs are handled here."""
+
+    def __init__(self, bundle: Bundle, *, num_threads: int = 1) -> None:
+        self.bundle = bundle
+        self._interp = load_interpreter(bundle.model_path, num_threads=num_threads)
+        (inp,), (out,) = self._interp.get_input_details(), self._interp.get_output_details()
+        if tuple(inp["shape"][1:]) != bundle.input_shape:
+            raise BundleError(f"{bundle.path}: the model's input {list(inp['shape'][1:])} is not the bundle's "
+                              f"input_shape {list(bundle.input_shape)}")
+        if int(out["shape"][-1]) != len(bundle.labels):
+            raise BundleError(f"{bundle.path}: the model has {int(out['shape'][-1])} outputs for "
+                              f"{len(bundle.labels)} labels")
+        self._in, self._out = inp, out
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if x.shape[1:] != self.bundle.input_shape:
+            raise ValueError(f"inputs must be shaped (n, {', '.join(map(str, self.bundle.input_shape))}); got {x.shape}")
+        return np.stack([self._one(row) for row in x]) if len(x) else np.zeros((0, len(self.bundle.labels)), np.float32)
+
+    def _one(self, row: np.ndarray) -> np.ndarray:
+        d = self._in
+        v = row[None]
+        if d["dtype"] != np.float32:
+            scale, zero = d["quantization"]
+            info = np.iinfo(d["dtype"])
+            v = np.clip(np.round(v / scale + zero), info.min, info.max).astype(d["dtype"])
+        self._interp.set_tensor(d["index"], v)
+        self._interp.invoke()
+        y = self._interp.get_tensor(self._out["index"])[0]
+        if self._out["dtype"] != np.float32:
+            scale, zero = self._out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    scores: dict[str, float]
+    n_frames: int
+    voiced_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "confidence": round(self.confidence, 4),
+                "scores": {k: round(v, 4) for k, v in self.scores.items()},
+                "n_frames": self.n_frames, "voiced_frames": self.voiced_frames}
+
+
+class Recognizer:
+    """Clip -> emotion with a bundle: the bundle's input flow (frames, voice gate, speaker
+    normalisation, pooling), the model, and the label choice.
+
+    ``adapt=True`` (with a bundle whose ``input.normalization`` is ``"speaker"``) moves the
+    normalisation statistics towards the voiced frames this recogniser has seen, as on a device
+    that hears its own users; ``adapt=False`` always uses the training population's.
+    ``allowed`` restricts the argmax (and the renormalised scores) to those labels.
+    """
+
+    def __init__(self, bundle: Union[Bundle, str, "os.PathLike[str]", None] = None, *, adapt: bool = True,
+                 allowed: Optional[Iterable[str]] = None, num_threads: int = 1) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.classifier = Classifier(self.bundle, num_threads=num_threads)
+        n = self.bundle.normalization
+        self.adapter = Adapter(n.frame_mean, n.frame_std, n.prior_frames,
+                               adapt=adapt and self.bundle.input.normalization == "speaker")
+        self._allowed: Optional[np.ndarray] = None
+        if allowed is not None:
+            self.restrict(allowed)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.bundle.labels
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    def restrict(self, labels: Optional[Iterable[str]]) -> None:
+        """Takes the argmax over ``labels`` only (``None``: all the model's labels)."""
+        if labels is None:
+            self._allowed = None
+            return
+        wanted = set(labels)
+        unknown = sorted(wanted - set(self.labels))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the model's labels {list(self.labels)}")
+        if not wanted:
+            raise ValueError("allowed labels must not be empty")
+        self._allowed = np.array([label in wanted for label in self.labels])
+
+    def inputs(self, frames: np.ndarray, *, update: bool = True) -> np.ndarray:
+        """The model input for one clip's frames (``InputConfig.frames``); updates the speaker
+        statistics first when adapting."""
+        cfg, norm = self.bundle.input, self.bundle.normalization
+        voiced = cfg.voiced(frames)
+        if update:
+            self.adapter.update(voiced)
+        x = cfg.pool(self.adapter.normalize(voiced))
+        if cfg.pooling == "stats":
+            x = ((x - norm.input_mean) / (norm.input_std + 1e-5)).astype(np.float32)
+        return x
+
+    def predict(self, y: np.ndarray) -> Prediction:
+        """Emotion of a clip at ``bundle.input.sr`` (mono float32). Raises ``ValueError`` for a
+        clip too short for one frame or with non-finite samples."""
+        return self.predict_frames(self.bundle.input.frames(y))
+
+    def predict_frames(self, frames: np.ndarray) -> Prediction:
+        voiced = len(self.bundle.input.voiced(frames))
+        p = self.classifier.probabilities(self.inputs(frames)[None])[0]
+        return self._prediction(p, len(frames), voiced)
+
+    def _prediction(self, p: np.ndarray, n_frames: int, voiced: int) -> Prediction:
+        mask = np.ones(len(p), bool) if self._allowed is None else self._allowed
+        p = np.where(mask, np.maximum(p.astype(np.float64), 0.0), 0.0)
+        p = p / p.sum() if p.sum() > 0 else mask / mask.sum()
+        i = int(np.argmax(p))
+        return Prediction(self.labels[i], float(p[i]), {k: float(v) for k, v in zip(self.labels, p)}, n_frames, voiced)
