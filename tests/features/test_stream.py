@@ -35,6 +35,7 @@ CONFIGS = {
     "win400": dict(features=("mfcc", "rms", "spectral_centroid", "zero_crossing_rate"), n_fft=512, win_length=400),
     "hop_not_dividing": dict(features=("log_melspectrogram", "spectral_flux", "energy_entropy", "chroma_stft"),
                              n_fft=400, hop_length=128, pad_mode="reflect", n_mels=64),
+    "contrast": dict(features=("rms", "spectral_contrast", "mfcc"), n_fft=1024, win_length=800, contrast_fmin=100.0),
     "big_22k": dict(features=("mfcc", "spectral_rolloff", "spectral_entropy"), sr=22050, n_fft=2048, hop_length=512,
                     n_mfcc=20, n_mels=128, lifter=22.0, fmin=50.0, fmax=8000.0, htk=True),
 }
@@ -271,6 +272,19 @@ def test_extract_blocks_equal_public_functions(name):
     assert row == out.shape[0]
 
 
+def test_extract_contrast_is_per_frame_contrast_in_db():
+    """Without librosa's whole-signal top_db=80 clip (not streamable), the block equals
+    spectral_contrast on a signal whose bands all lie within 80 dB of each other."""
+    c = cfg("contrast")
+    y = get_signal("noise", 16000)
+    out = F.extract(y, c)
+    ref = F.spectral_contrast(y=y, sr=16000, n_fft=1024, win_length=800, hop_length=160, fmin=100.0)
+    assert out.shape[0] == 1 + 7 + 40
+    np.testing.assert_allclose(out[1:8], ref, atol=1e-3)
+    with pytest.raises(ValueError):
+        F.extract(y, F.FeatureConfig(features=("spectral_contrast",), n_fft=1024, contrast_fmin=400.0))  # 400 x 2^6 > 8 kHz
+
+
 def test_extract_default_is_40_mfcc():
     y = speech()
     c = F.FeatureConfig()
@@ -332,7 +346,8 @@ def test_n_features_matches_extract(name):
     c = cfg(name)
     y = speech(c.sr)[:8000]
     assert F.extract(y, c).shape[0] == c.n_features
-    sizes = {"mfcc": c.n_mfcc, "log_melspectrogram": c.n_mels, "melspectrogram": c.n_mels, "chroma_stft": c.n_chroma}
+    sizes = {"mfcc": c.n_mfcc, "log_melspectrogram": c.n_mels, "melspectrogram": c.n_mels, "chroma_stft": c.n_chroma,
+             "spectral_contrast": c.contrast_bands + 1}
     assert c.n_features == sum(sizes.get(f, 1) for f in c.features)
 
 
