@@ -1,0 +1,133 @@
+"""The measurements in docs/federated.md (long runs: not part of the test suite).
+
+    python -m ser_edge.fl.bench compare --corpus emodb --data ../shared/data/emodb --holdout 15,16
+    python -m ser_edge.fl.bench scale --corpus ravdess --data ../shared/data/ravdess --clients 100
+    python -m ser_edge.fl.bench client-memory --corpus ravdess --data ../shared/data/ravdess --speaker 01
+
+Each prints one JSON line. ``compare``: FedAvg (speakers as clients, ``rounds`` x
+``local-epochs`` = the central run's epochs) against central training by
+:func:`ser_edge.training.trainer.fit` on the same training speakers, both scored on the same
+held-out speakers. ``scale``: many virtual clients (time, peak memory of the process tree,
+memory after each round). ``client-memory``: peak resident memory of one client's training
+round in a fresh process (the ClientApp's train function on one speaker's clips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from ser_edge.fl.cli import QUIET_ENV, default_holdout
+
+
+def _overrides(args: argparse.Namespace, holdout: list[str], **extra: Any) -> dict[str, Any]:
+    return {"corpus": args.corpus, "data": os.path.abspath(args.data), "holdout": ",".join(holdout),
+            "num-server-rounds": args.rounds, "local-epochs": args.local_epochs, "seed": args.seed,
+            "out": os.path.abspath(args.out), "min-nodes": 2, **extra}
+
+
+def _holdout(args: argparse.Namespace) -> list[str]:
+    from ser_edge.fl import task
+
+    if args.holdout:
+        return [s.strip() for s in args.holdout.split(",") if s.strip()]
+    cfg = task.settings({}, {"corpus": args.corpus, "data": args.data})
+    return default_holdout(sorted({c.speaker for c in task.corpus_clips(args.corpus, args.data, cfg)}))
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    from ser_edge.fl import task
+    from ser_edge.fl.simulate import simulate
+    from ser_edge.training import dataset as ds
+    from ser_edge.training.trainer import TrainConfig, fit, set_threads
+
+    holdout = _holdout(args)
+    fed = simulate(_overrides(args, holdout), args.clients)
+    cfg = task.settings({}, _overrides(args, holdout))
+    config, labels = task.input_config(cfg), task.labels(cfg)
+    clips = task.corpus_clips(args.corpus, args.data, cfg)
+    train = ds.load_frames([c for c in clips if c.speaker not in holdout], config)
+    test = ds.load_frames([c for c in clips if c.speaker in holdout], config)
+    set_threads(1)
+    t0 = time.time()
+    trained = fit(train, config, labels, TrainConfig(epochs=args.rounds * args.local_epochs, seed=args.seed))
+    y = [labels.index(c.label) for c in test.clips]
+    import numpy as np
+
+    central = task.scores(trained.probabilities(test), np.array(y), labels)
+    return {"what": "fedavg-vs-central", "corpus": args.corpus, "holdout": holdout, "clients": args.clients,
+            "rounds": args.rounds, "local_epochs": args.local_epochs, "central_epochs": args.rounds * args.local_epochs,
+            "fedavg_uar": fed["uar"], "fedavg_accuracy": fed["accuracy"], "fedavg_uar_int8": fed.get("uar_int8"),
+            "central_uar": central["uar"], "central_accuracy": central["accuracy"],
+            "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2), "fedavg_seconds": fed["seconds"],
+            "central_seconds": round(time.time() - t0, 1), "held_out_by_round": fed["history"]["held_out"],
+            "eval_clips": fed.get("eval_clips")}
+
+
+def scale(args: argparse.Namespace) -> dict[str, Any]:
+    from ser_edge.fl.simulate import simulate
+
+    holdout = _holdout(args)
+    s = simulate(_overrides(args, holdout, **{"fraction-train": args.fraction, "fraction-evaluate": args.fraction}),
+                 args.clients)
+    return {"what": "scale", "corpus": args.corpus, "clients": args.clients, "rounds": args.rounds,
+            "fraction": args.fraction, "seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"],
+            "rss_mb_by_round": s["rss_mb_by_round"], "uar": s["uar"], "accuracy": s["accuracy"],
+            "stats_clients": s["stats_clients"], "rejected": s["rejected"]}
+
+
+def client_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """One training round of one client, measured in this (fresh) process."""
+    import numpy as np
+    from flwr.app import ArrayRecord
+
+    from ser_edge.fl import task
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cfg = task.settings({}, {"corpus": args.corpus, "data": args.data, "local-epochs": args.local_epochs})
+    clips = [c for c in task.corpus_clips(args.corpus, args.data, cfg) if c.speaker == args.speaker]
+    t0 = time.time()
+    data = task.local_data(clips, task.input_config(cfg), task.labels(cfg), min_clips=int(cfg["min-clips"]))
+    model = task.build_model(cfg, task.input_config(cfg), len(task.labels(cfg)))
+    weights = ArrayRecord(model.get_weights())
+    model.set_weights(weights.to_numpy_ndarrays())
+    x = task.standardize(data.x, data.x.mean(0), data.x.std(0))
+    m = task.fit(model, x, data.y, data.weights, epochs=int(cfg["local-epochs"]), batch_size=32, seed=0)
+    ArrayRecord(model.get_weights())
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"what": "client-memory", "corpus": args.corpus, "speaker": args.speaker, "clips": len(clips),
+            "local_epochs": int(cfg["local-epochs"]), "seconds": round(time.time() - t0, 1),
+            "peak_rss_mb": round(peak_kb / 1024, 1), "rss_before_mb": round(before / 1024, 1),
+            "train_accuracy": m["accuracy"], "finite": bool(np.isfinite(m["loss"]))}
+
+
+def main(argv: Any = None) -> int:
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    p = argparse.ArgumentParser(prog="python -m ser_edge.fl.bench", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    for name, fn in (("compare", compare), ("scale", scale), ("client-memory", client_memory)):
+        s = sub.add_parser(name)
+        s.add_argument("--corpus", required=True)
+        s.add_argument("--data", required=True)
+        s.add_argument("--holdout")
+        s.add_argument("--clients", type=int, default=8)
+        s.add_argument("--rounds", type=int, default=10)
+        s.add_argument("--local-epochs", type=int, default=6)
+        s.add_argument("--fraction", type=float, default=1.0)
+        s.add_argument("--speaker", default="01")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))
+        s.set_defaults(fn=fn)
+    args = p.parse_args(argv)
+    print(json.dumps(args.fn(args), default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

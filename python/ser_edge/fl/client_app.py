@@ -1,0 +1,112 @@
+"""The Flower ClientApp: a device trains the global model on its own labelled clips and replies
+with nothing but arrays (model weights, or the normalisation statistics it contributes) and
+scalar metrics. A device with fewer than ``min-clips`` clips declines (an error reply, which
+FedAvg counts as a failure and leaves out)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Optional
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+
+from ser_edge.fl import task
+
+#: ``Error.code`` of a reply from a client that does not take part (too few clips, no data).
+DECLINED = 100
+CLIPPING_KEY = "clipping_norm"  # what DifferentialPrivacyClientSideFixedClipping sends
+log = logging.getLogger("ser_edge.fl")
+
+
+def _decline(msg: Message, reason: str) -> Message:
+    return Message(error=Error(code=DECLINED, reason=reason), reply_to=msg)
+
+
+def _local(context: Context, overrides: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], task.LocalData]:
+    cfg = task.settings(context.run_config, overrides)
+    clips = task.client_clips(context.node_config, cfg)
+    data = task.local_data(clips, task.input_config(cfg), task.labels(cfg), cache_dir=str(cfg["cache-dir"]),
+                           min_clips=int(cfg["min-clips"]))
+    return cfg, data
+
+
+def _with_data(handler: Any, overrides: Optional[Mapping[str, Any]]) -> Any:
+    """Loads the client's data, declining on too few clips or unreadable data. The reason sent
+    carries no file names; the details stay in this device's log."""
+
+    def wrapped(msg: Message, context: Context) -> Message:
+        try:
+            cfg, data = _local(context, overrides)
+        except task.NotEnoughData as e:
+            return _decline(msg, f"declined: {e}")
+        except ValueError as e:
+            log.error("ser-edge fl client: %s", e)
+            return _decline(msg, "declined: the client's data could not be read (details in its log)")
+        return handler(msg, cfg, data)
+
+    return wrapped
+
+
+def _optional_clipping(msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower's ``fixedclipping_mod`` when the server asks for client-side clipping (DP)."""
+    config = msg.content.config_records.get("config")
+    if config is not None and CLIPPING_KEY in config:
+        return fixedclipping_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+def _model(cfg: dict[str, Any], arrays: ArrayRecord) -> Any:
+    model = task.build_model(cfg, task.input_config(cfg), len(task.labels(cfg)))
+    model.set_weights(arrays.to_numpy_ndarrays())
+    return model
+
+
+def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
+    """This client's share of the global normalisation: count, mean and M2 of its raw voiced
+    frames and of its pooled inputs (aggregates; never a clip's features)."""
+    x = data.x.astype(np.float64)
+    mean = x.mean(0)
+    fs = data.frame_stats
+    values = {"frame-mean": fs.mean, "frame-m2": fs.m2, "input-mean": mean, "input-m2": ((x - mean) ** 2).sum(0)}
+    arrays = ArrayRecord({k: Array(np.asarray(v, np.float64)) for k, v in values.items()})
+    return Message(RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": len(data),
+                                                                          "frames": float(fs.count)})}), reply_to=msg)
+
+
+def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
+    """Local epochs from the global weights; replies the new weights and training metrics."""
+    config = msg.content["config"]
+    model = _model(cfg, msg.content["arrays"])
+    x = task.standardize(data.x, config["input-mean"], config["input-std"])
+    m = task.fit(model, x, data.y, data.weights, epochs=int(config.get("local-epochs", cfg["local-epochs"])),
+                 batch_size=int(config.get("batch-size", cfg["batch-size"])),
+                 seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
+    weights = model.get_weights()
+    task.release_model()
+    metrics = MetricRecord({"num-examples": len(data), "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+    return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
+
+
+def evaluate(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
+    """The global model's loss and accuracy on this client's clips."""
+    config = msg.content["config"]
+    model = _model(cfg, msg.content["arrays"])
+    m = task.evaluate(model, task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
+    task.release_model()
+    metrics = MetricRecord({"num-examples": len(data), "loss": m["loss"], "accuracy": m["accuracy"]})
+    return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+
+def make_app(overrides: Optional[Mapping[str, Any]] = None) -> ClientApp:
+    """The ClientApp; ``overrides`` replace run config values (the simulation passes its own)."""
+    client = ClientApp()
+    client.query()(_with_data(stats, overrides))
+    client.train(mods=[_optional_clipping])(_with_data(train, overrides))
+    client.evaluate()(_with_data(evaluate, overrides))
+    return client
+
+
+app = make_app()

@@ -1,0 +1,193 @@
+"""The Flower ServerApp: federated normalisation statistics, FedAvg rounds (weighted by each
+client's number of clips, for the weights and the train/evaluate metrics), optional central DP,
+evaluation on held-out speakers, and the final global model saved as an int8 bundle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideFixedClipping,
+    FedAvg,
+    Strategy,
+)
+
+from ser_edge.fl import task
+from ser_edge.fl.strategy import RejectInvalid, check_reply
+
+log = logging.getLogger("flwr")
+OnRound = Callable[[int, Mapping[str, Any]], None]
+
+
+def default_out(name: str) -> Path:
+    """Where the global bundle goes when the run config has no ``out``."""
+    return Path.home() / ".local" / "share" / "ser-edge" / "fl" / name
+
+
+def _wait_for_nodes(grid: Grid, n: int, timeout: float = 600.0) -> list[int]:
+    t0 = time.monotonic()
+    while len(nodes := list(grid.get_node_ids())) < n:
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"only {len(nodes)} of the {n} SuperNodes needed connected within {timeout:.0f} s")
+        time.sleep(1.0)
+    return nodes
+
+
+def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> tuple[Any, int, int]:
+    """Asks every connected client for its statistics and merges them (Chan's formula) into the
+    bundle's :class:`~ser_edge.bundle.Normalization`. Returns it with the number of nodes asked
+    and the number that contributed."""
+    from ser_edge.bundle import Normalization
+    from ser_edge.inputs import FrameStats
+
+    nodes = _wait_for_nodes(grid, int(cfg["min-nodes"]))
+    d, p = config.n_frame_features, int(np.prod(config.input_shape))
+    reference = {"frame-mean": ((d,), "float64"), "frame-m2": ((d,), "float64"),
+                 "input-mean": ((p,), "float64"), "input-m2": ((p,), "float64")}
+    messages = [Message(RecordDict({"config": ConfigRecord({"kind": "stats"})}), dst_node_id=n,
+                        message_type=MessageType.QUERY) for n in nodes]
+    frames, inputs, used = FrameStats.empty(d), FrameStats.empty(p), 0
+    for reply in grid.send_and_receive(messages):
+        if reply.has_error():
+            log.info("stats: node %d did not contribute: %s", reply.metadata.src_node_id, reply.error.reason)
+            continue
+        reason = check_reply(reply.content, reference)
+        if reason:
+            log.warning("stats: rejected the reply of node %d: %s", reply.metadata.src_node_id, reason)
+            continue
+        a, m = reply.content["stats"], reply.content["metrics"]
+        frames.merge(FrameStats(float(m["frames"]), a["frame-mean"].numpy(), a["frame-m2"].numpy()))
+        inputs.merge(FrameStats(float(m["num-examples"]), a["input-mean"].numpy(), a["input-m2"].numpy()))
+        used += 1
+    if used == 0:
+        raise RuntimeError("no client contributed normalisation statistics (all declined or failed)")
+    stats_pooling = config.pooling == "stats"
+    norm = Normalization(frame_mean=frames.mean, frame_std=frames.std,
+                         input_mean=inputs.mean if stats_pooling else None,
+                         input_std=inputs.std if stats_pooling else None)
+    return norm, len(nodes), used
+
+
+def _dp(strategy: Strategy, cfg: Mapping[str, Any], sampled: int) -> Strategy:
+    if cfg["dp"] == "server":
+        return DifferentialPrivacyServerSideFixedClipping(strategy, float(cfg["dp-noise"]), float(cfg["dp-clip"]), sampled)
+    if cfg["dp"] == "client":
+        return DifferentialPrivacyClientSideFixedClipping(strategy, float(cfg["dp-noise"]), float(cfg["dp-clip"]), sampled)
+    return strategy
+
+
+def held_out(cfg: Mapping[str, Any], config: Any, labels: tuple[str, ...]) -> Optional[task.LocalData]:
+    """The server's evaluation clips: ``eval-data`` (all of it, or its ``holdout`` speakers),
+    else the ``holdout`` speakers of ``data`` (simulation). ``None`` when there are none."""
+    held = task.holdout(cfg)
+    if cfg["eval-data"]:
+        clips = task.corpus_clips(str(cfg["eval-corpus"] or cfg["corpus"]), str(cfg["eval-data"]), cfg)
+    elif cfg["data"] and held:
+        clips = task.corpus_clips(str(cfg["corpus"]), str(cfg["data"]), cfg)
+    else:
+        return None
+    if held:
+        clips = [c for c in clips if c.speaker in held]
+    if not clips:
+        raise ValueError(f"no evaluation clips of speakers {sorted(held)}")
+    return task.local_data(clips, config, labels, cache_dir=str(cfg["cache-dir"]))
+
+
+def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) -> dict[str, Any]:
+    """The whole federated run; returns its summary (the simulation prints it as JSON)."""
+    from ser_edge.bundle import save_bundle
+    from ser_edge.training.export import tflite_probabilities, to_tflite
+
+    t0 = time.time()
+    config, labels = task.input_config(cfg), task.labels(cfg)
+    norm, n_nodes, n_stats = federated_normalization(grid, cfg, config)
+    mean, std = norm.input_mean, norm.input_std
+    if mean is None:  # sequence inputs are not standardised after pooling: (x - 0) / (1 - 1e-5 + 1e-5)
+        mean, std = np.zeros(config.input_shape[-1]), np.ones(config.input_shape[-1]) - 1e-5
+    norm_config = {"input-mean": [float(v) for v in mean], "input-std": [float(v) for v in std]}
+    model = task.build_model(cfg, config, len(labels))
+    min_nodes = int(cfg["min-nodes"])
+    fedavg = FedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=float(cfg["fraction-evaluate"]),
+                    min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
+    sampled = max(int(n_nodes * float(cfg["fraction-train"])), min_nodes)
+    strategy = RejectInvalid(_dp(fedavg, cfg, sampled))
+
+    held = held_out(cfg, config, labels)
+    x_held = None if held is None else task.standardize(held.x, mean, std)
+
+    def central(server_round: int, arrays: ArrayRecord) -> Optional[MetricRecord]:
+        if x_held is None or held is None:
+            return None
+        model.set_weights(arrays.to_numpy_ndarrays())
+        rep = task.scores(model.predict(x_held, batch_size=256, verbose=0), held.y, labels)
+        out = {"uar": rep["uar"], "accuracy": rep["accuracy"]}
+        if on_round is not None:
+            on_round(server_round, out)
+        return MetricRecord(out)
+
+    train_config = ConfigRecord({"local-epochs": int(cfg["local-epochs"]), "batch-size": int(cfg["batch-size"]),
+                                 **norm_config})
+    initial = ArrayRecord(model.get_weights())
+    result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
+                            train_config=train_config, evaluate_config=ConfigRecord(norm_config), evaluate_fn=central)
+    if len(result.arrays) == 0:
+        raise RuntimeError("no round produced a global model (every client declined, failed or was rejected)")
+    model.set_weights(result.arrays.to_numpy_ndarrays())
+
+    summary: dict[str, Any] = {"rounds": int(cfg["num-server-rounds"]), "clients": n_nodes,
+                               "stats_clients": n_stats, "uar": None, "accuracy": None}
+    rep_inputs = x_held
+    if x_held is not None and held is not None:
+        float_scores = task.scores(model.predict(x_held, batch_size=256, verbose=0), held.y, labels)
+        summary.update(uar=float_scores["uar"], accuracy=float_scores["accuracy"], eval_clips=len(held))
+    else:  # no server data: calibrate int8 on standard-normal inputs (the standardised scale)
+        rep_inputs = np.random.default_rng(int(cfg["seed"])).standard_normal((300, *config.input_shape)).astype(np.float32)
+    tflite = to_tflite(model, "int8", input_shape=config.input_shape, representative=rep_inputs,
+                       seed=int(cfg["seed"]))
+    if x_held is not None and held is not None:
+        q = task.scores(tflite_probabilities(tflite, x_held), held.y, labels)
+        summary.update(uar_int8=q["uar"], accuracy_int8=q["accuracy"])
+    history = {
+        "train": {r: dict(m) for r, m in result.train_metrics_clientapp.items()},
+        "evaluate": {r: dict(m) for r, m in result.evaluate_metrics_clientapp.items()},
+        "held_out": {r: dict(m) for r, m in result.evaluate_metrics_serverapp.items()},
+    }
+    out = Path(str(cfg["out"])) if cfg["out"] else default_out(str(cfg["name"]))
+    metrics = {k: summary[k] for k in ("uar", "accuracy", "uar_int8", "accuracy_int8") if summary.get(k) is not None}
+    training = {"federated": True, "strategy": "FedAvg", "model": cfg["model"], "corpus": cfg["corpus"] or None,
+                "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"],
+                "run_config": {k: cfg[k] for k in ("num-server-rounds", "local-epochs", "fraction-train", "lr",
+                                                    "batch-size", "min-clips", "seed", "partition", "grouping")}}
+    bundle = save_bundle(out, tflite=tflite, name=str(cfg["name"]), labels=labels, input=config, normalization=norm,
+                         quantization="int8", training=training, metrics=metrics)
+    task.release_model()
+    summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected,
+                   history=history, seconds=round(time.time() - t0, 1))
+    log.info("ser-edge fl: global model saved as %s (%s)", bundle.path, bundle.model_id)
+    return summary
+
+
+def make_app(overrides: Optional[Mapping[str, Any]] = None, on_round: Optional[OnRound] = None,
+             on_done: Optional[Callable[[dict[str, Any]], None]] = None) -> ServerApp:
+    """The ServerApp; ``overrides`` replace run config values, ``on_round``/``on_done`` receive
+    the held-out scores of each round and the run's summary (used by the simulation)."""
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        summary = run(grid, task.settings(context.run_config, overrides), on_round)
+        if on_done is not None:
+            on_done(summary)
+
+    return server
+
+
+app = make_app()

@@ -1,0 +1,96 @@
+"""Many virtual clients on one machine: Flower's Simulation Runtime (Ray backend) running the
+same ServerApp and ClientApp as a deployment, with the resident memory of the whole process tree
+(this process, Ray's daemons and workers) sampled while it runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+
+def tree_rss(pid: Optional[int] = None) -> int:
+    """Resident bytes of process ``pid`` (default: this one) and all its descendants (Linux)."""
+    root = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(entry)
+        children.setdefault(int(fields[1]), []).append(p)
+        rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+class MemorySampler:
+    """Samples :func:`tree_rss` every ``interval`` seconds in a thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: float = 1.0,
+             verbose: bool = False) -> dict[str, Any]:
+    """Runs the federated app with ``clients`` virtual SuperNodes (``partition-id`` i of
+    ``clients``) and returns the server's summary plus ``seconds``, ``peak_rss_mb`` and the tree's
+    resident memory after each round (``rss_mb_by_round``)."""
+    from flwr.simulation import run_simulation
+
+    from ser_edge.fl import client_app, server_app, task
+
+    cfg = task.settings({}, overrides)  # fail early on a bad configuration
+    if clients < int(cfg["min-nodes"]):
+        raise ValueError(f"--clients {clients} is fewer than min-nodes={cfg['min-nodes']}")
+    if not cfg["data"] or not cfg["corpus"]:
+        raise ValueError("the simulation needs corpus and data")
+    Path(str(cfg["out"])).parent.mkdir(parents=True, exist_ok=True) if cfg["out"] else None
+
+    summaries: list[dict[str, Any]] = []
+    rss_by_round: dict[int, float] = {}
+
+    def on_round(server_round: int, _: Mapping[str, Any]) -> None:
+        rss_by_round[server_round] = round(tree_rss() / 2**20, 1)
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    t0 = time.time()
+    with MemorySampler() as mem:
+        run_simulation(server_app=server_app.make_app(overrides, on_round=on_round, on_done=summaries.append),
+                       client_app=client_app.make_app(overrides), num_supernodes=int(clients),
+                       backend_config={"client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
+                                       "init_args": {"include_dashboard": False}},
+                       verbose_logging=verbose)
+    if not summaries:
+        raise RuntimeError("the simulation ended without a result (see the log above)")
+    summary = summaries[0]
+    summary.update(seconds=round(time.time() - t0, 1), peak_rss_mb=round(mem.peak / 2**20, 1),
+                   rss_mb_by_round=rss_by_round)
+    return summary

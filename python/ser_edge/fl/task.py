@@ -1,0 +1,241 @@
+"""A federated client's data and model: its own labelled clips -> model inputs (through the
+bundle's :class:`~ser_edge.inputs.InputConfig` and the Rust core, as on the device) -> local
+training and evaluation of a model from :mod:`ser_edge.training.models`.
+
+Where the clips come from: ``corpus``/``data`` in the SuperNode's ``--node-config`` (a device's
+own folder or CSV), else in the run config (simulation); speakers listed in ``holdout`` are never
+used by a client; ``partition-id``/``num-partitions`` split a corpus into clients by
+:func:`partition`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from ser_edge.inputs import FrameStats, InputConfig
+
+#: The run configuration (kebab-case, as in ``deploy/fl/app/pyproject.toml``) and its defaults.
+DEFAULTS: dict[str, Any] = {
+    "num-server-rounds": 3,
+    "local-epochs": 5,
+    "fraction-train": 1.0,
+    "fraction-evaluate": 1.0,
+    "min-nodes": 2,
+    "lr": 1e-3,
+    "batch-size": 32,
+    "model": "mlp",
+    "grouping": "full",
+    "min-clips": 8,
+    "seed": 0,
+    "corpus": "",
+    "data": "",
+    "partition": "speaker",
+    "holdout": "",
+    "eval-corpus": "",
+    "eval-data": "",
+    "cache-dir": "",
+    "out": "",
+    "name": "fl-global",
+    "dp": "off",
+    "dp-noise": 0.1,
+    "dp-clip": 10.0,
+}
+PARTITIONS = ("speaker", "iid")
+DP_MODES = ("off", "server", "client")
+#: Models FedAvg can train (knn memorises its training set: nothing to average).
+FEDERATED_MODELS = ("mlp", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d")
+
+
+class NotEnoughData(ValueError):
+    """The client has too few labelled clips to take part."""
+
+
+def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The run configuration with defaults filled in and types checked."""
+    cfg = dict(DEFAULTS)
+    for source in (run_config, overrides or {}):
+        for key, value in source.items():
+            if key not in DEFAULTS:
+                raise ValueError(f"unknown run config key {key!r}; known: {', '.join(DEFAULTS)}")
+            kind = type(DEFAULTS[key])
+            try:
+                cfg[key] = kind(value) if not (kind is int and isinstance(value, float) and value != int(value)) else None
+            except (TypeError, ValueError):
+                cfg[key] = None
+            if cfg[key] is None:
+                raise ValueError(f"run config {key}={value!r} must be a {kind.__name__}")
+    if cfg["model"] not in FEDERATED_MODELS:
+        raise ValueError(f"model={cfg['model']!r} cannot be trained by FedAvg; choose from {', '.join(FEDERATED_MODELS)}")
+    if cfg["partition"] not in PARTITIONS:
+        raise ValueError(f"partition={cfg['partition']!r}; choose from {', '.join(PARTITIONS)}")
+    if cfg["dp"] not in DP_MODES:
+        raise ValueError(f"dp={cfg['dp']!r}; choose from {', '.join(DP_MODES)}")
+    for key in ("num-server-rounds", "local-epochs", "min-nodes", "batch-size", "min-clips"):
+        if cfg[key] < 1:
+            raise ValueError(f"{key}={cfg[key]} must be >= 1")
+    for key in ("fraction-train", "fraction-evaluate"):
+        if not 0.0 < cfg[key] <= 1.0:
+            raise ValueError(f"{key}={cfg[key]} must be in (0, 1]")
+    if not cfg["lr"] > 0:
+        raise ValueError(f"lr={cfg['lr']} must be > 0")
+    return cfg
+
+
+def input_config(cfg: Mapping[str, Any]) -> InputConfig:
+    """The model input every client computes (the model's default input configuration)."""
+    from ser_edge.training.models import default_input
+
+    return default_input(str(cfg["model"]))
+
+
+def labels(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """The model's output labels (the grouping's labels)."""
+    from ser_edge.labels import group_labels
+
+    return group_labels(str(cfg["grouping"]))
+
+
+def holdout(cfg: Mapping[str, Any]) -> set[str]:
+    return {s.strip() for s in str(cfg["holdout"]).split(",") if s.strip()}
+
+
+def corpus_clips(corpus: str, data: str, cfg: Mapping[str, Any]) -> list:
+    """The clips of a corpus relabelled with the run's grouping (clips it leaves out dropped)."""
+    from ser_edge.training.corpora import grouped, load_corpus
+
+    clips = load_corpus(corpus, data)
+    return clips if cfg["grouping"] == "full" else grouped(clips, str(cfg["grouping"]))
+
+
+def partition(clips: list, index: int, count: int, mode: str = "speaker", seed: int = 0) -> list:
+    """Client ``index`` of ``count``'s share of ``clips``. ``"speaker"`` (non-IID): speakers dealt
+    round-robin to clients, so a client holds whole speakers; with more clients than speakers
+    each client holds one speaker and the clients sharing a speaker split their clips.
+    ``"iid"``: clips shuffled (``seed``) and dealt round-robin."""
+    if not 0 <= index < count:
+        raise ValueError(f"partition-id={index} must be in [0, num-partitions={count})")
+    if mode not in PARTITIONS:
+        raise ValueError(f"partition={mode!r}; choose from {', '.join(PARTITIONS)}")
+    rng = np.random.default_rng(seed)
+    if mode == "iid":
+        order = rng.permutation(len(clips))
+        return [clips[i] for i in sorted(order[index::count])]
+    speakers = sorted({c.speaker_key for c in clips})
+    if count <= len(speakers):
+        mine = set(speakers[index::count])
+        return [c for c in clips if c.speaker_key in mine]
+    s = index % len(speakers)
+    sharers = list(range(s, count, len(speakers)))
+    own = [c for c in clips if c.speaker_key == speakers[s]]
+    order = rng.permutation(len(own))
+    return [own[i] for i in sorted(order[sharers.index(index)::len(sharers)])]
+
+
+def client_clips(node_config: Mapping[str, Any], cfg: Mapping[str, Any]) -> list:
+    """This client's labelled clips (see the module docstring)."""
+    corpus = str(node_config.get("corpus") or cfg["corpus"])
+    data = str(node_config.get("data") or cfg["data"])
+    if not corpus or not data:
+        raise ValueError("this client has no data: give the SuperNode --node-config "
+                         "'corpus=\"csv\" data=\"/path/to/clips.csv\"' (or corpus/data in the run config)")
+    held = holdout(cfg)
+    clips = [c for c in corpus_clips(corpus, data, cfg) if c.speaker not in held]
+    if "num-partitions" in node_config:
+        clips = partition(clips, int(node_config.get("partition-id", 0)), int(node_config["num-partitions"]),
+                          str(node_config.get("partition", cfg["partition"])), int(cfg["seed"]))
+    return clips
+
+
+@dataclass
+class LocalData:
+    """A client's model inputs (pooled, speaker-normalised, not yet standardised) and labels,
+    with the statistics it contributes to the global normalisation."""
+
+    x: np.ndarray
+    y: np.ndarray  # label index into the model's labels
+    weights: np.ndarray  # class-balancing sample weights (the trainer's)
+    frame_stats: FrameStats  # raw voiced frames
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+_CACHE: dict[tuple[Any, ...], LocalData] = {}
+
+
+def local_data(clips: list, config: InputConfig, model_labels: tuple[str, ...], *, cache_dir: str = "",
+               min_clips: int = 1) -> LocalData:
+    """Model inputs of ``clips`` (the training package's dataset flow). Raises
+    :class:`NotEnoughData` when there are fewer than ``min_clips``. Kept per process, and the
+    frames on disk (``cache_dir`` or the training cache)."""
+    if len(clips) < min_clips:
+        raise NotEnoughData(f"{len(clips)} labelled clips; at least {min_clips} are needed to train")
+    from ser_edge.training.dataset import config_key, inputs_for, load_frames, population_stats
+    from ser_edge.training.trainer import sample_weights
+
+    key = (config_key(config), tuple(model_labels), tuple((c.path, c.label, c.speaker_key) for c in clips))
+    if key not in _CACHE:
+        unknown = sorted({c.label for c in clips} - set(model_labels))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the model's labels {list(model_labels)}")
+        frames = load_frames(clips, config, cache_dir=cache_dir or None)
+        x = inputs_for(frames, config, mode="speaker")
+        y = np.array([model_labels.index(c.label) for c in clips], np.int64)
+        _CACHE.clear()  # one client per process at a time: keep memory flat
+        _CACHE[key] = LocalData(x, y, sample_weights(clips), population_stats(frames))
+    return _CACHE[key]
+
+
+def standardize(x: np.ndarray, mean: Any, std: Any) -> np.ndarray:
+    from ser_edge.training.dataset import standardize as _standardize
+
+    return _standardize(x, np.asarray(mean, np.float64), np.asarray(std, np.float64))
+
+
+def build_model(cfg: Mapping[str, Any], config: InputConfig, n_labels: int) -> Any:
+    """A compiled model of the run (same seed everywhere: every client starts from one model)."""
+    from ser_edge.training.models import build
+    from ser_edge.training.trainer import set_threads
+
+    set_threads(1)
+    return build(str(cfg["model"]), config.input_shape, n_labels, lr=float(cfg["lr"]), seed=int(cfg["seed"]))
+
+
+def release_model() -> None:
+    """Frees the Keras graph state of the models built so far (long simulations grow otherwise)."""
+    import tf_keras
+
+    tf_keras.backend.clear_session()
+
+
+def fit(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, *, epochs: int, batch_size: int,
+        seed: int) -> dict[str, float]:
+    """Local training (sample weights ``w``); returns the last epoch's loss and accuracy."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(int(seed))
+    n_labels = int(model.output_shape[-1])
+    h = model.fit(x, np.eye(n_labels, dtype=np.float32)[y], sample_weight=w,
+                  epochs=int(epochs), batch_size=int(batch_size), shuffle=True, verbose=0)
+    return {"loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1])}
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Loss and accuracy of the model on labelled inputs."""
+    n_labels = int(model.output_shape[-1])
+    loss, acc = model.evaluate(x, np.eye(n_labels, dtype=np.float32)[y], batch_size=256, verbose=0)
+    return {"loss": float(loss), "accuracy": float(acc)}
+
+
+def scores(probabilities: np.ndarray, y: np.ndarray, model_labels: tuple[str, ...]) -> dict[str, Any]:
+    """UAR and accuracy with the argmax restricted to the labels present in ``y`` (as the
+    training package scores a corpus)."""
+    from ser_edge.training.metrics import report, restricted_argmax
+
+    true = [model_labels[i] for i in y]
+    allowed = sorted(set(true), key=model_labels.index)
+    pred = restricted_argmax(probabilities, model_labels, allowed)
+    return report(true, [model_labels[i] for i in pred], allowed)

@@ -1,0 +1,192 @@
+"""``ser-edge listen`` configuration: defaults < TOML file < command line.
+
+The file is ``--config PATH``, else ``/etc/ser-edge/config.toml`` if it exists. Its tables and
+keys (all optional; unknown keys are an error)::
+
+    model = "/var/lib/ser-edge/model"      # bundle directory (default: the bundled model)
+    labels = ["neutral", "happy", "sad", "angry"]   # restrict the argmax (default: all)
+    adapt = true                           # speaker adaptation of the normalisation
+    log_level = "info"
+    [source]  kind = "mic"  device = "USB"  realtime = false  rate = 16000  channels = 1
+              format = "s16le"  chunk = 0.05
+    [gate]    threshold_db = -50.0  margin_db = 10.0  zcr_max = 0.45  min_speech = 0.1
+              hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0
+    [windows] window = 4.0  hop = 2.0  events = false
+    [output]  stdout = true  file = "/var/log/ser-edge/events.jsonl"  file_max_bytes = 1000000
+              file_backups = 3
+    [mqtt]    host = "localhost"  port = 1883  username = ""  password = ""  topic = "ser-edge"
+              node_id = ""  discovery_prefix = "homeassistant"  queue = 1000
+    [record]  dir = ""                     # audio is written only if this is set
+    [watch]   model = true  interval = 1.0 # hot-swap the model when its files change
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ser_edge.listen.gate import GateConfig
+from ser_edge.listen.outputs import MqttConfig
+from ser_edge.listen.utterances import WindowConfig
+
+DEFAULT_PATH = Path("/etc/ser-edge/config.toml")
+
+# (table, key) in the TOML file -> ListenConfig field
+KEYS: dict[tuple[str, str], str] = {
+    ("", "model"): "model", ("", "labels"): "labels", ("", "adapt"): "adapt", ("", "log_level"): "log_level",
+    ("source", "kind"): "source", ("source", "device"): "device", ("source", "realtime"): "realtime",
+    ("source", "rate"): "rate", ("source", "channels"): "channels", ("source", "format"): "sample_format",
+    ("source", "chunk"): "chunk",
+    **{("gate", f.name): f"gate_{f.name}" for f in dataclasses.fields(GateConfig)},
+    ("windows", "window"): "window", ("windows", "hop"): "hop", ("windows", "events"): "window_events",
+    ("output", "stdout"): "stdout", ("output", "file"): "file", ("output", "file_max_bytes"): "file_max_bytes",
+    ("output", "file_backups"): "file_backups",
+    **{("mqtt", k): f"mqtt_{k}" for k in ("host", "port", "username", "password", "topic", "node_id",
+                                         "discovery_prefix", "queue", "keepalive")},
+    ("record", "dir"): "record_dir",
+    ("watch", "model"): "watch", ("watch", "interval"): "watch_interval",
+}
+
+
+@dataclass
+class ListenConfig:
+    model: Optional[str] = None
+    labels: Optional[list[str]] = None
+    adapt: bool = True
+    log_level: str = "info"
+    source: str = "mic"
+    device: Optional[str] = None
+    realtime: bool = False
+    rate: Optional[int] = None
+    channels: int = 1
+    sample_format: str = "s16le"
+    chunk: float = 0.05
+    gate_threshold_db: float = GateConfig.threshold_db
+    gate_margin_db: float = GateConfig.margin_db
+    gate_zcr_max: float = GateConfig.zcr_max
+    gate_min_speech: float = GateConfig.min_speech
+    gate_hangover: float = GateConfig.hangover
+    gate_pre_roll: float = GateConfig.pre_roll
+    gate_max_utterance: float = GateConfig.max_utterance
+    gate_noise_rise_db_per_s: float = GateConfig.noise_rise_db_per_s
+    window: float = WindowConfig.window
+    hop: float = WindowConfig.hop
+    window_events: bool = False
+    stdout: bool = True
+    file: Optional[str] = None
+    file_max_bytes: int = 1_000_000
+    file_backups: int = 3
+    mqtt_host: Optional[str] = None
+    mqtt_port: int = 1883
+    mqtt_username: Optional[str] = None
+    mqtt_password: Optional[str] = None
+    mqtt_topic: str = "ser-edge"
+    mqtt_node_id: str = ""
+    mqtt_discovery_prefix: str = "homeassistant"
+    mqtt_queue: int = 1000
+    mqtt_keepalive: int = 30
+    record_dir: Optional[str] = None
+    watch: bool = True
+    watch_interval: float = 1.0
+    config_path: Optional[str] = field(default=None, compare=False)
+
+    def gate(self) -> GateConfig:
+        return GateConfig(**{f.name: getattr(self, f"gate_{f.name}") for f in dataclasses.fields(GateConfig)})
+
+    def windows(self) -> WindowConfig:
+        return WindowConfig(window=self.window, hop=self.hop, events=self.window_events)
+
+    def mqtt(self) -> Optional[MqttConfig]:
+        if not self.mqtt_host:
+            return None
+        return MqttConfig(host=self.mqtt_host, port=self.mqtt_port, username=self.mqtt_username or None,
+                          password=self.mqtt_password or None, topic=self.mqtt_topic, node_id=self.mqtt_node_id,
+                          discovery_prefix=self.mqtt_discovery_prefix, queue=self.mqtt_queue,
+                          keepalive=self.mqtt_keepalive)
+
+    def validate(self) -> "ListenConfig":
+        """Raises ``ValueError`` naming the first bad setting."""
+        self.gate()
+        self.windows()
+        if self.sample_format not in ("s16le", "s32le", "f32le"):
+            raise ValueError(f"source.format={self.sample_format!r}; choose from s16le, s32le, f32le")
+        if self.channels < 1 or (self.rate is not None and self.rate < 1):
+            raise ValueError("source.channels and source.rate must be >= 1")
+        if not 0.005 <= self.chunk <= 1.0:
+            raise ValueError(f"source.chunk={self.chunk!r} must be between 0.005 and 1 s")
+        if self.mqtt_queue < 1:
+            raise ValueError(f"mqtt.queue={self.mqtt_queue!r} must be >= 1")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level={self.log_level!r}; choose from debug, info, warning, error")
+        if not self.watch_interval > 0:
+            raise ValueError(f"watch.interval={self.watch_interval!r} must be > 0")
+        return self
+
+
+def _types() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(ListenConfig)}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    default = _types()[name]
+    if name == "labels":
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"{where}: must be a list of label names")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: must be true or false; got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool) or name == "rate":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{where}: must be an integer; got {value!r}")
+        return value
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{where}: must be a number; got {value!r}")
+        return float(value)
+    if name == "device" and isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: must be a string; got {value!r}")
+    return value
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The settings in a TOML file as ``{field: value}``; ``ValueError`` for a bad file."""
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the configuration ({e.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            table, k = (key, sub) if sub is not None else ("", key)
+            name = KEYS.get((table, k))
+            if name is None:
+                raise ValueError(f"{path}: unknown setting {'.'.join(x for x in (table, k) if x)!r}")
+            out[name] = _coerce(name, v, f"{path}: {'.'.join(x for x in (table, k) if x)}")
+    return out
+
+
+def load_config(path: Optional[str], overrides: dict[str, Any]) -> ListenConfig:
+    """Defaults, then the TOML file (``path``, else :data:`DEFAULT_PATH` if present), then
+    ``overrides`` (command-line values that were given). Raises ``ValueError``."""
+    chosen = Path(path) if path else (DEFAULT_PATH if DEFAULT_PATH.is_file() else None)
+    values: dict[str, Any] = read_toml(chosen) if chosen is not None else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(_types()))
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(unknown)}")
+    cfg = ListenConfig(**values, config_path=os.fspath(chosen) if chosen else None)
+    return cfg.validate()

@@ -1,0 +1,366 @@
+"""Audio sources for ``ser-edge listen``: microphone (PyAudio), file, raw PCM on stdin.
+
+Every source delivers mono float32 chunks at the model's rate (``sr``); devices and streams at
+another rate are resampled on the fly by :class:`StreamResampler`. ``read(timeout)`` returns a
+chunk, or ``None`` if none arrived in time; it raises ``EOFError`` at the end of a file or
+stream and :class:`SourceError` when a device is missing or lost (the daemon retries).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from typing import Any, BinaryIO, Optional, Protocol, Union
+
+import numpy as np
+
+from ser_edge.audio import resample
+
+FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
+
+
+class SourceError(Exception):
+    """The audio device is missing, cannot be opened, or stopped delivering audio."""
+
+
+class Source(Protocol):
+    sr: int
+    overflows: int
+
+    def open(self) -> None: ...
+
+    def read(self, timeout: float) -> Optional[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamResampler:
+    """Resamples a stream chunk by chunk with :func:`ser_edge.audio.resample` (the same
+    band-limited sinc as the batch function): each block is resampled with enough audio on both
+    sides for the kernel, so the output equals the whole-signal result up to float rounding.
+    Adds ``delay`` input samples of latency (about 2-6 ms)."""
+
+    def __init__(self, orig_sr: int, target_sr: int) -> None:
+        self.orig, self.target = int(orig_sr), int(target_sr)
+        if self.orig <= 0 or self.target <= 0:
+            raise ValueError(f"sample rates must be positive; got {orig_sr} -> {target_sr}")
+        g = math.gcd(self.orig, self.target)
+        self.p, self.q = self.orig // g, self.target // g  # p input samples <-> q output samples
+        half = math.ceil(36 * max(1.0, self.orig / self.target))  # kernel half-width, input samples
+        self.delay = math.ceil(half / self.p) * self.p
+        self._buf = np.zeros(self.delay, np.float32)
+        self._in = 0
+        self._out = 0
+
+    @property
+    def identity(self) -> bool:
+        return self.orig == self.target
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if self.identity:
+            return x
+        self._in += len(x)
+        self._buf = np.concatenate([self._buf, x])
+        n = (len(self._buf) - 2 * self.delay) // self.p * self.p
+        if n <= 0:
+            return np.zeros(0, np.float32)
+        return self._take(n)
+
+    def _take(self, n: int) -> np.ndarray:
+        seg = self._buf[:n + 2 * self.delay]
+        y = resample(seg, orig_sr=self.orig, target_sr=self.target)
+        a = self.delay // self.p * self.q
+        out = y[a:a + n // self.p * self.q]
+        self._buf = self._buf[n:]
+        self._out += len(out)
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The rest of the stream (zero-padded like the batch function's edges)."""
+        if self.identity:
+            return np.zeros(0, np.float32)
+        want = math.ceil(self._in * self.target / self.orig) - self._out
+        rest = len(self._buf) - self.delay
+        if want <= 0 or rest <= 0:
+            return np.zeros(0, np.float32)
+        n = math.ceil(rest / self.p) * self.p
+        self._buf = np.concatenate([self._buf, np.zeros(n + self.delay - rest, np.float32)])
+        return self._take(n)[:want]
+
+
+def _to_mono(raw: bytes, sample_format: str, channels: int) -> np.ndarray:
+    dtype, scale = FORMATS[sample_format]
+    a = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    if scale != 1.0:
+        a /= np.float32(scale)
+    if channels > 1:
+        a = a[: len(a) // channels * channels].reshape(-1, channels).mean(axis=1, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    return a
+
+
+class FileSource:
+    """A WAV/FLAC/OGG file (any rate, bit depth, channels), read with :func:`ser_edge.audio.load`.
+    ``realtime=True`` releases each chunk when it would have been captured by a microphone."""
+
+    def __init__(self, path: str, sr: int, *, chunk: float = 0.1, realtime: bool = False) -> None:
+        self.path, self.sr, self.realtime = path, int(sr), realtime
+        self.live = realtime  # chunks arrive at capture time only when paced
+        self.chunk = max(1, round(chunk * self.sr))
+        self.overflows = 0
+        self._y: Optional[np.ndarray] = None
+        self._pos = 0
+        self._t0 = 0.0
+
+    def open(self) -> None:
+        from ser_edge.audio import load
+
+        self._y, _ = load(self.path, sr=self.sr)  # ValueError for a bad file: not retried
+        self._pos = 0
+        self._t0 = time.monotonic()
+
+    def read(self, timeout: float) -> Optional[np.ndarray]:
+        assert self._y is not None, "open() first"
+        if self._pos >= len(self._y):
+            raise EOFError
+        stop = min(self._pos + self.chunk, len(self._y))
+        if self.realtime:
+            due = self._t0 + stop / self.sr
+            wait = due - time.monotonic()
+            if wait > timeout:
+                time.sleep(max(0.0, timeout))
+                return None
+            if wait > 0:
+                time.sleep(wait)
+        out = self._y[self._pos:stop]
+        self._pos = stop
+        return out
+
+    def close(self) -> None:
+        self._y = None
+
+
+class _QueueSource:
+    """Chunks arrive on another thread into a bounded queue; a full queue counts an overflow."""
+
+    def __init__(self, sr: int, max_chunks: int = 64) -> None:
+        self.sr = int(sr)
+        self.overflows = 0
+        self._q: "queue.Queue[Union[np.ndarray, BaseException, None]]" = queue.Queue(max_chunks)
+
+    def _put(self, item: Union[np.ndarray, BaseException, None]) -> None:
+        try:
+            self._q.put_nowait(item)
+        except queue.Full:
+            if isinstance(item, np.ndarray):
+                self.overflows += 1
+            else:  # end-of-stream and errors must get through
+                self._q.put(item)
+
+    def _get(self, timeout: float) -> Union[np.ndarray, BaseException, None, bool]:
+        try:
+            return self._q.get(timeout=timeout)
+        except queue.Empty:
+            return False
+
+
+class StdinSource(_QueueSource):
+    """Raw PCM on a binary stream (stdin), e.g. ``arecord -f S16_LE -r 16000 -c 1 -t raw``:
+    ``rate`` Hz, ``channels`` interleaved, ``sample_format`` s16le/s32le/f32le. A full queue
+    makes the writer wait (the pipe's own back-pressure) rather than dropping audio."""
+
+    def __init__(self, sr: int, *, rate: Optional[int] = None, channels: int = 1, sample_format: str = "s16le",
+                 chunk: float = 0.1, stream: Optional[BinaryIO] = None) -> None:
+        super().__init__(sr)
+        if sample_format not in FORMATS:
+            raise ValueError(f"format={sample_format!r}; choose from {', '.join(FORMATS)}")
+        if channels < 1:
+            raise ValueError(f"channels={channels} must be >= 1")
+        self.rate, self.channels, self.format = int(rate or sr), int(channels), sample_format
+        self._frame_bytes = int(np.dtype(FORMATS[sample_format][0]).itemsize) * self.channels
+        self._block = max(1, round(chunk * self.rate)) * self._frame_bytes
+        # stdin is read with os.read on its descriptor: a thread blocked in a buffered read
+        # would abort the interpreter at exit
+        self._stream = stream
+        self._resampler = StreamResampler(self.rate, self.sr)
+        self._thread: Optional[threading.Thread] = None
+
+    def open(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._reader, name="stdin-reader", daemon=True)
+            self._thread.start()
+
+    def _reader(self) -> None:
+        rest = b""
+        try:
+            while True:
+                data = self._stream.read(self._block) if self._stream is not None else os.read(0, self._block)
+                if not data:
+                    break
+                data = rest + data
+                n = len(data) // self._frame_bytes * self._frame_bytes
+                rest = data[n:]
+                if n:  # a pipe waits for the reader (no overflow); a microphone cannot
+                    self._q.put(self._resampler.push(_to_mono(data[:n], self.format, self.channels)))
+            self._q.put(self._resampler.flush())
+        except (OSError, ValueError) as e:
+            self._put(SourceError(f"stdin: {e}"))
+            return
+        self._put(None)
+
+    def read(self, timeout: float) -> Optional[np.ndarray]:
+        item = self._get(timeout)
+        if item is False:
+            return None
+        if item is None:
+            raise EOFError
+        if isinstance(item, BaseException):
+            raise EOFError(str(item))
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        pass
+
+
+def _pyaudio() -> Any:
+    try:
+        import pyaudio
+    except ImportError:
+        raise SourceError("the microphone needs PyAudio: pip install 'ser-edge[mic]' (and apt install portaudio19-dev)") from None
+    return pyaudio
+
+
+def list_devices() -> list[dict[str, Any]]:
+    """Input devices PortAudio sees: index, name, channels, default rate, default flag."""
+    pyaudio = _pyaudio()
+    pa = pyaudio.PyAudio()
+    try:
+        try:
+            default = int(pa.get_default_input_device_info()["index"])
+        except (OSError, IOError):
+            default = -1
+        out = []
+        for i in range(pa.get_device_count()):
+            d = pa.get_device_info_by_index(i)
+            if int(d["maxInputChannels"]) > 0:
+                out.append({"index": i, "name": str(d["name"]), "channels": int(d["maxInputChannels"]),
+                            "rate": int(d["defaultSampleRate"]), "default": i == default})
+        return out
+    finally:
+        pa.terminate()
+
+
+class MicSource(_QueueSource):
+    """A PortAudio input device via PyAudio (``device``: index, or a case-insensitive part of its
+    name; default: the system's default input), opened mono at its native rate and resampled to
+    ``sr``. PortAudio input overflows and a full queue are counted in ``overflows``; no audio for
+    ``stall`` seconds means the device is lost."""
+
+    def __init__(self, sr: int, *, device: Union[int, str, None] = None, chunk: float = 0.1, stall: float = 2.0) -> None:
+        super().__init__(sr)
+        self.device, self.chunk, self.stall = device, chunk, stall
+        self.rate = 0
+        self.device_name = ""
+        self._pa: Any = None
+        self._stream: Any = None
+        self._resampler: Optional[StreamResampler] = None
+        self._last = 0.0
+
+    def _resolve(self, pa: Any) -> dict[str, Any]:
+        d = self.device
+        if d is None or d == "":
+            try:
+                return dict(pa.get_default_input_device_info())
+            except (OSError, IOError):
+                raise SourceError("no default input device") from None
+        if isinstance(d, int) or (isinstance(d, str) and d.strip().isdigit()):
+            try:
+                info = dict(pa.get_device_info_by_index(int(d)))
+            except (OSError, IOError, ValueError):
+                raise SourceError(f"no audio device with index {d}") from None
+            if int(info["maxInputChannels"]) < 1:
+                raise SourceError(f"device {d} ({info['name']}) has no input channels")
+            return info
+        names = []
+        for i in range(pa.get_device_count()):
+            info = dict(pa.get_device_info_by_index(i))
+            if int(info["maxInputChannels"]) > 0:
+                names.append(str(info["name"]))
+                if str(d).lower() in str(info["name"]).lower():
+                    return info
+        raise SourceError(f"no input device named like {d!r} (inputs: {', '.join(names) or 'none'})")
+
+    def open(self) -> None:
+        pyaudio = _pyaudio()
+        self.close()
+        self._pa = pyaudio.PyAudio()
+        try:
+            info = self._resolve(self._pa)
+            self.rate = int(info["defaultSampleRate"])
+            self.device_name = str(info["name"])
+            self._resampler = StreamResampler(self.rate, self.sr)
+            block = max(1, round(self.chunk * self.rate))
+            self._stream = self._pa.open(format=pyaudio.paInt16, channels=1, rate=self.rate, input=True,
+                                         input_device_index=int(info["index"]), frames_per_buffer=block,
+                                         stream_callback=self._callback)
+            self._stream.start_stream()
+        except (OSError, IOError, ValueError) as e:
+            self.close()
+            raise SourceError(f"cannot open input device {self.device!r}: {e}") from None
+        except SourceError:
+            self.close()
+            raise
+        self._last = time.monotonic()
+
+    def _callback(self, data: bytes, frames: int, time_info: Any, status: int) -> tuple[None, int]:
+        import pyaudio
+
+        if status & pyaudio.paInputOverflow:
+            self.overflows += 1
+        assert self._resampler is not None
+        self._put(self._resampler.push(_to_mono(data, "s16le", 1)))
+        return None, pyaudio.paContinue
+
+    def read(self, timeout: float) -> Optional[np.ndarray]:
+        item = self._get(timeout)
+        if isinstance(item, np.ndarray):
+            self._last = time.monotonic()
+            return item
+        if self._stream is None:
+            raise SourceError("the input device is closed")
+        if time.monotonic() - self._last > self.stall or not self._stream.is_active():
+            raise SourceError(f"input device {self.device_name!r} stopped delivering audio")
+        return None
+
+    def close(self) -> None:
+        stream, pa = self._stream, self._pa
+        self._stream, self._pa = None, None
+        if stream is not None:
+            try:
+                stream.stop_stream()
+            except (OSError, IOError):
+                pass
+            try:
+                stream.close()
+            except (OSError, IOError):
+                pass
+        if pa is not None:
+            pa.terminate()
+        while not self._q.empty():
+            self._q.get_nowait()
+
+
+def open_source(kind: str, sr: int, *, device: Union[int, str, None] = None, realtime: bool = False,
+                rate: Optional[int] = None, channels: int = 1, sample_format: str = "s16le",
+                chunk: float = 0.1) -> Any:
+    """``kind``: ``"mic"``, ``"-"`` (stdin) or a file path."""
+    if kind == "mic":
+        return MicSource(sr, device=device, chunk=chunk)
+    if kind == "-":
+        return StdinSource(sr, rate=rate, channels=channels, sample_format=sample_format, chunk=chunk)
+    return FileSource(kind, sr, chunk=chunk, realtime=realtime)

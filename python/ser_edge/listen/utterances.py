@@ -1,0 +1,173 @@
+"""From audio chunks to events: ring buffer -> voice gate -> windows -> inference -> smoothing.
+
+:class:`Utterances` is the whole pipeline without I/O, so ``ser-edge predict --segments`` runs a
+file through exactly what ``ser-edge listen`` runs on a microphone.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ser_edge.listen.gate import GateConfig, VoiceGate
+from ser_edge.listen.ring import RingBuffer
+from ser_edge.listen.smoothing import ScoreAverage
+
+log = logging.getLogger("ser_edge.listen")
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Inference windows over an utterance: ``window`` seconds every ``hop`` seconds; an
+    utterance shorter than one window is one window; ``events`` also emits per-window events."""
+
+    window: float = 4.0
+    hop: float = 2.0
+    events: bool = False
+
+    def __post_init__(self) -> None:
+        if not float(self.window) > 0 or not 0 < float(self.hop) <= float(self.window):
+            raise ValueError(f"windows: need window > 0 and 0 < hop <= window; got window={self.window!r}, hop={self.hop!r}")
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Utterances:
+    """Feeds chunks at the recogniser's rate through the gate and the model.
+
+    ``push(chunk, captured=t)`` takes the wall-clock (``time.monotonic``) time at which the
+    chunk's last sample was captured (for live sources), and returns the events it completed.
+    ``on_utterance(audio, event)`` is called with each utterance's audio (for ``--record-dir``).
+    """
+
+    def __init__(self, recognizer: Any, gate: GateConfig = GateConfig(), windows: WindowConfig = WindowConfig(),
+                 *, on_utterance: Optional[Callable[[np.ndarray, Event], None]] = None) -> None:
+        self.recognizer = recognizer
+        self.sr = int(recognizer.bundle.input.sr)
+        self.gate_config, self.windows = gate, windows
+        self.on_utterance = on_utterance
+        self.win = round(windows.window * self.sr)
+        self.hop = round(windows.hop * self.sr)
+        capacity = round((gate.max_utterance + gate.pre_roll + windows.window + 2.0) * self.sr)
+        self.ring = RingBuffer(capacity)
+        self.gate = VoiceGate(self.sr, gate)
+        self._captured: deque[tuple[int, float]] = deque(maxlen=512)
+        self._avg = ScoreAverage(recognizer.labels)
+        self._start: Optional[int] = None
+        self._next_end = 0
+        self._covered = 0
+        self.inference_s = 0.0
+        self.inferences = 0
+
+    @property
+    def model_id(self) -> str:
+        return str(self.recognizer.model_id)
+
+    def set_recognizer(self, recognizer: Any) -> None:
+        """Swaps the model (same sample rate); the utterance in progress continues with it."""
+        if int(recognizer.bundle.input.sr) != self.sr:
+            raise ValueError("a model with another sample rate needs a new pipeline")
+        self.recognizer = recognizer
+        if tuple(recognizer.labels) != self._avg.labels:
+            self._avg = ScoreAverage(recognizer.labels)
+
+    def push(self, chunk: np.ndarray, captured: Optional[float] = None) -> list[Event]:
+        chunk = np.asarray(chunk, np.float32)
+        self.ring.write(chunk)
+        if captured is not None:
+            self._captured.append((self.ring.total, captured))
+        events: list[Event] = []
+        for b in self.gate.push(chunk):
+            if b.kind == "start":
+                self._begin(b.sample)
+            else:
+                events += self._windows_until(b.sample)
+                events += self._end(b.sample)
+        if self._start is not None:
+            events += self._windows_until(self.ring.total)
+        return events
+
+    def flush(self) -> list[Event]:
+        """Ends the stream (or a lost device): closes an open utterance and resets the gate."""
+        events: list[Event] = []
+        for b in self.gate.flush():
+            events += self._windows_until(b.sample)
+            events += self._end(b.sample)
+        return events
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _begin(self, start: int) -> None:
+        self._start = max(start, self.ring.oldest)
+        self._next_end = self._start + self.win
+        self._covered = self._start
+        self._avg = ScoreAverage(self.recognizer.labels)
+
+    def _windows_until(self, limit: int) -> list[Event]:
+        events: list[Event] = []
+        while self._start is not None and self._next_end <= limit:
+            a, b = self._next_end - self.win, self._next_end
+            event = self._infer(a, b)
+            self._next_end += self.hop
+            if event is not None and self.windows.events:
+                events.append(event)
+        return events
+
+    def _infer(self, a: int, b: int) -> Optional[Event]:
+        audio = self.ring.read(max(a, self.ring.oldest), b)
+        t0 = time.perf_counter()
+        try:
+            p = self.recognizer.predict(audio)
+        except ValueError as e:
+            log.warning("window skipped", extra={"fields": {"error": str(e)}})
+            return None
+        self.inference_s += time.perf_counter() - t0
+        self.inferences += 1
+        self._avg.add(p.scores, p.voiced_frames)
+        self._covered = b
+        label, conf = self._avg.best()
+        return {"type": "window", "start": round(a / self.sr, 3), "end": round(b / self.sr, 3),
+                "label": p.label, "confidence": round(p.confidence, 4),
+                "scores": {k: round(v, 4) for k, v in p.scores.items()},
+                "utterance_label": label, "utterance_confidence": round(conf, 4),
+                "model_id": self.model_id, "time": _now_iso()}
+
+    def _end(self, end: int) -> list[Event]:
+        start, self._start = self._start, None
+        if start is None:
+            return []
+        if self._avg.count == 0 or end > self._covered:
+            self._infer(max(start, end - self.win), end)
+        if self._avg.count == 0:
+            return []
+        label, conf = self._avg.best()
+        event: Event = {"type": "utterance", "start": round(start / self.sr, 3), "end": round(end / self.sr, 3),
+                        "duration": round((end - start) / self.sr, 3), "label": label,
+                        "confidence": round(conf, 4),
+                        "scores": {k: round(v, 4) for k, v in self._avg.scores().items()},
+                        "windows": self._avg.count, "model_id": self.model_id, "time": _now_iso()}
+        delay = self._delay(end)
+        if delay is not None:
+            event["delay_ms"] = round(delay * 1000.0, 1)
+        if self.on_utterance is not None:
+            try:
+                self.on_utterance(self.ring.read(max(start, self.ring.oldest), end), event)
+            except Exception as e:  # recording must never stop recognition
+                log.error("recording failed", extra={"fields": {"error": str(e)}})
+        return [event]
+
+    def _delay(self, sample: int) -> Optional[float]:
+        """Seconds from the capture of ``sample`` to now (live sources only)."""
+        for total, t in self._captured:
+            if total >= sample:
+                return time.monotonic() - (t - (total - sample) / self.sr)
+        return None

@@ -1,0 +1,88 @@
+"""``ser-edge predict FILE...``: the emotion of each file with a model bundle.
+
+Each file is read at any rate, bit depth and channel count and gets one result (label,
+confidence, scores); ``segments=True`` adds one result per utterance, found by the same voice
+gate and windows as ``ser-edge listen``. A file that cannot be read gets a clear error and the
+other files still get their results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Iterable, Optional, Sequence, TextIO
+
+import numpy as np
+
+
+def predict_segments(recognizer: Any, y: np.ndarray, *, chunk: float = 0.1) -> list[dict[str, Any]]:
+    """Utterance events of a clip at the recogniser's rate, pushed through the ``listen``
+    pipeline in ``chunk``-second pieces as a microphone would deliver them."""
+    from ser_edge.listen.utterances import Utterances
+
+    pipeline = Utterances(recognizer)
+    n = max(1, round(chunk * pipeline.sr))
+    events: list[dict[str, Any]] = []
+    for i in range(0, len(y), n):
+        events += pipeline.push(y[i:i + n])
+    events += pipeline.flush()
+    return [{k: v for k, v in e.items() if k not in ("type", "time")} for e in events if e["type"] == "utterance"]
+
+
+def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments: bool = False,
+                  adapt: bool = False) -> Iterable[dict[str, Any]]:
+    """One dict per file: ``file``, ``label``, ``confidence``, ``scores``, ``model_id``,
+    ``seconds`` (and ``segments``), or ``file`` and ``error``. Each file is judged on its own
+    (``adapt=False``: the training population's normalisation, no memory of earlier files)."""
+    from ser_edge.audio import load
+    from ser_edge.runtime import Recognizer
+
+    recognizer = Recognizer(model, adapt=adapt)
+    sr = recognizer.bundle.input.sr
+    for path in files:
+        try:
+            y, _ = load(path, sr=sr)
+            p = recognizer.predict(y)
+            out: dict[str, Any] = {"file": os.fspath(path), **p.to_dict(), "model_id": recognizer.model_id,
+                                   "seconds": round(len(y) / sr, 3)}
+            if segments:
+                out["segments"] = predict_segments(recognizer, y)
+        except ValueError as e:
+            msg = str(e)
+            yield {"file": os.fspath(path), "error": msg if os.fspath(path) in msg else f"{os.fspath(path)}: {msg}"}
+            continue
+        yield out
+
+
+def _text(r: dict[str, Any]) -> str:
+    top = sorted(r["scores"].items(), key=lambda kv: -kv[1])[:3]
+    line = f"{r['file']}: {r['label']} {r['confidence']:.2f}  ({', '.join(f'{k} {v:.2f}' for k, v in top)})"
+    for s in r.get("segments", []):
+        line += f"\n  {s['start']:7.2f}-{s['end']:7.2f} s  {s['label']} {s['confidence']:.2f}"
+    return line
+
+
+def run(files: Sequence[str], *, model: Optional[str] = None, as_json: bool = False, segments: bool = False,
+        out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """The command: prints results, errors to ``err``; returns 1 if any file failed, 2 if the
+    model cannot be used, else 0."""
+    from ser_edge.bundle import BundleError
+
+    failed = 0
+    try:
+        for r in predict_files(files, model=model, segments=segments):
+            if "error" in r:
+                failed += 1
+                print(f"ser-edge predict: {r['error']}", file=err)
+                if as_json:
+                    print(json.dumps(r), file=out)
+            else:
+                print(json.dumps(r) if as_json else _text(r), file=out)
+            out.flush()
+    except (BundleError, RuntimeError) as e:
+        print(f"ser-edge predict: {e}", file=err)
+        return 2
+    if failed:
+        print(f"ser-edge predict: {failed} of {len(files)} files failed", file=err)
+    return 1 if failed else 0

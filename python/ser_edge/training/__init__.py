@@ -1,0 +1,18 @@
+"""Training: corpora, model inputs, models, speaker-independent evaluation and bundle export.
+
+Needs the ``train`` extra (TensorFlow, tf_keras, scikit-learn, matplotlib, tqdm). Importing this
+package, and any module here, is light: TensorFlow is imported only when a model is built,
+trained or converted.
+
+- ``corpora``: ``load_corpus(name, data_dir) -> list[Clip]`` (labels, speakers, genders from
+  file names), ``grouped(clips, grouping)``;
+- ``dataset``: frames (cached), speaker/population statistics and model inputs, all through
+  :class:`ser_edge.inputs.InputConfig`;
+- ``augment``: preprocessing and train-only augmentation of waveforms;
+- ``models``: ``build(name, input_shape, n_labels, **hparams)``, ``default_input(name)``;
+- ``trainer``: ``fit``, speaker-independent ``splits``, ``evaluate_split``;
+- ``export``: ``to_tflite``, ``export_bundle``;
+- ``evaluate``: ``evaluate_bundle`` (a bundle on a corpus through the edge runtime);
+- ``metrics``: UAR, confusion, figures; ``recipe``: TOML recipes, ``run``, checkpoints;
+- ``cli``: ``ser-edge train``, ``evaluate``, ``export``.
+"""

@@ -1,0 +1,205 @@
+"""Waveform preprocessing and train-only augmentation (numpy and the Rust resampler only).
+
+Preprocessing: :func:`loudness_normalize` (RMS to a target dBFS), :func:`trim_silence`
+(leading/trailing frames more than ``top_db`` below the loudest), :func:`pad_or_crop`.
+Augmentation (:class:`Augmentation`, parsed from ``"noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,copies=1"``):
+additive white noise at a random SNR in ``[noise, noise + 10]`` dB, gain in ``±gain`` dB, circular
+time shift by up to ``shift`` of the clip, speed change by a factor in ``1 ± speed`` (resampling:
+tempo and pitch together), and pitch shift by up to ``±pitch`` semitones at constant duration
+(:func:`pitch_shift`: resampling plus a phase-vocoder time stretch). Augmented copies are added
+to the training set only (``copies`` per clip); test clips are never augmented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Optional
+
+import numpy as np
+
+from ser_edge.audio import resample
+from ser_edge.inputs import InputConfig
+from ser_edge.training.dataset import FrameSet, clip_frames
+
+
+def rms_dbfs(y: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (-inf dB for silence is returned as -200)."""
+    r = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+    return 20.0 * np.log10(r) if r > 1e-10 else -200.0
+
+
+def loudness_normalize(y: np.ndarray, target_dbfs: float = -23.0, *, peak: float = 0.999) -> np.ndarray:
+    """Scales ``y`` to an RMS level of ``target_dbfs`` (then down, if needed, so no sample exceeds
+    ``peak``). Silence is returned unchanged."""
+    level = rms_dbfs(y)
+    if level <= -200.0:
+        return np.asarray(y, np.float32)
+    out = np.asarray(y, np.float64) * 10.0 ** ((target_dbfs - level) / 20.0)
+    m = np.abs(out).max()
+    if m > peak:
+        out *= peak / m
+    return out.astype(np.float32)
+
+
+def trim_silence(y: np.ndarray, *, top_db: float = 40.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
+    """Drops leading and trailing audio whose frame RMS is more than ``top_db`` below the
+    loudest frame (like ``librosa.effects.trim``). Returns ``y`` unchanged if it is all silence."""
+    y = np.asarray(y, np.float32)
+    if len(y) < frame_length:
+        return y
+    n = 1 + (len(y) - frame_length) // hop_length
+    idx = np.arange(frame_length)[None, :] + hop_length * np.arange(n)[:, None]
+    rms = np.sqrt(np.mean(np.square(y[idx], dtype=np.float64), axis=1))
+    db = 20 * np.log10(np.maximum(rms, 1e-10))
+    loud = np.flatnonzero(db > db.max() - top_db)
+    if rms.max() <= 1e-10 or len(loud) == 0:
+        return y
+    start, stop = loud[0] * hop_length, min(len(y), loud[-1] * hop_length + frame_length)
+    return y[start:stop]
+
+
+def pad_or_crop(y: np.ndarray, n: int, *, where: str = "center") -> np.ndarray:
+    """Exactly ``n`` samples: zero padding or cropping at the end (``where="end"``) or
+    symmetrically (``"center"``)."""
+    if n < 1:
+        raise ValueError(f"n={n} must be >= 1")
+    if where not in ("center", "end"):
+        raise ValueError(f"where={where!r} must be 'center' or 'end'")
+    y = np.asarray(y, np.float32)
+    if len(y) >= n:
+        start = (len(y) - n) // 2 if where == "center" else 0
+        return y[start:start + n].copy()
+    before = (n - len(y)) // 2 if where == "center" else 0
+    return np.pad(y, (before, n - len(y) - before))
+
+
+def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Adds white Gaussian noise at ``snr_db`` relative to the clip's RMS."""
+    power = float(np.mean(np.square(y, dtype=np.float64)))
+    if power <= 0:
+        return np.asarray(y, np.float32)
+    noise = rng.standard_normal(len(y)) * np.sqrt(power / 10.0 ** (snr_db / 10.0))
+    return (y + noise).astype(np.float32)
+
+
+def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
+    """Plays ``y`` ``factor`` times faster (shorter, higher pitch) by resampling."""
+    if factor <= 0:
+        raise ValueError(f"speed factor={factor} must be > 0")
+    if abs(factor - 1.0) < 1e-6:
+        return np.asarray(y, np.float32)
+    return resample(np.asarray(y, np.float32), orig_sr=sr * factor, target_sr=sr)
+
+
+def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    """Phase-vocoder time stretch: ``rate > 1`` is faster (about ``len(y) / rate`` samples),
+    pitch unchanged."""
+    if rate <= 0:
+        raise ValueError(f"rate={rate} must be > 0")
+    y = np.asarray(y, np.float64)
+    if len(y) < n_fft:
+        y = np.pad(y, (0, n_fft - len(y)))
+    win = np.hanning(n_fft + 1)[:-1]
+    n = 1 + (len(y) - n_fft) // hop
+    frames = np.stack([y[i * hop:i * hop + n_fft] * win for i in range(n)])
+    spec = np.fft.rfft(frames, axis=1)
+    steps = np.arange(0, n - 1, rate)
+    omega = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft
+    phase = np.angle(spec[0])
+    out = np.zeros((len(steps), spec.shape[1]), complex)
+    for k, s in enumerate(steps):
+        i, frac = int(s), s - int(s)
+        a, b = spec[i], spec[i + 1]
+        out[k] = ((1 - frac) * np.abs(a) + frac * np.abs(b)) * np.exp(1j * phase)
+        dphi = np.angle(b) - np.angle(a) - omega
+        phase = phase + omega + (dphi - 2 * np.pi * np.round(dphi / (2 * np.pi)))
+    length = (len(steps) - 1) * hop + n_fft
+    result, norm = np.zeros(length), np.zeros(length)
+    for k, f in enumerate(np.fft.irfft(out, n=n_fft, axis=1)):
+        result[k * hop:k * hop + n_fft] += f * win
+        norm[k * hop:k * hop + n_fft] += win ** 2
+    return (result / np.maximum(norm, 1e-8)).astype(np.float32)
+
+
+def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
+    """Shifts the pitch by ``semitones`` and keeps the length (time stretch, then resampling)."""
+    if abs(semitones) < 1e-6:
+        return np.asarray(y, np.float32)
+    factor = 2.0 ** (semitones / 12.0)
+    stretched = time_stretch(y, 1.0 / factor)
+    return pad_or_crop(change_speed(stretched, factor, sr), len(y), where="end")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random train-only changes of a waveform (0 turns each off); ``copies`` augmented copies
+    of every training clip are added to the training set."""
+
+    noise: Optional[float] = None  # lowest SNR in dB (None: no noise)
+    gain: float = 0.0  # ± dB
+    shift: float = 0.0  # fraction of the clip
+    speed: float = 0.0  # ± fraction
+    pitch: float = 0.0  # ± semitones
+    copies: int = 1
+
+    def __post_init__(self) -> None:
+        if self.copies < 1:
+            raise ValueError(f"copies={self.copies} must be >= 1")
+        if not 0 <= self.shift < 1 or not 0 <= self.speed < 0.5 or self.gain < 0 or self.pitch < 0:
+            raise ValueError("augment: need 0 <= shift < 1, 0 <= speed < 0.5, gain >= 0, pitch >= 0")
+
+    def __call__(self, y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+        y = np.asarray(y, np.float32)
+        if self.speed:
+            y = change_speed(y, float(rng.uniform(1 - self.speed, 1 + self.speed)), sr)
+        if self.pitch:
+            y = pitch_shift(y, sr, float(rng.uniform(-self.pitch, self.pitch)))
+        if self.shift:
+            y = np.roll(y, int(rng.integers(-int(self.shift * len(y)), int(self.shift * len(y)) + 1)))
+        if self.gain:
+            y = (y * 10.0 ** (rng.uniform(-self.gain, self.gain) / 20.0)).astype(np.float32)
+        if self.noise is not None:
+            y = add_noise(y, float(rng.uniform(self.noise, self.noise + 10.0)), rng)
+        return y
+
+
+def parse(spec: str) -> Augmentation:
+    """``"noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,copies=1"`` -> :class:`Augmentation`."""
+    names = {f.name for f in fields(Augmentation)}
+    kw: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in names:
+            raise ValueError(f"augment: {part!r} must be NAME=VALUE with NAME in {', '.join(sorted(names))}")
+        try:
+            kw[key] = int(value) if key == "copies" else float(value)
+        except ValueError:
+            raise ValueError(f"augment: {key}={value!r} is not a number") from None
+    return Augmentation(**kw)  # type: ignore[arg-type]
+
+
+def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmentation, *, seed: int = 0,
+                     progress: bool = False) -> FrameSet:
+    """``augmentation.copies`` augmented copies of every clip of ``frames`` (a
+    :class:`~ser_edge.training.dataset.FrameSet`) as a FrameSet whose ``source`` gives the index
+    of each copy's original. Each copy's speaker is ``<speaker>~augK`` so its normalisation
+    statistics are its own (as a device would have them for that voice)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed + 1)
+    clips, out, source = [], [], []
+    todo: Any = [(k, i) for k in range(augmentation.copies) for i in range(len(frames))]
+    if progress:
+        from tqdm import tqdm
+
+        todo = tqdm(todo, desc="augment", unit="clip", leave=False)
+    for k, i in todo:
+        c = frames.clips[i]
+        out.append(clip_frames(c, config, augment=augmentation, rng=rng))
+        clips.append(replace(c, speaker=f"{c.speaker}~aug{k}"))
+        source.append(i)
+    return FrameSet(clips, out, np.array(source, int))
+
+
+__all__ = ["Augmentation", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
+           "parse", "pitch_shift", "rms_dbfs", "time_stretch", "trim_silence"]

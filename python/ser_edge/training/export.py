@@ -1,0 +1,89 @@
+"""Keras model -> TFLite bytes (float32, dynamic-range or full int8) -> model bundle.
+
+The model is converted from a concrete function with a batch of 1 (a dynamic-batch LSTM does not
+convert). ``int8`` quantises weights and activations with a representative set of training
+inputs, and the model's input and output tensors are int8 (the runtime scales them).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ser_edge.bundle import QUANTIZATIONS, Bundle, Normalization, save_bundle
+from ser_edge.inputs import InputConfig
+
+PathLike = Union[str, "os.PathLike[str]"]
+REPRESENTATIVE_SAMPLES = 300
+
+
+def to_tflite(model: Any, quantization: str, *, input_shape: Sequence[int],
+              representative: Optional[np.ndarray] = None, seed: int = 0) -> bytes:
+    """TFLite flatbuffer of ``model``. ``representative`` (model inputs from the training set,
+    shaped ``(n, *input_shape)``) is required for ``int8``; up to 300 of them are used."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r}; choose from {', '.join(QUANTIZATIONS)}")
+    import tensorflow as tf
+
+    shape = [1, *[int(s) for s in input_shape]]
+    fn = tf.function(lambda x: model(x, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    if quantization in ("dynamic", "int8"):
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8":
+        if representative is None or len(representative) == 0:
+            raise ValueError("int8 quantization needs representative inputs from the training set")
+        rep = np.asarray(representative, np.float32)
+        if rep.shape[1:] != tuple(shape[1:]):
+            raise ValueError(f"representative inputs are shaped {rep.shape[1:]}; the model reads {tuple(shape[1:])}")
+        pick = np.random.default_rng(seed).permutation(len(rep))[:REPRESENTATIVE_SAMPLES]
+        conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in pick)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return bytes(conv.convert())
+
+
+def export_bundle(model: Any, out_dir: PathLike, *, name: str, labels: Sequence[str], input: InputConfig,
+                  normalization: Normalization, quantization: str = "int8",
+                  representative: Optional[np.ndarray] = None, training: Optional[dict[str, Any]] = None,
+                  metrics: Optional[dict[str, Any]] = None) -> Bundle:
+    """Converts ``model`` and writes the bundle (``model.tflite`` + ``bundle.json``) to ``out_dir``.
+    ``representative``: standardised training inputs (required for ``int8``)."""
+    if len(labels) != int(model.output_shape[-1]):
+        raise ValueError(f"{len(labels)} labels for a model with {model.output_shape[-1]} outputs")
+    tflite = to_tflite(model, quantization, input_shape=input.input_shape, representative=representative)
+    return save_bundle(out_dir, tflite=tflite, name=name, labels=list(labels), input=input,
+                       normalization=normalization, quantization=quantization, training=training or {},
+                       metrics=metrics or {})
+
+
+def tflite_probabilities(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """Runs a TFLite model (bytes) on inputs ``x`` (float32, batch axis first) with LiteRT,
+    quantising int8 inputs/outputs like the runtime does; used for parity checks before a
+    bundle is written."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=tflite, num_threads=1)
+    it.allocate_tensors()
+    (i,), (o,) = it.get_input_details(), it.get_output_details()
+    out = []
+    for row in np.asarray(x, np.float32):
+        v = row[None]
+        if i["dtype"] != np.float32:
+            s, z = i["quantization"]
+            v = np.clip(np.round(v / s + z), -128, 127).astype(i["dtype"])
+        it.set_tensor(i["index"], v)
+        it.invoke()
+        y = it.get_tensor(o["index"])[0]
+        if o["dtype"] != np.float32:
+            s, z = o["quantization"]
+            y = (y.astype(np.float32) - z) * s
+        out.append(y.astype(np.float32))
+    return np.array(out).reshape(len(out), -1)
+
+
+__all__ = ["export_bundle", "tflite_probabilities", "to_tflite"]

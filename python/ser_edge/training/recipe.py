@@ -1,0 +1,261 @@
+"""A training recipe (TOML, e.g. ``training/default.toml``): corpora, model, hyperparameters,
+speaker-independent evaluations, and where the bundle goes. :func:`run` evaluates every split,
+then trains on all clips and writes the bundle (and, if asked, reports and a checkpoint).
+
+Paths in a recipe file are relative to the file's folder. Keys::
+
+    name = "ser-mlp"              # bundle name
+    model = "mlp"                 # models.MODELS
+    grouping = "full"             # labels.GROUPINGS
+    quantization = "int8"         # int8 | dynamic | float32
+    out = "../python/ser_edge/models/default"
+    threads = 1                   # TensorFlow threads (0: TensorFlow's default)
+    augment = ""                  # augment.parse spec, e.g. "noise=20,gain=6,shift=0.1,copies=1"
+    hold_out = false              # the final model also leaves out the test speakers of every
+                                  # test-speakers=... evaluation (to score the bundle on them)
+    [[corpus]]                    # one table per corpus
+    name = "emodb"
+    data = "../../shared/data/emodb"
+    [train]                       # trainer.TrainConfig
+    epochs = 60
+    [input]                       # InputConfig overrides (default: the model's default input)
+    [[evaluate]]                  # speaker-independent evaluations written to the bundle metrics
+    corpus = "emodb"
+    split = "loso"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ser_edge.labels import group_labels
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass
+class Recipe:
+    name: str = "ser-model"
+    model: str = "mlp"
+    grouping: str = "full"
+    quantization: str = "int8"
+    out: Optional[str] = None
+    threads: int = 0
+    augment: str = ""
+    hold_out: bool = False
+    corpus: list[dict[str, str]] = field(default_factory=list)
+    train: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+    evaluate: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], base: Optional[Path] = None) -> "Recipe":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"recipe has unknown keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        r = cls(**d)
+        for c in r.corpus:
+            if set(c) != {"name", "data"}:
+                raise ValueError(f"each [[corpus]] needs exactly name and data; got {sorted(c)}")
+        for e in r.evaluate:
+            if not set(e) <= {"corpus", "split"} or "corpus" not in e:
+                raise ValueError(f"each [[evaluate]] needs corpus (and split); got {sorted(e)}")
+        if base is not None:
+            r.corpus = [{"name": c["name"], "data": str((base / c["data"]).resolve())} for c in r.corpus]
+            r.out = None if r.out is None else str((base / r.out).resolve())
+        return r
+
+
+def load_recipe(path: PathLike) -> Recipe:
+    """Reads a recipe TOML file (relative paths resolved against its folder)."""
+    import tomllib
+
+    p = Path(os.fspath(path))
+    try:
+        d = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such recipe file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{p}: not valid TOML ({e})") from None
+    return Recipe.from_dict(d, p.resolve().parent)
+
+
+def input_config(recipe: Recipe) -> Any:
+    from ser_edge.features import FeatureConfig
+    from ser_edge.inputs import InputConfig
+    from ser_edge.training.models import default_input
+
+    base = default_input(recipe.model).to_dict()
+    over = dict(recipe.input)
+    if "features" in over:
+        base["features"] = {**base["features"], **over.pop("features")}
+    base.update(over)
+    base["features"] = FeatureConfig.from_dict(base["features"]).to_dict()
+    return InputConfig.from_dict(base)
+
+
+def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optional[PathLike] = None,
+        cache_dir: Optional[PathLike] = None, use_cache: bool = True, progress: bool = True,
+        log: Any = print) -> dict[str, Any]:
+    """Evaluates the recipe's splits, trains the final model on all clips, writes the bundle to
+    ``recipe.out`` (if set). Returns ``{"evaluations": [...], "bundle": path or None, ...}``."""
+    import numpy as np
+
+    from ser_edge.training import augment as aug
+    from ser_edge.training import dataset as ds
+    from ser_edge.training import trainer as T
+    from ser_edge.training.corpora import grouped, load_corpus
+    from ser_edge.training.metrics import plot_confusion, plot_curves
+
+    if not recipe.corpus:
+        raise ValueError("the recipe names no corpus (give --corpus NAME --data DIR)")
+    T.set_threads(recipe.threads)
+    t0 = time.time()
+    labels = group_labels(recipe.grouping)
+    clips = []
+    for c in recipe.corpus:
+        clips += load_corpus(c["name"], c["data"])
+    clips = grouped(clips, recipe.grouping)
+    if not clips:
+        raise ValueError(f"no clips left after grouping {recipe.grouping!r}")
+    config = input_config(recipe)
+    tc = T.TrainConfig(model=recipe.model, **recipe.train)
+    augmentation = aug.parse(recipe.augment) if recipe.augment else None
+    frames = ds.load_frames(clips, config, cache_dir=cache_dir, use_cache=use_cache, progress=progress)
+    extra = None
+    if augmentation is not None:
+        extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress)
+    log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
+        f"features {time.time() - t0:.0f} s")
+    rdir = Path(os.fspath(reports)) if reports is not None else None
+    if rdir is not None:
+        rdir.mkdir(parents=True, exist_ok=True)
+    evaluations, metrics = [], {}
+    for ev in recipe.evaluate:
+        split = ev.get("split", "loso")
+        r = T.evaluate_split(frames, config, labels, tc, split=split, corpus=ev["corpus"],
+                             quantizations=(recipe.quantization,) if recipe.quantization != "float32" else (),
+                             extra=extra, progress=progress)
+        key = f"{ev['corpus']} {split}"
+        metrics[key] = summary(r, recipe.quantization)
+        log(f"{key}: {json.dumps(metrics[key])}")
+        evaluations.append(r)
+        if rdir is not None:
+            stem = f"{ev['corpus']}-{split.split('=')[0]}"
+            (rdir / f"{stem}.json").write_text(json.dumps(r, indent=1) + "\n")
+            plot_confusion(r["float"]["speaker"], rdir / f"{stem}-confusion.png",
+                           title=f"{recipe.name} {key} (float, speaker-adapted): UAR {r['float']['speaker']['uar']:.3f}")
+            if any(h.get("loss") for h in r["histories"]):  # knn has no training curve
+                plot_curves(r["histories"], rdir / f"{stem}-curves.png", title=f"{recipe.name} {key}")
+    out: dict[str, Any] = {"evaluations": metrics, "train_seconds": None, "bundle": None}
+    if recipe.out is None and checkpoint is None:  # evaluation only
+        out["seconds"] = round(time.time() - t0, 1)
+        if rdir is not None:
+            (rdir / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
+        return out
+    keep = np.ones(len(frames), bool)
+    if recipe.hold_out:
+        for ev in recipe.evaluate:
+            if ev.get("split", "loso").startswith("test-speakers="):
+                for _, _, test in T.splits(frames, ev["split"], ev["corpus"]):
+                    keep[test] = False
+    train_set = frames.subset(keep)
+    if extra is not None:
+        train_set = ds.concat(train_set, extra.subset(np.isin(extra.source, np.flatnonzero(keep))))
+    trained = T.fit(train_set, config, labels, tc)
+    out["train_seconds"] = round(trained.seconds, 1)
+    training = {"corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
+                "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
+                "grouping": recipe.grouping, "augment": recipe.augment, "recipe": recipe.name}
+    if checkpoint is not None:
+        save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
+    if recipe.out:
+        b = trained.export(recipe.out, name=recipe.name, quantization=recipe.quantization, training=training,
+                           metrics=metrics)
+        out.update(bundle=str(b.path), model_id=b.model_id, tflite_bytes=b.model_path.stat().st_size)
+        log(f"bundle {b.path} ({b.model_id}, {out['tflite_bytes']} bytes, {recipe.quantization})")
+    out["seconds"] = round(time.time() - t0, 1)
+    if rdir is not None:
+        (rdir / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def summary(r: dict[str, Any], quantization: str) -> dict[str, Any]:
+    """The figures of one evaluation that go into the bundle metrics."""
+    s = {"n": r["float"]["speaker"]["n"], "labels": r["labels"],
+         "uar": round(r["float"]["speaker"]["uar"], 4), "accuracy": round(r["float"]["speaker"]["accuracy"], 4)}
+    if "cold" in r["float"]:
+        s.update(cold_uar=round(r["float"]["cold"]["uar"], 4), cold_accuracy=round(r["float"]["cold"]["accuracy"], 4))
+    if quantization in r:
+        s.update({f"{quantization}_uar": round(r[quantization]["uar"], 4),
+                  f"{quantization}_accuracy": round(r[quantization]["accuracy"], 4),
+                  f"{quantization}_agreement": round(r[quantization]["agreement_with_float"], 4)})
+    return s
+
+
+# -- checkpoints: a trained model that `ser-edge export` can convert later ------------------------
+def save_checkpoint(trained: Any, path: PathLike, *, name: str, training: dict[str, Any],
+                    metrics: dict[str, Any]) -> None:
+    """Writes ``model.keras`` (or ``knn.npz``), ``representative.npy`` and ``checkpoint.json``."""
+    import numpy as np
+
+    d = Path(os.fspath(path))
+    d.mkdir(parents=True, exist_ok=True)
+    if trained.config.model == "knn":
+        np.savez(d / "knn.npz", memory=trained.model.memory.numpy(), onehot=trained.model.memory_onehot.numpy(),
+                 k=trained.model.k)
+    else:
+        import tf_keras as K
+
+        # A plain functional copy (same layers): loads without the training-only subclasses.
+        K.Model(trained.model.inputs, trained.model.outputs).save(d / "model.keras")
+    np.save(d / "representative.npy", trained.train_inputs[np.random.default_rng(0).permutation(len(trained.train_inputs))[:300]])
+    from dataclasses import asdict
+
+    meta = {"name": name, "model": trained.config.model, "labels": list(trained.labels),
+            "input": trained.input.to_dict(), "normalization": trained.normalization.to_dict(),
+            "train_config": asdict(trained.config), "training": training, "metrics": metrics}
+    (d / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name: Optional[str] = None) -> Any:
+    """Converts a checkpoint written by :func:`save_checkpoint` into a bundle."""
+    import numpy as np
+
+    from ser_edge.bundle import Normalization
+    from ser_edge.inputs import InputConfig
+    from ser_edge.training.export import export_bundle
+    from ser_edge.training.models import build
+
+    d = Path(os.fspath(path))
+    try:
+        meta = json.loads((d / "checkpoint.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{d}: not a training checkpoint (no checkpoint.json)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{d}/checkpoint.json: not valid JSON ({e})") from None
+    config = InputConfig.from_dict(meta["input"])
+    if meta["model"] == "knn":
+        z = np.load(d / "knn.npz")
+        model = build("knn", config.input_shape, len(meta["labels"]), k=int(z["k"]))
+        model.fit(z["memory"], z["onehot"])
+    else:
+        import tf_keras as K
+
+        model = K.models.load_model(d / "model.keras", compile=False)
+    norm = meta["normalization"]
+    normalization = Normalization.from_dict(norm)
+    rep = np.load(d / "representative.npy")
+    return export_bundle(model, out, name=name or meta["name"], labels=meta["labels"], input=config,
+                         normalization=normalization, quantization=quantization, representative=rep,
+                         training={**meta["training"], "model": meta["model"], "train_config": meta["train_config"]},
+                         metrics=meta["metrics"])
+
+
+__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "run", "save_checkpoint", "summary"]
