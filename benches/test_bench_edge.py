@@ -142,7 +142,7 @@ class Reference:
 
         data, sr = sf.read(path, dtype="float32", always_2d=True)  # what librosa.load does for WAV/FLAC
         y = librosa.resample(data.mean(1), orig_sr=sr, target_sr=self.cfg.sr)
-        x = self.recognizer.inputs(self.frames(y), update=False)
+        x = self.recognizer.inputs(self.frames(y), new_frames=0)
         return self.bundle.labels[int(np.argmax(self.probabilities(x)))]
 
 

@@ -54,6 +54,16 @@ class Stream:
     @property
     def n_features(self) -> int: ...
 
+class Resampler:
+    """Streaming ``resample``: pushed chunks yield exactly the samples of the batch function."""
+
+    def __init__(self, orig_sr: float, target_sr: float) -> None: ...
+    def push(self, chunk: F32) -> F32:
+        """Adds samples; returns the output samples they complete."""
+    def flush(self) -> F32:
+        """Ends the signal: remaining samples, then reset."""
+    def reset(self) -> None: ...
+
 def extract(y: F32, spec: Spec) -> F32:
     """Features of every frame, ``(n_features, t)``."""
 
@@ -88,7 +98,7 @@ def delta(data: F32, width: int, order: int, mode: str) -> F32:
     """Savitzky-Golay delta along the last axis of a 2-D array."""
 
 def resample(y: F32, orig_sr: float, target_sr: float) -> F32:
-    """Windowed-sinc resampling."""
+    """Windowed-sinc resampling (polyphase for integer rates)."""
 
 def fft_floor(y: F32, n_fft: int, hop_length: int) -> int:
     """Runs only the real FFTs of ``extract``'s frames (benchmark floor); returns the frame count."""

@@ -68,8 +68,38 @@ def _check_wav_length(path: PathLike) -> None:
 
 def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:
     """Band-limited resampling (Kaiser-windowed sinc, 32 zero crossings, cutoff 0.945 of the
-    lower Nyquist). Returns ``ceil(len(y) * target_sr / orig_sr)`` float32 samples."""
+    lower Nyquist; polyphase for integer rates). Returns ``ceil(len(y) * target_sr / orig_sr)``
+    float32 samples."""
     return _dsp.resample(_in.audio(y), _in.number("orig_sr", orig_sr), _in.number("target_sr", target_sr))
 
 
-__all__ = ["load", "resample"]
+class Resampler:
+    """Streaming :func:`resample`: :meth:`push` chunks of any size, then :meth:`flush` at the end
+    of the stream. The samples returned, concatenated, equal :func:`resample` of the concatenated
+    chunks exactly.
+
+    A sample is returned once the input its kernel reaches has arrived: about 2 ms of latency
+    (4 ms when upsampling from 8 kHz). A non-finite chunk raises ``ValueError`` and leaves the
+    stream as it was.
+    """
+
+    def __init__(self, orig_sr: float, target_sr: float) -> None:
+        self.orig_sr = _in.number("orig_sr", orig_sr)
+        self.target_sr = _in.number("target_sr", target_sr)
+        self._native = _dsp.Resampler(self.orig_sr, self.target_sr)
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        """Adds samples; returns the float32 output samples they complete (possibly none)."""
+        return self._native.push(_in.audio(chunk, "chunk"))
+
+    def flush(self) -> np.ndarray:
+        """Ends the stream (zero-padded like :func:`resample`'s edges): returns the remaining
+        samples and resets."""
+        return self._native.flush()
+
+    def reset(self) -> None:
+        """Drops buffered audio and starts a new stream."""
+        self._native.reset()
+
+
+__all__ = ["Resampler", "load", "resample"]

@@ -69,7 +69,10 @@ class Normalization:
                 if required:
                     raise BundleError(f"normalization.{key} is missing")
                 return None
-            a = np.asarray(v, dtype=np.float64)
+            try:
+                a = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                a = np.array([np.nan])
             if a.ndim != 1 or not np.all(np.isfinite(a)):
                 raise BundleError(f"normalization.{key} must be a list of finite numbers")
             return a
@@ -96,6 +99,8 @@ class Bundle:
     created: str
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: The verified model bytes (the runtime loads these, never the file again).
+    model: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def model_path(self) -> Path:
@@ -207,7 +212,7 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
             raise BundleError(f"{key} must be a mapping")
     return Bundle(path=directory, name=name, labels=tuple(labels), input=config, normalization=norm,
                   quantization=quant, input_shape=tuple(shape), sha256=digest, created=str(meta.get("created", "")),
-                  training=meta.get("training", {}), metrics=meta.get("metrics", {}))
+                  training=meta.get("training", {}), metrics=meta.get("metrics", {}), model=model)
 
 
 def _directory(path: Path) -> Path:

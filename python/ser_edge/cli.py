@@ -64,13 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", help="save the (features, frames) float32 array to this .npy file")
     f.set_defaults(run=_features)
     for area in AREAS:
-        try:
-            module = importlib.import_module(area)
-        except ModuleNotFoundError as e:  # TODO(lead): strict once every area has landed
-            if not (e.name and area.startswith(e.name)):
-                raise
-            continue
-        module.add_parsers(sub)
+        importlib.import_module(area).add_parsers(sub)
     return p
 
 

@@ -214,26 +214,6 @@ class Adapter:
         return normalize(frames, s.mean, s.std)
 
 
-def normalize(self, frames: np.ndarray) -> np.ndarray:
-        s = FrameStats(self.prior.count, self.prior.mean.copy(), self.prior.m2.copy())
-        if self.heard.count:
-            s.merge(self.heard)
-        return normalize(frames, s.mean, s.std)
-
-
-def _add_stats(self: FrameStats, other: FrameStats) -> None:
-    n = self.count + other.count
-    if other.count == 0:
-        return
-    d = other.mean - self.mean
-    self.mean = self.mean + d * (other.count / n)
-    self.m2 = self.m2 + other.m2 + d * d * (self.count * other.count / n)
-    self.count = n
-
-
-FrameStats.add_stats = _add_stats  # type: ignore[attr-defined]
-
-
 def normalize(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(frames - mean) / (std + 1e-5)`` in float32."""
     return ((frames - mean) / (std + 1e-5)).astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 import numpy as np
@@ -20,20 +21,27 @@ from ser_edge.inputs import Adapter
 RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 
 
-def load_interpreter(model_path: Union[str, "os.PathLike[str]"], *, num_threads: int = 1) -> Any:
-    """A ready (tensors allocated) TFLite interpreter for ``model_path`` from the first runtime
-    of :data:`RUNTIMES` that is installed. Raises ``RuntimeError`` if none is, ``BundleError`` if
-    the file is not a model the runtime can load."""
+def load_interpreter(model: Union[bytes, str, "os.PathLike[str]"], *, num_threads: int = 1) -> Any:
+    """A ready (tensors allocated) TFLite interpreter for ``model`` (its bytes, or a file) from
+    the first runtime of :data:`RUNTIMES` that is installed. Raises ``RuntimeError`` if none is,
+    ``BundleError`` if it is not a model the runtime can load."""
+    what = "the model" if isinstance(model, bytes) else os.fspath(model)
+    try:
+        # In memory, not memory-mapped: a model file replaced on disk (a hot reload) must never
+        # change, or fault (SIGBUS on a truncated mapping), the interpreter that is running.
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
+    except OSError as e:
+        raise BundleError(f"{what}: cannot read it ({e.strerror})") from None
     for name in RUNTIMES:
         try:
             module = importlib.import_module(name)
         except ImportError:
             continue
         try:
-            interpreter = module.Interpreter(model_path=os.fspath(model_path), num_threads=num_threads)
+            interpreter = module.Interpreter(model_content=content, num_threads=num_threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise BundleError(f"{os.fspath(model_path)}: the TFLite runtime cannot load it ({e})") from None
+            raise BundleError(f"{what}: the TFLite runtime cannot load it ({e})") from None
         return interpreter
     raise RuntimeError("no TFLite runtime: install ai-edge-litert (pip install ai-edge-litert) or tflite-runtime")
 
@@ -44,7 +52,7 @@ class Classifier:
 
     def __init__(self, bundle: Bundle, *, num_threads: int = 1) -> None:
         self.bundle = bundle
-        self._interp = load_interpreter(bundle.model_path, num_threads=num_threads)
+        self._interp = load_interpreter(bundle.model or bundle.model_path, num_threads=num_threads)
         (inp,), (out,) = self._interp.get_input_details(), self._interp.get_output_details()
         if tuple(inp["shape"][1:]) != bundle.input_shape:
             raise BundleError(f"{bundle.path}: the model's input {list(inp['shape'][1:])} is not the bundle's "
@@ -132,26 +140,34 @@ class Recognizer:
             raise ValueError("allowed labels must not be empty")
         self._allowed = np.array([label in wanted for label in self.labels])
 
-    def inputs(self, frames: np.ndarray, *, update: bool = True) -> np.ndarray:
-        """The model input for one clip's frames (``InputConfig.frames``); updates the speaker
-        statistics first when adapting."""
+    def inputs(self, frames: np.ndarray, *, new_frames: Optional[int] = None) -> np.ndarray:
+        """The model input for one clip's frames (``InputConfig.frames``). When adapting, the
+        speaker statistics first learn the voiced frames among the last ``new_frames`` (all when
+        ``None``, none when 0): overlapping windows pass only the frames they add, so no audio
+        counts twice."""
         cfg, norm = self.bundle.input, self.bundle.normalization
         voiced = cfg.voiced(frames)
-        if update:
-            self.adapter.update(voiced)
+        n_new = len(frames) if new_frames is None else max(0, min(int(new_frames), len(frames)))
+        if n_new:
+            self.adapter.update(voiced if n_new == len(frames) else cfg.voiced(frames[len(frames) - n_new:]))
         x = cfg.pool(self.adapter.normalize(voiced))
         if cfg.pooling == "stats":
             x = ((x - norm.input_mean) / (norm.input_std + 1e-5)).astype(np.float32)
         return x
 
-    def predict(self, y: np.ndarray) -> Prediction:
-        """Emotion of a clip at ``bundle.input.sr`` (mono float32). Raises ``ValueError`` for a
-        clip too short for one frame or with non-finite samples."""
-        return self.predict_frames(self.bundle.input.frames(y))
+    def predict(self, y: np.ndarray, *, new_samples: Optional[int] = None) -> Prediction:
+        """Emotion of a clip at ``bundle.input.sr`` (mono float32); ``new_samples``: only the last
+        that many samples are new (see :meth:`inputs`). Raises ``ValueError`` for a clip too short
+        for one frame or with non-finite samples."""
+        frames = self.bundle.input.frames(y)
+        new_frames = None
+        if new_samples is not None:
+            new_frames = min(len(frames), -(-int(new_samples) // self.bundle.input.features.hop_length))
+        return self.predict_frames(frames, new_frames=new_frames)
 
-    def predict_frames(self, frames: np.ndarray) -> Prediction:
+    def predict_frames(self, frames: np.ndarray, *, new_frames: Optional[int] = None) -> Prediction:
         voiced = len(self.bundle.input.voiced(frames))
-        p = self.classifier.probabilities(self.inputs(frames)[None])[0]
+        p = self.classifier.probabilities(self.inputs(frames, new_frames=new_frames)[None])[0]
         return self._prediction(p, len(frames), voiced)
 
     def _prediction(self, p: np.ndarray, n_frames: int, voiced: int) -> Prediction:

@@ -264,6 +264,35 @@ fn fft_floor(py: Python<'_>, y: PyReadonlyArray1<'_, f32>, n_fft: usize, hop_len
     Ok(py.detach(|| batch::fft_floor(y, n_fft, hop_length))?)
 }
 
+/// Streaming resampler (the native side of `ser_edge.audio.Resampler`).
+#[pyclass(module = "ser_edge._dsp")]
+pub struct Resampler {
+    inner: crate::resample::Resampler,
+}
+
+#[pymethods]
+impl Resampler {
+    #[new]
+    fn new(orig_sr: f64, target_sr: f64) -> PyResult<Resampler> {
+        Ok(Resampler { inner: crate::resample::Resampler::new(orig_sr, target_sr)? })
+    }
+
+    fn push<'py>(&mut self, py: Python<'py>, chunk: PyReadonlyArray1<'py, f32>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let chunk = slice("chunk", &chunk)?;
+        let inner = &mut self.inner;
+        let out = py.detach(|| inner.push(chunk))?;
+        Ok(out.into_pyarray(py))
+    }
+
+    fn flush<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        self.inner.flush().into_pyarray(py)
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
 /// Streaming extractor (the native side of `ser_edge.features.Stream`).
 #[pyclass(module = "ser_edge._dsp")]
 pub struct Stream {
@@ -301,6 +330,7 @@ impl Stream {
 fn _dsp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Spec>()?;
     m.add_class::<Stream>()?;
+    m.add_class::<Resampler>()?;
     m.add_function(wrap_pyfunction!(extract, m)?)?;
     m.add_function(wrap_pyfunction!(extract_many, m)?)?;
     m.add_function(wrap_pyfunction!(from_spectrogram, m)?)?;

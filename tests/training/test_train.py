@@ -79,7 +79,7 @@ def test_bundle_runs_in_the_edge_runtime(trained: tuple[T.Trained, ds.FrameSet],
     frames = test.frames[:20]
     pop = ds.model_inputs(test.subset(range(20)), t.input, t.population)
     x = ds.standardize(pop, t.normalization.input_mean, t.normalization.input_std)
-    np.testing.assert_allclose(np.stack([rec.inputs(f, update=False) for f in frames]), x, atol=1e-4)
+    np.testing.assert_allclose(np.stack([rec.inputs(f, new_frames=0) for f in frames]), x, atol=1e-4)
 
 
 def test_splits(emodb: ds.FrameSet) -> None:

@@ -157,10 +157,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """The settings in a TOML file as ``{field: value}``; ``ValueError`` for a bad file."""
-    try:
-        import tomllib  # type: ignore[import-not-found]
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:

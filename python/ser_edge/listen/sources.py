@@ -8,7 +8,6 @@ stream and :class:`SourceError` when a device is missing or lost (the daemon ret
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import threading
@@ -17,7 +16,7 @@ from typing import Any, BinaryIO, Optional, Protocol, Union
 
 import numpy as np
 
-from ser_edge.audio import resample
+from ser_edge.audio import Resampler
 
 FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
@@ -37,59 +36,9 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-class StreamResampler:
-    """Resamples a stream chunk by chunk with :func:`ser_edge.audio.resample` (the same
-    band-limited sinc as the batch function): each block is resampled with enough audio on both
-    sides for the kernel, so the output equals the whole-signal result up to float rounding.
-    Adds ``delay`` input samples of latency (about 2-6 ms)."""
-
-    def __init__(self, orig_sr: int, target_sr: int) -> None:
-        self.orig, self.target = int(orig_sr), int(target_sr)
-        if self.orig <= 0 or self.target <= 0:
-            raise ValueError(f"sample rates must be positive; got {orig_sr} -> {target_sr}")
-        g = math.gcd(self.orig, self.target)
-        self.p, self.q = self.orig // g, self.target // g  # p input samples <-> q output samples
-        half = math.ceil(36 * max(1.0, self.orig / self.target))  # kernel half-width, input samples
-        self.delay = math.ceil(half / self.p) * self.p
-        self._buf = np.zeros(self.delay, np.float32)
-        self._in = 0
-        self._out = 0
-
-    @property
-    def identity(self) -> bool:
-        return self.orig == self.target
-
-    def push(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        if self.identity:
-            return x
-        self._in += len(x)
-        self._buf = np.concatenate([self._buf, x])
-        n = (len(self._buf) - 2 * self.delay) // self.p * self.p
-        if n <= 0:
-            return np.zeros(0, np.float32)
-        return self._take(n)
-
-    def _take(self, n: int) -> np.ndarray:
-        seg = self._buf[:n + 2 * self.delay]
-        y = resample(seg, orig_sr=self.orig, target_sr=self.target)
-        a = self.delay // self.p * self.q
-        out = y[a:a + n // self.p * self.q]
-        self._buf = self._buf[n:]
-        self._out += len(out)
-        return out
-
-    def flush(self) -> np.ndarray:
-        """The rest of the stream (zero-padded like the batch function's edges)."""
-        if self.identity:
-            return np.zeros(0, np.float32)
-        want = math.ceil(self._in * self.target / self.orig) - self._out
-        rest = len(self._buf) - self.delay
-        if want <= 0 or rest <= 0:
-            return np.zeros(0, np.float32)
-        n = math.ceil(rest / self.p) * self.p
-        self._buf = np.concatenate([self._buf, np.zeros(n + self.delay - rest, np.float32)])
-        return self._take(n)[:want]
+StreamResampler = Resampler
+"""Resamples a stream chunk by chunk: :class:`ser_edge.audio.Resampler` (the Rust core's
+polyphase sinc, output equal to the batch :func:`ser_edge.audio.resample`, about 2 ms latency)."""
 
 
 def _to_mono(raw: bytes, sample_format: str, channels: int) -> np.ndarray:

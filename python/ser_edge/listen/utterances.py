@@ -126,7 +126,7 @@ class Utterances:
         audio = self.ring.read(max(a, self.ring.oldest), b)
         t0 = time.perf_counter()
         try:
-            p = self.recognizer.predict(audio)
+            p = self.recognizer.predict(audio, new_samples=b - max(a, self._covered))
         except ValueError as e:
             log.warning("window skipped", extra={"fields": {"error": str(e)}})
             return None

@@ -96,7 +96,7 @@ def evaluate_bundle(corpus: str, data_dir: PathLike, *, model: Optional[PathLike
             frames.append(f)
             if normalization == "speaker":
                 rec.adapter.update(bundle.input.voiced(f))
-        x = np.stack([rec.inputs(f, update=normalization == "online") for f in frames])
+        x = np.stack([rec.inputs(f, new_frames=None if normalization == "online" else 0) for f in frames])
         p = restricted_argmax(rec.classifier.probabilities(x), bundle.labels, allowed)
         true += [m for _, m in items]
         pred += [bundle.labels[i] for i in p]
