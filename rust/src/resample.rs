@@ -93,7 +93,8 @@ impl Bank {
 
     /// The cached bank of `up/down`.
     fn get(up: u64, down: u64) -> Arc<Bank> {
-        static CACHE: OnceLock<Mutex<HashMap<(u64, u64), Arc<Bank>>>> = OnceLock::new();
+        type Banks = Mutex<HashMap<(u64, u64), Arc<Bank>>>;
+        static CACHE: OnceLock<Banks> = OnceLock::new();
         let cache = CACHE.get_or_init(Default::default);
         if let Some(bank) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(&(up, down)) {
             return bank.clone();
