@@ -1,4 +1,6 @@
-"""Writes docs/benchmarks.md from a pytest-benchmark JSON file and a cold-start measurement."""
+"""Writes the DSP section of docs/benchmarks.md from a pytest-benchmark JSON file and a
+cold-start measurement. ``write_section`` is shared with the edge benchmarks, which write their
+own section of the same page."""
 
 import json
 import platform
@@ -21,6 +23,19 @@ def cold_start(mod: str, call: str) -> float:
     out = subprocess.run([sys.executable, "-c", COLD.format(mod=mod, call=call)], check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replaces section ``name`` of the page at ``path`` (between ``<!-- name -->`` and
+    ``<!-- /name -->``), appending it if the page does not have it yet."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}\n"
+    page = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in page and end in page:
+        page = page[:page.index(begin)] + block + page[page.index(end) + len(end):].lstrip("\n")
+    else:
+        page = page.rstrip("\n") + "\n\n" + block
+    path.write_text(page)
 
 
 def main(path: str, out: str) -> None:
@@ -50,7 +65,7 @@ def main(path: str, out: str) -> None:
         return f"{v * 1e3:.3f} ms" if v >= 1e-3 else f"{v * 1e6:.1f} µs"
 
     lines = [
-        "# Benchmarks",
+        "## Rust DSP core vs librosa (issue 2)",
         "",
         "Produced by `scripts/bench` (pytest-benchmark over `benches/`, then `benches/report.py`).",
         "Every ratio compares two timings taken in the same run on the same machine and signals:",
@@ -77,7 +92,7 @@ def main(path: str, out: str) -> None:
     ]
     lines += [
         "",
-        "## Targets of issue 2, in this run",
+        "### Targets of issue 2, in this run",
         "",
         "| target | measured | met |",
         "|---|---:|:---:|",
@@ -92,14 +107,14 @@ def main(path: str, out: str) -> None:
         "the mfcc column says how much the whole pipeline (padding, window, power, mel, dB with the",
         "80 dB clip, DCT, output arrays, Python call) costs on top of the transforms.",
         "",
-        "## Parallel batch (`extract_many`, 500 clips of 1 s, 40 MFCC)",
+        "### Parallel batch (`extract_many`, 500 clips of 1 s, 40 MFCC)",
         "",
         "| threads | time | speed-up |",
         "|---:|---:|---:|",
         f"| 1 | {ms(one)} | 1.00x |",
         f"| 2 | {ms(two)} | {one / two:.2f}x |",
         "",
-        "## Cold start (fresh interpreter: import, then the first mfcc of 1 s)",
+        "### Cold start (fresh interpreter: import, then the first mfcc of 1 s)",
         "",
         "| | seconds |",
         "|---|---:|",
@@ -107,7 +122,7 @@ def main(path: str, out: str) -> None:
         f"| ser-edge | {cold_ours:.3f} |",
         "",
     ]
-    Path(out).write_text("\n".join(lines))
+    write_section(Path(out), "dsp", "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -1,4 +1,5 @@
-"""The edge path's figures (issue 4), written to docs/edge.md at the end of the run:
+"""The edge path's figures (issue 4), written to the edge section of docs/benchmarks.md at the
+end of the run:
 
 - ``ser-edge predict`` on 100 corpus files against the same int8 model through TensorFlow's
   TFLite interpreter with librosa features (the reference; same run, same files);
@@ -34,7 +35,7 @@ FIGURES: dict[str, Any] = {}
 def report():
     yield
     if FIGURES:
-        write_report(ROOT / "docs" / "edge.md")
+        write_report(ROOT / "docs" / "benchmarks.md")
 
 
 @pytest.fixture(scope="module")
@@ -309,14 +310,14 @@ def test_startup_time_cold_process():
 
 def write_report(path: Path) -> None:
     f = FIGURES
-    lines = ["# Edge figures (issue 4)", "",
+    lines = ["## The edge path: `predict` and `listen` (issue 4)", "",
              "Produced by `.venv/bin/python -m pytest benches/test_bench_edge.py -p no:cacheprovider -q`",
-             f"(writes this file). Python {platform.python_version()}, {platform.machine()}, "
+             f"(writes this section; `scripts/bench` runs it too). Python {platform.python_version()}, {platform.machine()}, "
              f"{len(__import__('os').sched_getaffinity(0))} cores shared with other jobs; "
              f"run {time.strftime('%Y-%m-%d %H:%M')}. Ratios compare timings from the same run.", ""]
     if "predict_ser_edge_s" in f and "predict_reference_s" in f:
         agree = np.mean([a == b for a, b in zip(f["labels_ser_edge"], f["labels_reference"])])
-        lines += ["## `ser-edge predict` on 100 files", "",
+        lines += ["### `ser-edge predict` on 100 files", "",
                   "| | 100 files | per file |", "|---|---|---|",
                   f"| ser-edge (Rust features + LiteRT) | {f['predict_ser_edge_s']:.2f} s | {f['predict_ser_edge_s'] * 10:.1f} ms |",
                   f"| TensorFlow `tf.lite` + librosa features | {f['predict_reference_s']:.2f} s | {f['predict_reference_s'] * 10:.1f} ms |",
@@ -336,12 +337,12 @@ def write_report(path: Path) -> None:
                   f"{f['resample_ser_edge_s'] / f.get('predict_ser_edge_s', float('nan')):.0%} and the frame features "
                   f"{f['frames_ser_edge_s'] / f.get('predict_ser_edge_s', float('nan')):.0%}.", ""]
     if "inference_litert_s" in f:
-        lines += ["## int8 inference per window", "",
+        lines += ["### int8 inference per window", "",
                   f"LiteRT {f['inference_litert_s'] * 1e3:.3f} ms per window (1 thread), TensorFlow's interpreter "
                   f"{f.get('inference_tensorflow_s', float('nan')) * 1e3:.3f} ms (target <= 1 ms).", ""]
     if "listen" in f:
         li = f["listen"]
-        lines += ["## `ser-edge listen --realtime` on continuous speech", "",
+        lines += ["### `ser-edge listen --realtime` on continuous speech", "",
                   f"{li['seconds']:.0f} s of EMO-DB utterances with 0.4-0.8 s pauses ({li['utterances']} utterance events), "
                   "paced like a microphone, default settings, stdout output.", "",
                   "| figure | measured | target |", "|---|---|---|",
@@ -353,4 +354,6 @@ def write_report(path: Path) -> None:
                   "End of utterance = capture time of the last voiced sample; the latency includes the gate's "
                   "hangover (0.2 s of silence that closes an utterance), the chunk size (50 ms) and the "
                   "final window's features and inference.", ""]
-    path.write_text("\n".join(lines))
+    from report import write_section
+
+    write_section(path, "edge", "\n".join(lines))

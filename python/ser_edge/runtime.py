@@ -7,11 +7,13 @@ then ``tensorflow.lite``. Nothing here imports TensorFlow unless both lighter ru
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -19,6 +21,30 @@ from ser_edge.bundle import Bundle, BundleError, load_bundle
 from ser_edge.inputs import Adapter
 
 RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+
+_first_interpreter = True
+
+
+@contextlib.contextmanager
+def _once_quiet() -> Iterator[None]:
+    """Silences the process's stderr (fd 2) while the first interpreter is made: LiteRT's C++ core
+    prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per process, which would
+    be the only line on stderr that is not one of ``listen``'s structured logs."""
+    global _first_interpreter
+    if not _first_interpreter:
+        yield
+        return
+    _first_interpreter = False
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def load_interpreter(model: Union[bytes, str, "os.PathLike[str]"], *, num_threads: int = 1) -> Any:
@@ -38,8 +64,10 @@ def load_interpreter(model: Union[bytes, str, "os.PathLike[str]"], *, num_thread
         except ImportError:
             continue
         try:
-            interpreter = module.Interpreter(model_content=content, num_threads=num_threads)
-            interpreter.allocate_tensors()
+            with _once_quiet():
+                interpreter = module.Interpreter(model_content=content, num_threads=num_threads)
+                interpreter.allocate_tensors()
+                interpreter.invoke()  # the delegate announces itself on the first run
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"{what}: the TFLite runtime cannot load it ({e})") from None
         return interpreter

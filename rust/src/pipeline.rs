@@ -412,6 +412,8 @@ impl Extractor {
         let plan = &*self.plan;
         let cfg = &plan.cfg;
         let mut o = 0;
+        // Shared by centroid, bandwidth and flux: the column's l1 norm and its centroid.
+        let (mut l1, mut centroid) = (None, None);
         for f in &cfg.features {
             let mut put = |v: f64| {
                 out[o] = v as f32;
@@ -448,14 +450,22 @@ impl Extractor {
                     None => temporal::rms_from_magnitude(&self.mag, cfg.n_fft),
                 }),
                 Feature::Zcr { threshold } => put(frame.map_or(0.0, |x| temporal::zero_crossing_rate(x, threshold))),
-                Feature::Centroid => put(spectral::centroid(&self.mag, &plan.freqs)),
-                Feature::Bandwidth { p, norm } => {
-                    let c = spectral::centroid(&self.mag, &plan.freqs);
-                    put(spectral::bandwidth(&self.mag, &plan.freqs, c, p, norm))
+                Feature::Centroid | Feature::Bandwidth { .. } => {
+                    let n = *l1.get_or_insert_with(|| spectral::l1(&self.mag));
+                    let c = *centroid.get_or_insert_with(|| spectral::centroid_with(&self.mag, &plan.freqs, n));
+                    put(match *f {
+                        Feature::Bandwidth { p, norm } => {
+                            spectral::bandwidth_with(&self.mag, &plan.freqs, c, p, if norm { n } else { 1.0 })
+                        }
+                        _ => c,
+                    })
                 }
                 Feature::Rolloff { roll_percent } => put(spectral::rolloff(&self.mag, &plan.freqs, roll_percent)),
                 Feature::Flatness { amin, power } => put(spectral::flatness(&self.mag, amin, power)),
-                Feature::Flux => put(spectral::flux(&self.mag, &mut self.prev)),
+                Feature::Flux => {
+                    let n = *l1.get_or_insert_with(|| spectral::l1(&self.mag));
+                    put(spectral::flux_with(&self.mag, &mut self.prev, n))
+                }
                 Feature::SpectralEntropy { n_blocks } => put(spectral::block_entropy(&self.pow2, n_blocks, false)),
                 Feature::EnergyEntropy { n_blocks } => {
                     put(frame.map_or(0.0, |x| spectral::block_entropy(x, n_blocks, true)))

@@ -1,5 +1,8 @@
 //! Per-frame spectral features over one spectrum column (`librosa.feature.spectral_*`), plus the
 //! frame features of the 34-feature Bi-LSTM recipe (spectral flux, spectral and energy entropy).
+//!
+//! Sums run in four float64 lanes (so that they vectorise); the features that share a column's
+//! sum (centroid, bandwidth, flux) get it from the caller once per frame.
 
 use crate::error::Result;
 use crate::fail;
@@ -7,9 +10,38 @@ use crate::fail;
 /// `librosa.util.normalize`'s threshold for float32 data.
 const TINY: f64 = f32::MIN_POSITIVE as f64;
 
+/// `sum f(a[i], b[i])` in four lanes (over the common length).
+#[inline(always)]
+fn sum_zip(a: &[f32], b: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let n = a.len().min(b.len());
+    let (ca, cb) = (a[..n].chunks_exact(4), b[..n].chunks_exact(4));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x as f64, y)).sum();
+    let mut acc = [0f64; 4];
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += f(x[k] as f64, y[k]);
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `sum |s|` in four lanes.
+#[inline(always)]
+fn sum_abs(s: &[f32]) -> f64 {
+    let c = s.chunks_exact(4);
+    let tail: f64 = c.remainder().iter().map(|&v| v.abs() as f64).sum();
+    let mut acc = [0f64; 4];
+    for x in c {
+        for k in 0..4 {
+            acc[k] += x[k].abs() as f64;
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// Sum of a column, or 1 when it is below `TINY` (librosa leaves such columns unnormalised).
-fn l1(s: &[f32]) -> f64 {
-    let n: f64 = s.iter().map(|&v| v.abs() as f64).sum();
+pub fn l1(s: &[f32]) -> f64 {
+    let n = sum_abs(s);
     if n < TINY {
         1.0
     } else {
@@ -17,19 +49,32 @@ fn l1(s: &[f32]) -> f64 {
     }
 }
 
+/// Centroid of a column whose `l1` is `norm`.
+pub fn centroid_with(mag: &[f32], freqs: &[f64], norm: f64) -> f64 {
+    sum_zip(mag, freqs, |s, f| f * s) / norm
+}
+
 pub fn centroid(mag: &[f32], freqs: &[f64]) -> f64 {
-    let n = l1(mag);
-    mag.iter().zip(freqs).map(|(&s, &f)| f * (s as f64 / n)).sum()
+    centroid_with(mag, freqs, l1(mag))
+}
+
+/// `(sum (s / norm) |f - centroid|^p)^(1/p)`; `norm` is the column's `l1` (or 1 without norm).
+pub fn bandwidth_with(mag: &[f32], freqs: &[f64], centroid: f64, p: f64, norm: f64) -> f64 {
+    if p == 2.0 {
+        (sum_zip(mag, freqs, |s, f| {
+            let d = f - centroid;
+            s * (d * d)
+        }) / norm)
+            .sqrt()
+    } else if p == 1.0 {
+        sum_zip(mag, freqs, |s, f| s * (f - centroid).abs()) / norm
+    } else {
+        (sum_zip(mag, freqs, |s, f| s * (f - centroid).abs().powf(p)) / norm).powf(1.0 / p)
+    }
 }
 
 pub fn bandwidth(mag: &[f32], freqs: &[f64], centroid: f64, p: f64, norm: bool) -> f64 {
-    let n = if norm { l1(mag) } else { 1.0 };
-    let sum: f64 = mag
-        .iter()
-        .zip(freqs)
-        .map(|(&s, &f)| (s as f64 / n) * (f - centroid).abs().powf(p))
-        .sum();
-    sum.powf(1.0 / p)
+    bandwidth_with(mag, freqs, centroid, p, if norm { l1(mag) } else { 1.0 })
 }
 
 pub fn rolloff(mag: &[f32], freqs: &[f64], roll_percent: f64) -> f64 {
@@ -45,14 +90,70 @@ pub fn rolloff(mag: &[f32], freqs: &[f64], roll_percent: f64) -> f64 {
     freqs.last().copied().unwrap_or(0.0)
 }
 
+/// Mantissa in `[1, 2)` and biased exponent of a positive normal float64.
+#[inline(always)]
+fn split(v: f64) -> (f64, i64) {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    const ONE: u64 = 1023 << 52;
+    let b = v.to_bits();
+    (f64::from_bits((b & MANTISSA) | ONE), (b >> 52) as i64)
+}
+
+/// `(sum ln v, sum v)` over `v = value(s)`, every `v` a positive normal float64: the logs are
+/// summed as the log of one product, kept as a mantissa product (renormalised every 64 values)
+/// and an exponent sum, so one `ln` per column instead of one per bin, exact to float64 rounding.
+#[inline(always)]
+fn log_and_sum(mag: &[f32], value: impl Fn(f32) -> f64) -> (f64, f64) {
+    let (mut m_tot, mut e_tot) = (1f64, 0i64);
+    let mut sums = [0f64; 4];
+    for block in mag.chunks(64) {
+        // Each lane multiplies at most 16 + 1 mantissas below 2, so it cannot overflow.
+        let (mut prod, mut exps) = ([1f64; 4], [0i64; 4]);
+        let c = block.chunks_exact(4);
+        for (k, &s) in c.remainder().iter().enumerate() {
+            let v = value(s);
+            let (m, e) = split(v);
+            sums[k] += v;
+            prod[k] *= m;
+            exps[k] += e;
+        }
+        for x in c {
+            for k in 0..4 {
+                let v = value(x[k]);
+                let (m, e) = split(v);
+                sums[k] += v;
+                prod[k] *= m;
+                exps[k] += e;
+            }
+        }
+        for k in 0..4 {
+            let (m, e) = split(m_tot * prod[k]);
+            m_tot = m;
+            e_tot += e - 1023 + exps[k];
+        }
+    }
+    let log_sum = (e_tot - 1023 * mag.len() as i64) as f64 * std::f64::consts::LN_2 + m_tot.ln();
+    (log_sum, (sums[0] + sums[1]) + (sums[2] + sums[3]))
+}
+
 pub fn flatness(mag: &[f32], amin: f64, power: f64) -> f64 {
     let n = mag.len() as f64;
-    let (mut log_sum, mut sum) = (0.0, 0.0);
-    for &s in mag {
-        let v = (s as f64).powf(power).max(amin);
-        log_sum += v.ln();
-        sum += v;
-    }
+    let (log_sum, sum) = if amin >= f64::MIN_POSITIVE && power == 2.0 {
+        log_and_sum(mag, |s| (s as f64 * s as f64).max(amin))
+    } else if amin >= f64::MIN_POSITIVE {
+        log_and_sum(mag, |s| (s as f64).powf(power).max(amin))
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    // A value that is not a finite normal number (huge `power`, subnormal `amin`): one log per bin.
+    let (log_sum, sum) = if sum.is_finite() && log_sum.is_finite() {
+        (log_sum, sum)
+    } else {
+        mag.iter().fold((0.0, 0.0), |(l, t), &s| {
+            let v = (s as f64).powf(power).max(amin);
+            (l + v.ln(), t + v)
+        })
+    };
     (log_sum / n).exp() / (sum / n)
 }
 
@@ -94,7 +195,11 @@ pub fn check_blocks(n_blocks: usize, available: usize, what: &str) -> Result<()>
 /// Spectral flux between consecutive magnitude spectra normalised to unit sum.
 /// `prev` holds the previous normalised spectrum (`None` before the first frame: flux 0).
 pub fn flux(mag: &[f32], prev: &mut Option<Vec<f32>>) -> f64 {
-    let n = l1(mag);
+    flux_with(mag, prev, l1(mag))
+}
+
+/// `flux` of a column whose `l1` is `n`.
+pub fn flux_with(mag: &[f32], prev: &mut Option<Vec<f32>>, n: f64) -> f64 {
     let Some(p) = prev else {
         *prev = Some(mag.iter().map(|&v| (v as f64 / n) as f32).collect());
         return 0.0;
@@ -162,14 +267,24 @@ impl ContrastBands {
     }
 
     /// Peak and valley (mean of the top and bottom quantile) of each band of one magnitude column.
+    /// librosa sorts each band; only which values lie in the top and bottom `q` matters, so a
+    /// partial selection finds them (their sum does not depend on their order but for rounding).
     pub fn peaks_valleys(&self, mag: &[f32], scratch: &mut Vec<f32>, peaks: &mut [f64], valleys: &mut [f64]) {
+        let mean = |x: &[f32]| x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
         for (k, (bins, q)) in self.bands.iter().enumerate() {
             scratch.clear();
             scratch.extend(bins.iter().map(|&i| mag[i]));
-            scratch.sort_unstable_by(|a, b| a.total_cmp(b));
-            let q = (*q).min(scratch.len());
-            valleys[k] = scratch[..q].iter().map(|&v| v as f64).sum::<f64>() / q as f64;
-            peaks[k] = scratch[scratch.len() - q..].iter().map(|&v| v as f64).sum::<f64>() / q as f64;
+            let n = scratch.len();
+            let q = (*q).min(n);
+            if 2 * q <= n {
+                // The top q to the end, then the bottom q of the rest to the front.
+                scratch.select_nth_unstable_by(n - q, |a, b| a.total_cmp(b));
+                scratch[..n - q].select_nth_unstable_by(q - 1, |a, b| a.total_cmp(b));
+            } else {
+                scratch.sort_unstable_by(|a, b| a.total_cmp(b));
+            }
+            valleys[k] = mean(&scratch[..q]);
+            peaks[k] = mean(&scratch[n - q..]);
         }
     }
 }

@@ -132,3 +132,11 @@ def test_no_tflite_runtime_is_a_clear_runtime_error(tmp_path: Path) -> None:
                        env={**os.environ, "PYTHONPATH": str(site)})
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("RuntimeError: no TFLite runtime: install ai-edge-litert"), r.stdout
+
+
+def test_a_clean_run_writes_nothing_to_stderr() -> None:
+    """LiteRT's one-off "Created TensorFlow Lite XNNPACK delegate" line is kept off stderr, which
+    carries only errors (predict) and structured logs (listen)."""
+    r = subprocess.run([sys.executable, "-m", "ser_edge", "predict", str(ANGRY)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith(str(ANGRY)) and r.stderr == "", r.stderr

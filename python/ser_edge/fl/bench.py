@@ -28,7 +28,7 @@ from ser_edge.fl.cli import QUIET_ENV, default_holdout
 def _overrides(args: argparse.Namespace, holdout: list[str], **extra: Any) -> dict[str, Any]:
     return {"corpus": args.corpus, "data": os.path.abspath(args.data), "holdout": ",".join(holdout),
             "num-server-rounds": args.rounds, "local-epochs": args.local_epochs, "seed": args.seed,
-            "out": os.path.abspath(args.out), "min-nodes": 2, **extra}
+            "out": os.path.abspath(args.out), "min-nodes": 2, "lr": args.lr, "batch-size": args.batch_size, **extra}
 
 
 def _holdout(args: argparse.Namespace) -> list[str]:
@@ -61,7 +61,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
     central = task.scores(trained.probabilities(test), np.array(y), labels)
     return {"what": "fedavg-vs-central", "corpus": args.corpus, "holdout": holdout, "clients": args.clients,
-            "rounds": args.rounds, "local_epochs": args.local_epochs, "central_epochs": args.rounds * args.local_epochs,
+            "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr, "batch_size": args.batch_size, "central_epochs": args.rounds * args.local_epochs,
             "fedavg_uar": fed["uar"], "fedavg_accuracy": fed["accuracy"], "fedavg_uar_int8": fed.get("uar_int8"),
             "central_uar": central["uar"], "central_accuracy": central["accuracy"],
             "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2), "fedavg_seconds": fed["seconds"],
@@ -122,6 +122,8 @@ def main(argv: Any = None) -> int:
         s.add_argument("--fraction", type=float, default=1.0)
         s.add_argument("--speaker", default="01")
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--lr", type=float, default=1e-3, help="clients' learning rate (Adam)")
+        s.add_argument("--batch-size", type=int, default=32, help="clients' batch size")
         s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))
         s.set_defaults(fn=fn)
     args = p.parse_args(argv)
