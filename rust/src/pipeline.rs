@@ -315,7 +315,7 @@ pub struct Extractor {
     pow2: Vec<f32>,
     mel: Vec<f32>,
     logmel: Vec<f32>,
-    scratch: Vec<f32>,
+    scratch: Vec<i32>,
     peaks: Vec<f64>,
     valleys: Vec<f64>,
     prev: Option<Vec<f32>>,

@@ -205,19 +205,35 @@ pub fn flux_with(mag: &[f32], prev: &mut Option<Vec<f32>>, n: f64) -> f64 {
         return 0.0;
     };
     // One pass: the squared change, and the current spectrum replaces the previous one.
-    let mut out = 0.0;
-    for (b, &v) in p.iter_mut().zip(mag) {
+    // Four lanes, so that it vectorises.
+    let len = p.len().min(mag.len());
+    let (cp, cm) = (p[..len].chunks_exact_mut(4), mag[..len].chunks_exact(4));
+    let mut acc = [0f64; 4];
+    let step = |b: &mut f32, v: f32| {
         let a = (v as f64 / n) as f32;
-        out += ((a - *b) as f64).powi(2);
+        let d = (a - *b) as f64;
         *b = a;
+        d * d
+    };
+    let mut tail = 0.0;
+    let (rp, rm) = (cp.into_remainder(), cm.remainder());
+    for (b, &v) in rp.iter_mut().zip(rm) {
+        tail += step(b, v);
     }
-    out
+    let (cp, cm) = (p[..len].chunks_exact_mut(4), mag[..len].chunks_exact(4));
+    for (b, v) in cp.zip(cm) {
+        for k in 0..4 {
+            acc[k] += step(&mut b[k], v[k]);
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Octave sub-bands of `librosa.feature.spectral_contrast`: (bins, how many values to average).
+/// Each band is a contiguous run of bins (frequencies increase with the bin).
 #[derive(Debug, Clone)]
 pub struct ContrastBands {
-    pub bands: Vec<(Vec<usize>, usize)>,
+    pub bands: Vec<(std::ops::Range<usize>, usize)>,
 }
 
 impl ContrastBands {
@@ -258,35 +274,109 @@ impl ContrastBands {
                 bins.pop();
             }
             let q = ((quantile * count as f64).round_ties_even() as usize).max(1);
-            if bins.is_empty() {
+            let (Some(&first), Some(&last)) = (bins.first(), bins.last()) else {
                 fail!("n_fft is too small for spectral_contrast: band {k} is empty");
-            }
-            bands.push((bins, q));
+            };
+            debug_assert_eq!(last + 1 - first, bins.len());
+            bands.push((first..last + 1, q));
         }
         Ok(ContrastBands { bands })
     }
 
     /// Peak and valley (mean of the top and bottom quantile) of each band of one magnitude column.
-    /// librosa sorts each band; only which values lie in the top and bottom `q` matters, so a
-    /// partial selection finds them (their sum does not depend on their order but for rounding).
-    pub fn peaks_valleys(&self, mag: &[f32], scratch: &mut Vec<f32>, peaks: &mut [f64], valleys: &mut [f64]) {
-        let mean = |x: &[f32]| x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+    /// librosa sorts each band and averages its first and last `q` values; only which values
+    /// those are matters, so they are found without sorting: for small `q` (the usual 2 % of a
+    /// band) in one pass that keeps the `q` smallest and largest in order (so the means equal
+    /// the sorted ones bit for bit), otherwise by partial selection. Values are compared as
+    /// `f32::total_cmp` keys (integers).
+    pub fn peaks_valleys(&self, mag: &[f32], scratch: &mut Vec<i32>, peaks: &mut [f64], valleys: &mut [f64]) {
+        const SMALL: usize = 8;
+        let mean = |x: &[i32]| x.iter().map(|&k| from_key(k) as f64).sum::<f64>() / x.len() as f64;
         for (k, (bins, q)) in self.bands.iter().enumerate() {
-            scratch.clear();
-            scratch.extend(bins.iter().map(|&i| mag[i]));
-            let n = scratch.len();
+            let band = &mag[bins.clone()];
+            let n = band.len();
             let q = (*q).min(n);
+            if q <= SMALL {
+                let (mut lo, mut hi) = ([i32::MAX; SMALL], [i32::MIN; SMALL]);
+                let (lo, hi) = (&mut lo[..q], &mut hi[..q]);
+                // Spectra mostly fall with frequency: the smallest are sought from the top of
+                // the band down and the largest from the bottom up, so few values displace one;
+                // eight at a time, skipping (by their min or max) those that cannot.
+                let keys = |c: &[f32]| -> [i32; 8] { std::array::from_fn(|j| key(c[j])) };
+                let low = band.rchunks_exact(8);
+                low.remainder().iter().rev().for_each(|&v| keep_smallest(lo, key(v)));
+                for c in low {
+                    let ks = keys(c);
+                    if ks.iter().fold(i32::MAX, |a, &b| a.min(b)) < lo[q - 1] {
+                        ks.iter().rev().for_each(|&v| keep_smallest(lo, v));
+                    }
+                }
+                let high = band.chunks_exact(8);
+                high.remainder().iter().for_each(|&v| keep_largest(hi, key(v)));
+                for c in high {
+                    let ks = keys(c);
+                    if ks.iter().fold(i32::MIN, |a, &b| a.max(b)) > hi[0] {
+                        ks.iter().for_each(|&v| keep_largest(hi, v));
+                    }
+                }
+                valleys[k] = mean(lo);
+                peaks[k] = mean(hi);
+                continue;
+            }
+            scratch.clear();
+            scratch.extend(band.iter().map(|&v| key(v)));
             if 2 * q <= n {
                 // The top q to the end, then the bottom q of the rest to the front.
-                scratch.select_nth_unstable_by(n - q, |a, b| a.total_cmp(b));
-                scratch[..n - q].select_nth_unstable_by(q - 1, |a, b| a.total_cmp(b));
+                scratch.select_nth_unstable(n - q);
+                scratch[..n - q].select_nth_unstable(q - 1);
             } else {
-                scratch.sort_unstable_by(|a, b| a.total_cmp(b));
+                scratch.sort_unstable();
             }
             valleys[k] = mean(&scratch[..q]);
             peaks[k] = mean(&scratch[n - q..]);
         }
     }
+}
+
+/// Inserts `v` into `lo` (ascending, the smallest values so far) if it is smaller than its last.
+#[inline(always)]
+fn keep_smallest(lo: &mut [i32], v: i32) {
+    let mut j = lo.len() - 1;
+    if v >= lo[j] {
+        return;
+    }
+    while j > 0 && lo[j - 1] > v {
+        lo[j] = lo[j - 1];
+        j -= 1;
+    }
+    lo[j] = v;
+}
+
+/// Inserts `v` into `hi` (ascending, the largest values so far) if it is larger than its first.
+#[inline(always)]
+fn keep_largest(hi: &mut [i32], v: i32) {
+    if v <= hi[0] {
+        return;
+    }
+    let mut j = 0;
+    while j + 1 < hi.len() && hi[j + 1] < v {
+        hi[j] = hi[j + 1];
+        j += 1;
+    }
+    hi[j] = v;
+}
+
+/// An integer that orders like `f32::total_cmp`.
+#[inline(always)]
+fn key(v: f32) -> i32 {
+    let b = v.to_bits() as i32;
+    b ^ (((b >> 31) as u32) >> 1) as i32
+}
+
+/// The inverse of `key`.
+#[inline(always)]
+fn from_key(k: i32) -> f32 {
+    f32::from_bits((k ^ (((k >> 31) as u32) >> 1) as i32) as u32)
 }
 
 /// `librosa.util.normalize` of one column: divide by its p-norm unless that is below float32's tiny.
@@ -329,6 +419,72 @@ mod tests {
     fn flatness_of_flat_spectrum_is_one() {
         assert!((flatness(&[2.0; 16], 1e-10, 2.0) - 1.0).abs() < 1e-12);
         assert!(flatness(&[0.0, 0.0, 5.0, 0.0], 1e-10, 2.0) < 1e-6);
+    }
+
+    /// A deterministic column with ties, zeros and a falling trend.
+    fn column(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (x >> 40) as f32 / (1u64 << 24) as f32;
+                if r < 0.05 {
+                    0.0
+                } else if r < 0.1 {
+                    0.25
+                } else {
+                    r * 100.0 / (1.0 + i as f32) * if r < 0.12 { 1e-9 } else { 1.0 }
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flatness_equals_one_log_per_bin() {
+        for (n, seed) in [(1usize, 1u64), (3, 2), (64, 3), (65, 4), (513, 5), (2049, 6)] {
+            let mag = column(n, seed);
+            for (amin, power) in [(1e-10, 2.0), (1e-10, 1.0), (1e-3, 1.5), (1e-310, 2.0), (1e-10, 80.0)] {
+                let (l, t) = mag.iter().fold((0f64, 0f64), |(l, t), &s| {
+                    let v = (s as f64).powf(power).max(amin);
+                    (l + v.ln(), t + v)
+                });
+                let want = (l / n as f64).exp() / (t / n as f64);
+                let got = flatness(&mag, amin, power);
+                assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-300) || got == want, "{n} {amin} {power}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn contrast_selection_equals_sorting() {
+        let sr = 16000.0;
+        for n_fft in [256usize, 1024, 4096] {
+            let freqs: Vec<f64> = (0..=n_fft / 2).map(|k| k as f64 * sr / n_fft as f64).collect();
+            for quantile in [0.02, 0.1, 0.45] {
+                let bands = ContrastBands::new(&freqs, sr, 100.0, 5, quantile).unwrap();
+                for seed in 0..20 {
+                    let mut mag = column(freqs.len(), seed);
+                    if seed % 3 == 0 {
+                        mag.iter_mut().step_by(7).for_each(|v| *v = -*v);
+                    }
+                    let nb = bands.bands.len();
+                    let (mut p, mut v) = (vec![0.0; nb], vec![0.0; nb]);
+                    bands.peaks_valleys(&mag, &mut Vec::new(), &mut p, &mut v);
+                    for (k, (bins, q)) in bands.bands.iter().enumerate() {
+                        let mut s = mag[bins.clone()].to_vec();
+                        s.sort_unstable_by(|a, b| a.total_cmp(b));
+                        let q = (*q).min(s.len());
+                        let mean = |x: &[f32]| x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+                        let (wv, wp) = (mean(&s[..q]), mean(&s[s.len() - q..]));
+                        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+                        assert!(close(v[k], wv) && close(p[k], wp), "n_fft {n_fft} q {quantile} band {k}");
+                        if q <= 8 {
+                            assert_eq!((v[k], p[k]), (wv, wp));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
