@@ -97,7 +97,7 @@ def client_memory(args: argparse.Namespace) -> dict[str, Any]:
     weights = ArrayRecord(model.get_weights())
     model.set_weights(weights.to_numpy_ndarrays())
     x = task.standardize(data.x, data.x.mean(0), data.x.std(0))
-    m = task.fit(model, x, data.y, data.weights, epochs=int(cfg["local-epochs"]), batch_size=32, seed=0)
+    m = task.fit(model, x, data.y, data.weights, epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]), seed=0)
     ArrayRecord(model.get_weights())
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"what": "client-memory", "corpus": args.corpus, "speaker": args.speaker, "clips": len(clips),
@@ -123,7 +123,7 @@ def main(argv: Any = None) -> int:
         s.add_argument("--speaker", default="01")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--lr", type=float, default=1e-3, help="clients' learning rate (Adam)")
-        s.add_argument("--batch-size", type=int, default=32, help="clients' batch size")
+        s.add_argument("--batch-size", type=int, default=8, help="clients' batch size")
         s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))
         s.set_defaults(fn=fn)
     args = p.parse_args(argv)

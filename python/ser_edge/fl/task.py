@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "fraction-evaluate": 1.0,
     "min-nodes": 2,
     "lr": 1e-3,
-    "batch-size": 32,
+    "batch-size": 8,
     "model": "mlp",
     "grouping": "full",
     "min-clips": 8,
