@@ -85,3 +85,41 @@ def test_augmentation_is_random_but_seeded(speech: np.ndarray) -> None:
 def test_parse_errors(spec: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         A.parse(spec)
+
+
+def test_window_starts_rule() -> None:
+    from ser_edge.training.dataset import window_starts
+
+    assert window_starts(10, 4, 2).tolist() == [0, 2, 4, 6]  # 6 + 4 = 10: no partial window left
+    assert window_starts(11, 4, 2).tolist() == [0, 2, 4, 6, 7]  # the last window ends at the last item
+    assert window_starts(4, 4, 1).tolist() == [0] and window_starts(3, 4, 2).tolist() == [0]
+    assert window_starts(0, 4, 2).tolist() == []
+    for n in range(1, 40):  # every item is in some window, every window is full (or the clip is short)
+        starts = window_starts(n, 7, 3)
+        covered = np.zeros(n, bool)
+        for s in starts:
+            covered[s:s + 7] = True
+            assert s + 7 <= n or (n < 7 and s == 0)
+        assert covered.all() and (np.diff(starts) > 0).all()
+    for window, hop in ((0, 1), (4, 0), (4, 5)):
+        with pytest.raises(ValueError, match="hop"):
+            window_starts(10, window, hop)
+
+
+def test_sliding_windows(speech: np.ndarray) -> None:
+    w = A.sliding_windows(speech, SR, window=1.0, hop=0.5)
+    assert w.shape[1] == SR and w.dtype == np.float32
+    n_full = 1 + (len(speech) - SR) // (SR // 2)
+    assert len(w) == n_full + (1 if (len(speech) - SR) % (SR // 2) else 0)
+    assert np.array_equal(w[1], speech[SR // 2:SR // 2 + SR])
+    assert np.array_equal(w[-1], speech[-SR:])  # the last partial window is aligned to the end
+    short = A.sliding_windows(speech[:4000], SR, window=1.0, hop=0.5)
+    assert short.shape == (1, SR) and np.array_equal(short[0, :4000], speech[:4000]) and not short[0, 4000:].any()
+    with pytest.raises(ValueError, match="hop"):
+        A.sliding_windows(speech, SR, window=1.0, hop=1.5)
+    with pytest.raises(ValueError, match="non-empty"):
+        A.sliding_windows(np.zeros(0, np.float32), SR)
+    assert A.parse_windows("2.0,1.0") == A.parse_windows([2, 1]) == (2.0, 1.0)
+    for bad in ("2", "1,2", "a,b", "0,0"):
+        with pytest.raises(ValueError, match="windows"):
+            A.parse_windows(bad)

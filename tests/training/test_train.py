@@ -273,7 +273,8 @@ def test_default_bundle() -> None:
 def test_light_imports() -> None:
     code = ("import sys, ser_edge.training, ser_edge.training.cli, ser_edge.training.corpora, "
             "ser_edge.training.dataset, ser_edge.training.evaluate, ser_edge.training.metrics, "
-            "ser_edge.training.augment, ser_edge.training.models, ser_edge.training.export, ser_edge.training.trainer;"
+            "ser_edge.training.augment, ser_edge.training.models, ser_edge.training.export, ser_edge.training.trainer, "
+            "ser_edge.training.denoise, ser_edge.training.wave;"
             "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'librosa') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -324,3 +325,78 @@ def test_augmented_copies_train_only(emodb: ds.FrameSet) -> None:
     n03 = sum(c.speaker == "03" for c in small.clips)
     assert r["folds"][0]["n_test"] == n03
     assert r["folds"][0]["n_train"] == 3 * (len(small) - n03)  # originals + 2 copies of speaker 08 only
+
+
+# -- sliding windows, raw-waveform chunks, noise reduction -------------------------------------------
+def test_windows_train_and_score_per_clip(emodb: ds.FrameSet) -> None:
+    cfg = InputConfig()
+    small = emodb.subset([i for i, c in enumerate(emodb.clips) if c.speaker in ("03", "08", "09")][::4])
+    tc = T.TrainConfig(epochs=2, windows="1.0,0.5", hparams={"units": (16, 8)})
+    assert tc.windows == (1.0, 0.5)
+    r = T.evaluate_split(small, cfg, CANONICAL, tc, split="test-speakers=03", corpus="emodb", quantizations=("dynamic",))
+    fold = r["folds"][0]
+    train = small.subset([c.speaker != "03" for c in small.clips])
+    x, owner = ds.window_inputs(train, cfg, ds.speaker_stats(train), 100, 50)
+    # Windows of the training speakers only (speaker 03 is never trained on), several per clip.
+    assert fold["n_train"] == len(train) and fold["n_train_windows"] == len(x) > len(train)
+    assert r["float"]["speaker"]["n"] == fold["n_test"] == sum(c.speaker == "03" for c in small.clips)
+    t = T.fit(train, cfg, CANONICAL, tc)
+    test = small.subset([c.speaker == "03" for c in small.clips])
+    xw, ow = t.window_inputs(test)
+    assert len(xw) > len(test) and sorted(set(ow)) == list(range(len(test)))
+    p = t.probabilities(test)
+    per_window = np.asarray(t.model.predict(xw, verbose=0))
+    np.testing.assert_allclose(p[0], per_window[ow == 0].mean(0), atol=1e-6)  # a clip = mean of its windows
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+    w = T.window_weights(np.ones(3), np.array([0, 0, 1, 2, 2, 2]))
+    assert w.mean() == pytest.approx(1) and w[0] + w[1] == pytest.approx(w[2]) == pytest.approx(w[3:].sum())
+
+
+def test_cnn_lstm_wave_trains_converts_and_scores_per_clip() -> None:
+    from ser_edge.training import wave as W
+    from ser_edge.training.models import build, default_input
+
+    T.set_threads(1)
+    clips = load_corpus("emodb", EMODB)[:120:12]
+    waves = W.load_waves(clips)
+    assert all(abs(20 * np.log10(np.sqrt(np.mean(w.astype(np.float64) ** 2))) + 23) < 0.1 for w in waves.waves)
+    tc = T.TrainConfig(model="cnn_lstm_wave", epochs=1, batch_size=16, windows=(0.25, 0.25),
+                       hparams={"filters": [8, 8, 16], "units": 16})
+    t = T.fit(waves, None, CANONICAL, tc)
+    x, owner = t.window_inputs(waves)
+    assert x.shape[1:] == (4000,) and len(x) == len(t.train_inputs) > len(waves)
+    keras = np.asarray(t.model.predict(x[:8], verbose=0))
+    lite = tflite_probabilities(t.tflite("int8"), x[:8])  # (dynamic: in the command test below)
+    assert lite.shape == keras.shape == (8, 9) and np.abs(lite - keras).max() < 0.1
+    np.testing.assert_allclose(lite.sum(1), 1, atol=0.02)
+    p = t.probabilities(waves)
+    assert p.shape == (len(waves), 9)
+    np.testing.assert_allclose(p[1], np.asarray(t.model.predict(x[owner == 1], verbose=0)).mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="WaveSet"):
+        W.fit_wave(ds.FrameSet([], []), CANONICAL, tc)
+    with pytest.raises(ValueError, match="no InputConfig"):
+        default_input("cnn_lstm_wave")
+    with pytest.raises(ValueError, match="n_samples >= 1024"):
+        build("cnn_lstm_wave", (100,), 9)
+
+
+def test_wave_and_denoise_commands(small_csv: Path, tmp_path: Path, cache_dir: Path) -> None:
+    reports = tmp_path / "wave"
+    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "test-speakers=03", "--epochs", "1",
+                 "--model", "cnn_lstm_wave", "--windows", "0.25,0.25", "--hparam", "filters=[8,8,16]", "--hparam",
+                 "units=16", "--quantization", "dynamic", "--threads", "1", "--reports", str(reports),
+                 "--no-bundle", "--quiet"]) == 0
+    r = json.loads((reports / "csv-test-speakers.json").read_text())
+    assert r["model"] == "cnn_lstm_wave" and r["folds"][0]["n_test"] == 8 and r["float"]["speaker"]["n"] == 8
+    assert "cold" not in r["float"] and r["folds"][0]["n_train_windows"] > r["folds"][0]["n_train"] == 24
+    assert r["tflite_bytes"]["dynamic"] > 0 and r["dynamic"]["agreement_with_float"] >= 0.5
+    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--model", "cnn_lstm_wave",
+                 "--out", str(tmp_path / "b"), "--quiet"]) == 1  # a bundle cannot feed raw audio
+    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "none", "--epochs", "1",
+                 "--denoise", "--windows", "2.0,1.0", "--quantization", "float32", "--out", str(tmp_path / "dn"),
+                 "--cache", str(cache_dir), "--quiet"]) == 0
+    b = load_bundle(tmp_path / "dn")
+    assert b.training["denoise"] and b.training["train_config"]["windows"] == [2.0, 1.0]
+    assert any("-dn" in p.name for p in cache_dir.iterdir())  # denoised frames have their own cache folder
+    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--windows", "1,2", "--out",
+                 str(tmp_path / "x"), "--quiet"]) == 1

@@ -8,9 +8,12 @@ trained or converted.
   file names), ``grouped(clips, grouping)``;
 - ``dataset``: frames (cached), speaker/population statistics and model inputs, all through
   :class:`ser_edge.inputs.InputConfig`;
-- ``augment``: preprocessing and train-only augmentation of waveforms;
+- ``augment``: preprocessing (loudness, trim, pad/crop, sliding windows) and train-only
+  augmentation of waveforms; ``denoise``: optional spectral-gating noise reduction;
 - ``models``: ``build(name, input_shape, n_labels, **hparams)``, ``default_input(name)``;
-- ``trainer``: ``fit``, speaker-independent ``splits``, ``evaluate_split``;
+- ``trainer``: ``fit``, speaker-independent ``splits``, ``evaluate_split`` (optionally on sliding
+  windows of each clip, scored per clip);
+- ``wave``: raw-waveform chunks for ``cnn_lstm_wave`` (evaluated in training only);
 - ``export``: ``to_tflite``, ``export_bundle``;
 - ``evaluate``: ``evaluate_bundle`` (a bundle on a corpus through the edge runtime);
 - ``metrics``: UAR, confusion, figures; ``recipe``: TOML recipes, ``run``, checkpoints;

@@ -1,7 +1,9 @@
 """Waveform preprocessing and train-only augmentation (numpy and the Rust resampler only).
 
 Preprocessing: :func:`loudness_normalize` (RMS to a target dBFS), :func:`trim_silence`
-(leading/trailing frames more than ``top_db`` below the loudest), :func:`pad_or_crop`.
+(leading/trailing frames more than ``top_db`` below the loudest), :func:`pad_or_crop`,
+:func:`sliding_windows` (and :func:`parse_windows` for ``--windows 2.0,1.0``); spectral-gating
+noise reduction is in ``denoise.py``.
 Augmentation (:class:`Augmentation`, parsed from ``"noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,copies=1"``):
 additive white noise at a random SNR in ``[noise, noise + 10]`` dB, gain in ``±gain`` dB, circular
 time shift by up to ``shift`` of the clip, speed change by a factor in ``1 ± speed`` (resampling:
@@ -19,7 +21,7 @@ import numpy as np
 
 from ser_edge.audio import resample
 from ser_edge.inputs import InputConfig
-from ser_edge.training.dataset import FrameSet, clip_frames
+from ser_edge.training.dataset import Denoise, FrameSet, clip_frames, window_starts
 
 
 def rms_dbfs(y: np.ndarray) -> float:
@@ -71,6 +73,39 @@ def pad_or_crop(y: np.ndarray, n: int, *, where: str = "center") -> np.ndarray:
         return y[start:start + n].copy()
     before = (n - len(y)) // 2 if where == "center" else 0
     return np.pad(y, (before, n - len(y) - before))
+
+
+def sliding_windows(y: np.ndarray, sr: int, *, window: float = 1.0, hop: float = 0.5) -> np.ndarray:
+    """Windows of ``window`` seconds every ``hop`` seconds of ``y``: float32
+    ``(n_windows, round(window * sr))``.
+
+    Rule (:func:`~ser_edge.training.dataset.window_starts`): full windows start at 0, hop,
+    2·hop, ...; if samples are left after the last full window, one more window ends at the
+    clip's last sample (it overlaps its neighbour more than the others do), so no window is
+    padded and every sample is in one. A clip shorter than one window gives one window, zero-padded
+    at the end. ``hop`` must be in ``(0, window]``."""
+    y = np.asarray(y, np.float32)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"y must be a non-empty mono signal; got shape {y.shape}")
+    if sr <= 0 or not window > 0 or not 0 < hop <= window:
+        raise ValueError(f"need sr > 0, window > 0 and 0 < hop <= window; got sr={sr}, window={window}, hop={hop}")
+    n, step = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
+    if len(y) < n:
+        return pad_or_crop(y, n, where="end")[None]
+    starts = window_starts(len(y), n, min(step, n))
+    return np.stack([y[s:s + n] for s in starts])
+
+
+def parse_windows(spec: object) -> tuple[float, float]:
+    """``"2.0,1.0"`` or ``[2.0, 1.0]`` -> ``(window, hop)`` in seconds (``0 < hop <= window``)."""
+    parts = [p for p in spec.split(",") if p.strip()] if isinstance(spec, str) else list(spec)  # type: ignore[call-overload]
+    try:
+        window, hop = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError(f"windows {spec!r} must be WINDOW,HOP in seconds, e.g. 2.0,1.0") from None
+    if not window > 0 or not 0 < hop <= window:
+        raise ValueError(f"windows {spec!r}: need window > 0 and 0 < hop <= window")
+    return window, hop
 
 
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -179,11 +214,12 @@ def parse(spec: str) -> Augmentation:
 
 
 def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmentation, *, seed: int = 0,
-                     progress: bool = False) -> FrameSet:
+                     progress: bool = False, denoise: Optional[Denoise] = None) -> FrameSet:
     """``augmentation.copies`` augmented copies of every clip of ``frames`` (a
     :class:`~ser_edge.training.dataset.FrameSet`) as a FrameSet whose ``source`` gives the index
     of each copy's original. Each copy's speaker is ``<speaker>~augK`` so its normalisation
-    statistics are its own (as a device would have them for that voice)."""
+    statistics are its own (as a device would have them for that voice). ``denoise`` is applied
+    after the augmentation (as to every clip)."""
     from dataclasses import replace
 
     rng = np.random.default_rng(seed + 1)
@@ -195,11 +231,11 @@ def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmen
         todo = tqdm(todo, desc="augment", unit="clip", leave=False)
     for k, i in todo:
         c = frames.clips[i]
-        out.append(clip_frames(c, config, augment=augmentation, rng=rng))
+        out.append(clip_frames(c, config, augment=augmentation, rng=rng, denoise=denoise))
         clips.append(replace(c, speaker=f"{c.speaker}~aug{k}"))
         source.append(i)
     return FrameSet(clips, out, np.array(source, int))
 
 
 __all__ = ["Augmentation", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
-           "parse", "pitch_shift", "rms_dbfs", "time_stretch", "trim_silence"]
+           "parse", "parse_windows", "pitch_shift", "rms_dbfs", "sliding_windows", "time_stretch", "trim_silence"]

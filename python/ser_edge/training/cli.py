@@ -21,7 +21,8 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--corpus", action="append", default=None,
                    help="corpus name (emodb, ravdess, tess, cremad, savee, folder, csv); repeat with --data")
     t.add_argument("--data", action="append", default=None, help="the corpus directory (csv: the CSV file)")
-    t.add_argument("--model", help="mlp (default), knn, lstm, cnn1d, cnn_lstm, bilstm34, cnn2d")
+    t.add_argument("--model", help="mlp (default), knn, lstm, cnn1d, cnn_lstm, bilstm34, cnn2d, "
+                                   "cnn_lstm_wave (raw 1 s audio chunks; evaluation only: --no-bundle)")
     t.add_argument("--grouping", help="full (default), 4class, 3class, 2class, quadrants")
     t.add_argument("--split", help=SPLIT_HELP + " (default loso)")
     t.add_argument("--eval-corpus", help="corpus the split tests on (default: the first --corpus)")
@@ -32,6 +33,12 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--hparam", action="append", default=None, metavar="KEY=VALUE",
                    help="model hyperparameter (JSON value), e.g. --hparam members=1 --hparam units=[128,64]")
     t.add_argument("--augment", help='train-only augmentation, e.g. "noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,copies=1"')
+    t.add_argument("--windows", metavar="WINDOW,HOP",
+                   help="train on sliding windows of each clip (seconds, e.g. 2.0,1.0) and score a clip by the "
+                        "mean of its windows' probabilities (cnn_lstm_wave: the chunk length, default 1.0,0.5)")
+    t.add_argument("--denoise", nargs="?", const="on", metavar="SPEC",
+                   help="spectral-gating noise reduction of every clip (train and test); optional settings, "
+                        "e.g. n_std=1.5,prop_decrease=1")
     t.add_argument("--quantization", choices=("int8", "dynamic", "float32"))
     t.add_argument("--name", help="bundle name")
     t.add_argument("--out", help="write the bundle to this directory")
@@ -92,7 +99,7 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"give one --data per --corpus ({len(corpora)} --corpus, {len(data)} --data)")
         if corpora:
             recipe.corpus = [{"name": c, "data": d} for c, d in zip(corpora, data)]
-        for key in ("model", "grouping", "quantization", "out", "threads", "augment", "name"):
+        for key in ("model", "grouping", "quantization", "out", "threads", "augment", "denoise", "name"):
             if getattr(args, key) is not None:
                 setattr(recipe, key, getattr(args, key))
         for item in args.hparam or []:
@@ -108,7 +115,7 @@ def _train(args: argparse.Namespace) -> int:
             recipe.out = None
         if args.hold_out:
             recipe.hold_out = True
-        for key in ("epochs", "batch_size", "lr", "seed"):
+        for key in ("epochs", "batch_size", "lr", "seed", "windows"):
             if getattr(args, key) is not None:
                 recipe.train[key] = getattr(args, key)
         if args.split is not None or args.eval_corpus is not None or (corpora and not args.recipe):

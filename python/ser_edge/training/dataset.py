@@ -8,6 +8,13 @@
 3. :func:`model_inputs`: each clip's voiced frames z-scored with its speaker's statistics (or the
    population's), then ``config.pool``; :func:`standardization` gives the pooled vector's
    mean/std over the training set (stats pooling), applied by :func:`standardize`.
+4. Sliding windows (``TrainConfig.windows``): :func:`window_inputs` pools windows of each clip's
+   normalised voiced frames (:func:`window_starts` gives the rule) instead of the whole clip.
+   Windowing the frames equals windowing the waveform and computing each window's frames, up to
+   the STFT's centring at the window edges, and costs no new feature extraction. Because the frames
+   are voice-gated first, a window of ``w`` seconds holds ``w`` seconds of *voiced* speech (pauses
+   are skipped). The normalisation statistics are still those of whole clips, so overlapping
+   windows do not weigh any frame twice.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from ser_edge.training.corpora import Clip
 PathLike = Union[str, "os.PathLike[str]"]
 #: ``augment(y, sr, rng) -> y``: a train-only change of the waveform (see ``augment.py``).
 Augment = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+#: ``denoise(y, sr) -> y``: preprocessing of every clip (``denoise.SpectralGate``), after ``augment``.
+Denoise = Callable[[np.ndarray, int], np.ndarray]
 
 
 def default_cache_dir() -> Path:
@@ -75,11 +84,14 @@ def concat(*sets: FrameSet) -> FrameSet:
 
 
 def clip_frames(clip: Clip, config: InputConfig, *, augment: Optional[Augment] = None,
-                rng: Optional[np.random.Generator] = None) -> np.ndarray:
-    """The voiced frames of one clip (``augment`` is applied to the waveform first)."""
+                rng: Optional[np.random.Generator] = None, denoise: Optional[Denoise] = None) -> np.ndarray:
+    """The voiced frames of one clip (``augment``, then ``denoise``, are applied to the waveform
+    first: a device would denoise what it hears, noise and all)."""
     y, sr = load(clip.path, sr=config.sr)
     if augment is not None:
         y = augment(y, sr, rng if rng is not None else np.random.default_rng())
+    if denoise is not None:
+        y = denoise(y, sr)
     try:
         frames = config.frames(y)
     except ValueError as e:
@@ -89,15 +101,46 @@ def clip_frames(clip: Clip, config: InputConfig, *, augment: Optional[Augment] =
     return config.voiced(frames)
 
 
+def window_starts(n: int, window: int, hop: int) -> np.ndarray:
+    """Start indices of sliding windows of ``window`` items every ``hop`` items over ``n`` items.
+
+    The rule: full windows start at ``0, hop, 2 * hop, ...``; if items are left after the last
+    full window (the last partial window), one more window ends exactly at ``n``, so every item is
+    in a window and no window is padded; a sequence shorter than one window (``n <= window``) is
+    one window starting at 0 (the caller pads it or pools it short). ``hop`` must be in
+    ``[1, window]``; ``n = 0`` gives no windows."""
+    window, hop, n = int(window), int(hop), int(n)
+    if window < 1 or not 1 <= hop <= window:
+        raise ValueError(f"window={window} must be >= 1 and hop={hop} in [1, window]")
+    if n < 0:
+        raise ValueError(f"n={n} must be >= 0")
+    if n <= window:
+        return np.zeros(1 if n else 0, int)
+    starts = np.arange(0, n - window + 1, hop)
+    return starts if starts[-1] + window == n else np.append(starts, n - window)
+
+
+def seconds_to_frames(seconds: float, config: InputConfig) -> int:
+    """How many frames (of ``config``'s hop) span ``seconds`` (at least 1)."""
+    if not seconds > 0:
+        raise ValueError(f"window length {seconds!r} s must be > 0")
+    return max(1, int(round(float(seconds) * config.sr / config.features.hop_length)))
+
+
 def load_frames(clips: Sequence[Clip], config: InputConfig, *, cache_dir: Optional[PathLike] = None,
                 use_cache: bool = True, progress: bool = False, augment: Optional[Augment] = None,
-                seed: int = 0) -> FrameSet:
+                seed: int = 0, denoise: Optional[Denoise] = None) -> FrameSet:
     """Voiced frames of every clip. Cached on disk (``cache_dir``, default
     :func:`default_cache_dir`) unless ``use_cache=False`` or ``augment`` is given (augmented
-    frames differ on every call). ``progress`` shows a tqdm bar."""
+    frames differ on every call). ``denoise`` (e.g. a ``denoise.SpectralGate``) is applied to
+    every clip first; its ``key()`` (or repr) is part of the cache folder name.
+    ``progress`` shows a tqdm bar."""
     rng = np.random.default_rng(seed)
     folder = Path(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
     folder = folder / config_key(config)
+    if denoise is not None:
+        text = denoise.key() if hasattr(denoise, "key") else repr(denoise)
+        folder = folder.with_name(f"{folder.name}-dn{hashlib.sha256(text.encode()).hexdigest()[:8]}")
     caching = use_cache and augment is None
     if caching:
         folder.mkdir(parents=True, exist_ok=True)
@@ -109,12 +152,12 @@ def load_frames(clips: Sequence[Clip], config: InputConfig, *, cache_dir: Option
     frames = []
     for clip in it:
         if not caching:
-            frames.append(clip_frames(clip, config, augment=augment, rng=rng))
+            frames.append(clip_frames(clip, config, augment=augment, rng=rng, denoise=denoise))
             continue
         path = folder / f"{_file_key(clip.path)}.npy"
         x = _read_cached(path)
         if x is None:
-            x = clip_frames(clip, config)
+            x = clip_frames(clip, config, denoise=denoise)
             tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
             np.save(tmp, x)
             os.replace(tmp, path)
@@ -172,6 +215,36 @@ def model_inputs(frames: FrameSet, config: InputConfig, stats: Stats) -> np.ndar
     return out
 
 
+def window_inputs(frames: FrameSet, config: InputConfig, stats: Stats, window: int,
+                  hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`model_inputs`, but one pooled input per sliding window (``window``/``hop`` in
+    frames, :func:`window_starts`) of each clip's normalised frames. Returns ``(x, owner)``:
+    ``owner[j]`` is the index in ``frames`` of the clip window ``j`` comes from."""
+    rows, owner = [], []
+    for i, (key, x) in enumerate(zip(frames.speakers, frames.frames)):
+        s = stats if isinstance(stats, FrameStats) else stats[str(key)]
+        z = normalize(x, s.mean, s.std)
+        for start in window_starts(len(z), window, hop):
+            rows.append(config.pool(z[start:start + window]))
+            owner.append(i)
+    if not rows:
+        return np.zeros((0, *config.input_shape), np.float32), np.zeros(0, int)
+    return np.stack(rows).astype(np.float32), np.array(owner, int)
+
+
+def clip_mean(p: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Per-clip mean of window rows ``p`` (``owner[j]``: the clip of row ``j``; ``n`` clips)."""
+    p, owner = np.asarray(p, np.float64), np.asarray(owner, int)
+    if len(p) != len(owner):
+        raise ValueError(f"{len(p)} rows for {len(owner)} owners")
+    counts = np.bincount(owner, minlength=n)
+    if len(counts) > n or (counts == 0).any():
+        raise ValueError("every clip needs at least one window, and owners must be < n")
+    out = np.zeros((n, *p.shape[1:]))
+    np.add.at(out, owner, p)
+    return (out / counts.reshape(-1, *([1] * (p.ndim - 1)))).astype(np.float32)
+
+
 def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (ddof 0) of pooled inputs over the training set (axis 0)."""
     x = np.asarray(x, np.float64)
@@ -185,18 +258,25 @@ def standardize(x: np.ndarray, mean: Optional[np.ndarray], std: Optional[np.ndar
     return ((x - mean) / (std + 1e-5)).astype(np.float32)
 
 
+def stats_for(frames: FrameSet, config: InputConfig, *, mode: str = "speaker",
+              population: Optional[FrameStats] = None) -> Stats:
+    """The normalisation statistics :func:`inputs_for` uses for ``frames`` under ``mode``."""
+    if mode not in ("speaker", "cold"):
+        raise ValueError(f"mode={mode!r} must be 'speaker' or 'cold'")
+    if mode == "speaker" and config.normalization == "speaker":
+        return speaker_stats(frames)
+    return population if population is not None else population_stats(frames)
+
+
 def inputs_for(frames: FrameSet, config: InputConfig, *, mode: str = "speaker",
                population: Optional[FrameStats] = None) -> np.ndarray:
     """Pooled model inputs of ``frames`` with normalisation ``mode``: ``"speaker"`` (each
     speaker's own statistics from their clips in ``frames``, used without labels: speaker
     adaptation) or ``"cold"`` (``population``, the training population's statistics; default:
     those of ``frames``). ``config.normalization="global"`` always uses the population's."""
-    if mode not in ("speaker", "cold"):
-        raise ValueError(f"mode={mode!r} must be 'speaker' or 'cold'")
-    if mode == "speaker" and config.normalization == "speaker":
-        return model_inputs(frames, config, speaker_stats(frames))
-    return model_inputs(frames, config, population if population is not None else population_stats(frames))
+    return model_inputs(frames, config, stats_for(frames, config, mode=mode, population=population))
 
 
-__all__ = ["Augment", "FrameSet", "clip_frames", "concat", "config_key", "default_cache_dir", "inputs_for", "load_frames",
-           "model_inputs", "population_stats", "speaker_stats", "standardization", "standardize"]
+__all__ = ["Augment", "Denoise", "FrameSet", "clip_frames", "clip_mean", "concat", "config_key", "default_cache_dir",
+           "inputs_for", "load_frames", "model_inputs", "population_stats", "seconds_to_frames", "speaker_stats",
+           "standardization", "standardize", "stats_for", "window_inputs", "window_starts"]

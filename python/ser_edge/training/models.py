@@ -20,11 +20,18 @@ bilstm34  Bi-LSTM 64 on 34 frame features in 100 ms windows (50 ms hop) ->      
 cnn2d     log-mel image (200 frames x (64 mel + log-RMS)): 3 x (Conv2D 3x3 -> BN ->   logmel
           ReLU -> MaxPool 2x2), 16/32/64 filters -> global average pooling -> Dense 64 ->
           softmax
+cnn_lstm  raw waveform: Conv1D 32, kernel 80, stride 4 -> BN -> ReLU -> MaxPool 4,     wave 16000
+_wave     then 2 x (Conv1D 3 -> BN -> ReLU -> MaxPool 4), 32/64 filters (62 steps
+          for 1 s) -> LSTM 64 -> Dropout 0.3 -> Dense 64 -> softmax
 ========  ==========================================================================  ===========
 
 Inputs: "stats 1055" is the default :class:`InputConfig` (211 frame features, 5 statistics);
 "sequence" is 200 frames x 211 features (2 s, centre crop / zero padding); "sequence34" is
 80 windows x 34 features; "logmel" is 200 frames x 65. All are speaker-normalised frames.
+"wave 16000" is 1 s of raw, loudness-normalised audio at 16 kHz (``wave.py``): the model bundle
+and the edge runtime feed frame features only (:class:`~ser_edge.inputs.InputConfig`), so the
+raw-waveform models (:data:`WAVE_MODELS`) are trained and evaluated in training only, with no
+bundle and no :func:`default_input`.
 Measured figures: docs/results.md.
 
 :func:`default_input` gives each model's :class:`~ser_edge.inputs.InputConfig`; :func:`build`
@@ -38,7 +45,9 @@ from typing import Any
 from ser_edge.features import FeatureConfig
 from ser_edge.inputs import InputConfig
 
-MODELS = ("mlp", "knn", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d")
+MODELS = ("mlp", "knn", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d", "cnn_lstm_wave")
+#: Models that read raw waveform chunks (``wave.py``), not InputConfig frame features.
+WAVE_MODELS = ("cnn_lstm_wave",)
 SEQUENCE_FRAMES = 200  # 2 s at a 10 ms hop
 
 #: The 34 frame features of the Bi-LSTM recipe (pyAudioAnalysis' short-term set; spectral
@@ -55,6 +64,8 @@ LOGMEL = FeatureConfig(sr=16000, n_fft=1024, win_length=800, hop_length=160, n_m
 def default_input(name: str) -> InputConfig:
     """The input configuration model ``name`` is trained with."""
     _check(name)
+    if name in WAVE_MODELS:
+        raise ValueError(f"model {name!r} reads raw waveform chunks, not frame features: it has no InputConfig")
     if name in ("mlp", "knn"):
         return InputConfig()
     if name == "bilstm34":
@@ -190,6 +201,26 @@ def _cnn2d(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
     return K.Model(inp, K.layers.Dense(n, activation="softmax")(h), name="cnn2d")
 
 
+def _cnn_lstm_wave(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
+    """``cnn_lstm`` on raw samples (input ``(n_samples,)``): a strided Conv1D front end (kernel
+    80, stride 4: 5 ms receptive field at 16 kHz), two more conv blocks, LSTM, softmax.
+    Evaluated in training only: the bundle/runtime cannot feed raw audio."""
+    if len(shape) != 1 or shape[0] < 1024:
+        raise ValueError(f"cnn_lstm_wave reads (n_samples,) with n_samples >= 1024; got {shape}")
+    filters = [int(f) for f in hp.pop("filters", (32, 32, 64))]
+    kernel, stride = int(hp.pop("kernel", 80)), int(hp.pop("stride", 4))
+    inp = K.Input(shape)
+    h = K.layers.Reshape((shape[0], 1))(inp)
+    h = K.layers.Conv1D(filters[0], kernel, strides=stride, use_bias=False)(h)
+    h = K.layers.MaxPooling1D(4)(K.layers.ReLU()(K.layers.BatchNormalization()(h)))
+    for f in filters[1:]:
+        h = K.layers.Conv1D(f, 3, padding="same", use_bias=False)(h)
+        h = K.layers.MaxPooling1D(4)(K.layers.ReLU()(K.layers.BatchNormalization()(h)))
+    h = K.layers.Dropout(float(hp.pop("dropout", 0.3)))(K.layers.LSTM(int(hp.pop("units", 64)))(h))
+    h = K.layers.Dense(64, activation="relu")(h)
+    return K.Model(inp, K.layers.Dense(n, activation="softmax")(h), name="cnn_lstm_wave")
+
+
 def _knn(K: Any, shape: tuple[int, ...], n: int, k: int) -> Any:
     import numpy as np
     import tensorflow as tf
@@ -228,6 +259,6 @@ def _knn(K: Any, shape: tuple[int, ...], n: int, k: int) -> Any:
 
 
 _BUILDERS = {"mlp": _mlp, "lstm": _lstm, "cnn1d": _cnn1d, "cnn_lstm": _cnn_lstm, "bilstm34": _bilstm34,
-             "cnn2d": _cnn2d}
+             "cnn2d": _cnn2d, "cnn_lstm_wave": _cnn_lstm_wave}
 
-__all__ = ["MODELS", "build", "default_input"]
+__all__ = ["MODELS", "WAVE_MODELS", "build", "default_input"]

@@ -2,6 +2,9 @@
 speaker-independent evaluations, and where the bundle goes. :func:`run` evaluates every split,
 then trains on all clips and writes the bundle (and, if asked, reports and a checkpoint).
 
+``model = "cnn_lstm_wave"`` (raw 1 s waveform chunks) is evaluated only: the bundle cannot feed
+raw audio, so it needs no ``out`` and no checkpoint.
+
 Paths in a recipe file are relative to the file's folder. Keys::
 
     name = "ser-mlp"              # bundle name
@@ -11,6 +14,8 @@ Paths in a recipe file are relative to the file's folder. Keys::
     out = "../python/ser_edge/models/default"
     threads = 1                   # TensorFlow threads (0: TensorFlow's default)
     augment = ""                  # augment.parse spec, e.g. "noise=20,gain=6,shift=0.1,copies=1"
+    denoise = false               # spectral-gating noise reduction of every clip: true, or a
+                                  # denoise.parse spec such as "n_std=1.5,prop_decrease=1"
     hold_out = false              # the final model also leaves out the test speakers of every
                                   # test-speakers=... evaluation (to score the bundle on them)
     [[corpus]]                    # one table per corpus
@@ -18,6 +23,7 @@ Paths in a recipe file are relative to the file's folder. Keys::
     data = "../../shared/data/emodb"
     [train]                       # trainer.TrainConfig
     epochs = 60
+    windows = [2.0, 1.0]          # optional: sliding windows (seconds), scored per clip
     [input]                       # InputConfig overrides (default: the model's default input)
     [[evaluate]]                  # speaker-independent evaluations written to the bundle metrics
     corpus = "emodb"
@@ -47,6 +53,7 @@ class Recipe:
     out: Optional[str] = None
     threads: int = 0
     augment: str = ""
+    denoise: Union[bool, str] = False
     hold_out: bool = False
     corpus: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)
@@ -109,6 +116,7 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
 
     from ser_edge.training import augment as aug
     from ser_edge.training import dataset as ds
+    from ser_edge.training import denoise as dn
     from ser_edge.training import trainer as T
     from ser_edge.training.corpora import grouped, load_corpus
     from ser_edge.training.metrics import plot_confusion, plot_curves
@@ -124,15 +132,33 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     clips = grouped(clips, recipe.grouping)
     if not clips:
         raise ValueError(f"no clips left after grouping {recipe.grouping!r}")
-    config = input_config(recipe)
+    from ser_edge.training.models import WAVE_MODELS
+
     tc = T.TrainConfig(model=recipe.model, **recipe.train)
     augmentation = aug.parse(recipe.augment) if recipe.augment else None
-    frames = ds.load_frames(clips, config, cache_dir=cache_dir, use_cache=use_cache, progress=progress)
+    gate = dn.parse(recipe.denoise)
     extra = None
-    if augmentation is not None:
-        extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress)
-    log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
-        f"features {time.time() - t0:.0f} s")
+    modes: tuple[str, ...] = T.MODES
+    if recipe.model in WAVE_MODELS:
+        if augmentation is not None:
+            raise ValueError(f"model {recipe.model!r}: augment is not supported for raw-waveform models")
+        if recipe.out is not None or checkpoint is not None:
+            raise ValueError(f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
+                             "in training only (give --no-bundle --reports DIR)")
+        from ser_edge.training.wave import load_waves
+
+        config, modes = None, ("speaker",)  # no speaker normalisation: "cold" would be the same
+        frames: Any = load_waves(clips, denoise=gate, progress=progress)
+        log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, raw waveform chunks, "
+            f"audio {time.time() - t0:.0f} s")
+    else:
+        config = input_config(recipe)
+        frames = ds.load_frames(clips, config, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
+                                denoise=gate)
+        if augmentation is not None:
+            extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress, denoise=gate)
+        log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
+            f"features {time.time() - t0:.0f} s")
     rdir = Path(os.fspath(reports)) if reports is not None else None
     if rdir is not None:
         rdir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +167,7 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
         split = ev.get("split", "loso")
         r = T.evaluate_split(frames, config, labels, tc, split=split, corpus=ev["corpus"],
                              quantizations=(recipe.quantization,) if recipe.quantization != "float32" else (),
-                             extra=extra, progress=progress)
+                             extra=extra, progress=progress, modes=modes)
         key = f"{ev['corpus']} {split}"
         metrics[key] = summary(r, recipe.quantization)
         log(f"{key}: {json.dumps(metrics[key])}")
@@ -172,7 +198,10 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     out["train_seconds"] = round(trained.seconds, 1)
     training = {"corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
                 "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
-                "grouping": recipe.grouping, "augment": recipe.augment, "recipe": recipe.name}
+                "grouping": recipe.grouping, "augment": recipe.augment, "recipe": recipe.name,
+                "denoise": gate.key() if gate is not None else None}
+    if gate is not None:
+        log("note: the bundle was trained on denoised audio, and the edge runtime does not denoise")
     if checkpoint is not None:
         save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
     if recipe.out:

@@ -9,6 +9,13 @@ Normalisation protocol (what the figures mean):
   :class:`~ser_edge.inputs.Adapter` converges to after hearing its user;
 - ``cold`` evaluation: every test clip is z-scored with the training population's statistics
   only (the normalisation a brand-new device starts from).
+
+Sliding windows (``TrainConfig.windows = (window_s, hop_s)``, ``--windows 2.0,1.0``): the model
+trains on windows of each training clip's voiced frames (each window inherits its clip's label;
+each clip's sample weight is shared among its windows), and a clip's prediction is the mean of its
+windows' probabilities. Windows are cut after the speaker split, so no window of a test speaker is
+ever trained on. The raw-waveform model ``cnn_lstm_wave`` (``wave.py``) always trains on windows
+(1 s chunks by default) and is scored the same way.
 """
 
 from __future__ import annotations
@@ -46,6 +53,15 @@ class TrainConfig:
     balance: bool = True
     prior_frames: float = 300.0
     hparams: dict[str, Any] = field(default_factory=dict)
+    #: ``(window, hop)`` in seconds (or ``"2.0,1.0"``): train on sliding windows of each clip and
+    #: score a clip by the mean of its windows' probabilities. None: whole clips.
+    windows: Optional[tuple[float, float]] = None
+
+    def __post_init__(self) -> None:
+        if self.windows is not None:
+            from ser_edge.training.augment import parse_windows
+
+            self.windows = parse_windows(self.windows)
 
 
 def set_threads(n: int) -> None:
@@ -76,6 +92,25 @@ def sample_weights(clips: Sequence[Any]) -> np.ndarray:
     return w
 
 
+def window_weights(w: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Each clip's weight ``w[i]`` shared equally among its windows (``owner[j]``: the clip of
+    window ``j``), rescaled to a mean of 1 over the windows (the learning rate keeps its meaning)."""
+    w, owner = np.asarray(w, np.float64), np.asarray(owner, int)
+    counts = np.bincount(owner, minlength=len(w))
+    ww = w[owner] / counts[owner]
+    return (ww * len(ww) / ww.sum()).astype(np.float32)
+
+
+def pooled_inputs(frames: ds.FrameSet, config: InputConfig, stats: ds.Stats,
+                  windows: Optional[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, owner)``: one input per clip (``owner = arange``) or, with ``windows`` (seconds),
+    one per sliding window of each clip's frames (:func:`ser_edge.training.dataset.window_inputs`)."""
+    if windows is None:
+        return ds.model_inputs(frames, config, stats), np.arange(len(frames))
+    return ds.window_inputs(frames, config, stats, ds.seconds_to_frames(windows[0], config),
+                            ds.seconds_to_frames(windows[1], config))
+
+
 @dataclass
 class Trained:
     """A fitted model with everything needed to feed it and to export it."""
@@ -90,13 +125,22 @@ class Trained:
     config: TrainConfig
     population: Any = None  # FrameStats of the training frames
 
+    def window_inputs(self, frames: ds.FrameSet, mode: str = "speaker") -> tuple[np.ndarray, np.ndarray]:
+        """Standardised model inputs of ``frames`` under normalisation ``mode`` and the clip of
+        each (one per clip, or one per window with ``config.windows``)."""
+        stats = ds.stats_for(frames, self.input, mode=mode, population=self.population)
+        x, owner = pooled_inputs(frames, self.input, stats, self.config.windows)
+        return ds.standardize(x, self.normalization.input_mean, self.normalization.input_std), owner
+
     def inputs(self, frames: ds.FrameSet, mode: str = "speaker") -> np.ndarray:
-        """Standardised model inputs of ``frames`` under normalisation ``mode``."""
-        x = ds.inputs_for(frames, self.input, mode=mode, population=self.population)
-        return ds.standardize(x, self.normalization.input_mean, self.normalization.input_std)
+        """Standardised model inputs of ``frames`` under normalisation ``mode`` (per window with
+        ``config.windows``)."""
+        return self.window_inputs(frames, mode)[0]
 
     def probabilities(self, frames: ds.FrameSet, mode: str = "speaker") -> np.ndarray:
-        return np.asarray(self.model.predict(self.inputs(frames, mode), verbose=0))
+        """Per-clip probabilities (the mean over a clip's windows with ``config.windows``)."""
+        x, owner = self.window_inputs(frames, mode)
+        return ds.clip_mean(np.asarray(self.model.predict(x, verbose=0)), owner, len(frames))
 
     def tflite(self, quantization: str) -> bytes:
         from ser_edge.training.export import to_tflite
@@ -117,11 +161,19 @@ class Trained:
                              representative=self.train_inputs, training=info, metrics=metrics)
 
 
-def fit(train: ds.FrameSet, config: InputConfig, labels: Sequence[str], tc: TrainConfig, *,
-        verbose: int = 0) -> Trained:
-    """Fits model ``tc.model`` on ``train`` (labels must be among ``labels``)."""
-    from ser_edge.training.models import build
+def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: TrainConfig, *,
+        verbose: int = 0) -> Any:
+    """Fits model ``tc.model`` on ``train`` (labels must be among ``labels``): a
+    :class:`Trained` from a FrameSet, or for the raw-waveform models (``models.WAVE_MODELS``) a
+    ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config`` is then unused)."""
+    from ser_edge.training.models import WAVE_MODELS, build
 
+    if tc.model in WAVE_MODELS:
+        from ser_edge.training.wave import fit_wave
+
+        return fit_wave(train, labels, tc, verbose=verbose)
+    if config is None:
+        raise ValueError(f"model {tc.model!r} needs an InputConfig")
     t0 = time.time()
     labels = tuple(labels)
     index = {label: i for i, label in enumerate(labels)}
@@ -130,13 +182,17 @@ def fit(train: ds.FrameSet, config: InputConfig, labels: Sequence[str], tc: Trai
         raise ValueError(f"training labels {missing} are not among the model's labels {list(labels)}")
     y = np.array([index[c.label] for c in train.clips])
     population = ds.population_stats(train)
-    x = ds.inputs_for(train, config, mode="speaker", population=population)
+    stats = ds.stats_for(train, config, mode="speaker", population=population)
+    x, owner = pooled_inputs(train, config, stats, tc.windows)
+    y = y[owner]
     mean = std = None
     if config.pooling == "stats":
         mean, std = ds.standardization(x)
         x = ds.standardize(x, mean, std)
     model = build(tc.model, config.input_shape, len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
     w = sample_weights(train.clips) if tc.balance else None
+    if tc.windows is not None:
+        w = window_weights(w if w is not None else np.ones(len(train), np.float32), owner)
     onehot = np.eye(len(labels), dtype=np.float32)[y]
     hist = model.fit(x, onehot, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose,
                      shuffle=True)
@@ -147,13 +203,15 @@ def fit(train: ds.FrameSet, config: InputConfig, labels: Sequence[str], tc: Trai
 
 
 # -- splits -----------------------------------------------------------------------------------------
-def splits(frames: ds.FrameSet, split: str, corpus: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def splits(frames: Any, split: str, corpus: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """``(name, train_index, test_index)`` of speaker-independent folds over corpus ``corpus``.
 
     - ``loso``: each speaker of ``corpus`` is the test set once; training = every other clip
       (other corpora included);
     - ``test-speakers=17,18,19,20``: those speakers of ``corpus`` are the test set;
     - ``none``: no test set (one fold that trains on everything).
+
+    ``frames``: anything with ``clips`` and a length (a FrameSet or a ``wave.WaveSet``).
     """
     corp = np.array([c.corpus for c in frames.clips])
     spk = np.array([c.speaker for c in frames.clips])
@@ -181,7 +239,7 @@ def splits(frames: ds.FrameSet, split: str, corpus: str) -> Iterator[tuple[str, 
         raise ValueError(f"--split {split!r}: use loso, test-speakers=ID,ID,... or none")
 
 
-def evaluate_split(frames: ds.FrameSet, config: InputConfig, labels: Sequence[str], tc: TrainConfig, *,
+def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[str], tc: TrainConfig, *,
                    split: str, corpus: str, quantizations: Sequence[str] = ("int8",),
                    modes: Sequence[str] = MODES, restrict: bool = True, extra: Optional[ds.FrameSet] = None,
                    progress: bool = False) -> dict[str, Any]:
@@ -192,7 +250,10 @@ def evaluate_split(frames: ds.FrameSet, config: InputConfig, labels: Sequence[st
     speaker normalisation; ``agreement`` is the share of clips with the same top-1 as float.
     ``extra``: augmented copies (``source`` = index into ``frames``); a fold trains on the
     copies of its training clips only.
-    ``restrict``: the argmax is taken over the labels of ``corpus`` only (documented default)."""
+    ``restrict``: the argmax is taken over the labels of ``corpus`` only (documented default).
+    With windows (``tc.windows``, or a raw-waveform model), every probability, float and
+    quantised, is the mean over a clip's windows. ``frames`` may be a ``wave.WaveSet`` for the
+    raw-waveform models (they have no frame normalisation: pass ``modes=("speaker",)``)."""
     from ser_edge.training.export import tflite_probabilities
 
     corpus_labels = [label for label in labels if label in {c.label for c in frames.clips if c.corpus == corpus}]
@@ -210,14 +271,16 @@ def evaluate_split(frames: ds.FrameSet, config: InputConfig, labels: Sequence[st
         test = frames.subset(te)
         true += test.labels
         fold = {"fold": name, "n_train": len(train), "n_test": len(te), "train_seconds": round(trained.seconds, 1)}
+        if len(trained.train_inputs) != len(train):
+            fold["n_train_windows"] = len(trained.train_inputs)
         for m in modes:
             p = restricted_argmax(trained.probabilities(test, m), labels, allowed)
             pred[f"float/{m}"] += [labels[i] for i in p]
-        x = trained.inputs(test, "speaker")
+        x, owner = trained.window_inputs(test, "speaker")
         for q in quantizations:
             blob = trained.tflite(q)
             sizes[q] = len(blob)
-            p = restricted_argmax(tflite_probabilities(blob, x), labels, allowed)
+            p = restricted_argmax(ds.clip_mean(tflite_probabilities(blob, x), owner, len(test)), labels, allowed)
             pred[f"{q}/speaker"] += [labels[i] for i in p]
         folds.append(fold)
         histories.append(trained.history)
@@ -236,4 +299,5 @@ def evaluate_split(frames: ds.FrameSet, config: InputConfig, labels: Sequence[st
     return out
 
 
-__all__ = ["MODES", "TrainConfig", "Trained", "evaluate_split", "fit", "sample_weights", "set_threads", "splits"]
+__all__ = ["MODES", "TrainConfig", "Trained", "evaluate_split", "fit", "pooled_inputs", "sample_weights", "set_threads",
+           "splits", "window_weights"]
