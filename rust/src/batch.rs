@@ -1,10 +1,11 @@
 //! Whole-signal functions: framing a signal for the extractor, and the librosa functions whose
 //! result depends on the whole signal (`top_db` clipping, tuning estimation, contrast in dB).
 
-use crate::db::{clip_top_db, power_to_db};
+use crate::db::{clip_top_db, dct_block, power_to_db, DCT_ROWS};
 use crate::error::{self, Result};
 use crate::fail;
 use crate::fft::{FrameFft, PowerFft};
+use crate::mel::MelBank;
 use crate::pad::{n_frames, PadMode};
 use crate::pipeline::{Config, Extractor, Feature, Plan};
 use crate::window;
@@ -159,6 +160,11 @@ pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
     // Clipped at `top_db` below the maximum, the float32 noise floor never shows.
     let single_precision = cfg.single_precision || top_db <= 100.0;
     let logmel_plan = Plan::get(&Config { features: vec![Feature::LogMel], single_precision, ..cfg.clone() })?;
+    if single_precision && cfg.power == 2.0 {
+        if let (Some(fft), Some(bank), Some(dct)) = (PowerFft::new(logmel_plan.window()), logmel_plan.mel_bank(), mfcc_plan.dct()) {
+            return mfcc_blocked(y, &logmel_plan, fft, bank, (dct, mfcc_plan.dct_sums()), top_db, Vector::detect());
+        }
+    }
     let mut logmel = frame_major(&mut Extractor::new(logmel_plan), y)?;
     clip_top_db(&mut logmel, top_db)?;
     let cols = logmel.len() / n_mels;
@@ -167,6 +173,134 @@ pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
         mfcc_plan.mfcc_of(l, o);
     }
     Ok(Matrix::from_frames(&out, n_mfcc, cols))
+}
+
+/// Frames per block of the batch MFCC path.
+const BLOCK: usize = 8;
+
+/// `mfcc` with `top_db` on the float32 power transform, `BLOCK` frames at a time: the power
+/// spectra of a block are stored frame-interleaved, so that the mel product, the dB step and
+/// the DCT all vectorise across frames; the DCT (after the global `top_db` clip) writes the
+/// output rows directly. Summation order differs from the per-frame path, not the arithmetic.
+fn mfcc_blocked(
+    y: &[f32],
+    plan: &Plan,
+    mut fft: PowerFft,
+    bank: &MelBank,
+    (dct, sums): (&[f32], &[f32]),
+    top_db: f64,
+    vector: Vector,
+) -> Result<Matrix> {
+    let cfg = &plan.cfg;
+    let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
+    if top_db.is_nan() || top_db < 0.0 {
+        fail!("top_db={top_db} must be non-negative");
+    }
+    let (n, n_mels, n_mfcc, n_bins) = (frames.count, cfg.n_mels, cfg.n_mfcc, cfg.n_fft / 2 + 1);
+    let mut spec = vec![0f32; n_bins * BLOCK];
+    let mut logmel = vec![0f32; n.div_ceil(BLOCK) * n_mels * BLOCK];
+    let mut max = f32::NEG_INFINITY;
+    for (b, lm) in logmel.chunks_exact_mut(n_mels * BLOCK).enumerate() {
+        let (t0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
+        for j in 0..width {
+            fft.power_strided::<BLOCK>(frames.get(t0 + j), &mut spec[j..]);
+        }
+        // Frames past the end (last block) keep an earlier frame's spectrum: finite, never output.
+        max = max.max(vector.log_mel(bank, &spec, lm, cfg.ref_db, cfg.amin, width));
+    }
+    let floor = max - top_db as f32;
+    // The DCT runs on log-mel minus (about) the middle of its range, then adds that back
+    // through the row sums: exact in exact arithmetic, and float32 sums of values within
+    // +-top_db/2 lose far less than sums of dB values that may all lie far from 0.
+    let centre = max - (top_db as f32 / 2.0).min(50.0);
+    let rows = n_mfcc.next_multiple_of(DCT_ROWS);
+    let mut coefs = vec![0f32; rows * BLOCK];
+    let mut out = vec![0f32; n_mfcc * n];
+    for (b, lm) in logmel.chunks_exact_mut(n_mels * BLOCK).enumerate() {
+        let (t0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
+        vector.clipped_dct(&dct[..rows * n_mels], n_mels, lm, (floor, centre), &mut coefs);
+        for ((c, src), &sum) in coefs.chunks_exact(BLOCK).enumerate().zip(sums).take(n_mfcc) {
+            let offset = centre * sum;
+            out[c * n + t0..c * n + t0 + width].iter_mut().zip(src).for_each(|(o, &v)| *o = v + offset);
+        }
+    }
+    Ok(Matrix { rows: n_mfcc, cols: n, data: out })
+}
+
+/// The block kernels of `mfcc_blocked`, compiled twice on x86-64: for the baseline and for
+/// AVX2 with FMA, picked at run time. The FFT is outside them (the same code everywhere).
+#[derive(Clone, Copy)]
+enum Vector {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+/// Fused multiply-add is native in the baseline of this target.
+const NATIVE_FMA: bool = cfg!(any(target_arch = "aarch64", target_feature = "fma"));
+
+impl Vector {
+    fn detect() -> Vector {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Vector::Avx2Fma;
+        }
+        Vector::Baseline
+    }
+
+    /// Mel product and dB of one block; returns the maximum over its first `width` frames.
+    #[inline]
+    fn log_mel(self, bank: &MelBank, spec: &[f32], lm: &mut [f32], ref_db: f64, amin: f64, width: usize) -> f32 {
+        match self {
+            // SAFETY: `detect` found AVX2 and FMA on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Vector::Avx2Fma => unsafe { log_mel_avx2(bank, spec, lm, ref_db, amin, width) },
+            Vector::Baseline => log_mel::<NATIVE_FMA>(bank, spec, lm, ref_db, amin, width),
+        }
+    }
+
+    /// Clips one log-mel block at `floor`, subtracts `centre` and writes its DCT to `coefs`.
+    #[inline]
+    fn clipped_dct(self, dct: &[f32], n_mels: usize, lm: &mut [f32], (floor, centre): (f32, f32), coefs: &mut [f32]) {
+        match self {
+            // SAFETY: `detect` found AVX2 and FMA on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Vector::Avx2Fma => unsafe { clipped_dct_avx2(dct, n_mels, lm, floor, centre, coefs) },
+            Vector::Baseline => clipped_dct::<NATIVE_FMA>(dct, n_mels, lm, floor, centre, coefs),
+        }
+    }
+}
+
+#[inline(always)]
+fn log_mel<const FMA: bool>(bank: &MelBank, spec: &[f32], lm: &mut [f32], ref_db: f64, amin: f64, width: usize) -> f32 {
+    bank.apply_block::<BLOCK, FMA>(spec, lm);
+    power_to_db(lm, ref_db, amin);
+    // Per frame, across the block (so that it vectorises), then over the frames that exist.
+    let mut lanes = [f32::NEG_INFINITY; BLOCK];
+    for row in lm.chunks_exact(BLOCK) {
+        for (m, &v) in lanes.iter_mut().zip(row) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    lanes[..width].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+}
+
+#[inline(always)]
+fn clipped_dct<const FMA: bool>(dct: &[f32], n_mels: usize, lm: &mut [f32], floor: f32, centre: f32, coefs: &mut [f32]) {
+    lm.iter_mut().for_each(|v| *v = (if *v > floor { *v } else { floor }) - centre);
+    dct_block::<BLOCK, FMA>(dct, n_mels, lm, coefs);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn log_mel_avx2(bank: &MelBank, spec: &[f32], lm: &mut [f32], ref_db: f64, amin: f64, width: usize) -> f32 {
+    log_mel::<true>(bank, spec, lm, ref_db, amin, width)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn clipped_dct_avx2(dct: &[f32], n_mels: usize, lm: &mut [f32], floor: f32, centre: f32, coefs: &mut [f32]) {
+    clipped_dct::<true>(dct, n_mels, lm, floor, centre, coefs)
 }
 
 /// `librosa.power_to_db` over a whole array.
@@ -284,6 +418,34 @@ mod tests {
     fn audio_errors_name_the_input() {
         assert!(extract(&[], &Config::default()).unwrap_err().0.starts_with("y is empty"));
         assert!(extract(&[0.0, f32::NAN], &Config::default()).unwrap_err().0.contains("y[1]=NaN"));
+    }
+
+    #[test]
+    fn blocked_mfcc_equals_per_frame_mfcc() {
+        // Frame counts around the block size, and DCT rows that are not a multiple of DCT_ROWS.
+        for (len, n_mfcc, lifter) in [(1usize, 20usize, 0.0), (4000, 13, 22.0), (8192, 20, 0.0), (16000, 7, 0.0)] {
+            let y: Vec<f32> = sine(len, 440.0, 16000.0).iter().enumerate().map(|(i, v)| v * (i as f32 * 1e-3).sin()).collect();
+            let cfg = Config { sr: 16000.0, n_fft: 512, hop_length: 128, n_mels: 40, n_mfcc, lifter, ..Config::default() };
+            let lm_cfg = Config { features: vec![Feature::LogMel], single_precision: true, ..cfg.clone() };
+            let mut logmel = frame_major(&mut Extractor::new(Plan::get(&lm_cfg).unwrap()), &y).unwrap();
+            clip_top_db(&mut logmel, 80.0).unwrap();
+            let mfcc_plan = Plan::get(&Config { features: vec![Feature::Mfcc], ..cfg.clone() }).unwrap();
+            let mut want = vec![0.0; n_mfcc * logmel.len() / 40];
+            for (l, o) in logmel.chunks_exact(40).zip(want.chunks_exact_mut(n_mfcc)) {
+                mfcc_plan.mfcc_of(l, o);
+            }
+            let want = Matrix::from_frames(&want, n_mfcc, logmel.len() / 40);
+            let plan = Plan::get(&lm_cfg).unwrap();
+            let dct = (mfcc_plan.dct().unwrap(), mfcc_plan.dct_sums());
+            for vector in [Vector::Baseline, Vector::detect()] {
+                let fft = PowerFft::new(plan.window()).unwrap();
+                let got = mfcc_blocked(&y, &plan, fft, plan.mel_bank().unwrap(), dct, 80.0, vector).unwrap();
+                assert_eq!((got.rows, got.cols), (want.rows, want.cols));
+                let worst = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(worst < 1e-3, "len {len}: {worst}");
+            }
+            assert_eq!(mfcc(&y, &cfg, Some(80.0)).unwrap().cols, want.cols);
+        }
     }
 
     #[test]

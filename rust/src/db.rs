@@ -16,7 +16,7 @@ fn ln_normal(x: f32) -> f32 {
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
     let series = s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
-    (e as f64 * std::f64::consts::LN_2) as f32 + series
+    e as f32 * std::f32::consts::LN_2 + series
 }
 
 /// `10 log10(max(amin, x)) - 10 log10(max(amin, ref))`, in place (`librosa.power_to_db` without `top_db`).
@@ -99,6 +99,52 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
     lanes.iter().sum::<f32>() + tail
+}
+
+/// `a * b + c`, fused where `FMA` (only where the instruction is native: otherwise `mul_add`
+/// is a library call).
+#[inline(always)]
+pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Rows of the DCT taken together by `dct_block`.
+pub const DCT_ROWS: usize = 4;
+
+/// `out = D @ x` over a block of `B` frames stored frame-interleaved (`x[i * B + j]`,
+/// `out[k * B + j]`), for `D` row-major `(rows, n_in)` with `rows` a multiple of `DCT_ROWS`
+/// (pad with zero rows). Four rows at once: each `x` row is loaded once for them, and their
+/// sums are independent.
+#[inline(always)]
+pub fn dct_block<const B: usize, const FMA: bool>(d: &[f32], n_in: usize, x: &[f32], out: &mut [f32]) {
+    for (rows, o) in d.chunks_exact(DCT_ROWS * n_in).zip(out.chunks_exact_mut(DCT_ROWS * B)) {
+        let mut total = [[0f32; B]; DCT_ROWS];
+        // Sums of 16 inputs at a time, then their total: float32 error grows with the number of
+        // additions into one accumulator, and a block's partial sums stay small.
+        for i0 in (0..n_in).step_by(16) {
+            let mut acc = [[0f32; B]; DCT_ROWS];
+            for (i, xi) in x[i0 * B..].chunks_exact(B).enumerate().take(16.min(n_in - i0)) {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let c = rows[r * n_in + i0 + i];
+                    for j in 0..B {
+                        a[j] = madd::<FMA>(c, xi[j], a[j]);
+                    }
+                }
+            }
+            for (t, a) in total.iter_mut().zip(&acc) {
+                for j in 0..B {
+                    t[j] += a[j];
+                }
+            }
+        }
+        for (dst, t) in o.chunks_exact_mut(B).zip(&total) {
+            dst.copy_from_slice(t);
+        }
+    }
 }
 
 /// `out = D @ x` for a row-major `(out.len(), x.len())` matrix.

@@ -169,25 +169,52 @@ impl PowerFft {
         self.split(out, |x| x);
     }
 
-    /// Transforms `buf` and writes `f(X[k])` for `k = 0..=n/2`.
-    #[inline(always)]
-    fn split<T>(&mut self, out: &mut [T], f: impl Fn(Complex<f32>) -> T) {
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+    /// `|X[k]|^2` of `frame * window` into `out[k * S]`, `k = 0..=n/2`: one frame of a
+    /// block stored frame-interleaved (`MelBank::apply_block`). The same transform as `power`.
+    #[inline]
+    pub fn power_strided<const S: usize>(&mut self, frame: &[f32], out: &mut [f32]) {
+        for ((z, x), w) in self.buf.iter_mut().zip(frame.chunks_exact(2)).zip(self.window.chunks_exact(2)) {
+            *z = Complex::new(x[0] * w[0], x[1] * w[1]);
+        }
+        self.half_transform();
         let m = self.buf.len();
-        // rev[k] = conj(Z[(m - k) mod m]).
+        for (((o, &z), &r), &w) in out.chunks_exact_mut(S).zip(&self.buf).zip(&self.rev).zip(self.twiddles.iter()) {
+            let x = unpack(z, r, w);
+            o[0] = x.re * x.re + x.im * x.im;
+        }
+        let z0 = self.buf[0];
+        out[m * S] = (z0.re - z0.im) * (z0.re - z0.im);
+    }
+
+    /// The half-length complex FFT of `buf`, and `rev[k] = conj(Z[(m - k) mod m])`.
+    #[inline(always)]
+    fn half_transform(&mut self) {
+        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
         self.rev[0] = self.buf[0].conj();
         for (r, z) in self.rev[1..].iter_mut().zip(self.buf[1..].iter().rev()) {
             *r = z.conj();
         }
-        // X[k] = (Z[k] + rev[k]) / 2 + W^k (Z[k] - rev[k]) / 2i
+    }
+
+    /// Transforms `buf` and writes `f(X[k])` for `k = 0..=n/2`.
+    #[inline(always)]
+    fn split<T>(&mut self, out: &mut [T], f: impl Fn(Complex<f32>) -> T) {
+        self.half_transform();
+        let m = self.buf.len();
         for (((o, &z), &r), &w) in out.iter_mut().zip(&self.buf).zip(&self.rev).zip(self.twiddles.iter()) {
-            let (er, ei) = (0.5 * (z.re + r.re), 0.5 * (z.im + r.im));
-            let (or, oi) = (0.5 * (z.im - r.im), -0.5 * (z.re - r.re));
-            *o = f(Complex::new(er + w.re * or - w.im * oi, ei + w.re * oi + w.im * or));
+            *o = f(unpack(z, r, w));
         }
         let z0 = self.buf[0];
         out[m] = f(Complex::new(z0.re - z0.im, 0.0));
     }
+}
+
+/// `X[k] = (Z[k] + rev[k]) / 2 + W^k (Z[k] - rev[k]) / 2i` from the half-length transform `Z`.
+#[inline(always)]
+fn unpack(z: Complex<f32>, r: Complex<f32>, w: Complex<f32>) -> Complex<f32> {
+    let (er, ei) = (0.5 * (z.re + r.re), 0.5 * (z.im + r.im));
+    let (or, oi) = (0.5 * (z.im - r.im), -0.5 * (z.re - r.re));
+    Complex::new(er + w.re * or - w.im * oi, ei + w.re * oi + w.im * or)
 }
 
 #[cfg(test)]
@@ -211,6 +238,14 @@ mod tests {
             }
         }
         assert!(PowerFft::new(&[1.0; 5]).is_none());
+        // The strided form is the same transform, value for value.
+        let window: Vec<f64> = (0..512).map(|i| 0.5 - 0.5 * (i as f64 * 0.0123).cos()).collect();
+        let frame: Vec<f32> = (0..512).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let mut f = PowerFft::new(&window).unwrap();
+        let (mut flat, mut strided) = (vec![0.0; 257], vec![-1.0; 257 * 3]);
+        f.power(&frame, &mut flat);
+        f.power_strided::<3>(&frame, &mut strided[1..]);
+        assert!(flat.iter().zip(strided[1..].iter().step_by(3)).all(|(a, b)| a == b));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One feature configuration, one per-frame extractor. Batch extraction, streaming and the
 //! librosa-style functions all push frames through `Extractor::frame`, so they agree exactly.
 
-use crate::db::{check_db_params, dct_matrix, matvec, power_to_db};
+use crate::db::{check_db_params, dct_matrix, matvec, power_to_db, DCT_ROWS};
 use crate::error::{positive, positive_f64, Result};
 use crate::fail;
 use crate::fft::{FrameFft, PowerFft};
@@ -133,6 +133,8 @@ pub struct Plan {
     window: Vec<f64>,
     mel: Option<MelBank>,
     dct: Option<Vec<f32>>,
+    /// Each DCT row's sum (float64 sums of the float32 entries).
+    dct_sums: Vec<f32>,
     chroma: Option<Vec<f32>>,
     contrast: Option<ContrastBands>,
     fft: bool,
@@ -193,10 +195,16 @@ impl Plan {
             None
         };
         let dct = if has(|f| matches!(f, Feature::Mfcc)) {
-            Some(dct_matrix(cfg.n_mfcc, cfg.n_mels, cfg.dct_ortho, cfg.lifter)?)
+            // Zero rows up to a multiple of `DCT_ROWS`, for `dct_block`; `matvec` reads `n_mfcc`.
+            let mut d = dct_matrix(cfg.n_mfcc, cfg.n_mels, cfg.dct_ortho, cfg.lifter)?;
+            d.resize(cfg.n_mfcc.next_multiple_of(DCT_ROWS) * cfg.n_mels, 0.0);
+            Some(d)
         } else {
             None
         };
+        let dct_sums = dct.as_ref().map_or(Vec::new(), |d| {
+            d.chunks_exact(cfg.n_mels).map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32).collect()
+        });
         let mut n_features = 0;
         let (mut chroma_fb, mut contrast) = (None, None);
         for f in &cfg.features {
@@ -278,6 +286,7 @@ impl Plan {
             window,
             mel,
             dct,
+            dct_sums,
             chroma: chroma_fb,
             contrast,
             fft,
@@ -299,6 +308,26 @@ enum Fft {
 }
 
 impl Plan {
+    /// The analysis window, centred and zero-padded to `n_fft`.
+    pub(crate) fn window(&self) -> &[f64] {
+        &self.window
+    }
+
+    pub(crate) fn mel_bank(&self) -> Option<&MelBank> {
+        self.mel.as_ref()
+    }
+
+    /// The `(n_mfcc, n_mels)` DCT matrix, lifter included, then zero rows up to a multiple of
+    /// `DCT_ROWS` (a plan that includes `Feature::Mfcc`).
+    pub(crate) fn dct(&self) -> Option<&[f32]> {
+        self.dct.as_deref()
+    }
+
+    /// The sum of each row of `dct()`.
+    pub(crate) fn dct_sums(&self) -> &[f32] {
+        &self.dct_sums
+    }
+
     /// MFCC of one log-mel frame (a plan that includes `Feature::Mfcc`).
     pub fn mfcc_of(&self, logmel: &[f32], out: &mut [f32]) {
         if let Some(d) = &self.dct {

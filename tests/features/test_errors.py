@@ -280,3 +280,17 @@ def test_input_not_modified():
     for fn in Y_FUNCS.values():
         fn(y)
     assert np.array_equal(y, before)
+
+
+def test_mfcc_checks_survive_its_config_cache():
+    """`mfcc` keeps validated configs by their raw arguments; a bad value next to a cached good
+    one is still checked, and audio is checked on every call."""
+    kw = dict(sr=SR, n_fft=512, hop_length=160, n_mels=40)
+    F.mfcc(y=GOOD, **kw)
+    for bad, name in [(dict(dct_type=3), "dct_type"), (dict(norm="l2"), "norm"), (dict(lifter=-1.0), "lifter"),
+                      (dict(n_mfcc=41), "n_mfcc"), (dict(top_db=-1.0), "top_db"), (dict(fmin=9000.0), "fmax")]:
+        for _ in range(2):
+            expect_value_error(lambda bad=bad: F.mfcc(y=GOOD, **{**kw, **bad}), match=name)
+    expect_value_error(lambda: F.mfcc(y=np.array([0.0, np.nan], np.float32), **kw), match="y[1]")
+    expect_value_error(lambda: F.mfcc(y=GOOD, S=np.ones((40, 3)), **kw), match="exactly one")
+    np.testing.assert_array_equal(F.mfcc(y=GOOD, **kw), F.mfcc(y=GOOD, **kw))

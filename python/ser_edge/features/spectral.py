@@ -176,6 +176,17 @@ def mfcc(
     the FFT runs in float32 (its noise floor, ~140 dB below each frame's peak, is clipped away);
     otherwise in float64.
     """
+    key = None
+    if S is None and y is not None:
+        # Repeat calls skip the argument checks: a key is stored only once they have passed.
+        key = (sr, n_mfcc, dct_type, norm, lifter, mel_norm, n_fft, hop_length, win_length, window, center,
+               pad_mode, power, n_mels, fmin, fmax, htk)
+        try:
+            spec = _MFCC_SPECS.get(key)
+        except TypeError:  # an array window
+            key, spec = None, None
+        if spec is not None:
+            return _dsp.mfcc(_in.audio(y), spec, None if top_db is None else _in.number("top_db", top_db))
     _in.exactly_one(y, S)
     if dct_type != 2:
         raise ValueError(f"dct_type={dct_type!r}: only the type-II DCT is supported")
@@ -191,7 +202,16 @@ def mfcc(
         return _dsp.from_spectrogram(S, _in.spec([("mfcc", {})], n_mels=S.shape[0], **kw))
     s = _in.spec([("mfcc", {})], n_fft=n_fft, hop_length=hop_length, win_length=win_length,
                  window=window, center=center, pad_mode=pad_mode, n_mels=n_mels, **kw)
+    if key is not None:
+        if len(_MFCC_SPECS) >= 256:
+            _MFCC_SPECS.clear()
+        _MFCC_SPECS[key] = s
     return _dsp.mfcc(_in.audio(y), s, None if top_db is None else _in.number("top_db", top_db))
+
+
+# `mfcc`'s validated configurations by its raw arguments: a 1 s clip's features take ~80 µs,
+# and building the general key of `_in.spec` would add ~3 µs to each call.
+_MFCC_SPECS: dict[tuple, _dsp.Spec] = {}
 
 
 def delta(
