@@ -51,14 +51,10 @@ def config_key(config: InputConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-@dataclass
-class FrameSet:
-    """Clips with their voiced frames (``frames[i]``: float32 ``(t_i, n_frame_features)``)."""
+class ClipSet:
+    """What every set of clips offers (:class:`FrameSet`, and the waveform models' ``WaveSet``)."""
 
     clips: list[Clip]
-    frames: list[np.ndarray]
-    #: For augmented copies: index of each clip's original in the set it was made from.
-    source: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -72,8 +68,31 @@ class FrameSet:
         """``corpus/speaker`` of every clip."""
         return np.array([c.speaker_key for c in self.clips])
 
+    def label_indices(self, labels: Sequence[str]) -> np.ndarray:
+        """Index in ``labels`` of every clip's label; ``ValueError`` if a label is not there."""
+        index = {label: i for i, label in enumerate(labels)}
+        missing = sorted({c.label for c in self.clips} - set(index))
+        if missing:
+            raise ValueError(f"training labels {missing} are not among the model's labels {list(labels)}")
+        return np.array([index[c.label] for c in self.clips])
+
+
+def subset_index(index: Union[Sequence[int], np.ndarray]) -> np.ndarray:
+    """Positions from a boolean mask or a list of positions."""
+    return np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, int)
+
+
+@dataclass
+class FrameSet(ClipSet):
+    """Clips with their voiced frames (``frames[i]``: float32 ``(t_i, n_frame_features)``)."""
+
+    clips: list[Clip]
+    frames: list[np.ndarray]
+    #: For augmented copies: index of each clip's original in the set it was made from.
+    source: Optional[np.ndarray] = None
+
     def subset(self, index: Union[Sequence[int], np.ndarray]) -> "FrameSet":
-        idx = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, int)
+        idx = subset_index(index)
         return FrameSet([self.clips[i] for i in idx], [self.frames[i] for i in idx],
                         None if self.source is None else self.source[idx])
 

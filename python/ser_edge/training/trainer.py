@@ -176,11 +176,7 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
         raise ValueError(f"model {tc.model!r} needs an InputConfig")
     t0 = time.time()
     labels = tuple(labels)
-    index = {label: i for i, label in enumerate(labels)}
-    missing = sorted({c.label for c in train.clips} - set(index))
-    if missing:
-        raise ValueError(f"training labels {missing} are not among the model's labels {list(labels)}")
-    y = np.array([index[c.label] for c in train.clips])
+    y = train.label_indices(labels)
     population = ds.population_stats(train)
     stats = ds.stats_for(train, config, mode="speaker", population=population)
     x, owner = pooled_inputs(train, config, stats, tc.windows)

@@ -23,14 +23,14 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ser_edge.training.corpora import Clip
-from ser_edge.training.dataset import Denoise
+from ser_edge.training.dataset import ClipSet, Denoise, subset_index
 
 SR = 16000
 DEFAULT_WINDOWS = (1.0, 0.5)  # seconds: window, hop
 
 
 @dataclass
-class WaveSet:
+class WaveSet(ClipSet):
     """Clips with their prepared waveforms (``waves[i]``: float32 samples at ``sr``)."""
 
     clips: list[Clip]
@@ -38,19 +38,8 @@ class WaveSet:
     sr: int = SR
     source: Optional[np.ndarray] = None
 
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    @property
-    def labels(self) -> list[str]:
-        return [c.label for c in self.clips]
-
-    @property
-    def speakers(self) -> np.ndarray:
-        return np.array([c.speaker_key for c in self.clips])
-
     def subset(self, index: Union[Sequence[int], np.ndarray]) -> "WaveSet":
-        idx = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, int)
+        idx = subset_index(index)
         return WaveSet([self.clips[i] for i in idx], [self.waves[i] for i in idx], self.sr,
                        None if self.source is None else self.source[idx])
 
@@ -142,13 +131,10 @@ def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, verbose: int = 0
         raise ValueError(f"model {tc.model!r} trains on a WaveSet (raw audio); got {type(train).__name__}")
     t0 = time.time()
     labels = tuple(labels)
-    index = {label: i for i, label in enumerate(labels)}
-    missing = sorted({c.label for c in train.clips} - set(index))
-    if missing:
-        raise ValueError(f"training labels {missing} are not among the model's labels {list(labels)}")
+    y = train.label_indices(labels)
     windows = tuple(tc.windows) if tc.windows is not None else DEFAULT_WINDOWS
     x, owner = chunk_inputs(train, *windows)
-    y = np.array([index[c.label] for c in train.clips])[owner]
+    y = y[owner]
     w = sample_weights(train.clips) if tc.balance else np.ones(len(train), np.float32)
     model = build(tc.model, x.shape[1:], len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
     onehot = np.eye(len(labels), dtype=np.float32)[y]
