@@ -12,7 +12,6 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
@@ -47,17 +46,14 @@ def _once_quiet() -> Iterator[None]:
         os.close(saved)
 
 
-def load_interpreter(model: Union[bytes, str, "os.PathLike[str]"], *, num_threads: int = 1) -> Any:
-    """A ready (tensors allocated) TFLite interpreter for ``model`` (its bytes, or a file) from
-    the first runtime of :data:`RUNTIMES` that is installed. Raises ``RuntimeError`` if none is,
-    ``BundleError`` if it is not a model the runtime can load."""
-    what = "the model" if isinstance(model, bytes) else os.fspath(model)
-    try:
-        # In memory, not memory-mapped: a model file replaced on disk (a hot reload) must never
-        # change, or fault (SIGBUS on a truncated mapping), the interpreter that is running.
-        content = model if isinstance(model, bytes) else Path(model).read_bytes()
-    except OSError as e:
-        raise BundleError(f"{what}: cannot read it ({e.strerror})") from None
+def load_interpreter(model: bytes, *, num_threads: int = 1) -> Any:
+    """A ready (tensors allocated) TFLite interpreter for the model bytes ``model`` from the first
+    runtime of :data:`RUNTIMES` that is installed. Raises ``RuntimeError`` if none is,
+    ``BundleError`` if it is not a model the runtime can load.
+
+    The model runs from memory, not from a memory-mapped file: a model file replaced on disk (a
+    hot reload) must never change, or fault (SIGBUS on a truncated mapping), a running model.
+    """
     for name in RUNTIMES:
         try:
             module = importlib.import_module(name)
@@ -65,11 +61,11 @@ def load_interpreter(model: Union[bytes, str, "os.PathLike[str]"], *, num_thread
             continue
         try:
             with _once_quiet():
-                interpreter = module.Interpreter(model_content=content, num_threads=num_threads)
+                interpreter = module.Interpreter(model_content=model, num_threads=num_threads)
                 interpreter.allocate_tensors()
                 interpreter.invoke()  # the delegate announces itself on the first run
         except (ValueError, RuntimeError) as e:
-            raise BundleError(f"{what}: the TFLite runtime cannot load it ({e})") from None
+            raise BundleError(f"the TFLite runtime cannot load the model ({e})") from None
         return interpreter
     raise RuntimeError("no TFLite runtime: install ai-edge-litert (pip install ai-edge-litert) or tflite-runtime")
 
@@ -80,7 +76,10 @@ class Classifier:
 
     def __init__(self, bundle: Bundle, *, num_threads: int = 1) -> None:
         self.bundle = bundle
-        self._interp = load_interpreter(bundle.model or bundle.model_path, num_threads=num_threads)
+        try:
+            self._interp = load_interpreter(bundle.model, num_threads=num_threads)
+        except BundleError as e:
+            raise BundleError(f"{bundle.path}: {e}") from None
         (inp,), (out,) = self._interp.get_input_details(), self._interp.get_output_details()
         if tuple(inp["shape"][1:]) != bundle.input_shape:
             raise BundleError(f"{bundle.path}: the model's input {list(inp['shape'][1:])} is not the bundle's "
@@ -173,6 +172,10 @@ class Recognizer:
         speaker statistics first learn the voiced frames among the last ``new_frames`` (all when
         ``None``, none when 0): overlapping windows pass only the frames they add, so no audio
         counts twice."""
+        return self._inputs(frames, new_frames)[0]
+
+    def _inputs(self, frames: np.ndarray, new_frames: Optional[int]) -> tuple[np.ndarray, int]:
+        """:meth:`inputs` and the number of voiced frames."""
         cfg, norm = self.bundle.input, self.bundle.normalization
         voiced = cfg.voiced(frames)
         n_new = len(frames) if new_frames is None else max(0, min(int(new_frames), len(frames)))
@@ -181,7 +184,7 @@ class Recognizer:
         x = cfg.pool(self.adapter.normalize(voiced))
         if cfg.pooling == "stats":
             x = ((x - norm.input_mean) / (norm.input_std + 1e-5)).astype(np.float32)
-        return x
+        return x, len(voiced)
 
     def predict(self, y: np.ndarray, *, new_samples: Optional[int] = None) -> Prediction:
         """Emotion of a clip at ``bundle.input.sr`` (mono float32); ``new_samples``: only the last
@@ -194,9 +197,8 @@ class Recognizer:
         return self.predict_frames(frames, new_frames=new_frames)
 
     def predict_frames(self, frames: np.ndarray, *, new_frames: Optional[int] = None) -> Prediction:
-        voiced = len(self.bundle.input.voiced(frames))
-        p = self.classifier.probabilities(self.inputs(frames, new_frames=new_frames)[None])[0]
-        return self._prediction(p, len(frames), voiced)
+        x, voiced = self._inputs(frames, new_frames)
+        return self._prediction(self.classifier.probabilities(x[None])[0], len(frames), voiced)
 
     def _prediction(self, p: np.ndarray, n_frames: int, voiced: int) -> Prediction:
         mask = np.ones(len(p), bool) if self._allowed is None else self._allowed

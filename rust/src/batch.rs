@@ -1,7 +1,7 @@
 //! Whole-signal functions: framing a signal for the extractor, and the librosa functions whose
 //! result depends on the whole signal (`top_db` clipping, tuning estimation, contrast in dB).
 
-use crate::db::{clip_top_db, dct_block, power_to_db, DCT_ROWS};
+use crate::db::{check_top_db, clip_top_db, dct_block, power_to_db, DCT_ROWS};
 use crate::error::{self, Result};
 use crate::fail;
 use crate::fft::{FrameFft, PowerFft};
@@ -193,9 +193,7 @@ fn mfcc_blocked(
 ) -> Result<Matrix> {
     let cfg = &plan.cfg;
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
-    if top_db.is_nan() || top_db < 0.0 {
-        fail!("top_db={top_db} must be non-negative");
-    }
+    check_top_db(top_db)?;
     let (n, n_mels, n_mfcc, n_bins) = (frames.count, cfg.n_mels, cfg.n_mfcc, cfg.n_fft / 2 + 1);
     let mut spec = vec![0f32; n_bins * BLOCK];
     let mut logmel = vec![0f32; n.div_ceil(BLOCK) * n_mels * BLOCK];

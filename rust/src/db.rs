@@ -32,11 +32,17 @@ pub fn power_to_db(x: &mut [f32], ref_value: f64, amin: f64) {
     }
 }
 
-/// Clips to `max - top_db` over the whole array (`librosa.power_to_db`'s `top_db` rule).
-pub fn clip_top_db(x: &mut [f32], top_db: f64) -> Result<()> {
+/// `top_db` must be a non-negative number.
+pub fn check_top_db(top_db: f64) -> Result<()> {
     if top_db.is_nan() || top_db < 0.0 {
         fail!("top_db={top_db} must be non-negative");
     }
+    Ok(())
+}
+
+/// Clips to `max - top_db` over the whole array (`librosa.power_to_db`'s `top_db` rule).
+pub fn clip_top_db(x: &mut [f32], top_db: f64) -> Result<()> {
+    check_top_db(top_db)?;
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let floor = max - top_db as f32;
     x.iter_mut().for_each(|v| *v = v.max(floor));

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ser_edge.audio import Resampler
 from ser_edge.audio import load, resample
 from ser_edge.listen.config import ListenConfig, load_config, read_toml
 from ser_edge.listen.gate import GateConfig, VoiceGate
 from ser_edge.listen.outputs import FileOutput
 from ser_edge.listen.ring import RingBuffer
 from ser_edge.listen.smoothing import ScoreAverage
-from ser_edge.listen.sources import FileSource, StdinSource, StreamResampler
+from ser_edge.listen.sources import FileSource, StdinSource
 
 SR = 16000
 
@@ -39,7 +40,7 @@ def test_ring_buffer_keeps_the_last_samples_by_absolute_index() -> None:
 @pytest.mark.parametrize("orig", [8000, 22050, 44100, 48000])
 def test_stream_resampler_equals_the_batch_resampler(orig: int) -> None:
     y, _ = load(Path(__file__).resolve().parents[2].parent / "shared/data/emodb/wav/03a01Fa.wav", sr=orig)
-    r = StreamResampler(orig, SR)
+    r = Resampler(orig, SR)
     chunks = np.array_split(y, 53)
     out = np.concatenate([r.push(c) for c in chunks] + [r.flush()])
     want = resample(y, orig_sr=orig, target_sr=SR)

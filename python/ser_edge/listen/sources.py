@@ -1,7 +1,8 @@
 """Audio sources for ``ser-edge listen``: microphone (PyAudio), file, raw PCM on stdin.
 
 Every source delivers mono float32 chunks at the model's rate (``sr``); devices and streams at
-another rate are resampled on the fly by :class:`StreamResampler`. ``read(timeout)`` returns a
+another rate are resampled on the fly by :class:`ser_edge.audio.Resampler` (the Rust core's streaming
+polyphase sinc, equal to the batch resampler, about 2 ms latency). ``read(timeout)`` returns a
 chunk, or ``None`` if none arrived in time; it raises ``EOFError`` at the end of a file or
 stream and :class:`SourceError` when a device is missing or lost (the daemon retries).
 """
@@ -34,11 +35,6 @@ class Source(Protocol):
     def read(self, timeout: float) -> Optional[np.ndarray]: ...
 
     def close(self) -> None: ...
-
-
-StreamResampler = Resampler
-"""Resamples a stream chunk by chunk: :class:`ser_edge.audio.Resampler` (the Rust core's
-polyphase sinc, output equal to the batch :func:`ser_edge.audio.resample`, about 2 ms latency)."""
 
 
 def _to_mono(raw: bytes, sample_format: str, channels: int) -> np.ndarray:
@@ -136,7 +132,7 @@ class StdinSource(_QueueSource):
         # stdin is read with os.read on its descriptor: a thread blocked in a buffered read
         # would abort the interpreter at exit
         self._stream = stream
-        self._resampler = StreamResampler(self.rate, self.sr)
+        self._resampler = Resampler(self.rate, self.sr)
         self._thread: Optional[threading.Thread] = None
 
     def open(self) -> None:
@@ -217,7 +213,7 @@ class MicSource(_QueueSource):
         self.device_name = ""
         self._pa: Any = None
         self._stream: Any = None
-        self._resampler: Optional[StreamResampler] = None
+        self._resampler: Optional[Resampler] = None
         self._last = 0.0
 
     def _resolve(self, pa: Any) -> dict[str, Any]:
@@ -252,7 +248,7 @@ class MicSource(_QueueSource):
             info = self._resolve(self._pa)
             self.rate = int(info["defaultSampleRate"])
             self.device_name = str(info["name"])
-            self._resampler = StreamResampler(self.rate, self.sr)
+            self._resampler = Resampler(self.rate, self.sr)
             block = max(1, round(self.chunk * self.rate))
             self._stream = self._pa.open(format=pyaudio.paInt16, channels=1, rate=self.rate, input=True,
                                          input_device_index=int(info["index"]), frames_per_buffer=block,
