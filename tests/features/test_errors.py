@@ -136,6 +136,13 @@ def test_bad_n_fft(func, n_fft):
     expect_param_error(Y_FUNCS[func], "n_fft", GOOD, n_fft=n_fft)
 
 
+@pytest.mark.parametrize("func", ["stft", "melspectrogram", "mfcc", "spectral_centroid"])
+def test_float_n_fft_raises_even_after_the_same_int_was_cached(func):
+    Y_FUNCS[func](GOOD, n_fft=512, hop_length=160)  # 512 == 512.0: the cached call must not serve it
+    expect_param_error(Y_FUNCS[func], "n_fft", GOOD, n_fft=512.0)
+    expect_param_error(Y_FUNCS[func], "hop_length", GOOD, hop_length=160.0)
+
+
 @pytest.mark.parametrize("sr", [0, -16000, 0.0])
 @pytest.mark.parametrize("func", SR_FUNCS)
 def test_bad_sr(func, sr):

@@ -62,8 +62,10 @@ def spec(features: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> _dsp.Spec
     """The native, validated configuration for one call. Cached on the raw arguments: checking
     and building one costs more than a short clip's features."""
     try:
-        # Call sites pass keywords in a fixed order, so no sorting is needed for cache hits.
-        key = (tuple([(name, tuple(p.items())) for name, p in features]), tuple(kwargs.items()))
+        # Call sites pass keywords in a fixed order, so no sorting is needed for cache hits. Types
+        # are part of the key: 2048.0 == 2048, but only the int passes the checks.
+        key = (tuple([(name, tuple(p.items())) for name, p in features]),
+               tuple([(k, v, type(v)) for k, v in kwargs.items()]))
         hash(key)
     except TypeError:  # an array window
         return _build(features, **kwargs)
@@ -73,7 +75,7 @@ def spec(features: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> _dsp.Spec
 @functools.lru_cache(maxsize=256)
 def _cached(key: tuple) -> _dsp.Spec:
     features, kwargs = key
-    return _build([(name, dict(params)) for name, params in features], **dict(kwargs))
+    return _build([(name, dict(params)) for name, params in features], **{k: v for k, v, _ in kwargs})
 
 
 def _build(

@@ -179,8 +179,11 @@ def mfcc(
     key = None
     if S is None and y is not None:
         # Repeat calls skip the argument checks: a key is stored only once they have passed.
+        # The integer and flag arguments' types are part of the key: 2048.0 == 2048 and 1 == True,
+        # but only the int (bool) passes the checks.
         key = (sr, n_mfcc, dct_type, norm, lifter, mel_norm, n_fft, hop_length, win_length, window, center,
-               pad_mode, power, n_mels, fmin, fmax, htk)
+               pad_mode, power, n_mels, fmin, fmax, htk, type(n_mfcc), type(n_fft), type(hop_length),
+               type(win_length), type(n_mels), type(center), type(htk))
         try:
             spec = _MFCC_SPECS.get(key)
         except TypeError:  # an array window
