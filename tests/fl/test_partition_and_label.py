@@ -94,3 +94,15 @@ def test_the_fl_commands_import_nothing_heavy() -> None:
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'flwr', 'tensorflow', 'tf_keras', 'ray', 'numpy'}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_cross_validation_folds_hold_out_every_speaker_once(emodb_clips: list) -> None:
+    from ser_edge.fl.bench import speaker_folds
+
+    speakers = sorted({c.speaker for c in emodb_clips})
+    folds = speaker_folds(speakers, 5)
+    assert sorted(s for f in folds for s in f) == speakers
+    assert [len(f) for f in folds] == [2] * 5 and folds[-1] == ["15", "16"]
+    assert [len(f) for f in speaker_folds(speakers, 3)] == [4, 3, 3]
+    with pytest.raises(ValueError, match="--folds 11"):
+        speaker_folds(speakers, 11)

@@ -32,6 +32,9 @@ def test_speakers_as_clients_with_held_out_speakers(tmp_path: Path, quiet_env: d
     assert summary["eval_clips"] == sum(c.speaker in ("15", "16") for c in clips)
     assert summary["holdout"] == ["15", "16"] and summary["rejected"] == {}
     assert sorted(summary["history"]["held_out"]) == ["0", "1", "2"] and sorted(summary["rss_mb_by_round"]) == ["0", "1", "2"]
+    roles = summary["rss_mb_by_role"]["2"]  # the client actors are Ray workers, apart from the driver
+    assert set(roles) == {"driver", "workers", "ray"} and min(roles.values()) > 0
+    assert abs(sum(roles.values()) - summary["rss_mb_by_round"]["2"]) < 1.0
     assert set(summary["history"]["train"]["1"]) == {"train-loss", "train-accuracy"}
     assert set(summary["history"]["evaluate"]["2"]) == {"loss", "accuracy"}
     b = load_bundle(summary["bundle"])

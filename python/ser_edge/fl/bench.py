@@ -1,6 +1,7 @@
 """The measurements in docs/federated.md (long runs: not part of the test suite).
 
     python -m ser_edge.fl.bench compare --corpus emodb --data ../shared/data/emodb --holdout 15,16
+    python -m ser_edge.fl.bench cross-validate --corpus emodb --data ../shared/data/emodb --folds 5 --seeds 0,1,2
     python -m ser_edge.fl.bench scale --corpus ravdess --data ../shared/data/ravdess --clients 100
     python -m ser_edge.fl.bench client-memory --corpus ravdess --data ../shared/data/ravdess --speaker 01
 
@@ -60,13 +61,56 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     central = task.scores(trained.probabilities(test), np.array(y), labels)
-    return {"what": "fedavg-vs-central", "corpus": args.corpus, "holdout": holdout, "clients": args.clients,
-            "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr, "batch_size": args.batch_size, "central_epochs": args.rounds * args.local_epochs,
+    return {"what": "fedavg-vs-central", "corpus": args.corpus, "holdout": holdout, "seed": args.seed,
+            "clients": args.clients, "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr,
+            "batch_size": args.batch_size, "central_epochs": args.rounds * args.local_epochs,
             "fedavg_uar": fed["uar"], "fedavg_accuracy": fed["accuracy"], "fedavg_uar_int8": fed.get("uar_int8"),
             "central_uar": central["uar"], "central_accuracy": central["accuracy"],
             "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2), "fedavg_seconds": fed["seconds"],
             "central_seconds": round(time.time() - t0, 1), "held_out_by_round": fed["history"]["held_out"],
             "eval_clips": fed.get("eval_clips")}
+
+
+def speaker_folds(speakers: list[str], folds: int) -> list[list[str]]:
+    """The sorted speakers split into ``folds`` consecutive groups (sizes differ by at most one)."""
+    ordered = sorted(speakers)
+    if not 2 <= folds <= len(ordered):
+        raise ValueError(f"--folds {folds} must be in [2, {len(ordered)}] (the corpus has {len(ordered)} speakers)")
+    import numpy as np
+
+    return [list(group) for group in np.array_split(np.array(ordered, dtype=object), folds)]
+
+
+def cross_validate(args: argparse.Namespace) -> dict[str, Any]:
+    import subprocess
+
+    import numpy as np
+
+    from ser_edge.fl import task
+
+    cfg = task.settings({}, {"corpus": args.corpus, "data": args.data})
+    folds = speaker_folds(sorted({c.speaker for c in task.corpus_clips(args.corpus, args.data, cfg)}), args.folds)
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    runs = []
+    for seed in seeds:
+        for fold in folds:
+            cmd = [sys.executable, "-m", "ser_edge.fl.bench", "compare", "--corpus", args.corpus, "--data", args.data,
+                   "--holdout", ",".join(fold), "--clients", str(args.clients), "--rounds", str(args.rounds),
+                   "--local-epochs", str(args.local_epochs), "--lr", str(args.lr), "--batch-size",
+                   str(args.batch_size), "--seed", str(seed), "--out", args.out]
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            print(json.dumps(run), file=sys.stderr, flush=True)
+            runs.append(run)
+
+    def mean(key: str) -> float:
+        return round(float(np.mean([r[key] for r in runs])), 4)
+
+    return {"what": "fedavg-vs-central-cv", "corpus": args.corpus, "folds": folds, "seeds": seeds,
+            "clients": args.clients, "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr,
+            "batch_size": args.batch_size, "runs": runs, "central_uar": mean("central_uar"),
+            "fedavg_uar": mean("fedavg_uar"), "fedavg_uar_int8": mean("fedavg_uar_int8"),
+            "gap_uar_points": round(100 * (mean("central_uar") - mean("fedavg_uar")), 2)}
 
 
 def scale(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,7 +121,8 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
                  args.clients)
     return {"what": "scale", "corpus": args.corpus, "clients": args.clients, "rounds": args.rounds,
             "fraction": args.fraction, "seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"],
-            "rss_mb_by_round": s["rss_mb_by_round"], "uar": s["uar"], "accuracy": s["accuracy"],
+            "rss_mb_by_round": s["rss_mb_by_round"],
+            "rss_mb_by_role": s["rss_mb_by_role"], "uar": s["uar"], "accuracy": s["accuracy"],
             "stats_clients": s["stats_clients"], "rejected": s["rejected"]}
 
 
@@ -111,7 +156,8 @@ def main(argv: Any = None) -> int:
         os.environ.setdefault(k, v)
     p = argparse.ArgumentParser(prog="python -m ser_edge.fl.bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
-    for name, fn in (("compare", compare), ("scale", scale), ("client-memory", client_memory)):
+    for name, fn in (("compare", compare), ("cross-validate", cross_validate), ("scale", scale),
+                     ("client-memory", client_memory)):
         s = sub.add_parser(name)
         s.add_argument("--corpus", required=True)
         s.add_argument("--data", required=True)
@@ -122,6 +168,8 @@ def main(argv: Any = None) -> int:
         s.add_argument("--fraction", type=float, default=1.0)
         s.add_argument("--speaker", default="01")
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--folds", type=int, default=5, help="cross-validate: speaker folds")
+        s.add_argument("--seeds", default="0,1,2", help="cross-validate: seeds")
         s.add_argument("--lr", type=float, default=1e-3, help="clients' learning rate (Adam)")
         s.add_argument("--batch-size", type=int, default=8, help="clients' batch size")
         s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 
-def tree_rss(pid: Optional[int] = None) -> int:
-    """Resident bytes of process ``pid`` (default: this one) and all its descendants (Linux)."""
-    root = os.getpid() if pid is None else pid
+def _tree(root: int) -> dict[int, int]:
+    """Resident bytes of process ``root`` and each of its descendants, by pid (Linux)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -28,12 +27,33 @@ def tree_rss(pid: Optional[int] = None) -> int:
         p = int(entry)
         children.setdefault(int(fields[1]), []).append(p)
         rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [root]
+    tree, todo = {}, [root]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        tree[p] = rss.get(p, 0)
         todo.extend(children.get(p, []))
-    return total
+    return tree
+
+
+def tree_rss(pid: Optional[int] = None) -> int:
+    """Resident bytes of process ``pid`` (default: this one) and all its descendants (Linux)."""
+    return sum(_tree(os.getpid() if pid is None else pid).values())
+
+
+def rss_by_role() -> dict[str, int]:
+    """:func:`tree_rss` of this process split into ``driver`` (this process: the ServerApp and
+    the simulation engine), ``workers`` (Ray worker processes, ``ray::...``: the ClientApp
+    actors) and ``ray`` (Ray's daemons: GCS, raylet, agents)."""
+    roles = {"driver": 0, "workers": 0, "ray": 0}
+    for p, rss in _tree(os.getpid()).items():
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        role = "driver" if p == os.getpid() else "workers" if cmd.startswith(b"ray::") else "ray"
+        roles[role] += rss
+    return roles
 
 
 class MemorySampler:
@@ -61,7 +81,8 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
              verbose: bool = False) -> dict[str, Any]:
     """Runs the federated app with ``clients`` virtual SuperNodes (``partition-id`` i of
     ``clients``) and returns the server's summary plus ``seconds``, ``peak_rss_mb`` and the tree's
-    resident memory after each round (``rss_mb_by_round``)."""
+    resident memory after each round (``rss_mb_by_round``, and split by :func:`rss_by_role` in
+    ``rss_mb_by_role``)."""
     from flwr.simulation import run_simulation
 
     from ser_edge.fl import client_app, server_app, task
@@ -75,9 +96,12 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
 
     summaries: list[dict[str, Any]] = []
     rss_by_round: dict[int, float] = {}
+    roles_by_round: dict[int, dict[str, float]] = {}
 
     def on_round(server_round: int, _: Mapping[str, Any]) -> None:
-        rss_by_round[server_round] = round(tree_rss() / 2**20, 1)
+        roles = rss_by_role()
+        rss_by_round[server_round] = round(sum(roles.values()) / 2**20, 1)
+        roles_by_round[server_round] = {k: round(v / 2**20, 1) for k, v in roles.items()}
 
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -92,5 +116,5 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
         raise RuntimeError("the simulation ended without a result (see the log above)")
     summary = summaries[0]
     summary.update(seconds=round(time.time() - t0, 1), peak_rss_mb=round(mem.peak / 2**20, 1),
-                   rss_mb_by_round=rss_by_round)
+                   rss_mb_by_round=rss_by_round, rss_mb_by_role=roles_by_round)
     return summary
