@@ -59,9 +59,7 @@ def _optional_clipping(msg: Message, context: Context, call_next: Any) -> Messag
 
 
 def _model(cfg: dict[str, Any], arrays: ArrayRecord) -> Any:
-    model = task.build_model(cfg, task.input_config(cfg), len(task.labels(cfg)))
-    model.set_weights(arrays.to_numpy_ndarrays())
-    return model
+    return task.model_with(cfg, task.input_config(cfg), len(task.labels(cfg)), arrays.to_numpy_ndarrays())
 
 
 def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
@@ -85,7 +83,6 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
                  batch_size=int(config.get("batch-size", cfg["batch-size"])),
                  seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
     weights = model.get_weights()
-    task.release_model()
     metrics = MetricRecord({"num-examples": len(data), "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
 
@@ -95,7 +92,6 @@ def evaluate(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message
     config = msg.content["config"]
     model = _model(cfg, msg.content["arrays"])
     m = task.evaluate(model, task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
-    task.release_model()
     metrics = MetricRecord({"num-examples": len(data), "loss": m["loss"], "accuracy": m["accuracy"]})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 

@@ -204,10 +204,33 @@ def build_model(cfg: Mapping[str, Any], config: InputConfig, n_labels: int) -> A
     return build(str(cfg["model"]), config.input_shape, n_labels, lr=float(cfg["lr"]), seed=int(cfg["seed"]))
 
 
+_MODEL: dict[tuple[Any, ...], Any] = {}
+
+
+def model_with(cfg: Mapping[str, Any], config: InputConfig, n_labels: int, weights: list[np.ndarray]) -> Any:
+    """The run's compiled model holding ``weights``, its optimizer state reset: the same model,
+    bit for bit, as a new one from :func:`build_model` given the weights. One model is kept per
+    process and reused, because building a Keras model per message grows the process by about
+    10 MB each time even after ``clear_session`` (a simulation's client actors handle hundreds
+    of messages; see docs/federated.md); :func:`fit` retraces it only when the seed changes
+    (~3 MB)."""
+    key = (str(cfg["model"]), tuple(config.input_shape), int(n_labels), float(cfg["lr"]), int(cfg["seed"]))
+    model = _MODEL.get(key)
+    if model is None:
+        release_model()
+        model = _MODEL[key] = build_model(cfg, config, n_labels)
+    else:
+        for v in model.optimizer.variables:  # Adam's step count and moments
+            v.assign(np.zeros(v.shape, v.dtype.as_numpy_dtype))
+    model.set_weights(weights)
+    return model
+
+
 def release_model() -> None:
-    """Frees the Keras graph state of the models built so far (long simulations grow otherwise)."""
+    """Frees the Keras graph state of the models built so far, the kept one included."""
     import tf_keras
 
+    _MODEL.clear()
     tf_keras.backend.clear_session()
 
 
@@ -217,6 +240,11 @@ def fit(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, *, epochs: int,
     import tf_keras
 
     tf_keras.utils.set_random_seed(int(seed))
+    if getattr(model, "_ser_edge_seed", None) != int(seed):
+        # Dropout and noise seeds are fixed when fit's graph is traced: a kept model (model_with)
+        # retraces when the seed changes, so it draws what a new model would.
+        model.make_train_function(force=True)
+        model._ser_edge_seed = int(seed)
     n_labels = int(model.output_shape[-1])
     h = model.fit(x, np.eye(n_labels, dtype=np.float32)[y], sample_weight=w,
                   epochs=int(epochs), batch_size=int(batch_size), shuffle=True, verbose=0)
