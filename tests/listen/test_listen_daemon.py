@@ -125,6 +125,8 @@ def test_sighup_reloads_configuration_and_model(speech: dict, bundle_dir: Path, 
     conf.write_text(f'model = "{other.path}"\n[source]\nkind = "-"\n[windows]\nevents = true\nwindow = 1.0\nhop = 0.5\n')
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for(lambda: d.log("configuration reloaded"), message="reload")
+    # the new model is checked in a child process while the daemon listens, then swapped in
+    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == other.model_id], message="swap")
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
     assert d.utterances()[1]["model_id"] == other.model_id

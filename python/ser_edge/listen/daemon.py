@@ -1,10 +1,13 @@
 """The ``ser-edge listen`` loop: read -> gate -> windows -> inference -> smoothing -> outputs.
 
 Reliability: SIGTERM/SIGINT end the current utterance, flush the outputs and exit 0 (within
-about a second); SIGHUP reloads the configuration file and the model; a changed model file is
-validated and hot-swapped (a bad one is refused, the running model stays); a missing or lost
-device is retried with exponential backoff (0.5 s to 30 s) and listening resumes; overflows
-are counted and reported.
+about a second); SIGHUP reloads the configuration file and the model without cutting the open
+utterance or restarting the stream clock (new gate/window settings apply from the next
+utterance); a change of either bundle file is checked in a child process on a private
+snapshot (:mod:`.swap`) and then hot-swapped (a bad one is refused, the running model stays); a
+model at another rate continues the stream where it was; a missing or lost device is retried
+with exponential backoff (0.5 s to 30 s) and listening resumes; overflows and invalid input
+samples are counted and reported.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ import numpy as np
 
 from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
+from ser_edge.listen.private import open_private, private_dir
 from ser_edge.listen.sources import SourceError, open_source
+from ser_edge.listen.swap import Probe, Verdict, bundle_dir, load_fingerprint, load_verified
 from ser_edge.listen.utterances import Event, Utterances
 
 log = logging.getLogger("ser_edge.listen")
 
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 CLOSE_TIMEOUT = 1.0
+INVALID_LOG_EVERY = 10.0  # s between "invalid samples" log lines
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,27 +62,29 @@ def _info(msg: str, **fields: Any) -> None:
 
 class Recorder:
     """Writes each utterance's audio (16-bit WAV) and its event (JSON) into ``directory``; used
-    only when ``--record-dir`` is given."""
+    only when ``--record-dir`` is given. The folder is 0700 and every file 0600, whatever the
+    umask (:mod:`.private`). The event gets the WAV's path as ``recording`` (stdout and the
+    event file only; MQTT never publishes it)."""
 
     def __init__(self, directory: str, sr: int) -> None:
-        self.dir, self.sr = Path(directory), sr
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir, self.sr = private_dir(directory, own=True), sr
 
     def __call__(self, audio: np.ndarray, event: Event) -> None:
         import soundfile as sf
 
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
         base = self.dir / f"{stamp}-{event['label']}"
-        sf.write(f"{base}.wav", np.clip(audio, -1.0, 1.0), self.sr, subtype="PCM_16")
-        Path(f"{base}.json").write_text(json.dumps(event) + "\n", encoding="utf-8")
+        with open_private(f"{base}.wav", "xb") as f:
+            sf.write(f, np.clip(audio, -1.0, 1.0), self.sr, subtype="PCM_16", format="WAV")
+        with open_private(f"{base}.json", "x") as f:
+            f.write(json.dumps(event) + "\n")
         event["recording"] = f"{base}.wav"
 
 
 def _model_files(model: Optional[str]) -> list[Path]:
-    from ser_edge.bundle import META_FILE, MODEL_FILE, default_bundle_path
+    from ser_edge.bundle import META_FILE, MODEL_FILE
 
-    p = Path(model) if model else default_bundle_path()
-    d = p if p.is_dir() or p.suffix not in (".json", ".tflite") else p.parent
+    d = bundle_dir(model)
     return [d / MODEL_FILE, d / META_FILE]
 
 
@@ -91,18 +99,22 @@ def _stamp(files: list[Path]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def test_run(r: Any) -> Any:
+    """Runs a new ``Recognizer`` once on quiet noise (the model must run before it replaces a
+    working one) and resets its adaptation; returns it."""
+    sr = r.bundle.input.sr
+    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
+    r.predict(probe)
+    r.adapter.reset()
+    return r
+
+
 def load_recognizer(config: ListenConfig) -> Any:
     """Loads, validates and test-runs the configured bundle. Raises ``ValueError`` (``BundleError``)
     or ``RuntimeError``."""
     from ser_edge.runtime import Recognizer
 
-    r = Recognizer(config.model, adapt=config.adapt, allowed=config.labels)
-    sr = r.bundle.input.sr
-    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
-    r.predict(probe)  # the model must run before it replaces a working one
-    if config.adapt:
-        r.adapter.reset()
-    return r
+    return test_run(Recognizer(config.model, adapt=config.adapt, allowed=config.labels))
 
 
 class Daemon:
@@ -111,11 +123,17 @@ class Daemon:
         self._stop = False
         self._reload = False
         self.recognizer: Any = None
+        self.fingerprint: Optional[str] = None  # of the running bundle's two files
+        self._labels: Optional[list[str]] = None
+        self.probe: Optional[Probe] = None
         self.outputs: Optional[Outputs] = None
         self.pipeline: Optional[Utterances] = None
         self.source: Any = None
         self.events = 0
         self.overflows = 0
+        self.invalid = {"nonfinite": 0, "clipped": 0}  # of closed sources
+        self._invalid_logged = (0, 0)
+        self._invalid_next = 0.0
 
     # -- building blocks ---------------------------------------------------------------------------
     def _outputs(self, config: ListenConfig) -> Outputs:
@@ -129,10 +147,13 @@ class Daemon:
             outs.append(MqttOutput(mqtt, model_id=self.recognizer.model_id if self.recognizer else ""))
         return Outputs(outs)
 
-    def _pipeline(self) -> Utterances:
+    def _recorder(self) -> Optional[Recorder]:
         c = self.config
-        recorder = Recorder(c.record_dir, self.recognizer.bundle.input.sr) if c.record_dir else None
-        return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=recorder)
+        return Recorder(c.record_dir, self.recognizer.bundle.input.sr) if c.record_dir else None
+
+    def _pipeline(self, offset: float = 0.0) -> Utterances:
+        c = self.config
+        return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=self._recorder(), offset=offset)
 
     def _source(self) -> Any:
         c = self.config
@@ -146,25 +167,58 @@ class Daemon:
             self.outputs.emit(e)
 
     # -- model and configuration changes -----------------------------------------------------------
-    def _swap_model(self, reason: str) -> None:
-        old = self.recognizer
+    def _check_model(self, reason: str) -> None:
+        """Starts checking the configured bundle (a child process, :mod:`.swap`); the loop swaps
+        to it when the check passes (:meth:`_finish_check`)."""
+        from ser_edge.bundle import BundleError
+
+        if self.probe is not None:
+            self.probe.cancel()
+            self.probe = None
         try:
-            new = load_recognizer(self.config)
-        except (ValueError, RuntimeError) as e:
-            log.error("model refused; keeping the running model",
-                      extra={"fields": {"reason": reason, "error": str(e), "model_id": old.model_id}})
-            return
-        if new.model_id == old.model_id and reason == "file changed":
-            return
+            self.probe = Probe(bundle_dir(self.config.model), reason, adapt=self.config.adapt,
+                               labels=self.config.labels)
+        except (BundleError, OSError) as e:
+            self._refused(reason, str(e))
+
+    def _refused(self, reason: str, error: str) -> None:
+        log.error("model refused; keeping the running model",
+                  extra={"fields": {"reason": reason, "error": error, "model_id": self.recognizer.model_id}})
+
+    def _finish_check(self, verdict: Verdict) -> None:
+        try:
+            if verdict.error is not None:
+                self._refused(verdict.reason, verdict.error)
+                return
+            same = (verdict.fingerprint == self.fingerprint and self.recognizer.adapter.adapt == (
+                self.config.adapt and self.recognizer.bundle.input.normalization == "speaker")
+                and list(self.config.labels or []) == list(self._labels or []))
+            if same:
+                return  # touched or reloaded, not changed: keep the model and its adaptation
+            try:
+                new = load_verified(verdict, adapt=self.config.adapt, labels=self.config.labels)
+            except (ValueError, RuntimeError, OSError) as e:
+                self._refused(verdict.reason, str(e))
+                return
+        finally:
+            verdict.discard()
+        self._swap_to(new, verdict.fingerprint, verdict.reason)
+
+    def _swap_to(self, new: Any, fingerprint: str, reason: str) -> None:
+        old = self.recognizer
         assert self.pipeline is not None
         if new.bundle.input.sr != old.bundle.input.sr:
+            # another rate needs another pipeline: the open utterance ends here, the clock goes on
             self._emit(self.pipeline.flush())
+            offset = self.pipeline.end_time
             self.recognizer = new
-            self.pipeline = self._pipeline()
-            self._close_source()
+            self.pipeline = self._pipeline(offset)
+            if self.source is not None:
+                self.source.set_sr(new.bundle.input.sr)
         else:
             self.recognizer = new
             self.pipeline.set_recognizer(new)
+        self.fingerprint, self._labels = fingerprint, self.config.labels
         _info("model loaded", reason=reason, model_id=new.model_id, previous=old.model_id)
 
     def _reload_config(self) -> None:
@@ -177,21 +231,43 @@ class Daemon:
         old, self.config = self.config, new
         setup_logging(new.log_level)
         assert self.pipeline is not None and self.outputs is not None
-        self._emit(self.pipeline.flush())
-        self._swap_model("SIGHUP")
-        self.pipeline = self._pipeline()
         source_keys = ("source", "device", "realtime", "rate", "channels", "sample_format", "chunk")
         if any(getattr(old, k) != getattr(new, k) for k in source_keys):
+            self._emit(self.pipeline.flush())
             self._close_source()
         self.outputs.close(CLOSE_TIMEOUT)
-        self.outputs = self._outputs(new)
+        try:
+            self.pipeline.reconfigure(new.gate(), new.windows(), self._recorder())
+            self.outputs = self._outputs(new)
+        except (ValueError, OSError) as e:
+            log.error("configuration reload failed; keeping the running configuration",
+                      extra={"fields": {"error": str(e)}})
+            self.config = old
+            self.pipeline.reconfigure(old.gate(), old.windows(), self._recorder())
+            self.outputs = self._outputs(old)
+            return
         _info("configuration reloaded", path=new.config_path)
+        self._check_model("SIGHUP")
 
     def _close_source(self) -> None:
         if self.source is not None:
             self.overflows += int(self.source.overflows)
+            for k in self.invalid:
+                self.invalid[k] += int(getattr(self.source, k, 0))
             self.source.close()
             self.source = None
+
+    def _invalid_counts(self) -> tuple[int, int]:
+        return tuple(self.invalid[k] + int(getattr(self.source, k, 0)) for k in ("nonfinite", "clipped"))  # type: ignore[return-value]
+
+    def _report_invalid(self, force: bool = False) -> None:
+        """One structured log line when input samples were NaN/Inf or beyond full scale (at most
+        one per :data:`INVALID_LOG_EVERY` s)."""
+        now = self._invalid_counts()
+        if now != self._invalid_logged and (force or time.monotonic() >= self._invalid_next):
+            self._invalid_logged, self._invalid_next = now, time.monotonic() + INVALID_LOG_EVERY
+            log.warning("invalid input samples replaced", extra={"fields": {
+                "nonfinite_set_to_0": now[0], "clipped_to_full_scale": now[1]}})
 
     # -- signals and the loop ----------------------------------------------------------------------
     def _on_stop(self, signum: int, frame: Any) -> None:
@@ -212,17 +288,19 @@ class Daemon:
         except (ValueError, RuntimeError) as e:
             print(f"ser-edge listen: {e}", file=sys.stderr)
             return 2
+        self._labels = self.config.labels
         try:
             self.outputs = self._outputs(self.config)
+            self.pipeline = self._pipeline()
         except (ValueError, OSError) as e:
             print(f"ser-edge listen: output: {e}", file=sys.stderr)
             return 2
-        self.pipeline = self._pipeline()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
         watched = _model_files(self.config.model)
         stamp, next_check = _stamp(watched), time.monotonic() + self.config.watch_interval
+        self.fingerprint = load_fingerprint(watched[0].parent)
         backoff = BACKOFF_MIN
         code = reported = 0
         _info("listening", model_id=self.recognizer.model_id, source=self.config.source,
@@ -238,7 +316,12 @@ class Daemon:
                 now = _stamp(watched)
                 if now != stamp:
                     stamp = now
-                    self._swap_model("file changed")
+                    self._check_model("file changed")
+            if self.probe is not None:
+                verdict = self.probe.poll()
+                if verdict is not None:
+                    self.probe = None
+                    self._finish_check(verdict)
             if self.source is None:
                 try:
                     self.source = self._source()
@@ -277,8 +360,12 @@ class Daemon:
             if self.source is not None and self.source.overflows > reported:
                 reported = self.source.overflows
                 log.warning("input overflow", extra={"fields": {"overflows": self.overflows + reported}})
+            self._report_invalid()
+        if self.probe is not None:
+            self.probe.cancel()
         self._emit(self.pipeline.flush())
         self._close_source()
+        self._report_invalid(force=True)
         self.outputs.close(CLOSE_TIMEOUT)
         p = self.pipeline
         _info("stopped", events=self.events, overflows=self.overflows, dropped=self.outputs.dropped,
