@@ -260,11 +260,11 @@ class Daemon:
     def _invalid_counts(self) -> tuple[int, int]:
         return tuple(self.invalid[k] + int(getattr(self.source, k, 0)) for k in ("nonfinite", "clipped"))  # type: ignore[return-value]
 
-    def _report_invalid(self, force: bool = False) -> None:
+    def _report_invalid(self) -> None:
         """One structured log line when input samples were NaN/Inf or beyond full scale (at most
-        one per :data:`INVALID_LOG_EVERY` s)."""
+        one per :data:`INVALID_LOG_EVERY` s; the totals are in the ``stopped`` line)."""
         now = self._invalid_counts()
-        if now != self._invalid_logged and (force or time.monotonic() >= self._invalid_next):
+        if now != self._invalid_logged and time.monotonic() >= self._invalid_next:
             self._invalid_logged, self._invalid_next = now, time.monotonic() + INVALID_LOG_EVERY
             log.warning("invalid input samples replaced", extra={"fields": {
                 "nonfinite_set_to_0": now[0], "clipped_to_full_scale": now[1]}})
@@ -365,10 +365,10 @@ class Daemon:
             self.probe.cancel()
         self._emit(self.pipeline.flush())
         self._close_source()
-        self._report_invalid(force=True)
         self.outputs.close(CLOSE_TIMEOUT)
         p = self.pipeline
         _info("stopped", events=self.events, overflows=self.overflows, dropped=self.outputs.dropped,
+              nonfinite_set_to_0=self.invalid["nonfinite"], clipped_to_full_scale=self.invalid["clipped"],
               inferences=p.inferences, mean_inference_ms=round(1000 * p.inference_s / max(p.inferences, 1), 2),
               uptime_s=round(time.monotonic() - t_start, 3))
         return code

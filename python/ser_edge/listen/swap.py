@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,18 +45,26 @@ def bundle_dir(model: Optional[str]) -> Path:
 
 
 def _read_capped(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (a FIFO, device or folder is
+    refused without blocking; the size is checked before reading). Raises ``BundleError``."""
     from ser_edge.bundle import BundleError
 
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limit:
-                raise BundleError(f"{path}: {size} bytes is more than the {limit} a bundle file may have")
-            data = f.read(limit + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise BundleError(f"{path.parent}: the bundle has no {path.name}") from None
     except OSError as e:
         raise BundleError(f"{path}: cannot read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{path}: not a regular file")
+        if st.st_size > limit:
+            raise BundleError(f"{path}: {st.st_size} bytes is more than the {limit} a bundle file may have")
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise BundleError(f"{path}: cannot read ({e.strerror})") from None
     if len(data) > limit:
         raise BundleError(f"{path}: more than the {limit} bytes a bundle file may have")
     return data
