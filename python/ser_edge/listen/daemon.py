@@ -74,8 +74,13 @@ class Recorder:
 
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
         base = self.dir / f"{stamp}-{event['label']}"
-        with open_private(f"{base}.wav", "xb") as f:
-            sf.write(f, np.clip(audio, -1.0, 1.0), self.sr, subtype="PCM_16", format="WAV")
+        wav = f"{base}.wav"
+        open_private(wav, "xb").close()  # 0600 before it holds audio; libsndfile then writes to the
+        try:  # path (a file object would need a cffi callback: no W+X memory under systemd)
+            sf.write(wav, np.clip(audio, -1.0, 1.0), self.sr, subtype="PCM_16", format="WAV")
+        except Exception:
+            Path(wav).unlink(missing_ok=True)
+            raise
         with open_private(f"{base}.json", "x") as f:
             f.write(json.dumps(event) + "\n")
         event["recording"] = f"{base}.wav"
