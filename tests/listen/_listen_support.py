@@ -45,8 +45,11 @@ class Daemon:
     """``ser-edge listen`` as a subprocess; stdout events and stderr logs collected by threads."""
 
     def __init__(self, args: list[str], *, stdin: bool = False, env: Optional[dict[str, str]] = None,
-                 cwd: Optional[Path] = None) -> None:
-        self.proc = subprocess.Popen(listen_cmd(*args), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                 cwd: Optional[Path] = None, python: Optional[list[str]] = None) -> None:
+        cmd = listen_cmd(*args)
+        if python is not None:  # e.g. [sys.executable, wrapper.py]: a wrapper that execs the rest
+            cmd = python + cmd[1:]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, **(env or {})}, cwd=cwd)
         self.events: list[dict[str, Any]] = []

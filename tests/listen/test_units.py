@@ -111,3 +111,17 @@ def test_the_daemon_runs_without_writable_executable_memory(speech: dict, bundle
     assert len(events) == 2
     files = sorted(rec.iterdir())
     assert len(files) == 4 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+
+
+def test_the_microphone_works_without_writable_executable_memory(speech: dict, bundle_dir: Path, tmp_path: Path,
+                                                                  pulse: Any, daemons: Any) -> None:
+    """PortAudio -> PulseAudio (a local socket) capture under PR_SET_MDWE."""
+    wrapper = tmp_path / "mdwe.py"
+    wrapper.write_text(_MDWE)
+    d = daemons("--source", "mic", "--device", "pulse", "--model", str(bundle_dir), env=pulse.env,
+                python=[sys.executable, str(wrapper)])
+    d.wait_for(lambda: d.log("source open"), message="the microphone opens")
+    assert pulse.play(speech["conversation"]).wait(30) == 0
+    d.wait_for(lambda: len(d.utterances()) >= 2, message="2 utterances from the microphone")
+    assert d.stop() == 0
+    assert not [x for x in d.logs if x["level"] == "error"], d.logs  # (ALSA prints its own card probing)
