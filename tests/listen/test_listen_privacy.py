@@ -14,31 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from _listen_support import SR, free_port, listen_cmd, speech_bounds
-from ser_edge.audio import load
+from _listen_support import free_port, listen_cmd, utterance, wait
 
 
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
-
-
-def _utterance(path: Path) -> np.ndarray:
-    y, _ = load(path, sr=SR)
-    a, b = speech_bounds(y)
-    return np.concatenate([np.zeros(SR // 4, np.float32), y[a:b], np.zeros(SR // 2, np.float32)])
-
-
-def _wait(what: Any, timeout: float = 20.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask022", "umask000"])
@@ -75,11 +57,11 @@ def test_mqtt_events_never_carry_the_recording_path(speech: dict, bundle_dir: Pa
         rec = tmp_path / "rec"
         d = daemons("--source", "-", "--model", str(bundle_dir), "--mqtt-host", "127.0.0.1", "--mqtt-port",
                     str(broker.port), "--node-id", "den", "--record-dir", str(rec), stdin=True)
-        d.write(_utterance(speech["one"]))
+        d.write(utterance(speech["one"]))
         local = d.wait_for(lambda: d.utterances(), message="event")[0]
         assert Path(local["recording"]).is_file()  # stdout (local) has it
-        state = json.loads(_wait(lambda: sub.on("den/state"))[-1][1])
-        event = json.loads(_wait(lambda: sub.on("den/event"))[-1][1])
+        state = json.loads(wait(lambda: sub.on("den/state"))[-1][1])
+        event = json.loads(wait(lambda: sub.on("den/event"))[-1][1])
         assert "recording" not in state and "recording" not in event
         assert state == {k: v for k, v in local.items() if k != "recording"}
         assert not [m for m in sub.messages if str(rec) in m[1]]
@@ -135,7 +117,7 @@ class TlsBroker:
                         f"allow_anonymous false\npassword_file {pki}/passwd\n")
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        _wait(lambda: self._up(), timeout=10)
+        wait(lambda: self._up(), timeout=10)
 
     def _up(self) -> bool:
         import socket
@@ -205,9 +187,9 @@ def test_mqtt_over_tls_with_a_device_certificate_and_a_password(speech: dict, bu
             env, extra = {"SER_EDGE_MQTT_PASSWORD": "s3cret pass"}, 'password = "wrong"\n'
         conf = _tls_conf(tmp_path, pki, broker.port, extra=extra)
         d = daemons("--config", str(conf), "--source", "-", "--model", str(bundle_dir), stdin=True, env=env)
-        _wait(lambda: [m for m in sub.messages if m[0] == "ser-edge/hall/availability" and m[1] == "online"])
-        d.write(_utterance(speech["two"]))
-        state = json.loads(_wait(lambda: [m for m in sub.messages if m[0] == "ser-edge/hall/state"])[-1][1])
+        wait(lambda: [m for m in sub.messages if m[0] == "ser-edge/hall/availability" and m[1] == "online"])
+        d.write(utterance(speech["two"]))
+        state = json.loads(wait(lambda: [m for m in sub.messages if m[0] == "ser-edge/hall/state"])[-1][1])
         assert state == d.wait_for(lambda: d.utterances(), message="stdout event")[0]
         assert d.stop() == 0
         assert "s3cret" not in json.dumps(d.logs)
@@ -228,7 +210,7 @@ def test_mqtt_tls_refusals_keep_the_daemon_listening(speech: dict, bundle_dir: P
         d = daemons("--config", str(conf), "--source", "-", "--model", str(bundle_dir), stdin=True)
         msg = "mqtt connect refused" if fault == "wrong password" else "mqtt connect failed"
         d.wait_for(lambda: d.log(msg), message=msg)
-        d.write(_utterance(speech["one"]))
+        d.write(utterance(speech["one"]))
         d.wait_for(lambda: d.utterances(), message="stdout event")  # still listening
         time.sleep(0.5)
         if sub is not None:

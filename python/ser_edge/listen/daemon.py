@@ -238,8 +238,11 @@ class Daemon:
         assert self.pipeline is not None and self.outputs is not None
         source_keys = ("source", "device", "realtime", "rate", "channels", "sample_format", "chunk")
         if any(getattr(old, k) != getattr(new, k) for k in source_keys):
-            self._emit(self.pipeline.flush())
-            self._close_source()
+            if old.source == new.source == "-":  # one byte stream: it cannot be reopened
+                log.warning("stdin settings change at the next start", extra={"fields": {"path": new.config_path}})
+            else:
+                self._emit(self.pipeline.flush())
+                self._close_source()
         self.outputs.close(CLOSE_TIMEOUT)
         try:
             self.pipeline.reconfigure(new.gate(), new.windows(), self._recorder())
