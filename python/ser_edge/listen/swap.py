@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence
 
 MAX_META_BYTES = 16 << 20
 PROBE_TIMEOUT = 30.0
-PROBE_MEMORY = 2 << 30
+PROBE_MEMORY = 1 << 30  # bytes of address space for the check (far more than a bundle within the size limits needs)
 
 
 def bundle_dir(model: Optional[str]) -> Path:
@@ -141,9 +141,13 @@ class Probe:
         elif rc == 0:
             error = None
         else:
-            self._err.seek(0)
-            lines = [x for x in self._err.read()[-4000:].decode("utf-8", "replace").splitlines() if x.strip()]
-            last = lines[-1].strip().replace(str(self.snapshot), str(self.directory)) if lines else ""
+            # an exception's message is its last line; an abort's (e.g. Rust's "memory
+            # allocation of N bytes failed") is its first, before any backtrace
+            size = self._err.seek(0, os.SEEK_END)
+            self._err.seek(0 if rc < 0 else max(0, size - 4000))
+            lines = [x for x in self._err.read(4000).decode("utf-8", "replace").splitlines() if x.strip()]
+            pick = (lines[-1] if rc > 0 else lines[0]) if lines else ""
+            last = pick.strip().replace(str(self.snapshot), str(self.directory))
             how = f"exit status {rc}" if rc > 0 else f"killed by signal {-rc}"
             error = f"{last} ({how})" if last else f"the check failed ({how})"
         self._err.close()
@@ -172,14 +176,16 @@ def load_verified(verdict: Verdict, *, adapt: bool, labels: Optional[Sequence[st
 def _child(argv: list[str]) -> int:
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (PROBE_MEMORY, PROBE_MEMORY))
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = PROBE_MEMORY if hard == resource.RLIM_INFINITY else min(PROBE_MEMORY, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     from ser_edge.listen.daemon import test_run
     from ser_edge.runtime import Recognizer
 
     path, adapt, labels = argv[0], json.loads(argv[1]), json.loads(argv[2])
     try:
         test_run(Recognizer(path, adapt=adapt, allowed=labels))
-    except (ValueError, RuntimeError, MemoryError) as e:
+    except Exception as e:  # any failure refuses the bundle; one line for the daemon's log
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 2
     return 0
