@@ -289,3 +289,68 @@ def test_split_long_utterances_do_not_overlap(speech: dict, bundle_dir: Path) ->
     assert len(utts) >= 2
     for a, b in zip(utts, utts[1:]):
         assert b["start"] >= a["end"]
+
+
+EXTREMES: list[Any] = [0, -1, 2 ** 31, 2 ** 40, 2 ** 63, 1e308, -1e308, 0.5, 1e-300, "x", None, [], True]
+TOP_LEVEL = {"n_fft": "n_fft", "hop_length": "hop_length", "sr": "sample_rate", "win_length": "win_length"}
+
+
+def _input_shape(config: dict[str, Any]) -> Any:
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from ser_edge.inputs import InputConfig; "
+            "print(json.dumps(list(InputConfig.from_dict(json.loads(sys.argv[1])).input_shape)))")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(config)], capture_output=True, text=True, timeout=60)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def test_extreme_values_in_every_input_setting_are_refused_or_run(bundle_dir: Path, tmp_path: Path) -> None:
+    """The daemon's two-stage check (a child process, then the same snapshot in the daemon's
+    process) on one extreme value in each number of ``bundle.json``'s ``input`` (a fixed random
+    sample): each candidate is refused with a reason or, if taken, gives finite scores; this
+    process (the daemon's side) is never killed."""
+    import random
+
+    from ser_edge.bundle import BundleError
+    from ser_edge.listen.swap import Probe, load_verified
+
+    good = _copy(load_bundle(bundle_dir), tmp_path / "good")
+    meta = _meta(good.path)
+    leaves = [("features", k) for k, v in meta["input"]["features"].items() if isinstance(v, (int, float))]
+    leaves += [(None, k) for k, v in meta["input"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    rng = random.Random(14)
+    noise = (np.random.default_rng(0).standard_normal(SR) * 0.1).astype(np.float32)
+    outcomes = {"refused": 0, "taken": 0}
+    for i, (table, key) in enumerate(leaves):
+        value = rng.choice(EXTREMES)
+        m = _meta(good.path)
+        (m["input"]["features"] if table else m["input"])[key] = value
+        if table and key in TOP_LEVEL:
+            m[TOP_LEVEL[key]] = value
+        shape = _input_shape(m["input"])  # in a child: the test process is the daemon's side
+        if shape is not None:
+            m["input_shape"] = shape
+        d = tmp_path / f"m{i}"
+        _write(d, m, (good.path / "model.tflite").read_bytes())
+        probe = Probe(d, "test", adapt=True, labels=None)
+        while (verdict := probe.poll()) is None:
+            time.sleep(0.05)
+        try:
+            if verdict.error is not None:
+                assert verdict.error.strip(), (key, value)
+                outcomes["refused"] += 1
+                continue
+            try:
+                r = load_verified(verdict, adapt=True, labels=None)
+            except BundleError as e:  # the daemon's side may refuse too, never crash
+                assert str(e), (key, value)
+                outcomes["refused"] += 1
+                continue
+            p = r.predict(noise)
+            assert all(np.isfinite(v) for v in p.scores.values()), (key, value, p.scores)
+            outcomes["taken"] += 1
+        finally:
+            verdict.discard()
+    assert sum(outcomes.values()) == len(leaves) >= 15, outcomes
+    assert outcomes["refused"] and outcomes["taken"], outcomes  # seed 14: 17 refused, 5 taken

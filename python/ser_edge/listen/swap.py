@@ -123,10 +123,14 @@ class Probe:
     def __init__(self, directory: Path, reason: str, *, adapt: bool, labels: Optional[Sequence[str]]) -> None:
         self.directory, self.reason = directory, reason
         self.snapshot, self.fingerprint = snapshot(directory)
-        self._err = open(self.snapshot / "probe.log", "w+b")
         cmd = [sys.executable, "-m", "ser_edge.listen.swap", str(self.snapshot), json.dumps(bool(adapt)),
                json.dumps(list(labels) if labels is not None else None)]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err)
+        try:
+            self._err = open(self.snapshot / "probe.log", "w+b")
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err)
+        except OSError:
+            shutil.rmtree(self.snapshot, ignore_errors=True)
+            raise
         self._deadline = time.monotonic() + PROBE_TIMEOUT
 
     def poll(self) -> Optional[Verdict]:
