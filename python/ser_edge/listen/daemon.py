@@ -104,7 +104,7 @@ def _stamp(files: list[Path]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def test_run(r: Any) -> Any:
+def trial_run(r: Any) -> Any:
     """Runs a new ``Recognizer`` once on quiet noise (the model must run before it replaces a
     working one) and resets its adaptation; returns it."""
     sr = r.bundle.input.sr
@@ -119,7 +119,7 @@ def load_recognizer(config: ListenConfig) -> Any:
     or ``RuntimeError``."""
     from ser_edge.runtime import Recognizer
 
-    return test_run(Recognizer(config.model, adapt=config.adapt, allowed=config.labels))
+    return trial_run(Recognizer(config.model, adapt=config.adapt, allowed=config.labels))
 
 
 class Daemon:

@@ -169,12 +169,12 @@ def load_verified(verdict: Verdict, *, adapt: bool, labels: Optional[Sequence[st
     """The daemon-side load of a snapshot that passed: a ``Recognizer`` whose bundle reports the
     watched folder as its path. Raises ``ValueError`` or ``RuntimeError``."""
     from ser_edge.bundle import load_bundle
-    from ser_edge.listen.daemon import test_run
+    from ser_edge.listen.daemon import trial_run
     from ser_edge.runtime import Recognizer
 
     assert verdict.snapshot is not None and verdict.error is None
     bundle = dataclasses.replace(load_bundle(verdict.snapshot), path=verdict.directory)
-    return test_run(Recognizer(bundle, adapt=adapt, allowed=labels))
+    return trial_run(Recognizer(bundle, adapt=adapt, allowed=labels))
 
 
 def _child(argv: list[str]) -> int:
@@ -183,12 +183,12 @@ def _child(argv: list[str]) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = PROBE_MEMORY if hard == resource.RLIM_INFINITY else min(PROBE_MEMORY, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    from ser_edge.listen.daemon import test_run
+    from ser_edge.listen.daemon import trial_run
     from ser_edge.runtime import Recognizer
 
     path, adapt, labels = argv[0], json.loads(argv[1]), json.loads(argv[2])
     try:
-        test_run(Recognizer(path, adapt=adapt, allowed=labels))
+        trial_run(Recognizer(path, adapt=adapt, allowed=labels))
     except Exception as e:  # any failure refuses the bundle; one line for the daemon's log
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 2
