@@ -137,7 +137,9 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
     live.symlink_to(good.path)
     conf = tmp_path / "listen.toml"
     conf.write_text(f'model = "{live}"\n[source]\nkind = "-"\n[watch]\ninterval = 0.2\n')
-    d = daemons("--config", str(conf), stdin=True)
+    tmp = tmp_path / "tmp"  # where the snapshots go
+    tmp.mkdir()
+    d = daemons("--config", str(conf), stdin=True, env={"TMPDIR": str(tmp)})
     d.wait_for(lambda: d.log("listening"), message="start")
     y = _sentence(speech["two"])
     kinds = _bad_bundles(good.path)
@@ -163,6 +165,7 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
     assert d.stop() == 0
     assert d.raw_err == [], d.raw_err  # nothing but structured log lines on stderr
     assert len(d.log(REFUSED)) == len(kinds)
+    assert list(tmp.iterdir()) == []  # every snapshot removed
 
 
 def test_a_change_of_bundle_json_alone_is_swapped_in(speech: dict, bundle_dir: Path, tmp_path: Path,

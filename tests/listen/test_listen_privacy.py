@@ -230,9 +230,9 @@ def test_mqtt_tls_refusals_keep_the_daemon_listening(speech: dict, bundle_dir: P
 
 
 def test_bad_tls_and_password_settings_are_clear_errors(tmp_path: Path, bundle_dir: Path) -> None:
-    for extra, name in (('tls_ca = "/nonexistent/ca.crt"', "mqtt.tls_ca"),
-                        (f'password_file = "{tmp_path}/missing"', "mqtt.password_file"),
-                        ('tls_key = "/etc/hostname"', "mqtt.tls_key")):
+    for extra, name in (('tls_ca = "/nonexistent/ca.crt"', "mqtt.tls_ca='/nonexistent/ca.crt': no such readable file"),
+                        (f'password_file = "{tmp_path}/missing"', "mqtt.password_file="),
+                        ('tls_key = "/etc/hostname"', "mqtt.tls_key needs mqtt.tls_cert")):
         conf = tmp_path / "c.toml"
         conf.write_text(f'[mqtt]\nhost = "127.0.0.1"\n{extra}\n')
         r = subprocess.run(listen_cmd("--config", str(conf), "--model", str(bundle_dir)), capture_output=True,
