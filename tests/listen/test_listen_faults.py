@@ -198,10 +198,10 @@ def test_a_model_at_another_rate_continues_a_file_where_it_was(speech: dict, bun
     d8 = src.input.to_dict()
     d8["features"].update(sr=8000, fmax=4000.0)
     m8 = _copy(src, tmp_path / "m8", name="rate8k", input=InputConfig.from_dict(d8))
-    # utterance one, 4 s of silence (the swap happens there), utterance two
+    # utterance one, 6 s of silence (the swap happens there), utterance two
     (a1, b1), (a2, b2) = speech["truth"]
     audio = speech["audio"]
-    gap = 4 * SR
+    gap = 6 * SR
     y = np.concatenate([audio[:b1], np.zeros(gap, np.float32), audio[a2:]])
     path = tmp_path / "talk.wav"
     sf.write(path, y, SR, subtype="PCM_16")
