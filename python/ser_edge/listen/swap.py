@@ -183,6 +183,10 @@ def _child(argv: list[str]) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = PROBE_MEMORY if hard == resource.RLIM_INFINITY else min(PROBE_MEMORY, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:  # should memory run out, the kernel kills this check rather than the daemon
+        Path("/proc/self/oom_score_adj").write_text("1000")
+    except OSError:
+        pass
     from ser_edge.listen.daemon import trial_run
     from ser_edge.runtime import Recognizer
 
