@@ -168,6 +168,45 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
     assert list(tmp.iterdir()) == []  # every snapshot removed
 
 
+def test_a_bad_bundle_found_at_start_falls_back_to_the_last_good_one(speech: dict, bundle_dir: Path,
+                                                                     tmp_path: Path, daemons: Any) -> None:
+    """With a state folder (systemd's StateDirectory=) the bundle that last ran is kept; a bad
+    bundle left in the folder (refused while running) is refused again at the next start, which
+    runs the kept one instead of dying in a restart loop."""
+    src = load_bundle(bundle_dir)
+    good = _copy(src, tmp_path / "good")
+    live, state = tmp_path / "live", tmp_path / "state"
+    live.symlink_to(good.path)
+    state.mkdir()
+    conf = tmp_path / "listen.toml"
+    conf.write_text(f'model = "{live}"\n[source]\nkind = "-"\n[watch]\ninterval = 0.2\n')
+    env = {"STATE_DIRECTORY": str(state)}
+    y = _sentence(speech["one"])
+
+    d = daemons("--config", str(conf), stdin=True, env=env)
+    d.wait_for(lambda: d.log("listening"), message="first start")
+    kept = state / "last-good-model"
+    assert json.loads((kept / "bundle.json").read_text())["name"] == good.name
+    assert (kept / "model.tflite").read_bytes() == (good.path / "model.tflite").read_bytes()
+    assert d.stop() == 0
+
+    bad = tmp_path / "bad"
+    {kind: write for kind, write, _ in _bad_bundles(good.path)}["n_fft 2**40"](bad)  # aborts main's core
+    _point(live, bad)
+    d = daemons("--config", str(conf), stdin=True, env=env)
+    d.wait_for(lambda: d.log("listening"), message="start with a bad bundle in the folder")
+    assert d.log("model refused at start; running the last good model")
+    d.write(y)
+    assert d.wait_for(lambda: d.utterances(), message="event")[0]["model_id"] == good.model_id
+
+    recovered = _copy(src, tmp_path / "recovered", name="recovered")  # a good swap is kept too
+    _point(live, recovered.path)
+    d.wait_for(lambda: d.log("model loaded"), message="swap")
+    assert json.loads((kept / "bundle.json").read_text())["name"] == "recovered"
+    assert d.stop() == 0
+    assert sorted(p.name for p in state.iterdir()) == ["last-good-model"]
+
+
 def test_a_change_of_bundle_json_alone_is_swapped_in(speech: dict, bundle_dir: Path, tmp_path: Path,
                                                       daemons: Any) -> None:
     src = load_bundle(bundle_dir)

@@ -28,7 +28,8 @@ from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
 from ser_edge.listen.private import open_private, private_dir
 from ser_edge.listen.sources import SourceError, open_source
-from ser_edge.listen.swap import Probe, Verdict, bundle_dir, load_fingerprint, load_verified
+from ser_edge.listen.swap import (Probe, Verdict, bundle_dir, check_now, keep_last_good, last_good_dir,
+                                  last_good_fingerprint, load_fingerprint, load_verified)
 from ser_edge.listen.utterances import Event, Utterances
 
 log = logging.getLogger("ser_edge.listen")
@@ -205,9 +206,46 @@ class Daemon:
             except (ValueError, RuntimeError, OSError) as e:
                 self._refused(verdict.reason, str(e))
                 return
+            self._keep(verdict)
         finally:
             verdict.discard()
         self._swap_to(new, verdict.fingerprint, verdict.reason)
+
+    def _keep(self, verdict: Verdict) -> None:
+        """Keeps the bundle that now runs as the last good one (with a state folder)."""
+        if verdict.snapshot is None or last_good_dir() is None:
+            return
+        try:
+            keep_last_good(verdict.snapshot, verdict.fingerprint)
+        except OSError as e:
+            log.warning("cannot keep a copy of the model", extra={"fields": {"error": str(e)}})
+
+    def _start_model(self) -> Any:
+        """The model to start with. Without a state folder: the configured bundle, loaded here.
+        With one (``$STATE_DIRECTORY``, systemd's ``StateDirectory=``): a bundle other than the
+        last one that ran is first checked in a child process (:mod:`.swap`); if it is refused,
+        the daemon starts with the last good bundle kept there. Raises ``ValueError`` or
+        ``RuntimeError`` when there is nothing to start with."""
+        from ser_edge.runtime import Recognizer
+
+        kept = last_good_dir()
+        directory = bundle_dir(self.config.model)
+        fingerprint = load_fingerprint(directory) if kept is not None else None
+        if kept is None or (fingerprint is not None and fingerprint == last_good_fingerprint()):
+            return load_recognizer(self.config)
+        verdict = check_now(directory, "start", adapt=self.config.adapt, labels=self.config.labels)
+        try:
+            if verdict.error is None:
+                r = load_verified(verdict, adapt=self.config.adapt, labels=self.config.labels)
+                self._keep(verdict)
+                return r
+        finally:
+            verdict.discard()
+        if not (kept / "bundle.json").is_file():
+            raise ValueError(verdict.error)
+        log.error("model refused at start; running the last good model",
+                  extra={"fields": {"error": verdict.error, "path": str(kept)}})
+        return trial_run(Recognizer(kept, adapt=self.config.adapt, allowed=self.config.labels))
 
     def _swap_to(self, new: Any, fingerprint: str, reason: str) -> None:
         old = self.recognizer
@@ -292,7 +330,7 @@ class Daemon:
     def run(self) -> int:
         t_start = time.monotonic()
         try:
-            self.recognizer = load_recognizer(self.config)
+            self.recognizer = self._start_model()
         except (ValueError, RuntimeError) as e:
             print(f"ser-edge listen: {e}", file=sys.stderr)
             return 2

@@ -177,6 +177,60 @@ def load_verified(verdict: Verdict, *, adapt: bool, labels: Optional[Sequence[st
     return trial_run(Recognizer(bundle, adapt=adapt, allowed=labels))
 
 
+LAST_GOOD = "last-good-model"
+
+
+def last_good_dir() -> Optional[Path]:
+    """Where a copy of the last bundle the daemon ran is kept: ``$STATE_DIRECTORY/last-good-model``
+    (systemd sets ``STATE_DIRECTORY`` for ``StateDirectory=``); ``None`` (nothing kept) without it."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) / LAST_GOOD if state else None
+
+
+def last_good_fingerprint() -> Optional[str]:
+    d = last_good_dir()
+    try:
+        return (d / "fingerprint").read_text().strip() if d is not None else None
+    except OSError:
+        return None
+
+
+def keep_last_good(snapshot_dir: Path, fingerprint: str) -> None:
+    """Copies a snapshot that runs to :func:`last_good_dir` (a new 0700 folder renamed into
+    place, so a crash leaves the old copy or the new one). Raises ``OSError``."""
+    from ser_edge.bundle import META_FILE, MODEL_FILE
+
+    dest = last_good_dir()
+    if dest is None:
+        return
+    tmp, old = dest.with_name(f".{dest.name}.new"), dest.with_name(f".{dest.name}.old")
+    for d in (tmp, old):
+        shutil.rmtree(d, ignore_errors=True)
+    tmp.mkdir(mode=0o700, parents=False)
+    os.chmod(tmp, 0o700)
+    for name in (META_FILE, MODEL_FILE):
+        shutil.copyfile(snapshot_dir / name, tmp / name)
+    (tmp / "fingerprint").write_text(fingerprint + "\n")
+    if dest.exists():
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_now(directory: Path, reason: str, *, adapt: bool, labels: Optional[Sequence[str]]) -> Verdict:
+    """:class:`Probe`, waited for (start-up). A bundle that cannot even be copied gives a
+    verdict with its error and no snapshot."""
+    from ser_edge.bundle import BundleError
+
+    try:
+        probe = Probe(directory, reason, adapt=adapt, labels=labels)
+    except (BundleError, OSError) as e:
+        return Verdict(directory, None, "", reason, str(e))
+    while (verdict := probe.poll()) is None:
+        time.sleep(0.02)
+    return verdict
+
+
 def _child(argv: list[str]) -> int:
     import resource
 
