@@ -147,7 +147,7 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
         target = tmp_path / f"bad{i}"
         write(target)
         _point(live, target)
-        refusals = d.wait_for(lambda: len(d.log(REFUSED)) == i + 1 and d.log(REFUSED), timeout=60,
+        refusals = d.wait_for(lambda: len(d.log(REFUSED)) == i + 1 and d.log(REFUSED), timeout=90,
                               message=f"refusal of {kind}")
         assert fragment in refusals[-1]["error"], (kind, refusals[-1])
         assert refusals[-1]["model_id"] == good.model_id
@@ -158,7 +158,8 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
 
     recovered = _copy(src, tmp_path / "recovered", name="recovered")  # and a good one is still taken
     _point(live, recovered.path)
-    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == recovered.model_id], message="swap")
+    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == recovered.model_id], timeout=90,
+               message="swap")
     d.write(y)
     d.wait_for(lambda: len(d.utterances()) == len(kinds) + 1, message="event with the new model")
     assert d.utterances()[-1]["model_id"] == recovered.model_id
@@ -201,7 +202,7 @@ def test_a_bad_bundle_found_at_start_falls_back_to_the_last_good_one(speech: dic
 
     recovered = _copy(src, tmp_path / "recovered", name="recovered")  # a good swap is kept too
     _point(live, recovered.path)
-    d.wait_for(lambda: d.log("model loaded"), message="swap")
+    d.wait_for(lambda: d.log("model loaded"), timeout=90, message="swap")
     assert json.loads((kept / "bundle.json").read_text())["name"] == "recovered"
     assert d.stop() == 0
     assert sorted(p.name for p in state.iterdir()) == ["last-good-model"]
@@ -221,7 +222,7 @@ def test_a_change_of_bundle_json_alone_is_swapped_in(speech: dict, bundle_dir: P
     tmp = live.path / ".bundle.json.tmp"
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, live.path / "bundle.json")
-    loaded = d.wait_for(lambda: d.log("model loaded"), message="swap after a bundle.json change")
+    loaded = d.wait_for(lambda: d.log("model loaded"), timeout=90, message="swap after a bundle.json change")
     assert loaded[0]["reason"] == "file changed" and loaded[0]["model_id"] == live.model_id
     assert (live.path / "model.tflite").stat().st_mtime_ns == model_stat.st_mtime_ns
     d.write(_sentence(speech["one"]))
@@ -249,7 +250,7 @@ def test_a_model_at_another_rate_continues_a_file_where_it_was(speech: dict, bun
     d = daemons("--config", str(conf))
     d.wait_for(lambda: d.utterances(), timeout=30, message="first utterance")
     _point(live, m8.path)
-    d.wait_for(lambda: d.log("model loaded"), timeout=30, message="swap to the 8 kHz model")
+    d.wait_for(lambda: d.log("model loaded"), timeout=90, message="swap to the 8 kHz model")
     assert d.proc.wait(timeout=30) == 0
     d.stop()
     utts = d.utterances()

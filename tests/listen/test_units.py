@@ -4,7 +4,6 @@ apply without systemd (no writable+executable memory, umask 077)."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import stat
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from _listen_support import listen_cmd
+from _listen_support import utterance
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "deploy").rglob("*.service"))
@@ -76,39 +75,33 @@ os.execv(sys.executable, [sys.executable] + sys.argv[1:])
 """
 
 
-def test_the_daemon_runs_without_writable_executable_memory(speech: dict, bundle_dir: Path, tmp_path: Path) -> None:
+def test_the_daemon_runs_without_writable_executable_memory(speech: dict, bundle_dir: Path, tmp_path: Path,
+                                                           daemons: Any) -> None:
     """MemoryDenyWriteExecute=yes, applied with the kernel's own switch (PR_SET_MDWE): LiteRT,
     the Rust core, recording and the child process that checks a new bundle all run."""
     from ser_edge.bundle import load_bundle, save_bundle
 
     src = load_bundle(bundle_dir)
-    model = save_bundle(tmp_path / "model", tflite=src.model_path.read_bytes(), name=src.name, labels=src.labels,
-                        input=src.input, normalization=src.normalization, quantization=src.quantization,
-                        training=src.training, metrics=src.metrics)
+    kw = dict(labels=src.labels, input=src.input, normalization=src.normalization, quantization=src.quantization,
+              training=src.training, metrics=src.metrics)
+    model = save_bundle(tmp_path / "model", tflite=src.model_path.read_bytes(), name=src.name, **kw)
     rec = tmp_path / "rec"
     wrapper = tmp_path / "mdwe.py"
     wrapper.write_text(_MDWE)
-    cmd = [sys.executable, str(wrapper), *listen_cmd("--source", str(speech["conversation"]), "--realtime", "--model",
-                                                   str(model.path), "--record-dir", str(rec))[1:]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        import time
-
-        time.sleep(2.5)  # mid-file: hot-swap the model (the check runs in a child process)
-        save_bundle(model.path, tflite=src.model_path.read_bytes(), name="swapped", labels=src.labels,
-                    input=src.input, normalization=src.normalization, quantization=src.quantization,
-                    training=src.training, metrics=src.metrics)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    logs: list[dict[str, Any]] = [json.loads(x) for x in err.splitlines()]
-    assert not [x for x in logs if x["level"] == "error"], logs
-    assert [x for x in logs if x["msg"] == "model loaded" and x["model_id"].startswith("swapped-")], logs
-    events = [json.loads(x) for x in out.splitlines()]
-    assert len(events) == 2
+    conf = tmp_path / "listen.toml"
+    conf.write_text(f'model = "{model.path}"\n[source]\nkind = "-"\n[record]\ndir = "{rec}"\n'
+                    '[watch]\ninterval = 0.2\n')
+    d = daemons("--config", str(conf), stdin=True, python=[sys.executable, str(wrapper)])
+    d.write(utterance(speech["one"]))
+    d.wait_for(lambda: d.utterances(), message="first event")
+    swapped = save_bundle(model.path, tflite=src.model_path.read_bytes(), name="swapped", **kw)
+    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id], timeout=90,
+               message="swap (the check runs in a child process)")
+    d.write(utterance(speech["two"]))
+    d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
+    assert d.utterances()[1]["model_id"] == swapped.model_id
+    assert d.stop() == 0
+    assert not [x for x in d.logs if x["level"] == "error"] and d.raw_err == [], (d.logs, d.raw_err)
     files = sorted(rec.iterdir())
     assert len(files) == 4 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
 

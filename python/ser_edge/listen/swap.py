@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 MAX_META_BYTES = 16 << 20
-PROBE_TIMEOUT = 30.0
+PROBE_TIMEOUT = 60.0
 PROBE_MEMORY = 1 << 30  # bytes of address space for the check (far more than a bundle within the size limits needs)
 
 
