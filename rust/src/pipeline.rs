@@ -9,7 +9,7 @@ use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::spectral::{self, ContrastBands};
 use crate::window::{self, Window};
-use crate::{chroma, temporal};
+use crate::{chroma, limits, temporal};
 use std::sync::{Arc, Mutex, OnceLock};
 
 
@@ -166,6 +166,7 @@ impl Plan {
     fn build(cfg: Config) -> Result<Plan> {
         positive_f64("sr", cfg.sr)?;
         positive("n_fft", cfg.n_fft)?;
+        limits::frame_length("n_fft", cfg.n_fft)?;
         positive("hop_length", cfg.hop_length)?;
         let win_length = positive("win_length", cfg.win_length.unwrap_or(cfg.n_fft))?;
         if !(cfg.power.is_finite() && cfg.power > 0.0) {
@@ -195,6 +196,7 @@ impl Plan {
             None
         };
         let dct = if has(|f| matches!(f, Feature::Mfcc)) {
+            limits::matrix("n_mfcc", cfg.n_mfcc, "n_mels", cfg.n_mels)?;
             // Zero rows up to a multiple of `DCT_ROWS`, for `dct_block`; `matvec` reads `n_mfcc`.
             let mut d = dct_matrix(cfg.n_mfcc, cfg.n_mels, cfg.dct_ortho, cfg.lifter)?;
             d.resize(cfg.n_mfcc.next_multiple_of(DCT_ROWS) * cfg.n_mels, 0.0);

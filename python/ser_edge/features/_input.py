@@ -44,7 +44,13 @@ def count(name: str, value: Any, minimum: int = 1) -> int:
         raise ValueError(f"{name}={value!r} must be an integer") from None
     if v < minimum:
         raise ValueError(f"{name}={v} must be an integer >= {minimum}")
+    if v > _MAX_COUNT:
+        raise ValueError(f"{name}={v} is too large (at most 2**63 - 1; the core bounds each size further)")
     return v
+
+
+#: Larger integers do not fit the core's sizes; each size has a tighter documented bound there.
+_MAX_COUNT = 2**63 - 1
 
 
 def number(name: str, value: Any) -> float:
