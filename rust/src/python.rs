@@ -220,6 +220,7 @@ fn power_to_db<'py>(py: Python<'py>, s: PyReadonlyArray1<'py, f32>, r#ref: f64, 
     guard(|| {
         let mut x = s.as_array().to_vec();
         batch::db(&mut x, r#ref, amin, top_db)?;
+        finite_result(&x)?;
         Ok(x.into_pyarray(py))
     })
 }

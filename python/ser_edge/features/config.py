@@ -71,7 +71,8 @@ class FeatureConfig:
             object.__setattr__(self, "sr", int(self.sr))
         if not isinstance(self.window, str):
             raise ValueError(f"window={self.window!r} must be a window name")
-        native = [("spectral_contrast_raw", {"fmin": float(self.contrast_fmin), "n_bands": int(self.contrast_bands)})
+        native = [("spectral_contrast_raw", {"fmin": _in.number("contrast_fmin", self.contrast_fmin),
+                                            "n_bands": _in.count("contrast_bands", self.contrast_bands)})
                   if n == "spectral_contrast" else (n, {}) for n in feats]
         spec = _in.spec(
             native, sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length,
