@@ -14,6 +14,7 @@ pub fn chroma_filters(sr: f64, n_fft: usize, n_chroma: usize, tuning: f64) -> Re
     positive("n_chroma", n_chroma)?;
     positive("n_fft", n_fft)?;
     crate::limits::frame_length("n_fft", n_fft)?;
+    crate::limits::bands("n_chroma", n_chroma)?;
     crate::limits::matrix("n_chroma", n_chroma, "n_fft", n_fft)?;
     if !tuning.is_finite() {
         fail!("tuning={tuning} must be a finite number");

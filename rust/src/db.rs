@@ -18,7 +18,7 @@ fn ln_normal(x: f32) -> f32 {
     let series = s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
     // Infinity and NaN (exponent 255) stay non-finite, so that an overflowed power is caught
     // downstream instead of turning into a plausible 385 dB (a select: still vectorises).
-    if e == 128 { f32::INFINITY } else { e as f32 * std::f32::consts::LN_2 + series }
+    if e >= 128 { f32::INFINITY } else { e as f32 * std::f32::consts::LN_2 + series }
 }
 
 /// `max(amin, v)` that keeps a NaN (`f32::max` would drop it and give `amin`).

@@ -12,6 +12,8 @@ pub const MAX_N_FFT: usize = 1 << 20;
 pub const MAX_MATRIX: usize = 1 << 25;
 /// Largest array one call returns (rows x frames): 2**28 values (1 GiB of float32).
 pub const MAX_OUTPUT: usize = 1 << 28;
+/// Most bands of a filterbank: `n_mels`, `n_chroma` (and so `n_mfcc <= n_mels`).
+pub const MAX_BANDS: usize = 1 << 14;
 /// Largest `delta` width and order.
 pub const MAX_DELTA_WIDTH: usize = 1025;
 pub const MAX_DELTA_ORDER: usize = 16;
@@ -20,6 +22,14 @@ pub const MAX_DELTA_ORDER: usize = 16;
 pub fn frame_length(name: &str, n: usize) -> Result<usize> {
     if n > MAX_N_FFT {
         fail!("{name}={n} is too large: at most {MAX_N_FFT} (2**20) samples");
+    }
+    Ok(n)
+}
+
+/// A band count (`n_mels`, `n_chroma`) within [`MAX_BANDS`].
+pub fn bands(name: &str, n: usize) -> Result<usize> {
+    if n > MAX_BANDS {
+        fail!("{name}={n} is too large: at most {MAX_BANDS} (2**14)");
     }
     Ok(n)
 }

@@ -182,6 +182,14 @@ impl Plan {
         let fft = has(Feature::needs_spectrum);
         let window = if fft { window::padded(&cfg.window, win_length, cfg.n_fft)? } else { Vec::new() };
         let uses_mel = has(|f| matches!(f, Feature::Mel | Feature::LogMel | Feature::Mfcc));
+        if uses_mel {
+            // Every size first, before any filterbank is built.
+            limits::bands("n_mels", cfg.n_mels)?;
+            limits::matrix("n_mels", cfg.n_mels, "1 + n_fft // 2", n_bins)?;
+        }
+        if has(|f| matches!(f, Feature::Mfcc)) {
+            limits::matrix("n_mfcc", cfg.n_mfcc, "n_mels", cfg.n_mels)?;
+        }
         let mel = if uses_mel {
             Some(MelBank::new(&MelParams {
                 sr: cfg.sr,
@@ -196,7 +204,6 @@ impl Plan {
             None
         };
         let dct = if has(|f| matches!(f, Feature::Mfcc)) {
-            limits::matrix("n_mfcc", cfg.n_mfcc, "n_mels", cfg.n_mels)?;
             // Zero rows up to a multiple of `DCT_ROWS`, for `dct_block`; `matvec` reads `n_mfcc`.
             let mut d = dct_matrix(cfg.n_mfcc, cfg.n_mels, cfg.dct_ortho, cfg.lifter)?;
             d.resize(cfg.n_mfcc.next_multiple_of(DCT_ROWS) * cfg.n_mels, 0.0);
