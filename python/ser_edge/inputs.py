@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ser_edge.features import FeatureConfig, delta, extract
+from ser_edge.features import _input as _in
 
 #: Rows replaced by ``log(x + LOG_EPS)``: energy-like values spread over orders of magnitude.
 LOG_FEATURES = ("rms", "spectral_flatness", "spectral_flux")
@@ -23,6 +24,10 @@ LOG_EPS = 1e-8
 #: Statistics of the normalised voiced frames that make an utterance vector, in this order.
 STATS = ("mean", "std", "p10", "p50", "p90")
 POOLINGS = ("stats", "sequence")
+#: Bounds on the pooling and gate parameters (with the Rust core's bounds on the feature sizes).
+MAX_SEQ_FRAMES = 100_000
+MAX_DELTA_WIDTH = 1025
+MAX_VAD_DB = 200.0
 
 DEFAULT_FEATURES = FeatureConfig(
     sr=16000, n_fft=1024, win_length=800, hop_length=160, n_mels=64, fmax=8000.0, n_mfcc=40,
@@ -60,20 +65,24 @@ class InputConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.features, FeatureConfig):
             raise ValueError(f"features must be a FeatureConfig; got {type(self.features).__name__}")
-        if self.deltas not in (0, 1, 2):
+        if isinstance(self.deltas, bool) or self.deltas not in (0, 1, 2):
             raise ValueError(f"deltas={self.deltas!r} must be 0, 1 or 2")
         if self.deltas and "mfcc" not in self.features.features:
             raise ValueError("deltas need 'mfcc' in features.features")
-        if self.vad_db is not None and not (float(self.vad_db) > 0):
-            raise ValueError(f"vad_db={self.vad_db!r} must be a positive number of dB or None")
+        if self.vad_db is not None and not (0 < _in.number("vad_db", self.vad_db) <= MAX_VAD_DB):
+            raise ValueError(f"vad_db={self.vad_db!r} must be a positive number of dB (at most {MAX_VAD_DB:g}) or None")
         if self.vad_db is not None and "rms" not in self.features.features:
             raise ValueError("vad_db needs 'rms' in features.features")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; choose from {', '.join(POOLINGS)}")
         if self.normalization not in ("speaker", "global"):
             raise ValueError(f"normalization={self.normalization!r} must be 'speaker' or 'global'")
-        if int(self.min_frames) < 1 or int(self.seq_frames) < 1 or int(self.delta_width) < 3:
-            raise ValueError("min_frames and seq_frames must be >= 1, delta_width >= 3")
+        _in.count("min_frames", self.min_frames)
+        if _in.count("seq_frames", self.seq_frames) > MAX_SEQ_FRAMES:
+            raise ValueError(f"seq_frames={self.seq_frames} must be at most {MAX_SEQ_FRAMES}")
+        width = _in.count("delta_width", self.delta_width, minimum=3)
+        if width % 2 != 1 or width > MAX_DELTA_WIDTH:
+            raise ValueError(f"delta_width={width} must be an odd integer in [3, {MAX_DELTA_WIDTH}]")
         object.__setattr__(self, "_rows", _row_ranges(self.features))
 
     @property

@@ -38,6 +38,8 @@ def matrix(S: Any, name: str = "S") -> np.ndarray:
 
 def count(name: str, value: Any, minimum: int = 1) -> int:
     """A whole number >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} must be an integer, not a bool")
     try:
         v = operator.index(value)
     except TypeError:
