@@ -107,24 +107,44 @@ class InputConfig:
     # -- the flow ---------------------------------------------------------------------------------
     def frames(self, y: np.ndarray) -> np.ndarray:
         """Frame features of a clip at ``self.sr``: float32 ``(t, n_frame_features)``."""
-        x = extract(y, self.features)
+        return np.ascontiguousarray(self.with_deltas(self.with_logs(extract(y, self.features))).T)
+
+    def with_logs(self, x: np.ndarray) -> np.ndarray:
+        """Feature rows ``(n_features, t)`` with :data:`LOG_FEATURES` rows logged (in place)."""
         for name in LOG_FEATURES:
             if name in self._rows:
                 a, b = self._rows[name]
                 x[a:b] = np.log(x[a:b] + np.float32(LOG_EPS))
-        if self.deltas:
-            a, b = self._rows["mfcc"]
-            x = np.vstack([x] + [delta(x[a:b], width=self.delta_width, order=k) for k in range(1, self.deltas + 1)]
-                          if x.shape[1] else [x, np.zeros((self.deltas * (b - a), 0), np.float32)])
-        return np.ascontiguousarray(x.T)
+        return x
+
+    def with_deltas(self, x: np.ndarray) -> np.ndarray:
+        """Rows ``(n_features, t)`` with the MFCC deltas appended. A clip with frames but fewer
+        than ``delta_width`` of them is too short for the deltas: ``ValueError`` saying so."""
+        if not self.deltas:
+            return x
+        a, b = self._rows["mfcc"]
+        if not x.shape[1]:
+            return np.vstack([x, np.zeros((self.deltas * (b - a), 0), np.float32)])
+        if x.shape[1] < self.delta_width:
+            hop = self.features.hop_length
+            raise ValueError(f"the clip is too short: {x.shape[1]} frame(s); the model needs at least "
+                             f"{self.delta_width} (about {(self.delta_width - 1) * hop / self.sr:.2f} s of audio)")
+        return np.vstack([x] + [delta(x[a:b], width=self.delta_width, order=k) for k in range(1, self.deltas + 1)])
 
     def voiced(self, frames: np.ndarray) -> np.ndarray:
         """The frames the voice gate keeps (all if the gate is off or keeps too few)."""
         if self.vad_db is None or len(frames) == 0:
             return frames
-        db = frames[:, self.row("rms")] * np.float32(20.0 / np.log(10.0))
+        keep = self.voiced_mask(frames[:, self.row("rms")])
+        return frames if keep is None else frames[keep]
+
+    def voiced_mask(self, rms: np.ndarray) -> Optional[np.ndarray]:
+        """Which frames the gate keeps, from their (logged) ``rms`` values; ``None``: all."""
+        if self.vad_db is None or len(rms) == 0:
+            return None
+        db = rms * np.float32(20.0 / np.log(10.0))
         keep = db > db.max() - np.float32(self.vad_db)
-        return frames[keep] if int(keep.sum()) >= int(self.min_frames) else frames
+        return keep if int(keep.sum()) >= int(self.min_frames) else None
 
     def pool(self, normalized: np.ndarray) -> np.ndarray:
         """One model input from a clip's normalised voiced frames (float32 ``input_shape``)."""
@@ -216,11 +236,12 @@ class Adapter:
     def reset(self) -> None:
         self.heard = FrameStats.empty(len(self.prior.mean))
 
-    def normalize(self, frames: np.ndarray) -> np.ndarray:
+    def normalize(self, frames: np.ndarray, cols: slice = slice(None)) -> np.ndarray:
+        """``frames`` z-scored; ``cols``: the frame columns ``frames`` holds (default: all)."""
         s = FrameStats(self.prior.count, self.prior.mean.copy(), self.prior.m2.copy())
         if self.heard.count:
             s.merge(self.heard)
-        return normalize(frames, s.mean, s.std)
+        return normalize(frames, s.mean[cols], s.std[cols])
 
 
 def normalize(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
