@@ -19,8 +19,8 @@ import numpy as np
 from ser_edge.features import Stream
 from ser_edge.inputs import InputConfig
 
-#: Frame columns per temporary file: 16 columns of a 30-minute file are 11.5 MB.
-GROUP = 16
+#: Frame columns per temporary file: 4 columns of a 30-minute file are 2.9 MB.
+GROUP = 4
 
 
 class FrameStream:
