@@ -299,7 +299,8 @@ def _input_config(d: Any) -> InputConfig:
             if f is None or value is None or key in ("sr", "features"):
                 continue
             kind = str(f.type).replace("Optional[", "").rstrip("]")
-            want = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string"}.get(kind)
+            want = {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                    "str": "a string"}.get(kind)
             ok = {"int": isinstance(value, int) and not isinstance(value, bool), "float": _is_number(value),
                   "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(kind, True)
             if not ok:

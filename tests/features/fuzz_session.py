@@ -82,7 +82,8 @@ CLEAN_STR = {"window": ["hann", "hamming", "blackman", "boxcar"], "pad_mode": ["
 CLEAN_FLOATS = {"sr": st.sampled_from([8000, 16000, 22050, 44100.0]), "fmin": st.floats(0, 400),
                 "fmax": st.sampled_from([None, 4000.0, 8000.0]), "power": st.sampled_from([1.0, 2.0, 0.5, 3.0]),
                 "top_db": st.sampled_from([None, 80.0, 40.0]), "roll_percent": st.floats(0.01, 0.99),
-                "quantile": st.floats(0.01, 0.5), "tuning": st.floats(-0.5, 0.5), "orig_sr": st.sampled_from([8000, 44100]),
+                "quantile": st.floats(0.01, 0.5), "tuning": st.floats(-0.5, 0.5),
+                "orig_sr": st.sampled_from([8000, 44100]),
                 "target_sr": st.sampled_from([16000, 22050]), "contrast_fmin": st.sampled_from([100.0, 200.0])}
 
 
@@ -90,7 +91,7 @@ def value(name: str, clean: bool = False) -> st.SearchStrategy[Any]:
     """A strategy for keyword ``name``: its own kind (a sane value when ``clean``), or anything."""
     if clean:
         if name in ("S", "data"):
-            return st.builds(lambda r, t, s: np.abs(np.random.default_rng(s).standard_normal((r, t))).astype(np.float32),
+            return st.builds(lambda r, t, s: np.abs(np.random.default_rng(s).standard_normal((r, t)), dtype=np.float32),
                              st.sampled_from([3, 40, 128, 257, 513]), st.sampled_from([1, 5, 40]), st.integers(0, 99))
         if name in STR_CHOICES:
             return st.sampled_from(CLEAN_STR[name])
