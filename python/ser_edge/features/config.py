@@ -160,7 +160,8 @@ class Stream:
 
     A frame is returned as soon as its last sample has arrived; with ``center=True`` the frames
     that overlap the end padding come from :meth:`flush`, which also resets the stream. A
-    non-finite chunk raises ``ValueError`` and leaves the stream as it was.
+    non-finite chunk raises ``ValueError`` and leaves the stream as it was; a chunk whose features
+    overflow float32 (samples near 1e20) raises ``ValueError`` and resets the stream.
     """
 
     def __init__(self, config: FeatureConfig) -> None:
