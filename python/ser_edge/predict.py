@@ -70,7 +70,7 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
                                    "seconds": round(n_samples / cfg.sr, 3)}
             if segments:
                 out["segments"] = events
-        except ValueError as e:
+        except (ValueError, OSError) as e:  # OSError: the temporary frame files (a full disk)
             msg = str(e)
             yield {"file": os.fspath(path), "error": msg if os.fspath(path) in msg else f"{os.fspath(path)}: {msg}"}
             continue
