@@ -19,6 +19,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import stat
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,7 @@ def load_bundle(path: Optional[PathLike] = None) -> Bundle:
     if not model_path.is_file():
         raise BundleError(f"{directory}: the bundle has no {MODEL_FILE}")
     try:
-        meta = json.loads(_read_capped(meta_path, MAX_META_BYTES).decode("utf-8"))
+        meta = json.loads(read_capped(meta_path, MAX_META_BYTES).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise BundleError(f"{meta_path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -167,7 +168,7 @@ def load_bundle(path: Optional[PathLike] = None) -> Bundle:
         raise BundleError(f"{meta_path}: bundle version {version!r} is not supported (this reads "
                           f"{', '.join(map(str, VERSIONS))})")
     try:
-        return _validated(directory, meta, _read_capped(model_path, MAX_MODEL_BYTES))
+        return _validated(directory, meta, read_capped(model_path, MAX_MODEL_BYTES))
     except BundleError as e:
         raise BundleError(f"{directory}: {e}") from None
 
@@ -182,16 +183,25 @@ def content_sha256(meta: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _read_capped(path: Path, limit: int) -> bytes:
-    """The bytes of ``path``, refused (before reading) when larger than ``limit``."""
+def read_capped(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes: a FIFO, device or folder is refused
+    without blocking, and the size is checked before anything is read. Raises ``BundleError``."""
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limit:
-                raise BundleError(f"{path.name} is {size} bytes; at most {limit} are read")
-            data = f.read(limit + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise BundleError(f"{path.parent}: the bundle has no {path.name}") from None
     except OSError as e:
-        raise BundleError(f"{path}: cannot read ({e})") from None
+        raise BundleError(f"{path}: cannot read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(f"{path}: not a regular file")
+        if st.st_size > limit:
+            raise BundleError(f"{path.name} is {st.st_size} bytes; at most {limit} are read")
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise BundleError(f"{path}: cannot read ({e.strerror})") from None
     if len(data) > limit:  # grew while being read
         raise BundleError(f"{path.name} is larger than {limit} bytes")
     return data

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from _listen_support import SR, speech_bounds
 from ser_edge.audio import load
-from ser_edge.bundle import load_bundle, save_bundle
+from ser_edge.bundle import content_sha256, load_bundle, save_bundle
 from ser_edge.inputs import InputConfig
 from ser_edge.listen.utterances import Utterances
 from ser_edge.runtime import Recognizer
@@ -50,12 +50,18 @@ def _meta(src_dir: Path) -> dict[str, Any]:
     return json.loads((src_dir / "bundle.json").read_text())
 
 
+def _sealed(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with its ``content_sha256`` recomputed: an edit as the bundle's author makes it, so
+    the bundle is judged on the edited values, not refused for a stale content hash."""
+    return {**meta, "content_sha256": content_sha256(meta)}
+
+
 def _write(d: Path, meta: Any = None, model: bytes | None = None, raw_meta: bytes | None = None) -> None:
     d.mkdir()
     if raw_meta is not None:
         (d / "bundle.json").write_bytes(raw_meta)
     elif meta is not None:
-        (d / "bundle.json").write_text(json.dumps(meta))
+        (d / "bundle.json").write_text(json.dumps(_sealed(meta) if isinstance(meta, dict) else meta))
     if model is not None:
         (d / "model.tflite").write_bytes(model)
 
@@ -220,7 +226,7 @@ def test_a_change_of_bundle_json_alone_is_swapped_in(speech: dict, bundle_dir: P
     meta = _meta(live.path)
     meta["normalization"]["frame_mean"] = [v + 0.5 for v in meta["normalization"]["frame_mean"]]
     tmp = live.path / ".bundle.json.tmp"
-    tmp.write_text(json.dumps(meta))
+    tmp.write_text(json.dumps(_sealed(meta)))
     os.replace(tmp, live.path / "bundle.json")
     loaded = d.wait_for(lambda: d.log("model loaded"), timeout=90, message="swap after a bundle.json change")
     assert loaded[0]["reason"] == "file changed" and loaded[0]["model_id"] == live.model_id

@@ -5,8 +5,8 @@ anything: bad JSON, missing fields, a size that the core cannot allocate, a trun
 model. The daemon must keep running with its model whatever it is, so a candidate is
 
 1. copied into a private snapshot (a 0700 temporary folder), each file's size checked before it
-   is read (``bundle.json`` <= :data:`MAX_META_BYTES`, ``model.tflite`` <= the bundle format's
-   limit), so a 1 GB file is refused without being read;
+   is read (``bundle.json`` and ``model.tflite`` within the bundle format's limits,
+   ``ser_edge.bundle.MAX_META_BYTES`` / ``MAX_MODEL_BYTES``), so a 1 GB file is refused without being read;
 2. loaded and test-run in a child process (``python -m ser_edge.listen.swap SNAPSHOT``) with an
    address-space limit of :data:`PROBE_MEMORY` bytes and a :data:`PROBE_TIMEOUT` s deadline: an
    abort, a hang or a huge allocation kills the child, not the daemon;
@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-MAX_META_BYTES = 16 << 20
 PROBE_TIMEOUT = 60.0
 PROBE_MEMORY = 1 << 30  # bytes of address space for the check (far more than a bundle within the size limits needs)
 
@@ -44,39 +42,13 @@ def bundle_dir(model: Optional[str]) -> Path:
     return p if p.is_dir() or p.suffix not in (".json", ".tflite") else p.parent
 
 
-def _read_capped(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (a FIFO, device or folder is
-    refused without blocking; the size is checked before reading). Raises ``BundleError``."""
-    from ser_edge.bundle import BundleError
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise BundleError(f"{path.parent}: the bundle has no {path.name}") from None
-    except OSError as e:
-        raise BundleError(f"{path}: cannot read ({e.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise BundleError(f"{path}: not a regular file")
-        if st.st_size > limit:
-            raise BundleError(f"{path}: {st.st_size} bytes is more than the {limit} a bundle file may have")
-        try:
-            data = f.read(limit + 1)
-        except OSError as e:
-            raise BundleError(f"{path}: cannot read ({e.strerror})") from None
-    if len(data) > limit:
-        raise BundleError(f"{path}: more than the {limit} bytes a bundle file may have")
-    return data
-
-
 def snapshot(directory: Path) -> tuple[Path, str]:
     """Copies the bundle's two files into a new private temporary folder; returns it and the
     bundle's fingerprint (sha256 over both files). Raises ``BundleError``."""
-    from ser_edge.bundle import _MAX_MODEL_BYTES, META_FILE, MODEL_FILE
+    from ser_edge.bundle import MAX_META_BYTES, MAX_MODEL_BYTES, META_FILE, MODEL_FILE, read_capped
 
-    meta = _read_capped(directory / META_FILE, MAX_META_BYTES)
-    model = _read_capped(directory / MODEL_FILE, _MAX_MODEL_BYTES)
+    meta = read_capped(directory / META_FILE, MAX_META_BYTES)
+    model = read_capped(directory / MODEL_FILE, MAX_MODEL_BYTES)
     tmp = Path(tempfile.mkdtemp(prefix="ser-edge-bundle-"))  # 0700
     for name, data in ((META_FILE, meta), (MODEL_FILE, model)):
         fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
