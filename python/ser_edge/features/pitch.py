@@ -69,3 +69,65 @@ def yin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_len
     """
     kw = _range(sr, fmin, fmax, frame_length, hop_length, win_length, center, pad_mode)
     return _dsp.yin(_in.audio(y), trough_threshold=_in.number("trough_threshold", trough_threshold), **kw)
+
+
+def pyin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_length: int = 2048,
+         win_length: Optional[int] = None, hop_length: Optional[int] = None, n_thresholds: int = 100,
+         beta_parameters: tuple[float, float] = (2, 18), boltzmann_parameter: float = 2, resolution: float = 0.1,
+         max_transition_rate: float = 35.92, switch_prob: float = 0.01, no_trough_prob: float = 0.01,
+         fill_na: Optional[float] = np.nan, center: bool = True,
+         pad_mode: PadMode = "constant") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fundamental frequency and voicing of each frame by probabilistic YIN (``librosa.pyin``).
+
+    Each frame's troughs of the cumulative mean normalised difference become pitch candidates,
+    weighted by a beta prior over ``n_thresholds`` thresholds and a Boltzmann prior over the
+    troughs; an HMM over voiced and unvoiced pitch bins (``resolution`` semitones) then picks
+    the most likely sequence by Viterbi decoding.
+
+    Parameters
+    ----------
+    y, fmin, fmax, sr, frame_length, win_length, hop_length, center, pad_mode
+        As for :func:`yin`.
+    n_thresholds : int
+        Number of thresholds between 0 and 1.
+    beta_parameters : (float, float)
+        Shape parameters of the beta prior over the thresholds.
+    boltzmann_parameter : float
+        Shape of the Boltzmann prior over troughs (larger favours shorter periods).
+    resolution : float in (0, 1)
+        Width of a pitch bin in semitones (0.1: 10 cents).
+    max_transition_rate : float
+        Fastest pitch change in octaves per second.
+    switch_prob : float in (0, 1)
+        Probability of switching between voiced and unvoiced.
+    no_trough_prob : float in (0, 1)
+        Probability mass given to the global minimum when no trough is below a threshold.
+    fill_na : float or None
+        ``f0`` in unvoiced frames; ``None``: the decoded (best-guess) pitch.
+
+    Returns
+    -------
+    f0 : np.ndarray [shape=(n_frames,), dtype=float32]
+        Frequency in Hz, ``fill_na`` where unvoiced.
+    voiced_flag : np.ndarray [shape=(n_frames,), dtype=bool]
+        Whether the decoded state is voiced.
+    voiced_prob : np.ndarray [shape=(n_frames,), dtype=float32]
+        Probability that the frame is voiced.
+    """
+    kw = _range(sr, fmin, fmax, frame_length, hop_length, win_length, center, pad_mode)
+    try:
+        a, b = beta_parameters
+    except (TypeError, ValueError):
+        raise ValueError(f"beta_parameters={beta_parameters!r} must be a pair of numbers") from None
+    return _dsp.pyin(
+        _in.audio(y),
+        n_thresholds=_in.count("n_thresholds", n_thresholds),
+        beta_parameters=(_in.number("beta_parameters[0]", a), _in.number("beta_parameters[1]", b)),
+        boltzmann_parameter=_in.number("boltzmann_parameter", boltzmann_parameter),
+        resolution=_in.number("resolution", resolution),
+        max_transition_rate=_in.number("max_transition_rate", max_transition_rate),
+        switch_prob=_in.number("switch_prob", switch_prob),
+        no_trough_prob=_in.number("no_trough_prob", no_trough_prob),
+        fill_na=None if fill_na is None else float(fill_na),
+        **kw,
+    )
