@@ -424,16 +424,32 @@ fn window_max(v: &[f64], lo: &[usize], hi: &[usize], out: &mut [f64], dq: &mut V
     }
 }
 
-/// The best `(value, index)` of `prev[base + k] + lt[k - lo]` over `k in lo..hi`, first on ties.
+/// The best `(value, index)` of `prev[k] + lt[k]`, first index on ties. Eight independent
+/// lanes, so that the maximum vectorises (a maximum is exact, so lanes change nothing).
 #[inline]
 fn band_best(prev: &[f64], lt: &[f64]) -> (f64, usize) {
-    let mut m = f64::NEG_INFINITY;
-    for (&v, &l) in prev.iter().zip(lt) {
-        let s = v + l;
-        m = if s > m { s } else { m };
+    const L: usize = 8;
+    let mut acc = [f64::NEG_INFINITY; L];
+    let (pc, lc) = (prev.chunks_exact(L), lt.chunks_exact(L));
+    let (pr, lr) = (pc.remainder(), lc.remainder());
+    for (p, l) in pc.zip(lc) {
+        for i in 0..L {
+            let s = p[i] + l[i];
+            acc[i] = if s > acc[i] { s } else { acc[i] };
+        }
     }
-    let i = prev.iter().zip(lt).position(|(&v, &l)| v + l == m).unwrap_or(0);
-    (m, i)
+    for (i, (&p, &l)) in pr.iter().zip(lr).enumerate() {
+        let s = p + l;
+        acc[i] = if s > acc[i] { s } else { acc[i] };
+    }
+    let m = acc.iter().fold(f64::NEG_INFINITY, |m, &a| if a > m { a } else { m });
+    for (c, (p, l)) in prev.chunks(L).zip(lt.chunks(L)).enumerate() {
+        let hit = p.iter().zip(l).fold(false, |h, (&v, &w)| h | (v + w == m));
+        if hit {
+            return (m, c * L + p.iter().zip(l).position(|(&v, &w)| v + w == m).unwrap_or(0));
+        }
+    }
+    (m, 0)
 }
 
 /// Viterbi over the pYIN HMM: `logp(t, out)` fills frame `t`'s `2 n` log observation
@@ -515,8 +531,9 @@ pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut 
 /// `librosa.pyin`: f0, voiced flag and voiced probability of every frame.
 pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let mut kernel = Yin::new(yp)?;
-    let model = PyinModel::new(yp, pp, kernel.n_lags(), kernel.min_period)?;
+    // librosa's order of checks: audio and framing, then the HMM's parameters.
     let (padded, n_frames) = framed_signal(y, yp)?;
+    let model = PyinModel::new(yp, pp, kernel.n_lags(), kernel.min_period)?;
     let (fl, hop, n) = (yp.frame_length, yp.hop(), model.n_pitch_bins);
     if n_frames.saturating_mul(2 * n) > 1 << 30 {
         fail!("{n_frames} frames x {} states is too large for the Viterbi decoder", 2 * n);
