@@ -425,9 +425,10 @@ fn window_max(v: &[f64], lo: &[usize], hi: &[usize], out: &mut [f64], dq: &mut V
 }
 
 /// The best `(value, index)` of `prev[k] + lt[k]`, first index on ties. Eight independent
-/// lanes, so that the maximum vectorises (a maximum is exact, so lanes change nothing).
-#[inline]
-fn band_best(prev: &[f64], lt: &[f64]) -> (f64, usize) {
+/// lanes, so that the maximum vectorises (a maximum is exact, so lanes change nothing); then
+/// the first index that reaches it.
+#[inline(always)]
+fn band_best_lanes(prev: &[f64], lt: &[f64]) -> (f64, usize) {
     const L: usize = 8;
     let mut acc = [f64::NEG_INFINITY; L];
     let (pc, lc) = (prev.chunks_exact(L), lt.chunks_exact(L));
@@ -450,6 +451,25 @@ fn band_best(prev: &[f64], lt: &[f64]) -> (f64, usize) {
         }
     }
     (m, 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn band_best_avx2(prev: &[f64], lt: &[f64]) -> (f64, usize) {
+    band_best_lanes(prev, lt)
+}
+
+/// [`band_best_lanes`], with AVX2 where the CPU has it.
+#[inline]
+fn band_best(prev: &[f64], lt: &[f64]) -> (f64, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { band_best_avx2(prev, lt) };
+        }
+    }
+    band_best_lanes(prev, lt)
 }
 
 /// Viterbi over the pYIN HMM: `logp(t, out)` fills frame `t`'s `2 n` log observation
