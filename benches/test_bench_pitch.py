@@ -7,7 +7,6 @@ librosa's recommended range (C2-C7: fmin 65.4 Hz, fmax 2093 Hz), frame_length 20
 import librosa
 import numpy as np
 import pytest
-
 import ser_edge.features as F
 
 SR = 16000
@@ -27,9 +26,10 @@ def _rounds(seconds: int) -> dict:
 
 
 @pytest.mark.parametrize("seconds", LENGTHS)
-@pytest.mark.benchmark(group="yin")
-def test_yin_librosa(benchmark, speech, seconds):
-    benchmark.pedantic(librosa.yin, args=(speech[seconds],), kwargs=KW, **_rounds(seconds))
+@pytest.mark.parametrize("fn", ["yin", "pyin"])
+def test_librosa(benchmark, speech, fn, seconds):
+    benchmark.group = fn
+    benchmark.pedantic(getattr(librosa, fn), args=(speech[seconds],), kwargs=KW, **_rounds(seconds))
 
 
 @pytest.mark.parametrize("seconds", LENGTHS)
@@ -37,12 +37,6 @@ def test_yin_librosa(benchmark, speech, seconds):
 def test_yin_ser_edge(benchmark, speech, seconds):
     out = benchmark(F.yin, speech[seconds], **KW)
     assert out.shape == librosa.yin(speech[seconds], **KW).shape
-
-
-@pytest.mark.parametrize("seconds", LENGTHS)
-@pytest.mark.benchmark(group="pyin")
-def test_pyin_librosa(benchmark, speech, seconds):
-    benchmark.pedantic(librosa.pyin, args=(speech[seconds],), kwargs=KW, **_rounds(seconds))
 
 
 @pytest.mark.parametrize("seconds", LENGTHS)

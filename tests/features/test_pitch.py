@@ -17,11 +17,10 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import ser_edge.features as F
 from conftest import HYPOTHESIS_DERANDOMIZE, as_ref64, get_signal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # (sr, frame_length, hop_length, fmin, fmax)
 SETTINGS = [
