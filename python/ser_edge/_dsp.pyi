@@ -108,3 +108,13 @@ def resample(y: F32, orig_sr: float, target_sr: float) -> F32:
 
 def fft_floor(y: F32, n_fft: int, hop_length: int) -> int:
     """Runs only the real FFTs of ``extract``'s frames (benchmark floor); returns the frame count."""
+
+def yin(y: F32, *, sr: float, fmin: float, fmax: float, frame_length: int, hop_length: Optional[int],
+        trough_threshold: float, center: bool, pad_mode: str) -> F32:
+    """``librosa.yin``: f0 (Hz) of every frame."""
+
+def pyin(y: F32, *, sr: float, fmin: float, fmax: float, frame_length: int, hop_length: Optional[int],
+         n_thresholds: int, beta_parameters: tuple[float, float], boltzmann_parameter: float, resolution: float,
+         max_transition_rate: float, switch_prob: float, no_trough_prob: float, fill_na: Optional[float],
+         center: bool, pad_mode: str) -> tuple[F32, npt.NDArray[np.bool_], F32]:
+    """``librosa.pyin``: ``(f0, voiced_flag, voiced_prob)`` of every frame."""

@@ -13,6 +13,8 @@ pub mod mel;
 pub mod pad;
 pub mod parallel;
 pub mod pipeline;
+pub mod pitch;
+pub mod pitch_hmm;
 pub mod resample;
 pub mod spectral;
 pub mod stream;

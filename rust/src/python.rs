@@ -9,6 +9,7 @@ use crate::error::{finite_result, DspError};
 use crate::mel::{MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::pipeline::{Config, Feature};
+use crate::pitch::YinParams;
 use crate::window::Window;
 use crate::{chroma, parallel, stream};
 use numpy::ndarray::Array2;
@@ -312,6 +313,43 @@ fn fft_floor(py: Python<'_>, y: PyReadonlyArray1<'_, f32>, n_fft: usize, hop_len
     })
 }
 
+#[allow(clippy::too_many_arguments)]
+fn yin_params(sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>, trough_threshold: f64, center: bool, pad_mode: &str) -> PyResult<YinParams> {
+    let p = YinParams { sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode: PadMode::parse(pad_mode)? };
+    p.validate()?;
+    Ok(p)
+}
+
+/// `librosa.yin`: f0 of every frame.
+#[pyfunction]
+#[pyo3(signature = (y, *, sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode))]
+#[allow(clippy::too_many_arguments)]
+fn yin<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>,
+    trough_threshold: f64, center: bool, pad_mode: &str) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let p = yin_params(sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode)?;
+    let y = slice("y", &y)?;
+    let f0 = py.detach(|| crate::pitch::yin(y, &p))?;
+    Ok(f0.into_iter().map(|v| v as f32).collect::<Vec<f32>>().into_pyarray(py))
+}
+
+/// `librosa.pyin`: `(f0, voiced_flag, voiced_prob)` of every frame.
+#[pyfunction]
+#[pyo3(signature = (y, *, sr, fmin, fmax, frame_length, hop_length, n_thresholds, beta_parameters, boltzmann_parameter,
+    resolution, max_transition_rate, switch_prob, no_trough_prob, fill_na, center, pad_mode))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn pyin<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>,
+    n_thresholds: usize, beta_parameters: (f64, f64), boltzmann_parameter: f64, resolution: f64, max_transition_rate: f64,
+    switch_prob: f64, no_trough_prob: f64, fill_na: Option<f64>, center: bool, pad_mode: &str)
+    -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<f32>>)> {
+    let yp = yin_params(sr, fmin, fmax, frame_length, hop_length, 0.1, center, pad_mode)?;
+    let pp = crate::pitch_hmm::PyinParams { n_thresholds, beta_parameters, boltzmann_parameter, resolution, max_transition_rate,
+        switch_prob, no_trough_prob, fill_na };
+    let y = slice("y", &y)?;
+    let out = py.detach(|| crate::pitch_hmm::pyin(y, &yp, &pp))?;
+    let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    Ok((f32s(out.f0).into_pyarray(py), out.voiced_flag.into_pyarray(py), f32s(out.voiced_prob).into_pyarray(py)))
+}
+
 /// Streaming resampler (the native side of `ser_edge.audio.Resampler`).
 #[pyclass(module = "ser_edge._dsp")]
 pub struct Resampler {
@@ -405,5 +443,7 @@ fn _dsp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(delta, m)?)?;
     m.add_function(wrap_pyfunction!(resample, m)?)?;
     m.add_function(wrap_pyfunction!(fft_floor, m)?)?;
+    m.add_function(wrap_pyfunction!(yin, m)?)?;
+    m.add_function(wrap_pyfunction!(pyin, m)?)?;
     Ok(())
 }

@@ -10,6 +10,7 @@ and :class:`Stream` compute it.
 """
 
 from ser_edge.features.config import FEATURES, FeatureConfig, Stream, extract, extract_many
+from ser_edge.features.pitch import pyin, yin
 from ser_edge.features.spectral import (
     chroma_stft,
     delta,
@@ -43,6 +44,7 @@ __all__ = [
     "melspectrogram",
     "mfcc",
     "power_to_db",
+    "pyin",
     "rms",
     "spectral_bandwidth",
     "spectral_centroid",
@@ -53,5 +55,6 @@ __all__ = [
     "spectral_rolloff",
     "spectrogram",
     "stft",
+    "yin",
     "zero_crossing_rate",
 ]
