@@ -16,6 +16,7 @@ pub mod resample;
 pub mod spectral;
 pub mod stream;
 pub mod temporal;
+pub mod voice;
 pub mod window;
 
 #[cfg(feature = "python")]

@@ -28,22 +28,28 @@ from ser_edge.features.spectral import (
     stft,
 )
 from ser_edge.features.temporal import energy_entropy, frame, rms, zero_crossing_rate
+from ser_edge.features.voice import alpha_ratio, hammarberg_index, loudness, slope_0_500, slope_500_1500
 
 __all__ = [
     "FEATURES",
     "FeatureConfig",
     "Stream",
+    "alpha_ratio",
     "chroma_stft",
     "delta",
     "energy_entropy",
     "extract",
     "extract_many",
     "frame",
+    "hammarberg_index",
+    "loudness",
     "mel_filters",
     "melspectrogram",
     "mfcc",
     "power_to_db",
     "rms",
+    "slope_0_500",
+    "slope_500_1500",
     "spectral_bandwidth",
     "spectral_centroid",
     "spectral_contrast",
