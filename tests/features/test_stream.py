@@ -38,6 +38,9 @@ CONFIGS = {
     "contrast": dict(features=("rms", "spectral_contrast", "mfcc"), n_fft=1024, win_length=800, contrast_fmin=100.0),
     "big_22k": dict(features=("mfcc", "spectral_rolloff", "spectral_entropy"), sr=22050, n_fft=2048, hop_length=512,
                     n_mfcc=20, n_mels=128, lifter=22.0, fmin=50.0, fmax=8000.0, htk=True),
+    # eGeMAPS descriptors (20 ms frame centred in each n_fft frame), mixed with spectral features.
+    "voice": dict(features=("mfcc",) + F.voice.VOICE_FEATURES + ("spectral_flux",), n_fft=512, pad_mode="reflect"),
+    "voice_22k": dict(features=F.voice.VOICE_FEATURES, sr=22050, n_fft=1024, hop_length=221, center=False),
 }
 
 

@@ -1,0 +1,119 @@
+"""eGeMAPS v02 voice descriptors against the real openSMILE (the ``opensmile`` package) on real
+speech, the public functions against FeatureConfig rows, and their errors.
+
+Alignment: frame ``t`` of a centred configuration with ``hop_length`` = openSMILE's 10 ms step is
+centred at ``t * hop``; openSMILE's 20 ms frame ``k`` starts at ``k * hop``, so it is centred at
+``(k + 1) * hop``: ours ``t = k + 1``. openSMILE writes its LLDs after a 3-frame moving average
+(``*_sma3``), so the same average is applied to ours before the correlation.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import ser_edge.features as F
+from conftest import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path, expect_value_error, get_signal
+from ser_edge.audio import load
+
+COLUMNS = {
+    "loudness": "Loudness_sma3",
+    "alpha_ratio": "alphaRatio_sma3",
+    "hammarberg_index": "hammarbergIndex_sma3",
+    "slope_0_500": "slope0-500_sma3",
+    "slope_500_1500": "slope500-1500_sma3",
+}
+FILES = [EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2]
+MIN_R = 0.999  # the issue asks >= 0.95; measured >= 0.9996 (docs/prosody.md)
+
+
+@functools.lru_cache(maxsize=None)
+def _opensmile_lld(rel: str):
+    opensmile = pytest.importorskip("opensmile")
+    y, sr = load(data_path(rel), sr=None)
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                            feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    return y, sr, smile.process_signal(y, sr)
+
+
+def sma3(x: np.ndarray) -> np.ndarray:
+    """openSMILE's 3-frame moving average (end frames kept)."""
+    out = x.astype(np.float64).copy()
+    out[1:-1] = (x[:-2] + x[1:-1] + x[2:]) / 3.0
+    return out
+
+
+def correlations(rel: str) -> dict[str, float]:
+    y, sr, df = _opensmile_lld(rel)
+    hop = int(np.floor(0.010 * sr + 0.5))
+    config = F.FeatureConfig(sr=sr, n_fft=512, hop_length=hop, features=tuple(COLUMNS))
+    ours = F.extract(y, config)
+    out = {}
+    for i, (name, column) in enumerate(COLUMNS.items()):
+        a = sma3(ours[i, 1:])
+        b = df[column].to_numpy(dtype=np.float64)
+        n = min(len(a), len(b))
+        assert n > 100, f"only {n} aligned frames"
+        out[name] = float(np.corrcoef(a[:n], b[:n])[0, 1])
+    return out
+
+
+@pytest.mark.parametrize("rel", FILES)
+def test_correlation_with_opensmile(rel):
+    r = correlations(rel)
+    print(rel, {k: round(v, 6) for k, v in r.items()})
+    low = {k: v for k, v in r.items() if not v >= MIN_R}
+    assert not low, f"{rel}: correlation below {MIN_R}: {low}"
+
+
+def test_loudness_equals_opensmile_in_value_at_16k():
+    # Not only correlated: at 16 kHz the frame is 320 samples and the FFT 512, as in openSMILE.
+    y, sr, df = _opensmile_lld(RAVDESS_FILE)
+    ours = sma3(F.loudness(y=y, sr=sr)[0, 1:])
+    ref = df["Loudness_sma3"].to_numpy()
+    n = min(len(ours), len(ref))
+    np.testing.assert_allclose(ours[:n], ref[:n], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(COLUMNS))
+@pytest.mark.parametrize("sr", [16000, 22050])
+def test_public_function_equals_config_row(name, sr):
+    y = get_signal("emodb", sr)
+    got = getattr(F, name)(y=y, sr=sr)
+    n_fft = 1 << (F.voice.frame_length(sr) - 1).bit_length()
+    config = F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=int(np.floor(0.01 * sr + 0.5)), features=(name,))
+    assert got.dtype == np.float32 and got.shape == (1, config.n_frames(len(y)))
+    assert np.array_equal(got, F.extract(y, config))
+
+
+def test_descriptors_respond_to_the_spectrum():
+    sr = 16000
+    t = np.arange(sr, dtype=np.float64) / sr
+    low = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    high = (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    assert np.median(F.alpha_ratio(y=low, sr=sr)) < -20 < 20 < np.median(F.alpha_ratio(y=high, sr=sr))
+    assert np.median(F.hammarberg_index(y=low, sr=sr)) > 20 > -20 > np.median(F.hammarberg_index(y=high, sr=sr))
+    quiet = F.loudness(y=low * 0.1, sr=sr)
+    loud = F.loudness(y=low, sr=sr)
+    ratio = np.median(loud[0, 5:-5] / quiet[0, 5:-5])
+    assert abs(ratio - 100 ** 0.33) < 0.01 * ratio  # power x100 -> loudness x100^0.33
+
+
+def test_n_fft_shorter_than_the_20ms_frame_is_refused():
+    expect_value_error(F.FeatureConfig, sr=16000, n_fft=256, features=("loudness",), match="n_fft=256")
+    y = get_signal("ravdess", 16000)
+    expect_value_error(F.loudness, y=y, sr=16000, n_fft=300, match="n_fft=300")
+
+
+@pytest.mark.parametrize("name", list(COLUMNS))
+def test_bad_input(name):
+    fn = getattr(F, name)
+    y = get_signal("ravdess", 16000)
+    expect_value_error(fn, y=y, sr=0, match="sr")
+    expect_value_error(fn, y=y, sr=1000, match="sr=1000")
+    expect_value_error(fn, y=np.stack([y, y]), sr=16000, match="1-D")
+    expect_value_error(fn, y=np.array([0.0, np.nan], dtype=np.float32), sr=16000, match="y")
+    expect_value_error(fn, y=y, sr=16000, hop_length=0, match="hop_length")
+    expect_value_error(fn, y=y[:100], sr=16000, center=False, match="n_fft")
