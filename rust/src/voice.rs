@@ -214,9 +214,13 @@ impl VoiceFrame {
         self.input[..n].copy_from_slice(&frame[..n]);
         self.input[n..].iter_mut().for_each(|v| *v = 0.0);
         self.fft.transform(&self.input);
-        for ((p, l), c) in self.power.iter_mut().zip(self.logp.iter_mut()).zip(&self.fft.spectrum) {
+        for (p, c) in self.power.iter_mut().zip(&self.fft.spectrum) {
             *p = c.re * c.re + c.im * c.im;
-            *l = if *p <= POWER_FLOOR { 10.0 * POWER_FLOOR.log10() } else { 10.0 * p.log10() };
+        }
+        // dB only where the slopes read it (up to 1500 Hz).
+        let top = plan.slopes[1].hi.max(plan.slopes[0].hi) + 1;
+        for (l, &p) in self.logp[..top].iter_mut().zip(&self.power) {
+            *l = if p <= POWER_FLOOR { 10.0 * POWER_FLOOR.log10() } else { 10.0 * p.log10() };
         }
         let p = &self.power;
 

@@ -1,0 +1,50 @@
+"""Speed of the eGeMAPS voice descriptors against openSMILE's eGeMAPS v02 LLD extraction (same
+machine, same run, same audio), and the streaming cost of one 10 ms hop."""
+
+import numpy as np
+import opensmile
+import pytest
+
+import ser_edge.features as F
+
+SR = 16000
+LENGTHS = [1, 60]
+VOICE = F.FeatureConfig(sr=SR, n_fft=512, hop_length=160, features=F.voice.VOICE_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def smile():
+    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                           feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+
+
+@pytest.mark.parametrize("seconds", LENGTHS)
+@pytest.mark.benchmark(group="egemaps-lld")
+def test_egemaps_lld_opensmile(benchmark, smile, speech, seconds):
+    """openSMILE's whole eGeMAPS v02 LLD set (25 descriptors, F0 and formants included)."""
+    benchmark(smile.process_signal, speech[seconds], SR)
+
+
+@pytest.mark.parametrize("seconds", LENGTHS)
+@pytest.mark.benchmark(group="egemaps-lld")
+def test_egemaps_voice_ser_edge(benchmark, speech, seconds):
+    """ser-edge's descriptors so far: loudness, alpha ratio, Hammarberg, two slopes."""
+    out = benchmark(F.extract, speech[seconds], VOICE)
+    assert out.shape[0] == len(F.voice.VOICE_FEATURES)
+
+
+@pytest.mark.benchmark(group="voice-stream")
+def test_voice_stream_hop_ser_edge(benchmark, speech):
+    """One 10 ms hop (160 samples) pushed into a stream of the five descriptors: one frame out."""
+    stream = F.Stream(VOICE)
+    hops = speech[60].reshape(-1, 160)
+    stream.push(hops[0])
+    state = {"i": 1}
+
+    def push():
+        out = stream.push(hops[state["i"] % len(hops)])
+        state["i"] += 1
+        return out
+
+    out = benchmark(push)
+    assert out.shape == (len(F.voice.VOICE_FEATURES), 1)
