@@ -102,3 +102,7 @@ def resample(y: F32, orig_sr: float, target_sr: float) -> F32:
 
 def fft_floor(y: F32, n_fft: int, hop_length: int) -> int:
     """Runs only the real FFTs of ``extract``'s frames (benchmark floor); returns the frame count."""
+
+def yin(y: F32, *, sr: float, fmin: float, fmax: float, frame_length: int, hop_length: Optional[int],
+        trough_threshold: float, center: bool, pad_mode: str) -> F32:
+    """``librosa.yin``: f0 (Hz) of every frame."""

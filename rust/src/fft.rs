@@ -5,7 +5,7 @@
 
 use realfft::num_complex::Complex;
 use realfft::num_traits::{AsPrimitive, Float};
-use realfft::{FftNum, RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, FftNum, RealFftPlanner, RealToComplex};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,6 +22,24 @@ fn plan<T: FftNum>(n_fft: usize) -> Plan<T> {
         Some(p) => p.clone(),
         None => RealFftPlanner::<T>::new().plan_fft_forward(n_fft),
     }
+}
+
+/// The cached inverse real FFT plan of size `n_fft` (unnormalised, as realfft computes it).
+pub fn inverse_plan<T: FftNum>(n_fft: usize) -> Arc<dyn ComplexToReal<T>> {
+    static PLANS: OnceLock<Mutex<HashMap<(usize, usize), Box<dyn Any + Send>>>> = OnceLock::new();
+    let mut plans = PLANS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+    let entry = plans
+        .entry((n_fft, std::mem::size_of::<T>()))
+        .or_insert_with(|| Box::new(RealFftPlanner::<T>::new().plan_fft_inverse(n_fft)));
+    match entry.downcast_ref::<Arc<dyn ComplexToReal<T>>>() {
+        Some(p) => p.clone(),
+        None => RealFftPlanner::<T>::new().plan_fft_inverse(n_fft),
+    }
+}
+
+/// The cached forward real FFT plan of size `n_fft`.
+pub fn forward_plan<T: FftNum>(n_fft: usize) -> Arc<dyn RealToComplex<T>> {
+    plan::<T>(n_fft)
 }
 
 /// One frame's windowed real FFT in precision `T`. Owns its buffers; one per thread.

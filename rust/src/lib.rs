@@ -12,6 +12,7 @@ pub mod mel;
 pub mod pad;
 pub mod parallel;
 pub mod pipeline;
+pub mod pitch;
 pub mod resample;
 pub mod spectral;
 pub mod stream;

@@ -7,6 +7,7 @@ use crate::error::DspError;
 use crate::mel::{MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::pipeline::{Config, Feature};
+use crate::pitch::YinParams;
 use crate::window::Window;
 use crate::{chroma, parallel, stream};
 use numpy::ndarray::Array2;
@@ -264,6 +265,25 @@ fn fft_floor(py: Python<'_>, y: PyReadonlyArray1<'_, f32>, n_fft: usize, hop_len
     Ok(py.detach(|| batch::fft_floor(y, n_fft, hop_length))?)
 }
 
+#[allow(clippy::too_many_arguments)]
+fn yin_params(sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>, trough_threshold: f64, center: bool, pad_mode: &str) -> PyResult<YinParams> {
+    let p = YinParams { sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode: PadMode::parse(pad_mode)? };
+    p.validate()?;
+    Ok(p)
+}
+
+/// `librosa.yin`: f0 of every frame.
+#[pyfunction]
+#[pyo3(signature = (y, *, sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode))]
+#[allow(clippy::too_many_arguments)]
+fn yin<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>,
+    trough_threshold: f64, center: bool, pad_mode: &str) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let p = yin_params(sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode)?;
+    let y = slice("y", &y)?;
+    let f0 = py.detach(|| crate::pitch::yin(y, &p))?;
+    Ok(f0.into_iter().map(|v| v as f32).collect::<Vec<f32>>().into_pyarray(py))
+}
+
 /// Streaming resampler (the native side of `ser_edge.audio.Resampler`).
 #[pyclass(module = "ser_edge._dsp")]
 pub struct Resampler {
@@ -344,5 +364,6 @@ fn _dsp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(delta, m)?)?;
     m.add_function(wrap_pyfunction!(resample, m)?)?;
     m.add_function(wrap_pyfunction!(fft_floor, m)?)?;
+    m.add_function(wrap_pyfunction!(yin, m)?)?;
     Ok(())
 }

@@ -10,6 +10,7 @@ and :class:`Stream` compute it.
 """
 
 from ser_edge.features.config import FEATURES, FeatureConfig, Stream, extract, extract_many
+from ser_edge.features.pitch import yin
 from ser_edge.features.spectral import (
     chroma_stft,
     delta,
@@ -59,5 +60,6 @@ __all__ = [
     "spectral_rolloff",
     "spectrogram",
     "stft",
+    "yin",
     "zero_crossing_rate",
 ]

@@ -1,0 +1,71 @@
+"""Fundamental frequency: YIN and probabilistic YIN (``librosa.yin``, ``librosa.pyin``)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from ser_edge import _dsp
+from ser_edge.features import _input as _in
+from ser_edge.features.spectral import PadMode
+
+
+def _range(sr: Any, fmin: Any, fmax: Any, frame_length: Any, hop_length: Any, win_length: Any,
+           center: Any, pad_mode: Any) -> dict[str, Any]:
+    """Checked framing keywords shared by ``yin`` and ``pyin`` (librosa's rules and messages)."""
+    if fmin is None or fmax is None:
+        raise ValueError('both "fmin" and "fmax" must be provided')
+    if win_length is not None:
+        warnings.warn("win_length is deprecated (librosa 0.11) and has no effect", FutureWarning, stacklevel=3)
+    sr, fmin, fmax = _in.number("sr", sr), _in.number("fmin", fmin), _in.number("fmax", fmax)
+    frame_length = _in.count("frame_length", frame_length)
+    hop_length = None if hop_length is None else _in.count("hop_length", hop_length)
+    if not isinstance(pad_mode, str):
+        raise ValueError(f"pad_mode={pad_mode!r} must be a string")
+    if 0 < fmin < fmax <= sr / 2 and frame_length - 1 > sr / fmin >= frame_length // 2:
+        warnings.warn(f"With fmin={fmin:.3f}, sr={sr} and frame_length={frame_length}, less than two periods of "
+                      f"fmin fit into the frame, which can cause inaccurate pitch detection. Consider increasing "
+                      f"to fmin={sr / (frame_length / 2):.3f} or frame_length={int(np.ceil(sr / fmin) * 2 + 1)}.",
+                      UserWarning, stacklevel=3)
+    return dict(sr=sr, fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length,
+                center=bool(center), pad_mode=pad_mode)
+
+
+def yin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_length: int = 2048,
+        win_length: Optional[int] = None, hop_length: Optional[int] = None, trough_threshold: float = 0.1,
+        center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+    """Fundamental frequency of each frame by YIN (``librosa.yin``).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono audio.
+    fmin, fmax : float
+        Search range in Hz: ``0 < fmin < fmax <= sr / 2``, and one period of ``fmin`` must fit
+        into ``frame_length - 1`` samples.
+    sr : float
+        Sampling rate of ``y``.
+    frame_length : int
+        Samples per frame (the autocorrelation spans the whole frame).
+    win_length : None
+        Deprecated in librosa 0.11 and ignored (a ``FutureWarning`` when given).
+    hop_length : int or None
+        Samples between frames; ``None``: ``frame_length // 4``.
+    trough_threshold : float
+        The first trough of the cumulative mean normalised difference below this is the period;
+        if there is none, the global minimum.
+    center : bool
+        Pad ``y`` by ``frame_length // 2`` on both sides so that frame ``t`` is centred at
+        ``y[t * hop_length]``.
+    pad_mode : str
+        ``np.pad`` mode of that padding: ``'constant'`` (zeros), ``'reflect'`` or ``'edge'``.
+
+    Returns
+    -------
+    f0 : np.ndarray [shape=(n_frames,), dtype=float32]
+        Frequency in Hz of every frame (never NaN; YIN has no voicing decision).
+    """
+    kw = _range(sr, fmin, fmax, frame_length, hop_length, win_length, center, pad_mode)
+    return _dsp.yin(_in.audio(y), trough_threshold=_in.number("trough_threshold", trough_threshold), **kw)

@@ -1,0 +1,399 @@
+//! Fundamental frequency: YIN and pYIN, equal to librosa 0.11's `librosa.yin` / `librosa.pyin`.
+//!
+//! The frame-local kernel is [`Yin`]: one frame (`frame_length` samples) → the cumulative mean
+//! normalised difference function over the lags `min_period..=max_period`
+//! ([`Yin::cmndf`]), its troughs and parabolic shifts, and [`Yin::estimate`] (YIN's f0, the
+//! CMNDF value at the chosen trough, and whether that trough is below the threshold). It keeps
+//! no state between frames, so a stream can call it on any frame. [`yin`] and [`pyin`] are the
+//! batch functions (librosa's framing: `center`, `pad_mode`); pYIN's HMM is decoded by a banded
+//! Viterbi ([`crate::pitch_hmm`]).
+//!
+//! Arithmetic is float64 throughout, as librosa's for float64 input. librosa's difference
+//! function is kept as it is, quirks included: `d(k) = 2 (r(0) - r(k)) - sum_{m<k} y[m]^2`
+//! for `k >= 2` and `d(1) = 2 (r(0) - r(1))`, with `r` the autocorrelation of the whole frame.
+
+use crate::error::{positive, positive_f64, Result};
+use crate::fail;
+use crate::fft;
+use crate::pad::PadMode;
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealToComplex};
+use std::sync::Arc;
+
+/// Frames longer than this are refused (the FFT buffers would be huge).
+pub const MAX_FRAME_LENGTH: usize = 1 << 24;
+
+/// Framing and search range shared by `yin` and `pyin` (librosa's keywords).
+#[derive(Debug, Clone, PartialEq)]
+pub struct YinParams {
+    pub sr: f64,
+    pub fmin: f64,
+    pub fmax: f64,
+    pub frame_length: usize,
+    /// `None`: `frame_length / 4`.
+    pub hop_length: Option<usize>,
+    pub trough_threshold: f64,
+    pub center: bool,
+    pub pad_mode: PadMode,
+}
+
+impl YinParams {
+    /// librosa's defaults for the given rate and range.
+    pub fn new(sr: f64, fmin: f64, fmax: f64) -> YinParams {
+        YinParams { sr, fmin, fmax, frame_length: 2048, hop_length: None, trough_threshold: 0.1, center: true, pad_mode: PadMode::Constant }
+    }
+
+    pub fn hop(&self) -> usize {
+        self.hop_length.unwrap_or(self.frame_length / 4)
+    }
+
+    /// librosa's checks (`__check_yin_params`), with the same messages, plus size limits.
+    pub fn validate(&self) -> Result<()> {
+        positive_f64("sr", self.sr)?;
+        if !self.fmin.is_finite() || !self.fmax.is_finite() {
+            fail!("fmin={} and fmax={} must be finite", self.fmin, self.fmax);
+        }
+        if self.fmax > self.sr / 2.0 {
+            fail!("fmax={:.3} cannot exceed Nyquist frequency {}", self.fmax, self.sr / 2.0);
+        }
+        if self.fmin >= self.fmax {
+            fail!("fmin={:.3} must be less than fmax={:.3}", self.fmin, self.fmax);
+        }
+        if self.fmin <= 0.0 {
+            fail!("fmin={:.3} must be strictly positive", self.fmin);
+        }
+        positive("frame_length", self.frame_length)?;
+        if self.frame_length > MAX_FRAME_LENGTH {
+            fail!("frame_length={} is too large (at most {MAX_FRAME_LENGTH})", self.frame_length);
+        }
+        if self.sr / self.fmin >= self.frame_length as f64 - 1.0 {
+            fail!(
+                "fmin={:.3} is too small for frame_length={} and sr={}. Either increase to fmin={:.3} or frame_length={}",
+                self.fmin,
+                self.frame_length,
+                self.sr,
+                self.sr / (self.frame_length as f64 - 1.0),
+                (self.sr / self.fmin).ceil() as usize + 1
+            );
+        }
+        positive("hop_length", self.hop())?;
+        if !self.trough_threshold.is_finite() {
+            fail!("trough_threshold={} must be finite", self.trough_threshold);
+        }
+        Ok(())
+    }
+
+    /// `(min_period, max_period)` in samples, as librosa computes them.
+    pub fn periods(&self) -> (usize, usize) {
+        let min_period = (self.sr / self.fmax).floor() as usize;
+        let max_period = ((self.sr / self.fmin).ceil() as usize).min(self.frame_length - 1);
+        (min_period, max_period)
+    }
+}
+
+/// YIN's estimate for one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YinEstimate {
+    /// `sr / period` (librosa's `yin` value; never NaN).
+    pub f0: f64,
+    /// Period in samples after parabolic refinement.
+    pub period: f64,
+    /// The CMNDF at the chosen lag (an aperiodicity: near 0 for a periodic frame).
+    pub trough: f64,
+    /// `true` when a trough below `trough_threshold` was found (else the global minimum is used).
+    pub below_threshold: bool,
+}
+
+/// The frame-local YIN kernel: owns its FFT buffers (one per thread).
+pub struct Yin {
+    pub sr: f64,
+    pub frame_length: usize,
+    pub min_period: usize,
+    pub max_period: usize,
+    n_fft: usize,
+    fwd: Arc<dyn RealToComplex<f64>>,
+    inv: Arc<dyn ComplexToReal<f64>>,
+    time: Vec<f64>,
+    spectrum: Vec<Complex<f64>>,
+    scratch_fwd: Vec<Complex<f64>>,
+    scratch_inv: Vec<Complex<f64>>,
+    diff: Vec<f64>,
+    cmndf: Vec<f64>,
+    shifts: Vec<f64>,
+}
+
+/// The smallest `2^a 3^b 5^c >= n`.
+fn fast_len(n: usize) -> usize {
+    let mut best = usize::MAX;
+    let mut p5 = 1usize;
+    while p5 < best {
+        let mut p35 = p5;
+        while p35 < best {
+            let mut p = p35;
+            while p < n {
+                p *= 2;
+            }
+            best = best.min(p);
+            p35 *= 3;
+        }
+        p5 *= 5;
+    }
+    best
+}
+
+impl Yin {
+    /// A kernel for `params` (validated here).
+    pub fn new(params: &YinParams) -> Result<Yin> {
+        params.validate()?;
+        let (min_period, max_period) = params.periods();
+        // A linear (not circular) autocorrelation up to lag `max_period` needs
+        // `n_fft >= frame_length + max_period`.
+        let n_fft = fast_len(params.frame_length + max_period);
+        let fwd = fft::forward_plan::<f64>(n_fft);
+        let inv = fft::inverse_plan::<f64>(n_fft);
+        let n_lags = max_period - min_period + 1;
+        Ok(Yin {
+            sr: params.sr,
+            frame_length: params.frame_length,
+            min_period,
+            max_period,
+            n_fft,
+            time: fwd.make_input_vec(),
+            spectrum: fwd.make_output_vec(),
+            scratch_fwd: fwd.make_scratch_vec(),
+            scratch_inv: inv.make_scratch_vec(),
+            fwd,
+            inv,
+            diff: vec![0.0; max_period + 1],
+            cmndf: vec![0.0; n_lags],
+            shifts: vec![0.0; n_lags],
+        })
+    }
+
+    /// Number of lags `max_period - min_period + 1` (rows of librosa's `yin_frames`).
+    pub fn n_lags(&self) -> usize {
+        self.cmndf.len()
+    }
+
+    /// Computes the CMNDF of `frame` (length `frame_length`) over lags `min_period..=max_period`,
+    /// and its parabolic shifts. Read them with [`Yin::cmndf`] and [`Yin::shifts`].
+    pub fn analyse(&mut self, frame: &[f32]) {
+        let fl = self.frame_length;
+        debug_assert_eq!(frame.len(), fl);
+        for (t, &s) in self.time.iter_mut().zip(frame) {
+            *t = s as f64;
+        }
+        self.time[fl..].iter_mut().for_each(|t| *t = 0.0);
+        // Lengths are consistent by construction, so the transforms cannot fail.
+        let _ = self.fwd.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+        for c in self.spectrum.iter_mut() {
+            *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+        }
+        let _ = self.inv.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
+        let scale = 1.0 / self.n_fft as f64;
+        let acf0 = self.time[0] * scale;
+        // d(k) = 2 (r(0) - r(k)) - E(k - 1), E the running energy, with E(0) read as 0 (librosa).
+        let mut energy = 0.0;
+        self.diff[0] = 0.0;
+        for k in 1..=self.max_period {
+            energy += frame[k - 1] as f64 * frame[k - 1] as f64;
+            let e = if k == 1 { 0.0 } else { energy };
+            self.diff[k] = 2.0 * (acf0 - self.time[k] * scale) - e;
+        }
+        // cmndf(k) = d(k) / (mean(d(1..=k)) + tiny) for k in min_period..=max_period.
+        let mut cum = 0.0;
+        let mp = self.min_period;
+        for k in 1..=self.max_period {
+            cum += self.diff[k];
+            if k >= mp {
+                self.cmndf[k - mp] = self.diff[k] / (cum / k as f64 + f64::MIN_POSITIVE);
+            }
+        }
+        parabolic_shifts(&self.cmndf, &mut self.shifts);
+    }
+
+    /// The CMNDF of the last analysed frame, lags `min_period..=max_period`.
+    pub fn cmndf(&self) -> &[f64] {
+        &self.cmndf
+    }
+
+    /// Parabolic shifts of the last analysed frame (0 at the ends and where the optimum is
+    /// more than one lag away).
+    pub fn shifts(&self) -> &[f64] {
+        &self.shifts
+    }
+
+    /// The period (samples) at CMNDF index `i` after parabolic refinement.
+    pub fn period_at(&self, i: usize) -> f64 {
+        self.min_period as f64 + i as f64 + self.shifts[i]
+    }
+
+    /// YIN on one frame: the first trough below `trough_threshold`, else the global minimum.
+    pub fn estimate(&mut self, frame: &[f32], trough_threshold: f64) -> YinEstimate {
+        self.analyse(frame);
+        self.choose(trough_threshold)
+    }
+
+    /// YIN's choice on the last analysed frame.
+    pub fn choose(&self, trough_threshold: f64) -> YinEstimate {
+        let x = &self.cmndf;
+        let found = (0..x.len()).find(|&i| is_trough(x, i) && x[i] < trough_threshold);
+        let i = found.unwrap_or_else(|| argmin(x));
+        let period = self.period_at(i);
+        YinEstimate { f0: self.sr / period, period, trough: x[i], below_threshold: found.is_some() }
+    }
+}
+
+/// librosa's trough test on the CMNDF (`localmin`, with the first lag a trough when below the
+/// second).
+#[inline]
+pub fn is_trough(x: &[f64], i: usize) -> bool {
+    let n = x.len();
+    if i == 0 {
+        x[0] < x[1]
+    } else if i == n - 1 {
+        x[i] < x[i - 1]
+    } else {
+        x[i] < x[i - 1] && x[i] <= x[i + 1]
+    }
+}
+
+/// First index of the minimum (`np.argmin`).
+fn argmin(x: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v < x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// librosa's `_parabolic_interpolation` along one CMNDF column.
+fn parabolic_shifts(x: &[f64], out: &mut [f64]) {
+    let n = x.len();
+    out[0] = 0.0;
+    out[n - 1] = 0.0;
+    for i in 1..n - 1 {
+        let a = x[i + 1] + x[i - 1] - 2.0 * x[i];
+        let b = (x[i + 1] - x[i - 1]) / 2.0;
+        out[i] = if b.abs() >= a.abs() { 0.0 } else { -b / a };
+    }
+}
+
+/// The signal librosa frames: `y` padded by `frame_length / 2` on both sides when `center`.
+/// Errors like `librosa.util.frame` when it is shorter than one frame.
+pub fn framed_signal(y: &[f32], params: &YinParams) -> Result<(Vec<f32>, usize)> {
+    crate::error::audio("y", y)?;
+    let fl = params.frame_length;
+    let padded = if params.center {
+        crate::pad::pad(y, fl / 2, fl / 2, params.pad_mode)
+    } else {
+        if y.len() < fl {
+            fail!("frame_length={fl} is too large for uncentered analysis of input signal of length={}", y.len());
+        }
+        y.to_vec()
+    };
+    let n = crate::pad::n_frames(padded.len(), fl, params.hop())?;
+    Ok((padded, n))
+}
+
+/// `librosa.yin`: f0 (Hz) of every frame.
+pub fn yin(y: &[f32], params: &YinParams) -> Result<Vec<f64>> {
+    let mut kernel = Yin::new(params)?;
+    let (padded, n) = framed_signal(y, params)?;
+    let (fl, hop) = (params.frame_length, params.hop());
+    Ok((0..n).map(|t| kernel.estimate(&padded[t * hop..t * hop + fl], params.trough_threshold).f0).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CMNDF by its definition (direct sums), librosa's quirks included.
+    fn cmndf_direct(frame: &[f32], min_p: usize, max_p: usize) -> Vec<f64> {
+        let y: Vec<f64> = frame.iter().map(|&v| v as f64).collect();
+        let r = |k: usize| (0..y.len() - k).map(|m| y[m] * y[m + k]).sum::<f64>();
+        let mut d = vec![0.0; max_p + 1];
+        for k in 1..=max_p {
+            let e: f64 = if k == 1 { 0.0 } else { y[..k].iter().map(|v| v * v).sum() };
+            d[k] = 2.0 * (r(0) - r(k)) - e;
+        }
+        (min_p..=max_p).map(|k| d[k] / (d[1..=k].iter().sum::<f64>() / k as f64 + f64::MIN_POSITIVE)).collect()
+    }
+
+    fn sine(f: f64, sr: f64, n: usize) -> Vec<f32> {
+        (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32 * 0.5).collect()
+    }
+
+    #[test]
+    fn fast_len_is_5_smooth() {
+        assert_eq!(fast_len(1), 1);
+        assert_eq!(fast_len(7), 8);
+        assert_eq!(fast_len(2293), 2304);
+        assert_eq!(fast_len(4095), 4096);
+        assert_eq!(fast_len(2049), 2160);
+    }
+
+    #[test]
+    fn cmndf_equals_direct_sums() {
+        let p = YinParams { frame_length: 512, ..YinParams::new(16000.0, 80.0, 1000.0) };
+        let mut k = Yin::new(&p).unwrap();
+        let frame: Vec<f32> = (0..512).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3 + (i as f32 * 0.05).sin()).collect();
+        k.analyse(&frame);
+        let want = cmndf_direct(&frame, k.min_period, k.max_period);
+        for (g, w) in k.cmndf().iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn sine_pitch() {
+        for (f, sr) in [(220.0, 22050.0), (110.0, 16000.0), (440.0, 8000.0), (97.3, 44100.0)] {
+            let p = YinParams::new(sr, 60.0, 1000.0);
+            let f0 = yin(&sine(f, sr, sr as usize), &p).unwrap();
+            // Frames fully inside the signal are within 1.5 % (librosa: 1.06 % at 97.3 Hz, 44.1 kHz).
+            for &v in &f0[4..f0.len() - 4] {
+                assert!((v / f - 1.0).abs() < 1.5e-2, "f={f} sr={sr}: {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn estimate_reports_threshold_and_trough() {
+        let p = YinParams::new(16000.0, 60.0, 1000.0);
+        let mut k = Yin::new(&p).unwrap();
+        let e = k.estimate(&sine(200.0, 16000.0, 2048), 0.1);
+        assert!(e.below_threshold && e.trough < 0.1 && (e.f0 - 200.0).abs() < 1.0, "{e:?}");
+        // Silence: no trough at all; the global minimum (first lag) is used.
+        let e = k.estimate(&vec![0.0; 2048], 0.1);
+        assert!(!e.below_threshold);
+        assert_eq!(e.f0, 16000.0 / k.min_period as f64);
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let ok = YinParams::new(16000.0, 60.0, 1000.0);
+        assert!(Yin::new(&ok).is_ok());
+        for p in [
+            YinParams { fmin: 0.0, ..ok.clone() },
+            YinParams { fmin: -5.0, ..ok.clone() },
+            YinParams { fmin: 1000.0, ..ok.clone() },
+            YinParams { fmax: 9000.0, ..ok.clone() },
+            YinParams { fmin: f64::NAN, ..ok.clone() },
+            YinParams { frame_length: 256, ..ok.clone() },
+            YinParams { frame_length: 0, ..ok.clone() },
+            YinParams { frame_length: usize::MAX, ..ok.clone() },
+            YinParams { hop_length: Some(0), ..ok.clone() },
+            YinParams { frame_length: 3, fmin: 10000.0, fmax: 20000.0, sr: 48000.0, ..ok.clone() },
+            YinParams { sr: 0.0, ..ok.clone() },
+            YinParams { trough_threshold: f64::NAN, ..ok.clone() },
+        ] {
+            assert!(Yin::new(&p).is_err(), "{p:?}");
+        }
+        assert!(yin(&[], &ok).is_err());
+        assert!(yin(&[0.0, f32::NAN], &ok).is_err());
+        assert!(yin(&[0.0; 100], &YinParams { center: false, ..ok.clone() }).is_err());
+        assert_eq!(yin(&[0.0; 100], &ok).unwrap().len(), 1);
+    }
+}
