@@ -11,6 +11,7 @@ pub mod fft;
 pub mod mel;
 pub mod pad;
 pub mod parallel;
+pub mod periodicity;
 pub mod pipeline;
 pub mod pitch;
 pub mod resample;

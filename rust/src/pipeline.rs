@@ -9,6 +9,7 @@ use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::spectral::{self, ContrastBands};
 use crate::window::{self, Window};
+use crate::periodicity::{Periodicity, PeriodicityFrame, PeriodicityPlan};
 use crate::voice::{self, VoiceFrame, VoicePlan};
 use crate::{chroma, temporal};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -50,11 +51,22 @@ pub enum VoiceKind {
     Hammarberg,
     Slope0To500,
     Slope500To1500,
+    F0Semitones,
+    Voicing,
+    Hnr,
 }
 
 impl VoiceKind {
-    fn of(&self, d: &voice::Descriptors) -> f64 {
+    /// Read from the 60 ms frame (`periodicity.rs`) rather than the 20 ms one.
+    fn periodic(&self) -> bool {
+        matches!(self, VoiceKind::F0Semitones | VoiceKind::Voicing | VoiceKind::Hnr)
+    }
+
+    fn of(&self, d: &voice::Descriptors, p: &Periodicity) -> f64 {
         match self {
+            VoiceKind::F0Semitones => p.f0_semitones,
+            VoiceKind::Voicing => p.voicing,
+            VoiceKind::Hnr => p.hnr,
             VoiceKind::Loudness => d.loudness,
             VoiceKind::AlphaRatio => d.alpha_ratio,
             VoiceKind::Hammarberg => d.hammarberg,
@@ -85,11 +97,14 @@ impl Feature {
             "hammarberg_index" => Feature::Voice(VoiceKind::Hammarberg),
             "slope_0_500" => Feature::Voice(VoiceKind::Slope0To500),
             "slope_500_1500" => Feature::Voice(VoiceKind::Slope500To1500),
+            "f0_semitones" => Feature::Voice(VoiceKind::F0Semitones),
+            "voicing" => Feature::Voice(VoiceKind::Voicing),
+            "hnr" => Feature::Voice(VoiceKind::Hnr),
             _ => fail!(
                 "features: unknown feature {name:?}; known: mfcc, log_melspectrogram, melspectrogram, rms, \
                  zero_crossing_rate, spectral_centroid, spectral_bandwidth, spectral_rolloff, spectral_flatness, \
                  spectral_flux, spectral_entropy, energy_entropy, chroma_stft, loudness, alpha_ratio, \
-                 hammarberg_index, slope_0_500, slope_500_1500"
+                 hammarberg_index, slope_0_500, slope_500_1500, f0_semitones, voicing, hnr"
             ),
         })
     }
@@ -170,6 +185,8 @@ pub struct Plan {
     contrast: Option<ContrastBands>,
     /// The eGeMAPS analysis, if a `Feature::Voice` is configured.
     pub(crate) voice: Option<VoicePlan>,
+    /// The 60 ms F0/voicing/HNR analysis, if one of those is configured.
+    pub(crate) periodicity: Option<PeriodicityPlan>,
     fft: bool,
     /// A float32 FFT: allowed by the config, and only mel-domain spectral features.
     single: bool,
@@ -313,7 +330,7 @@ impl Plan {
                 || matches!(f, Feature::Spectrogram { power } if *power == 2.0)
         }) || mel_power == Some(2.0);
         let logmel = has(|f| matches!(f, Feature::LogMel | Feature::Mfcc));
-        let voice = if has(|f| matches!(f, Feature::Voice(_))) {
+        let voice = if has(|f| matches!(f, Feature::Voice(k) if !k.periodic())) {
             let v = VoicePlan::new(cfg.sr)?;
             if cfg.n_fft < v.frame_length {
                 fail!(
@@ -326,8 +343,24 @@ impl Plan {
         } else {
             None
         };
+        let periodicity = if has(|f| matches!(f, Feature::Voice(k) if k.periodic())) {
+            let p = PeriodicityPlan::new(cfg.sr)?;
+            if cfg.n_fft < p.frame_length {
+                fail!(
+                    "n_fft={} is shorter than the {}-sample (60 ms) frame F0, voicing and HNR read at sr={}; \
+                     use n_fft >= {}",
+                    cfg.n_fft, p.frame_length, cfg.sr, p.frame_length
+                );
+            }
+            // Built once here so that a bad rate fails now, not in a worker thread.
+            PeriodicityFrame::new(&p)?;
+            Some(p)
+        } else {
+            None
+        };
         Ok(Plan {
             voice,
+            periodicity,
             n_features,
             freqs,
             window,
@@ -396,6 +429,7 @@ pub struct Extractor {
     valleys: Vec<f64>,
     prev: Option<Vec<f32>>,
     voice: Option<VoiceFrame>,
+    periodicity: Option<PeriodicityFrame>,
 }
 
 impl Extractor {
@@ -420,6 +454,7 @@ impl Extractor {
             valleys: vec![0.0; n_bands],
             prev: None,
             voice: plan.voice.as_ref().map(VoiceFrame::new),
+            periodicity: plan.periodicity.as_ref().and_then(|p| PeriodicityFrame::new(p).ok()),
             plan,
         }
     }
@@ -494,6 +529,7 @@ impl Extractor {
         let (mut l1, mut centroid) = (None, None);
         // The eGeMAPS descriptors of the 20 ms frame centred in this one (computed once).
         let mut vd: Option<voice::Descriptors> = None;
+        let mut pd: Option<Periodicity> = None;
         for f in &cfg.features {
             let mut put = |v: f64| {
                 out[o] = v as f32;
@@ -559,6 +595,16 @@ impl Extractor {
                     spectral::normalize(dst, norm);
                     o += n;
                 }
+                Feature::Voice(kind) if kind.periodic() => {
+                    let p = *pd.get_or_insert_with(|| match (frame, &plan.periodicity, self.periodicity.as_mut()) {
+                        (Some(x), Some(pp), Some(pf)) => {
+                            let at = (x.len() - pp.frame_length.min(x.len())) / 2;
+                            pf.compute(pp, &x[at..])
+                        }
+                        _ => Periodicity::default(),
+                    });
+                    put(kind.of(&voice::Descriptors::default(), &p))
+                }
                 Feature::Voice(kind) => {
                     let d = *vd.get_or_insert_with(|| match (frame, &plan.voice, self.voice.as_mut()) {
                         (Some(x), Some(vp), Some(vf)) => {
@@ -567,7 +613,7 @@ impl Extractor {
                         }
                         _ => voice::Descriptors::default(),
                     });
-                    put(kind.of(&d))
+                    put(kind.of(&d, &Periodicity::default()))
                 }
                 Feature::ContrastRaw { .. } => {
                     if let Some(bands) = &plan.contrast {

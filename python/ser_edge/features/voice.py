@@ -19,7 +19,8 @@ from ser_edge.features import _input as _in
 from ser_edge.features.spectral import PadMode
 
 #: Feature names a FeatureConfig accepts for these descriptors (one row each).
-VOICE_FEATURES = ("loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500")
+VOICE_FEATURES = ("loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500", "f0_semitones",
+                  "voicing", "hnr")
 
 
 def frame_length(sr: float) -> int:
