@@ -2,9 +2,11 @@
 speech, the public functions against FeatureConfig rows, and their errors.
 
 Alignment: frame ``t`` of a centred configuration with ``hop_length`` = openSMILE's 10 ms step is
-centred at ``t * hop``; openSMILE's 20 ms frame ``k`` starts at ``k * hop``, so it is centred at
-``(k + 1) * hop``: ours ``t = k + 1``. openSMILE writes its LLDs after a 3-frame moving average
-(``*_sma3``), so the same average is applied to ours before the correlation.
+centred at ``t * hop``; openSMILE's frame ``k`` starts at ``k * hop``, so its 20 ms frame is
+centred at ``(k + 1) * hop`` (ours ``t = k + 1``) and its 60 ms frame (F0, HNR) at
+``(k + 3) * hop`` (ours ``t = k + 3``). openSMILE writes its LLDs after a 3-frame moving average
+(``*_sma3``; ``*_sma3nz`` averages the non-zero values only), so the same average is applied to
+ours before the correlation. F0 and HNR are compared on frames both call voiced.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ COLUMNS = {
 }
 FILES = [EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2]
 MIN_R = 0.999  # the issue asks >= 0.95; measured >= 0.9996 (docs/prosody.md)
+# Frame-local YIN against openSMILE's SHS + Viterbi track (measured, docs/prosody.md): pooled over
+# FILES on frames both call voiced, F0 r = 0.965 and HNR r = 0.964; voiced/unvoiced agreement
+# 0.75-0.93 per file.
+MIN_R_F0 = 0.95
+MIN_R_HNR = 0.95
+MIN_VOICING_AGREEMENT = 0.74
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,6 +68,54 @@ def correlations(rel: str) -> dict[str, float]:
     return out
 
 
+def sma3nz(x: np.ndarray) -> np.ndarray:
+    """openSMILE's 3-frame moving average of the non-zero values (zeros stay 0)."""
+    out = np.zeros(len(x))
+    for i in np.flatnonzero(x):
+        w = x[max(i - 1, 0) : i + 2]
+        out[i] = w[w != 0].mean()
+    return out
+
+
+def periodic(rel: str):
+    """Ours and openSMILE's smoothed F0 (semitones) and HNR, aligned by frame centre."""
+    y, sr, df = _opensmile_lld(rel)
+    hop = int(np.floor(0.010 * sr + 0.5))
+    n_fft = 1 << (F.voice.frame_length(sr, 0.060) - 1).bit_length()
+    x = F.extract(y, F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, features=("f0_semitones", "hnr")))
+    f0, h = sma3nz(x[0, 3:].astype(np.float64)), sma3nz(x[1, 3:].astype(np.float64))
+    rf0 = df["F0semitoneFrom27.5Hz_sma3nz"].to_numpy(dtype=np.float64)
+    rh = df["HNRdBACF_sma3nz"].to_numpy(dtype=np.float64)
+    n = min(len(f0), len(rf0))
+    return f0[:n], h[:n], rf0[:n], rh[:n]
+
+
+def test_f0_and_hnr_correlation_with_opensmile():
+    pooled = {"f0": ([], []), "hnr": ([], [])}
+    for rel in FILES:
+        f0, h, rf0, rh = periodic(rel)
+        agreement = float(np.mean((f0 > 0) == (rf0 > 0)))
+        both = (f0 > 0) & (rf0 > 0)
+        assert both.sum() > 40, f"{rel}: only {both.sum()} frames voiced in both"
+        assert agreement >= MIN_VOICING_AGREEMENT, f"{rel}: voiced/unvoiced agreement {agreement:.3f}"
+        print(rel, f"agreement {agreement:.3f}", f"f0 r {np.corrcoef(f0[both], rf0[both])[0, 1]:.4f}",
+              f"hnr r {np.corrcoef(h[both], rh[both])[0, 1]:.4f}")
+        for key, a, b in (("f0", f0, rf0), ("hnr", h, rh)):
+            pooled[key][0].append(a[both])
+            pooled[key][1].append(b[both])
+    r = {k: float(np.corrcoef(np.concatenate(a), np.concatenate(b))[0, 1]) for k, (a, b) in pooled.items()}
+    print("pooled", r)
+    assert r["f0"] >= MIN_R_F0 and r["hnr"] >= MIN_R_HNR, r
+
+
+@pytest.mark.parametrize("rel", [RAVDESS_FILE, RAVDESS_FILE_2])
+def test_f0_tracks_opensmile_within_a_semitone(rel):
+    f0, _, rf0, _ = periodic(rel)
+    both = (f0 > 0) & (rf0 > 0)
+    assert np.median(np.abs(f0[both] - rf0[both])) < 0.25
+    assert np.corrcoef(f0[both], rf0[both])[0, 1] > 0.99
+
+
 @pytest.mark.parametrize("rel", FILES)
 def test_correlation_with_opensmile(rel):
     r = correlations(rel)
@@ -77,12 +133,13 @@ def test_loudness_equals_opensmile_in_value_at_16k():
     np.testing.assert_allclose(ours[:n], ref[:n], rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list(COLUMNS))
+@pytest.mark.parametrize("name", F.voice.VOICE_FEATURES)
 @pytest.mark.parametrize("sr", [16000, 22050])
 def test_public_function_equals_config_row(name, sr):
     y = get_signal("emodb", sr)
     got = getattr(F, name)(y=y, sr=sr)
-    n_fft = 1 << (F.voice.frame_length(sr) - 1).bit_length()
+    seconds = 0.060 if name in F.voice.PERIODIC_FEATURES else 0.020
+    n_fft = 1 << (F.voice.frame_length(sr, seconds) - 1).bit_length()
     config = F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=int(np.floor(0.01 * sr + 0.5)), features=(name,))
     assert got.dtype == np.float32 and got.shape == (1, config.n_frames(len(y)))
     assert np.array_equal(got, F.extract(y, config))
@@ -101,13 +158,30 @@ def test_descriptors_respond_to_the_spectrum():
     assert abs(ratio - 100 ** 0.33) < 0.01 * ratio  # power x100 -> loudness x100^0.33
 
 
+def test_f0_of_a_harmonic_tone():
+    sr = 16000
+    t = np.arange(sr, dtype=np.float64) / sr
+    y = sum(0.2 / h * np.sin(2 * np.pi * 220.0 * h * t) for h in range(1, 6)).astype(np.float32)
+    st = F.f0_semitones(y=y, sr=sr)[0, 5:-5]
+    assert np.allclose(st, 12 * np.log2(220.0 / 27.5), atol=0.05)
+    assert (F.voicing(y=y, sr=sr)[0, 5:-5] > 0.95).all()
+    assert (F.hnr(y=y, sr=sr)[0, 5:-5] > 10).all()
+    quiet = np.zeros(sr, dtype=np.float32)
+    assert not F.f0_semitones(y=quiet, sr=sr).any() and not F.hnr(y=quiet, sr=sr).any()
+
+
+def test_n_fft_shorter_than_the_60ms_frame_is_refused():
+    expect_value_error(F.FeatureConfig, sr=16000, n_fft=512, features=("hnr",), match="n_fft=512")
+    expect_value_error(F.f0_semitones, y=get_signal("ravdess", 16000), sr=16000, n_fft=900, match="n_fft=900")
+
+
 def test_n_fft_shorter_than_the_20ms_frame_is_refused():
     expect_value_error(F.FeatureConfig, sr=16000, n_fft=256, features=("loudness",), match="n_fft=256")
     y = get_signal("ravdess", 16000)
     expect_value_error(F.loudness, y=y, sr=16000, n_fft=300, match="n_fft=300")
 
 
-@pytest.mark.parametrize("name", list(COLUMNS))
+@pytest.mark.parametrize("name", F.voice.VOICE_FEATURES)
 def test_bad_input(name):
     fn = getattr(F, name)
     y = get_signal("ravdess", 16000)

@@ -29,7 +29,16 @@ from ser_edge.features.spectral import (
     stft,
 )
 from ser_edge.features.temporal import energy_entropy, frame, rms, zero_crossing_rate
-from ser_edge.features.voice import alpha_ratio, hammarberg_index, loudness, slope_0_500, slope_500_1500
+from ser_edge.features.voice import (
+    alpha_ratio,
+    f0_semitones,
+    hammarberg_index,
+    hnr,
+    loudness,
+    slope_0_500,
+    slope_500_1500,
+    voicing,
+)
 
 __all__ = [
     "FEATURES",
@@ -41,8 +50,10 @@ __all__ = [
     "energy_entropy",
     "extract",
     "extract_many",
+    "f0_semitones",
     "frame",
     "hammarberg_index",
+    "hnr",
     "loudness",
     "mel_filters",
     "melspectrogram",
@@ -60,6 +71,7 @@ __all__ = [
     "spectral_rolloff",
     "spectrogram",
     "stft",
+    "voicing",
     "yin",
     "zero_crossing_rate",
 ]

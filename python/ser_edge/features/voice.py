@@ -1,11 +1,13 @@
 """Voice-quality and loudness descriptors as openSMILE's eGeMAPS v02 low-level descriptors
 define them (see ``docs/prosody.md`` for each definition and every difference from openSMILE).
 
-Each value describes the 20 ms analysis frame (``floor(0.02 sr + 0.5)`` samples, symmetric
-Hamming window, FFT zero-padded to the next power of two) centred in frame ``t`` of the usual
+Each value describes an analysis frame centred in frame ``t`` of the usual
 ``n_fft``/``hop_length``/``center`` framing, so the rows line up with every other feature of a
-:class:`~ser_edge.features.FeatureConfig` and stream exactly. ``n_fft`` must be at least the 20 ms
-frame. Unlike openSMILE's ``*_sma3`` columns, values are not smoothed over 3 frames.
+:class:`~ser_edge.features.FeatureConfig` and stream exactly: 20 ms (``floor(0.02 sr + 0.5)``
+samples, symmetric Hamming window, FFT zero-padded to the next power of two) for loudness, alpha
+ratio, Hammarberg index and the slopes; 60 ms (``floor(0.06 sr + 0.5)``) for F0, voicing and HNR.
+``n_fft`` must be at least that frame. Unlike openSMILE's ``*_sma3``/``*_sma3nz`` columns, values
+are not smoothed over 3 frames, and F0 is frame-local YIN, not a Viterbi-smoothed track.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ VOICE_FEATURES = ("loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", 
                   "voicing", "hnr")
 
 
-def frame_length(sr: float) -> int:
-    """The 20 ms eGeMAPS analysis frame in samples at ``sr`` (openSMILE's rounding)."""
-    return int(np.floor(0.020 * _in.number("sr", sr) + 0.5))
+#: Descriptors read from the 60 ms frame.
+PERIODIC_FEATURES = ("f0_semitones", "voicing", "hnr")
+
+
+def frame_length(sr: float, seconds: float = 0.020) -> int:
+    """An eGeMAPS analysis frame (20 ms; 60 ms for F0) in samples at ``sr`` (openSMILE's rounding)."""
+    return int(np.floor(seconds * _in.number("sr", sr) + 0.5))
 
 
 def _descriptor(name: str, y: np.ndarray, sr: float, n_fft: Optional[int], hop_length: Optional[int],
@@ -34,7 +40,8 @@ def _descriptor(name: str, y: np.ndarray, sr: float, n_fft: Optional[int], hop_l
     if sr <= 0:
         raise ValueError(f"sr={sr} must be positive")
     if n_fft is None:
-        n_fft = 1 << max(frame_length(sr) - 1, 1).bit_length()
+        seconds = 0.060 if name in PERIODIC_FEATURES else 0.020
+        n_fft = 1 << max(frame_length(sr, seconds) - 1, 1).bit_length()
     if hop_length is None:
         hop_length = max(int(np.floor(0.010 * sr + 0.5)), 1)
     y = _in.audio(y)
@@ -84,5 +91,32 @@ def slope_500_1500(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = N
     return _descriptor("slope_500_1500", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-__all__ = ["VOICE_FEATURES", "alpha_ratio", "frame_length", "hammarberg_index", "loudness", "slope_0_500",
-           "slope_500_1500"]
+def f0_semitones(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None,
+                 hop_length: Optional[int] = None, center: bool = True,
+                 pad_mode: PadMode = "constant") -> np.ndarray:
+    """F0 in semitones above 27.5 Hz (eGeMAPS ``F0semitoneFrom27.5Hz``), 0 where unvoiced,
+    float32 ``(1, t)``: frame-local YIN (55-600 Hz) on the 60 ms frame; voiced where the CMNDF at
+    YIN's period is below 0.4 and the Gaussian-windowed RMS is at least 0.001.
+
+    ``n_fft`` defaults to the 60 ms frame rounded up to a power of two, ``hop_length`` to 10 ms.
+    """
+    return _descriptor("f0_semitones", y, sr, n_fft, hop_length, center, pad_mode)
+
+
+def voicing(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
+            center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+    """Periodicity of the 60 ms frame: ``1 - CMNDF`` at YIN's period, in [0, 1], float32 ``(1, t)``
+    (not an eGeMAPS descriptor; :func:`f0_semitones` calls a frame voiced above 0.6)."""
+    return _descriptor("voicing", y, sr, n_fft, hop_length, center, pad_mode)
+
+
+def hnr(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
+        center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+    """Harmonics-to-noise ratio in dB from the autocorrelation (eGeMAPS ``HNRdBACF``), 0 where
+    unvoiced, float32 ``(1, t)``: ``10 log10(a[T] / (a[0] - a[T]))`` with ``a`` the autocorrelation
+    of the Gaussian-windowed 60 ms frame and ``T`` the ACF peak nearest the YIN period."""
+    return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode)
+
+
+__all__ = ["PERIODIC_FEATURES", "VOICE_FEATURES", "alpha_ratio", "f0_semitones", "frame_length", "hammarberg_index",
+           "hnr", "loudness", "slope_0_500", "slope_500_1500", "voicing"]
