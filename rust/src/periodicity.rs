@@ -43,6 +43,12 @@ pub struct Periodicity {
     pub voicing: f64,
     /// ACF harmonics-to-noise ratio in dB when voiced, else 0.
     pub hnr: f64,
+    /// Local jitter (mean absolute difference of consecutive periods over the mean period) of the
+    /// periods found in the frame, clipped to 1; 0 when unvoiced or fewer than 2 periods.
+    pub jitter: f64,
+    /// Local shimmer in dB, `20 log10(1 + mean |A_i - A_{i+1}| / mean A)`, A the peak-to-peak
+    /// amplitude of each period; 0 when unvoiced or no period pair.
+    pub shimmer_db: f64,
 }
 
 /// The fixed part for one sample rate.
@@ -116,7 +122,7 @@ impl PeriodicityFrame {
         let rms = (energy / plan.frame_length as f64).sqrt();
         let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
         if !voiced {
-            return Periodicity { f0_semitones: 0.0, voicing, hnr: 0.0 };
+            return Periodicity { f0_semitones: 0.0, voicing, hnr: 0.0, jitter: 0.0, shimmer_db: 0.0 };
         }
         // Autocorrelation of the windowed frame (circular over n_fft, as openSMILE's).
         let _ = self.fwd.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
@@ -128,8 +134,101 @@ impl PeriodicityFrame {
         acf.iter_mut().for_each(|a| *a = a.abs());
         let lag = ((plan.sr / est.f0).floor() as usize).min(acf.len() - 1);
         let t = closest_peak(acf, lag);
-        Periodicity { f0_semitones: 12.0 * (est.f0 / 27.5).log2(), voicing, hnr: acf_hnr_db(acf, t) }
+        let hnr = acf_hnr_db(acf, t);
+        let (jitter, shimmer_db) = jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0);
+        Periodicity { f0_semitones: 12.0 * (est.f0 / 27.5).log2(), voicing, hnr, jitter, shimmer_db }
     }
+}
+
+/// Pearson correlation of `x` and `y` (equal lengths); 0 when either is constant.
+fn cross_corr(x: &[f32], y: &[f32]) -> f64 {
+    let n = x.len() as f64;
+    let mx = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let my = y.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let (mut c, mut nx, mut ny) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x.iter().zip(y) {
+        let (a, b) = (a as f64 - mx, b as f64 - my);
+        c += a * b;
+        nx += a * a;
+        ny += b * b;
+    }
+    if nx > 0.0 && ny > 0.0 {
+        c / (nx.sqrt() * ny.sqrt())
+    } else {
+        0.0
+    }
+}
+
+/// The vertex `(x, y)` of the parabola through `(-1, a)`, `(0, b)`, `(1, c)`.
+fn vertex(a: f64, b: f64, c: f64) -> (f64, f64) {
+    let curv = (a + c - 2.0 * b) / 2.0;
+    let slope = (c - a) / 2.0;
+    if curv == 0.0 {
+        (0.0, b)
+    } else {
+        let x = -slope / (2.0 * curv);
+        (x, b - slope * slope / (4.0 * curv))
+    }
+}
+
+/// Peak-to-peak amplitude of a period, over its inner samples (openSMILE `amplitudeDiff`).
+fn peak_to_peak(x: &[f32]) -> f64 {
+    let inner = &x[1..x.len() - 1];
+    let max = inner.iter().fold(f32::MIN, |m, &v| m.max(v));
+    let min = inner.iter().fold(f32::MAX, |m, &v| m.min(v));
+    (max - min) as f64
+}
+
+/// Local jitter and shimmer (dB) of the periods in `x`, walked as openSMILE's `cPitchJitter`
+/// walks them: from the start, each next period is the lag in +-10 % of `period` (samples) whose
+/// waveform best matches the one before (Pearson correlation, a local maximum); pairs with a
+/// correlation above 0.5 count. Unlike openSMILE, the walk starts afresh in every frame.
+pub fn jitter_shimmer(x: &[f32], period: f64) -> (f64, f64) {
+    let t_min = (0.9 * period).floor().max(2.0) as usize;
+    let t_max = (1.1 * period).ceil() as usize;
+    let t_round = period.round().max(1.0) as usize;
+    if t_max < t_min + 3 || 2 * t_max + 1 >= x.len() {
+        return (0.0, 0.0);
+    }
+    let mut cc = vec![0.0; t_max - t_min + 1];
+    let (mut start, mut last) = (0usize, 0.0f64);
+    let (mut sum_period, mut n_periods, mut sum_diff, mut n_diff) = (0.0, 0usize, 0.0, 0usize);
+    let (mut sum_amp, mut sum_amp_diff) = (0.0, 0.0);
+    while start + 2 * t_max + 1 < x.len() {
+        for (k, c) in cc.iter_mut().enumerate() {
+            let lag = t_min + k;
+            *c = cross_corr(&x[start..start + lag], &x[start + lag..start + 2 * lag]);
+        }
+        let best = (1..cc.len() - 1)
+            .filter(|&i| cc[i - 1] < cc[i] && cc[i] > cc[i + 1])
+            .fold(None, |b: Option<usize>, i| match b {
+                Some(j) if cc[j] >= cc[i] => Some(j),
+                _ => Some(i),
+            });
+        let Some(i) = best else {
+            start += t_round;
+            continue;
+        };
+        let lag = t_min + i;
+        let (a0, a1) = (peak_to_peak(&x[start..start + lag]), peak_to_peak(&x[start + lag..start + 2 * lag]));
+        let (dx, peak) = vertex(cc[i - 1], cc[i], cc[i + 1]);
+        start += lag;
+        if peak > 0.5 {
+            let p = lag as f64 + dx;
+            sum_period += p;
+            n_periods += 1;
+            if last > 0.0 {
+                sum_diff += (last - p).abs();
+                n_diff += 1;
+            }
+            last = p;
+            sum_amp += (a0 + a1) / 2.0;
+            sum_amp_diff += (a0 - a1).abs();
+        }
+    }
+    let jitter = if n_diff > 0 { (sum_diff / n_diff as f64 / (sum_period / n_periods as f64)).min(1.0) } else { 0.0 };
+    let shimmer = if n_periods > 0 && sum_amp > 0.0 { (sum_amp_diff / sum_amp).min(1.0) } else { 0.0 };
+    (jitter, 20.0 * (1.0 + shimmer).log10())
 }
 
 /// A strict local maximum (openSMILE `isPeak`: the first sample counts when above the second).
@@ -234,6 +333,27 @@ mod tests {
         let d = pf.compute(&plan, &noise);
         assert_eq!((d.f0_semitones, d.hnr), (0.0, 0.0), "{d:?}");
         assert!(d.voicing < 0.8, "{d:?}");
+    }
+
+    #[test]
+    fn jitter_and_shimmer_of_steady_and_perturbed_pulse_trains() {
+        // Periods of 100 samples (steady), then alternating 95/105 with alternating amplitude.
+        let pulses = |periods: &[usize], amps: &[f32]| {
+            let mut y = Vec::new();
+            for (k, &p) in periods.iter().enumerate() {
+                let a = amps[k % amps.len()];
+                y.extend((0..p).map(|i| a * (-(i as f32) / 8.0).exp() * (2.0 * std::f32::consts::PI * i as f32 / 20.0).cos()));
+            }
+            y
+        };
+        let steady = pulses(&[100; 12], &[0.5]);
+        let (j, s) = jitter_shimmer(&steady, 100.0);
+        assert!(j < 1e-3 && s < 1e-3, "{j} {s}");
+        let wobbly = pulses(&[95, 105, 95, 105, 95, 105, 95, 105, 95, 105, 95, 105], &[0.5, 0.4]);
+        let (j, s) = jitter_shimmer(&wobbly, 100.0);
+        assert!(j > 0.05 && j < 0.15, "jitter {j}");
+        assert!(s > 1.0 && s < 3.0, "shimmer {s} dB");
+        assert_eq!(jitter_shimmer(&steady[..150], 100.0), (0.0, 0.0));
     }
 
     #[test]

@@ -54,12 +54,14 @@ pub enum VoiceKind {
     F0Semitones,
     Voicing,
     Hnr,
+    Jitter,
+    Shimmer,
 }
 
 impl VoiceKind {
     /// Read from the 60 ms frame (`periodicity.rs`) rather than the 20 ms one.
     fn periodic(&self) -> bool {
-        matches!(self, VoiceKind::F0Semitones | VoiceKind::Voicing | VoiceKind::Hnr)
+        matches!(self, VoiceKind::F0Semitones | VoiceKind::Voicing | VoiceKind::Hnr | VoiceKind::Jitter | VoiceKind::Shimmer)
     }
 
     fn of(&self, d: &voice::Descriptors, p: &Periodicity) -> f64 {
@@ -67,6 +69,8 @@ impl VoiceKind {
             VoiceKind::F0Semitones => p.f0_semitones,
             VoiceKind::Voicing => p.voicing,
             VoiceKind::Hnr => p.hnr,
+            VoiceKind::Jitter => p.jitter,
+            VoiceKind::Shimmer => p.shimmer_db,
             VoiceKind::Loudness => d.loudness,
             VoiceKind::AlphaRatio => d.alpha_ratio,
             VoiceKind::Hammarberg => d.hammarberg,
@@ -100,11 +104,14 @@ impl Feature {
             "f0_semitones" => Feature::Voice(VoiceKind::F0Semitones),
             "voicing" => Feature::Voice(VoiceKind::Voicing),
             "hnr" => Feature::Voice(VoiceKind::Hnr),
+            "jitter" => Feature::Voice(VoiceKind::Jitter),
+            "shimmer" => Feature::Voice(VoiceKind::Shimmer),
             _ => fail!(
                 "features: unknown feature {name:?}; known: mfcc, log_melspectrogram, melspectrogram, rms, \
                  zero_crossing_rate, spectral_centroid, spectral_bandwidth, spectral_rolloff, spectral_flatness, \
                  spectral_flux, spectral_entropy, energy_entropy, chroma_stft, loudness, alpha_ratio, \
-                 hammarberg_index, slope_0_500, slope_500_1500, f0_semitones, voicing, hnr"
+                 hammarberg_index, slope_0_500, slope_500_1500, f0_semitones, voicing, hnr, \
+                 jitter, shimmer"
             ),
         })
     }

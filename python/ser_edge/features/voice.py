@@ -22,11 +22,11 @@ from ser_edge.features.spectral import PadMode
 
 #: Feature names a FeatureConfig accepts for these descriptors (one row each).
 VOICE_FEATURES = ("loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500", "f0_semitones",
-                  "voicing", "hnr")
+                  "voicing", "hnr", "jitter", "shimmer")
 
 
 #: Descriptors read from the 60 ms frame.
-PERIODIC_FEATURES = ("f0_semitones", "voicing", "hnr")
+PERIODIC_FEATURES = ("f0_semitones", "voicing", "hnr", "jitter", "shimmer")
 
 
 def frame_length(sr: float, seconds: float = 0.020) -> int:
@@ -118,5 +118,22 @@ def hnr(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_le
     return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode)
 
 
+def jitter(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
+           center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+    """Local jitter (eGeMAPS ``jitterLocal``) of the periods in the 60 ms frame, float32 ``(1, t)``:
+    mean absolute difference of consecutive periods over the mean period, 0 where unvoiced.
+    Periods are found as openSMILE finds them (waveform cross-correlation within +-10 % of the
+    YIN period), but the walk starts afresh in every frame."""
+    return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode)
+
+
+def shimmer(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
+            center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+    """Local shimmer in dB (eGeMAPS ``shimmerLocaldB``), float32 ``(1, t)``:
+    ``20 log10(1 + mean |A_i - A_i+1| / mean A)`` over the periods of :func:`jitter`, A each
+    period's peak-to-peak amplitude; 0 where unvoiced."""
+    return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode)
+
+
 __all__ = ["PERIODIC_FEATURES", "VOICE_FEATURES", "alpha_ratio", "f0_semitones", "frame_length", "hammarberg_index",
-           "hnr", "loudness", "slope_0_500", "slope_500_1500", "voicing"]
+           "hnr", "jitter", "loudness", "shimmer", "slope_0_500", "slope_500_1500", "voicing"]
