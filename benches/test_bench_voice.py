@@ -29,14 +29,14 @@ def test_egemaps_lld_opensmile(benchmark, smile, speech, seconds):
 @pytest.mark.parametrize("seconds", LENGTHS)
 @pytest.mark.benchmark(group="egemaps-lld")
 def test_egemaps_voice_ser_edge(benchmark, speech, seconds):
-    """ser-edge's 8 descriptors: loudness, alpha ratio, Hammarberg, 2 slopes, F0, voicing, HNR."""
+    """ser-edge's 10 descriptors: loudness, alpha ratio, Hammarberg, 2 slopes, F0, voicing, HNR, jitter, shimmer."""
     out = benchmark(F.extract, speech[seconds], VOICE)
     assert out.shape[0] == len(F.voice.VOICE_FEATURES)
 
 
 @pytest.mark.benchmark(group="voice-stream")
 def test_voice_stream_hop_ser_edge(benchmark, speech):
-    """One 10 ms hop (160 samples) pushed into a stream of the 8 descriptors: one frame out."""
+    """One 10 ms hop (160 samples) pushed into a stream of the 10 descriptors: one frame out."""
     stream = F.Stream(VOICE)
     hops = speech[60].reshape(-1, 160)
     stream.push(hops[0])

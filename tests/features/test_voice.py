@@ -88,18 +88,18 @@ def periodic(rel: str):
     y, sr, df = _opensmile_lld(rel)
     hop = int(np.floor(0.010 * sr + 0.5))
     n_fft = 1 << (F.voice.frame_length(sr, 0.060) - 1).bit_length()
-    x = F.extract(y, F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, features=("f0_semitones", "hnr")))
-    f0, h = sma3nz(x[0, 3:].astype(np.float64)), sma3nz(x[1, 3:].astype(np.float64))
-    rf0 = df["F0semitoneFrom27.5Hz_sma3nz"].to_numpy(dtype=np.float64)
-    rh = df["HNRdBACF_sma3nz"].to_numpy(dtype=np.float64)
-    n = min(len(f0), len(rf0))
-    return f0[:n], h[:n], rf0[:n], rh[:n]
+    names = ("f0_semitones", "hnr", "jitter", "shimmer")
+    x = F.extract(y, F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, features=names))
+    ours = [sma3nz(row[3:].astype(np.float64)) for row in x]
+    ref = [df[UTTERANCE_COLUMNS[k]].to_numpy(dtype=np.float64) for k in names]
+    n = min(len(ours[0]), len(ref[0]))
+    return [a[:n] for a in ours] + [b[:n] for b in ref]
 
 
 def test_f0_and_hnr_correlation_with_opensmile():
-    pooled = {"f0": ([], []), "hnr": ([], [])}
+    pooled = {"f0": ([], []), "hnr": ([], []), "jitter": ([], []), "shimmer": ([], [])}
     for rel in FILES:
-        f0, h, rf0, rh = periodic(rel)
+        f0, h, jit, shim, rf0, rh, rjit, rshim = periodic(rel)
         agreement = float(np.mean((f0 > 0) == (rf0 > 0)))
         both = (f0 > 0) & (rf0 > 0)
         assert both.sum() > 40, f"{rel}: only {both.sum()} frames voiced in both"
@@ -109,6 +109,11 @@ def test_f0_and_hnr_correlation_with_opensmile():
         for key, a, b in (("f0", f0, rf0), ("hnr", h, rh)):
             pooled[key][0].append(a[both])
             pooled[key][1].append(b[both])
+        for key, a, b in (("jitter", jit, rjit), ("shimmer", shim, rshim)):  # reported, not asserted
+            m = (a > 0) & (b > 0)
+            print(f"  {key} r {np.corrcoef(a[m], b[m])[0, 1]:.3f} over {m.sum()} frames")
+            pooled[key][0].append(a[m])
+            pooled[key][1].append(b[m])
     r = {k: float(np.corrcoef(np.concatenate(a), np.concatenate(b))[0, 1]) for k, (a, b) in pooled.items()}
     print("pooled", r)
     assert r["f0"] >= MIN_R_F0 and r["hnr"] >= MIN_R_HNR, r
@@ -141,7 +146,7 @@ def test_utterance_means_track_opensmile():
 
 @pytest.mark.parametrize("rel", [RAVDESS_FILE, RAVDESS_FILE_2])
 def test_f0_tracks_opensmile_within_a_semitone(rel):
-    f0, _, rf0, _ = periodic(rel)
+    f0, _, _, _, rf0, _, _, _ = periodic(rel)
     both = (f0 > 0) & (rf0 > 0)
     assert np.median(np.abs(f0[both] - rf0[both])) < 0.25
     assert np.corrcoef(f0[both], rf0[both])[0, 1] > 0.99
