@@ -55,6 +55,8 @@ pub struct Periodicity {
 #[derive(Debug, Clone)]
 pub struct PeriodicityPlan {
     pub sr: f64,
+    /// Walk the periods for jitter and shimmer (only when one of them is asked for).
+    pub periods: bool,
     /// 60 ms in samples.
     pub frame_length: usize,
     n_fft: usize,
@@ -79,7 +81,7 @@ impl PeriodicityPlan {
             let x = (i as f64 - half) / (0.4 * half);
             *w = (-0.5 * x * x).exp();
         }
-        Ok(PeriodicityPlan { sr, frame_length, n_fft, window, yin })
+        Ok(PeriodicityPlan { sr, periods: true, frame_length, n_fft, window, yin })
     }
 }
 
@@ -135,27 +137,58 @@ impl PeriodicityFrame {
         let lag = ((plan.sr / est.f0).floor() as usize).min(acf.len() - 1);
         let t = closest_peak(acf, lag);
         let hnr = acf_hnr_db(acf, t);
-        let (jitter, shimmer_db) = jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0);
+        let (jitter, shimmer_db) =
+            if plan.periods { jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0) } else { (0.0, 0.0) };
         Periodicity { f0_semitones: 12.0 * (est.f0 / 27.5).log2(), voicing, hnr, jitter, shimmer_db }
     }
 }
 
-/// Pearson correlation of `x` and `y` (equal lengths); 0 when either is constant.
-fn cross_corr(x: &[f32], y: &[f32]) -> f64 {
-    let n = x.len() as f64;
-    let mx = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let my = y.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let (mut c, mut nx, mut ny) = (0.0, 0.0, 0.0);
-    for (&a, &b) in x.iter().zip(y) {
-        let (a, b) = (a as f64 - mx, b as f64 - my);
-        c += a * b;
-        nx += a * a;
-        ny += b * b;
+/// `sum a[k] b[k]` in eight float32 lanes (vectorises), summed in float64.
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x as f64 * y as f64).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
     }
-    if nx > 0.0 && ny > 0.0 {
-        c / (nx.sqrt() * ny.sqrt())
-    } else {
-        0.0
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
+/// Prefix sums of `x` and `x^2`, for O(1) means and energies of any segment.
+struct Prefix {
+    s: Vec<f64>,
+    s2: Vec<f64>,
+}
+
+impl Prefix {
+    fn new(x: &[f32]) -> Prefix {
+        let (mut s, mut s2) = (Vec::with_capacity(x.len() + 1), Vec::with_capacity(x.len() + 1));
+        let (mut a, mut b) = (0.0, 0.0);
+        s.push(0.0);
+        s2.push(0.0);
+        for &v in x {
+            a += v as f64;
+            b += v as f64 * v as f64;
+            s.push(a);
+            s2.push(b);
+        }
+        Prefix { s, s2 }
+    }
+
+    /// Pearson correlation of `x[i..i+n]` and `x[j..j+n]`; 0 when either is constant.
+    fn corr(&self, x: &[f32], i: usize, j: usize, n: usize) -> f64 {
+        let sxy = dot(&x[i..i + n], &x[j..j + n]);
+        let nf = n as f64;
+        let (sx, sy) = (self.s[i + n] - self.s[i], self.s[j + n] - self.s[j]);
+        let vx = self.s2[i + n] - self.s2[i] - sx * sx / nf;
+        let vy = self.s2[j + n] - self.s2[j] - sy * sy / nf;
+        if vx > 0.0 && vy > 0.0 {
+            (sxy - sx * sy / nf) / (vx.sqrt() * vy.sqrt())
+        } else {
+            0.0
+        }
     }
 }
 
@@ -191,13 +224,14 @@ pub fn jitter_shimmer(x: &[f32], period: f64) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let mut cc = vec![0.0; t_max - t_min + 1];
+    let prefix = Prefix::new(x);
     let (mut start, mut last) = (0usize, 0.0f64);
     let (mut sum_period, mut n_periods, mut sum_diff, mut n_diff) = (0.0, 0usize, 0.0, 0usize);
     let (mut sum_amp, mut sum_amp_diff) = (0.0, 0.0);
     while start + 2 * t_max + 1 < x.len() {
         for (k, c) in cc.iter_mut().enumerate() {
             let lag = t_min + k;
-            *c = cross_corr(&x[start..start + lag], &x[start + lag..start + 2 * lag]);
+            *c = prefix.corr(x, start, start + lag, lag);
         }
         let best = (1..cc.len() - 1)
             .filter(|&i| cc[i - 1] < cc[i] && cc[i] > cc[i + 1])

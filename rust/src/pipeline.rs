@@ -351,7 +351,8 @@ impl Plan {
             None
         };
         let periodicity = if has(|f| matches!(f, Feature::Voice(k) if k.periodic())) {
-            let p = PeriodicityPlan::new(cfg.sr)?;
+            let mut p = PeriodicityPlan::new(cfg.sr)?;
+            p.periods = has(|f| matches!(f, Feature::Voice(VoiceKind::Jitter | VoiceKind::Shimmer)));
             if cfg.n_fft < p.frame_length {
                 fail!(
                     "n_fft={} is shorter than the {}-sample (60 ms) frame F0, voicing and HNR read at sr={}; \
