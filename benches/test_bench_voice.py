@@ -1,11 +1,10 @@
 """Speed of the eGeMAPS voice descriptors against openSMILE's eGeMAPS v02 LLD extraction (same
 machine, same run, same audio), and the streaming cost of one 10 ms hop."""
 
-import numpy as np
 import opensmile
 import pytest
-
 import ser_edge.features as F
+from conftest import hop_pusher
 
 SR = 16000
 LENGTHS = [1, 60]
@@ -37,15 +36,5 @@ def test_egemaps_voice_ser_edge(benchmark, speech, seconds):
 @pytest.mark.benchmark(group="voice-stream")
 def test_voice_stream_hop_ser_edge(benchmark, speech):
     """One 10 ms hop (160 samples) pushed into a stream of the 10 descriptors: one frame out."""
-    stream = F.Stream(VOICE)
-    hops = speech[60].reshape(-1, 160)
-    stream.push(hops[0])
-    state = {"i": 1}
-
-    def push():
-        out = stream.push(hops[state["i"] % len(hops)])
-        state["i"] += 1
-        return out
-
-    out = benchmark(push)
+    out = benchmark(hop_pusher(F.Stream(VOICE), speech[60]))
     assert out.shape == (len(F.voice.VOICE_FEATURES), 1)
