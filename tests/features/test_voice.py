@@ -45,7 +45,7 @@ UTTERANCE_COLUMNS = {"f0_semitones": "F0semitoneFrom27.5Hz_sma3nz", "hnr": "HNRd
 
 @functools.lru_cache(maxsize=None)
 def _opensmile_lld(rel: str):
-    opensmile = pytest.importorskip("opensmile")
+    import opensmile  # the reference (extra "dev"), imported here so the module loads without it
     y, sr = load(data_path(rel), sr=None)
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                             feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
