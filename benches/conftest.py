@@ -21,3 +21,20 @@ def speech():
     y = np.concatenate([load(f, sr=SR)[0] for f in files[:40]])
     assert len(y) >= 60 * SR
     return {1: np.ascontiguousarray(y[SR : 2 * SR]), 60: np.ascontiguousarray(y[: 60 * SR])}
+
+
+def hop_pusher(stream, y: np.ndarray, hop: int = 160):
+    """A function that pushes the next ``hop`` samples of ``y`` into ``stream`` (cycling), after
+    pushes that fill the stream up to its first frame: each call then returns one frame."""
+    hops = y[: len(y) // hop * hop].reshape(-1, hop)
+    state = {"i": 0}
+    while stream.push(hops[state["i"]]).shape[1] == 0:
+        state["i"] += 1
+    state["i"] += 1
+
+    def push():
+        out = stream.push(hops[state["i"] % len(hops)])
+        state["i"] += 1
+        return out
+
+    return push

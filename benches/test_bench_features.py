@@ -3,8 +3,8 @@
 import librosa
 import numpy as np
 import pytest
-
 import ser_edge.features as F
+from conftest import hop_pusher
 from ser_edge import _dsp
 
 SR = 16000
@@ -68,17 +68,7 @@ def test_zcr_ser_edge(benchmark, speech, seconds):
 @pytest.mark.benchmark(group="stream")
 def test_stream_hop_ser_edge(benchmark, speech):
     """One 10 ms hop (160 samples) pushed into a 40-MFCC stream (n_fft 512): one frame out."""
-    stream = F.Stream(F.FeatureConfig(n_mfcc=40, n_mels=40))
-    hops = speech[60].reshape(-1, 160)
-    stream.push(hops[0])
-    state = {"i": 1}
-
-    def push():
-        out = stream.push(hops[state["i"] % len(hops)])
-        state["i"] += 1
-        return out
-
-    out = benchmark(push)
+    out = benchmark(hop_pusher(F.Stream(F.FeatureConfig(n_mfcc=40, n_mels=40)), speech[60]))
     assert out.shape == (40, 1)
 
 

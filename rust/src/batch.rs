@@ -125,7 +125,7 @@ pub fn from_spectrogram(s: &Matrix, cfg: &Config) -> Result<Matrix> {
     let [feature] = cfg.features.as_slice() else {
         fail!("features: exactly one feature is computed from S");
     };
-    if matches!(feature, Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Spectrogram { .. }) {
+    if matches!(feature, Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Spectrogram { .. } | Feature::Voice(_)) {
         fail!("features: {feature:?} is computed from audio, not from S");
     }
     let n_bins = cfg.n_fft / 2 + 1;

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mel;
 pub mod pad;
 pub mod parallel;
+pub mod periodicity;
 pub mod pipeline;
 pub mod pitch;
 pub mod pitch_hmm;
@@ -19,6 +20,7 @@ pub mod resample;
 pub mod spectral;
 pub mod stream;
 pub mod temporal;
+pub mod voice;
 pub mod window;
 
 #[cfg(feature = "python")]

@@ -9,6 +9,8 @@ use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::spectral::{self, ContrastBands};
 use crate::window::{self, Window};
+use crate::periodicity::{Periodicity, PeriodicityFrame, PeriodicityPlan};
+use crate::voice::{self, VoiceFrame, VoicePlan};
 use crate::{chroma, limits, temporal};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -37,6 +39,45 @@ pub enum Feature {
     Chroma { tuning: f64, norm: Option<f64> },
     /// Peaks then valleys of each contrast band (`2 (n_bands + 1)` rows), before the dB step.
     ContrastRaw { fmin: f64, n_bands: usize, quantile: f64 },
+    /// An eGeMAPS v02 descriptor of the 20 ms frame centred in this one (`voice.rs`).
+    Voice(VoiceKind),
+}
+
+/// The eGeMAPS descriptors `Feature::Voice` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceKind {
+    Loudness,
+    AlphaRatio,
+    Hammarberg,
+    Slope0To500,
+    Slope500To1500,
+    F0Semitones,
+    Voicing,
+    Hnr,
+    Jitter,
+    Shimmer,
+}
+
+impl VoiceKind {
+    /// Read from the 60 ms frame (`periodicity.rs`) rather than the 20 ms one.
+    fn periodic(&self) -> bool {
+        matches!(self, VoiceKind::F0Semitones | VoiceKind::Voicing | VoiceKind::Hnr | VoiceKind::Jitter | VoiceKind::Shimmer)
+    }
+
+    fn of(&self, d: &voice::Descriptors, p: &Periodicity) -> f64 {
+        match self {
+            VoiceKind::F0Semitones => p.f0_semitones,
+            VoiceKind::Voicing => p.voicing,
+            VoiceKind::Hnr => p.hnr,
+            VoiceKind::Jitter => p.jitter,
+            VoiceKind::Shimmer => p.shimmer_db,
+            VoiceKind::Loudness => d.loudness,
+            VoiceKind::AlphaRatio => d.alpha_ratio,
+            VoiceKind::Hammarberg => d.hammarberg,
+            VoiceKind::Slope0To500 => d.slope_0_500,
+            VoiceKind::Slope500To1500 => d.slope_500_1500,
+        }
+    }
 }
 
 impl Feature {
@@ -55,16 +96,28 @@ impl Feature {
             "spectral_entropy" => Feature::SpectralEntropy { n_blocks: 10 },
             "energy_entropy" => Feature::EnergyEntropy { n_blocks: 10 },
             "chroma_stft" => Feature::Chroma { tuning: 0.0, norm: Some(f64::INFINITY) },
+            "loudness" => Feature::Voice(VoiceKind::Loudness),
+            "alpha_ratio" => Feature::Voice(VoiceKind::AlphaRatio),
+            "hammarberg_index" => Feature::Voice(VoiceKind::Hammarberg),
+            "slope_0_500" => Feature::Voice(VoiceKind::Slope0To500),
+            "slope_500_1500" => Feature::Voice(VoiceKind::Slope500To1500),
+            "f0_semitones" => Feature::Voice(VoiceKind::F0Semitones),
+            "voicing" => Feature::Voice(VoiceKind::Voicing),
+            "hnr" => Feature::Voice(VoiceKind::Hnr),
+            "jitter" => Feature::Voice(VoiceKind::Jitter),
+            "shimmer" => Feature::Voice(VoiceKind::Shimmer),
             _ => fail!(
                 "features: unknown feature {name:?}; known: mfcc, log_melspectrogram, melspectrogram, rms, \
                  zero_crossing_rate, spectral_centroid, spectral_bandwidth, spectral_rolloff, spectral_flatness, \
-                 spectral_flux, spectral_entropy, energy_entropy, chroma_stft"
+                 spectral_flux, spectral_entropy, energy_entropy, chroma_stft, loudness, alpha_ratio, \
+                 hammarberg_index, slope_0_500, slope_500_1500, f0_semitones, voicing, hnr, \
+                 jitter, shimmer"
             ),
         })
     }
 
     fn needs_spectrum(&self) -> bool {
-        !matches!(self, Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. })
+        !matches!(self, Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Voice(_))
     }
 }
 
@@ -137,6 +190,10 @@ pub struct Plan {
     dct_sums: Vec<f32>,
     chroma: Option<Vec<f32>>,
     contrast: Option<ContrastBands>,
+    /// The eGeMAPS analysis, if a `Feature::Voice` is configured.
+    pub(crate) voice: Option<VoicePlan>,
+    /// The 60 ms F0/voicing/HNR analysis, if one of those is configured.
+    pub(crate) periodicity: Option<PeriodicityPlan>,
     fft: bool,
     /// A float32 FFT: allowed by the config, and only mel-domain spectral features.
     single: bool,
@@ -266,7 +323,7 @@ impl Plan {
                     }
                     1
                 }
-                Feature::Rms | Feature::Centroid | Feature::Flux => 1,
+                Feature::Rms | Feature::Centroid | Feature::Flux | Feature::Voice(_) => 1,
             };
         }
         let mel_power = if uses_mel { Some(cfg.power) } else { None };
@@ -289,7 +346,38 @@ impl Plan {
                 || matches!(f, Feature::Spectrogram { power } if *power == 2.0)
         }) || mel_power == Some(2.0);
         let logmel = has(|f| matches!(f, Feature::LogMel | Feature::Mfcc));
+        let voice = if has(|f| matches!(f, Feature::Voice(k) if !k.periodic())) {
+            let v = VoicePlan::new(cfg.sr)?;
+            if cfg.n_fft < v.frame_length {
+                fail!(
+                    "n_fft={} is shorter than the {}-sample (20 ms) frame the eGeMAPS descriptors read at sr={}; \
+                     use n_fft >= {}",
+                    cfg.n_fft, v.frame_length, cfg.sr, v.frame_length
+                );
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let periodicity = if has(|f| matches!(f, Feature::Voice(k) if k.periodic())) {
+            let mut p = PeriodicityPlan::new(cfg.sr)?;
+            p.periods = has(|f| matches!(f, Feature::Voice(VoiceKind::Jitter | VoiceKind::Shimmer)));
+            if cfg.n_fft < p.frame_length {
+                fail!(
+                    "n_fft={} is shorter than the {}-sample (60 ms) frame F0, voicing and HNR read at sr={}; \
+                     use n_fft >= {}",
+                    cfg.n_fft, p.frame_length, cfg.sr, p.frame_length
+                );
+            }
+            // Built once here so that a bad rate fails now, not in a worker thread.
+            PeriodicityFrame::new(&p)?;
+            Some(p)
+        } else {
+            None
+        };
         Ok(Plan {
+            voice,
+            periodicity,
             n_features,
             freqs,
             window,
@@ -357,6 +445,8 @@ pub struct Extractor {
     peaks: Vec<f64>,
     valleys: Vec<f64>,
     prev: Option<Vec<f32>>,
+    voice: Option<VoiceFrame>,
+    periodicity: Option<PeriodicityFrame>,
 }
 
 impl Extractor {
@@ -380,6 +470,8 @@ impl Extractor {
             peaks: vec![0.0; n_bands],
             valleys: vec![0.0; n_bands],
             prev: None,
+            voice: plan.voice.as_ref().map(VoiceFrame::new),
+            periodicity: plan.periodicity.as_ref().and_then(|p| PeriodicityFrame::new(p).ok()),
             plan,
         }
     }
@@ -452,6 +544,9 @@ impl Extractor {
         let mut o = 0;
         // Shared by centroid, bandwidth and flux: the column's l1 norm and its centroid.
         let (mut l1, mut centroid) = (None, None);
+        // The eGeMAPS descriptors of the 20 ms frame centred in this one (computed once).
+        let mut vd: Option<voice::Descriptors> = None;
+        let mut pd: Option<Periodicity> = None;
         for f in &cfg.features {
             let mut put = |v: f64| {
                 out[o] = v as f32;
@@ -516,6 +611,26 @@ impl Extractor {
                     }
                     spectral::normalize(dst, norm);
                     o += n;
+                }
+                Feature::Voice(kind) if kind.periodic() => {
+                    let p = *pd.get_or_insert_with(|| match (frame, &plan.periodicity, self.periodicity.as_mut()) {
+                        (Some(x), Some(pp), Some(pf)) => {
+                            let at = (x.len() - pp.frame_length.min(x.len())) / 2;
+                            pf.compute(pp, &x[at..])
+                        }
+                        _ => Periodicity::default(),
+                    });
+                    put(kind.of(&voice::Descriptors::default(), &p))
+                }
+                Feature::Voice(kind) => {
+                    let d = *vd.get_or_insert_with(|| match (frame, &plan.voice, self.voice.as_mut()) {
+                        (Some(x), Some(vp), Some(vf)) => {
+                            let at = (x.len() - vp.frame_length.min(x.len())) / 2;
+                            vf.compute(vp, &x[at..])
+                        }
+                        _ => voice::Descriptors::default(),
+                    });
+                    put(kind.of(&d, &Periodicity::default()))
                 }
                 Feature::ContrastRaw { .. } => {
                     if let Some(bands) = &plan.contrast {

@@ -38,6 +38,11 @@ CONFIGS = {
     "contrast": dict(features=("rms", "spectral_contrast", "mfcc"), n_fft=1024, win_length=800, contrast_fmin=100.0),
     "big_22k": dict(features=("mfcc", "spectral_rolloff", "spectral_entropy"), sr=22050, n_fft=2048, hop_length=512,
                     n_mfcc=20, n_mels=128, lifter=22.0, fmin=50.0, fmax=8000.0, htk=True),
+    # eGeMAPS descriptors (20 ms frame centred in each n_fft frame), mixed with spectral features.
+    "voice": dict(features=("mfcc", "loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500",
+                            "spectral_flux"), n_fft=512, pad_mode="reflect"),
+    "voice_22k": dict(features=F.voice.VOICE_FEATURES, sr=22050, n_fft=2048, hop_length=221, center=False),
+    "voice_f0": dict(features=("f0_semitones", "voicing", "hnr", "mfcc"), n_fft=1024, win_length=400),
 }
 
 

@@ -14,12 +14,13 @@ import numpy as np
 
 from ser_edge import _dsp
 from ser_edge.features import _input as _in
+from ser_edge.features.voice import VOICE_FEATURES
 
 FEATURES = (
     "mfcc", "log_melspectrogram", "melspectrogram", "rms", "zero_crossing_rate", "spectral_centroid",
     "spectral_bandwidth", "spectral_rolloff", "spectral_flatness", "spectral_flux", "spectral_entropy",
     "energy_entropy", "chroma_stft", "spectral_contrast",
-)
+) + VOICE_FEATURES
 
 
 @dataclass(frozen=True)

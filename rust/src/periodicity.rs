@@ -1,0 +1,408 @@
+//! F0-based eGeMAPS v02 descriptors of one 60 ms frame: F0 in semitones re 27.5 Hz, a voicing
+//! value and the harmonics-to-noise ratio from the autocorrelation (openSMILE `cHarmonics`,
+//! `computeAcfHnrLogdB`).
+//!
+//! F0 is frame-local YIN ([`crate::pitch::Yin`], 55-1000 Hz as openSMILE's `minPitch`/`maxPitch`)
+//! on the raw 60 ms frame (`floor(0.060 sr + 0.5)` samples); openSMILE uses subharmonic summation
+//! followed by a Viterbi smoother over 40 frames, which a stream cannot wait for. A frame is
+//! voiced when the CMNDF at YIN's period (first trough below 0.1, else the global minimum) is
+//! below [`VOICING_THRESHOLD`] and the RMS of the
+//! Gaussian-windowed frame is at least 0.001 (openSMILE's energy gate on the same window).
+//! Unvoiced frames get F0 and HNR 0, as openSMILE writes them.
+//!
+//! HNR: the power spectrum of the Gaussian-windowed frame (sigma 0.4, zero-padded to the next
+//! power of two `N`), inverse-transformed to the (circular) autocorrelation `a`; the lag
+//! `floor(sr / f0)` moved to the closest strict local maximum of `a`; then
+//! `10 log10(a[T] / (a[0] - a[T]))`, clipped to [-90, 110] dB, as openSMILE computes it.
+
+use crate::error::Result;
+use crate::fft;
+use crate::pitch::{Yin, YinParams};
+use crate::voice::samples;
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealToComplex};
+use std::sync::Arc;
+
+/// YIN's trough threshold for choosing the period (librosa's default); above it YIN takes the
+/// global minimum.
+pub const TROUGH_THRESHOLD: f64 = 0.1;
+/// A frame is voiced when the CMNDF at the chosen period is below this.
+pub const VOICING_THRESHOLD: f64 = 0.4;
+/// openSMILE's F0 range (`cPitchShs` `minPitch`, `maxPitch`).
+pub const FMIN: f64 = 55.0;
+pub const FMAX: f64 = 600.0;
+/// openSMILE's energy gate on the Gaussian-windowed frame (`volmerge` threshold).
+pub const RMS_GATE: f64 = 0.001;
+
+/// The descriptors of one 60 ms frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Periodicity {
+    /// `12 log2(f0 / 27.5)` when voiced, else 0.
+    pub f0_semitones: f64,
+    /// `1 - CMNDF` at YIN's trough, clipped to [0, 1] (whether voiced or not).
+    pub voicing: f64,
+    /// ACF harmonics-to-noise ratio in dB when voiced, else 0.
+    pub hnr: f64,
+    /// Local jitter (mean absolute difference of consecutive periods over the mean period) of the
+    /// periods found in the frame, clipped to 1; 0 when unvoiced or fewer than 2 periods.
+    pub jitter: f64,
+    /// Local shimmer in dB, `20 log10(1 + mean |A_i - A_{i+1}| / mean A)`, A the peak-to-peak
+    /// amplitude of each period; 0 when unvoiced or no period pair.
+    pub shimmer_db: f64,
+}
+
+/// The fixed part for one sample rate.
+#[derive(Debug, Clone)]
+pub struct PeriodicityPlan {
+    pub sr: f64,
+    /// Walk the periods for jitter and shimmer (only when one of them is asked for).
+    pub periods: bool,
+    /// 60 ms in samples.
+    pub frame_length: usize,
+    n_fft: usize,
+    window: Vec<f64>,
+    yin: YinParams,
+}
+
+impl PeriodicityPlan {
+    pub fn new(sr: f64) -> Result<PeriodicityPlan> {
+        crate::error::positive_f64("sr", sr)?;
+        if sr < 3000.0 {
+            crate::fail!("sr={sr} is too low for F0, voicing and HNR (F0 up to {FMAX} Hz); use sr >= 3000");
+        }
+        let frame_length = samples(0.060, sr);
+        let mut yin = YinParams::new(sr, FMIN, FMAX.min(sr / 2.0 - 1.0));
+        yin.frame_length = frame_length;
+        yin.validate()?;
+        let n_fft = frame_length.next_power_of_two();
+        let half = (frame_length as f64 - 1.0) / 2.0;
+        let mut window = vec![0.0; n_fft];
+        for (i, w) in window.iter_mut().take(frame_length).enumerate() {
+            let x = (i as f64 - half) / (0.4 * half);
+            *w = (-0.5 * x * x).exp();
+        }
+        Ok(PeriodicityPlan { sr, periods: true, frame_length, n_fft, window, yin })
+    }
+}
+
+/// Working state (YIN and FFT buffers); one per thread.
+pub struct PeriodicityFrame {
+    yin: Yin,
+    fwd: Arc<dyn RealToComplex<f64>>,
+    inv: Arc<dyn ComplexToReal<f64>>,
+    time: Vec<f64>,
+    spectrum: Vec<Complex<f64>>,
+    scratch_fwd: Vec<Complex<f64>>,
+    scratch_inv: Vec<Complex<f64>>,
+}
+
+impl PeriodicityFrame {
+    pub fn new(plan: &PeriodicityPlan) -> Result<PeriodicityFrame> {
+        let fwd = fft::forward_plan::<f64>(plan.n_fft);
+        let inv = fft::inverse_plan::<f64>(plan.n_fft);
+        Ok(PeriodicityFrame {
+            yin: Yin::new(&plan.yin)?,
+            time: fwd.make_input_vec(),
+            spectrum: fwd.make_output_vec(),
+            scratch_fwd: fwd.make_scratch_vec(),
+            scratch_inv: inv.make_scratch_vec(),
+            fwd,
+            inv,
+        })
+    }
+
+    /// Descriptors of `frame` (`plan.frame_length` raw samples).
+    pub fn compute(&mut self, plan: &PeriodicityPlan, frame: &[f32]) -> Periodicity {
+        let est = self.yin.estimate(&frame[..plan.frame_length], TROUGH_THRESHOLD);
+        let voicing = (1.0 - est.trough).clamp(0.0, 1.0);
+        let mut energy = 0.0;
+        for ((t, &s), &w) in self.time.iter_mut().zip(frame).zip(&plan.window).take(plan.frame_length) {
+            *t = s as f64 * w;
+            energy += *t * *t;
+        }
+        self.time[plan.frame_length..].iter_mut().for_each(|t| *t = 0.0);
+        let rms = (energy / plan.frame_length as f64).sqrt();
+        let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
+        if !voiced {
+            return Periodicity { f0_semitones: 0.0, voicing, hnr: 0.0, jitter: 0.0, shimmer_db: 0.0 };
+        }
+        // Autocorrelation of the windowed frame (circular over n_fft, as openSMILE's).
+        let _ = self.fwd.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+        for c in self.spectrum.iter_mut() {
+            *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+        }
+        let _ = self.inv.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
+        let acf = &mut self.time[..plan.n_fft / 2 + 1];
+        acf.iter_mut().for_each(|a| *a = a.abs());
+        let lag = ((plan.sr / est.f0).floor() as usize).min(acf.len() - 1);
+        let t = closest_peak(acf, lag);
+        let hnr = acf_hnr_db(acf, t);
+        let (jitter, shimmer_db) =
+            if plan.periods { jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0) } else { (0.0, 0.0) };
+        Periodicity { f0_semitones: 12.0 * (est.f0 / 27.5).log2(), voicing, hnr, jitter, shimmer_db }
+    }
+}
+
+/// `sum a[k] b[k]` in eight float32 lanes (vectorises), summed in float64.
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x as f64 * y as f64).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
+/// Prefix sums of `x` and `x^2`, for O(1) means and energies of any segment.
+struct Prefix {
+    s: Vec<f64>,
+    s2: Vec<f64>,
+}
+
+impl Prefix {
+    fn new(x: &[f32]) -> Prefix {
+        let (mut s, mut s2) = (Vec::with_capacity(x.len() + 1), Vec::with_capacity(x.len() + 1));
+        let (mut a, mut b) = (0.0, 0.0);
+        s.push(0.0);
+        s2.push(0.0);
+        for &v in x {
+            a += v as f64;
+            b += v as f64 * v as f64;
+            s.push(a);
+            s2.push(b);
+        }
+        Prefix { s, s2 }
+    }
+
+    /// Pearson correlation of `x[i..i+n]` and `x[j..j+n]`; 0 when either is constant.
+    fn corr(&self, x: &[f32], i: usize, j: usize, n: usize) -> f64 {
+        let sxy = dot(&x[i..i + n], &x[j..j + n]);
+        let nf = n as f64;
+        let (sx, sy) = (self.s[i + n] - self.s[i], self.s[j + n] - self.s[j]);
+        let vx = self.s2[i + n] - self.s2[i] - sx * sx / nf;
+        let vy = self.s2[j + n] - self.s2[j] - sy * sy / nf;
+        if vx > 0.0 && vy > 0.0 {
+            (sxy - sx * sy / nf) / (vx.sqrt() * vy.sqrt())
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The vertex `(x, y)` of the parabola through `(-1, a)`, `(0, b)`, `(1, c)`.
+fn vertex(a: f64, b: f64, c: f64) -> (f64, f64) {
+    let curv = (a + c - 2.0 * b) / 2.0;
+    let slope = (c - a) / 2.0;
+    if curv == 0.0 {
+        (0.0, b)
+    } else {
+        let x = -slope / (2.0 * curv);
+        (x, b - slope * slope / (4.0 * curv))
+    }
+}
+
+/// Peak-to-peak amplitude of a period, over its inner samples (openSMILE `amplitudeDiff`).
+fn peak_to_peak(x: &[f32]) -> f64 {
+    let inner = &x[1..x.len() - 1];
+    let max = inner.iter().fold(f32::MIN, |m, &v| m.max(v));
+    let min = inner.iter().fold(f32::MAX, |m, &v| m.min(v));
+    (max - min) as f64
+}
+
+/// Local jitter and shimmer (dB) of the periods in `x`, walked as openSMILE's `cPitchJitter`
+/// walks them: from the start, each next period is the lag in +-10 % of `period` (samples) whose
+/// waveform best matches the one before (Pearson correlation, a local maximum); pairs with a
+/// correlation above 0.5 count. Unlike openSMILE, the walk starts afresh in every frame.
+pub fn jitter_shimmer(x: &[f32], period: f64) -> (f64, f64) {
+    let t_min = (0.9 * period).floor().max(2.0) as usize;
+    let t_max = (1.1 * period).ceil() as usize;
+    let t_round = period.round().max(1.0) as usize;
+    if t_max < t_min + 3 || 2 * t_max + 1 >= x.len() {
+        return (0.0, 0.0);
+    }
+    let mut cc = vec![0.0; t_max - t_min + 1];
+    let prefix = Prefix::new(x);
+    let (mut start, mut last) = (0usize, 0.0f64);
+    let (mut sum_period, mut n_periods, mut sum_diff, mut n_diff) = (0.0, 0usize, 0.0, 0usize);
+    let (mut sum_amp, mut sum_amp_diff) = (0.0, 0.0);
+    while start + 2 * t_max + 1 < x.len() {
+        for (k, c) in cc.iter_mut().enumerate() {
+            let lag = t_min + k;
+            *c = prefix.corr(x, start, start + lag, lag);
+        }
+        let best = (1..cc.len() - 1)
+            .filter(|&i| cc[i - 1] < cc[i] && cc[i] > cc[i + 1])
+            .fold(None, |b: Option<usize>, i| match b {
+                Some(j) if cc[j] >= cc[i] => Some(j),
+                _ => Some(i),
+            });
+        let Some(i) = best else {
+            start += t_round;
+            continue;
+        };
+        let lag = t_min + i;
+        let (a0, a1) = (peak_to_peak(&x[start..start + lag]), peak_to_peak(&x[start + lag..start + 2 * lag]));
+        let (dx, peak) = vertex(cc[i - 1], cc[i], cc[i + 1]);
+        start += lag;
+        if peak > 0.5 {
+            let p = lag as f64 + dx;
+            sum_period += p;
+            n_periods += 1;
+            if last > 0.0 {
+                sum_diff += (last - p).abs();
+                n_diff += 1;
+            }
+            last = p;
+            sum_amp += (a0 + a1) / 2.0;
+            sum_amp_diff += (a0 - a1).abs();
+        }
+    }
+    let jitter = if n_diff > 0 { (sum_diff / n_diff as f64 / (sum_period / n_periods as f64)).min(1.0) } else { 0.0 };
+    let shimmer = if n_periods > 0 && sum_amp > 0.0 { (sum_amp_diff / sum_amp).min(1.0) } else { 0.0 };
+    (jitter, 20.0 * (1.0 + shimmer).log10())
+}
+
+/// A strict local maximum (openSMILE `isPeak`: the first sample counts when above the second).
+fn is_peak(x: &[f64], n: usize) -> bool {
+    let len = x.len();
+    if n >= len {
+        false
+    } else if n + 1 < len {
+        if n > 0 {
+            x[n] > x[n - 1] && x[n] > x[n + 1]
+        } else {
+            x[0] > x[1]
+        }
+    } else {
+        n > 0 && x[n] > x[n - 1]
+    }
+}
+
+/// The peak nearest `idx`, looking left first at each distance (openSMILE `getClosestPeak`).
+fn closest_peak(x: &[f64], idx: usize) -> usize {
+    if is_peak(x, idx) {
+        return idx;
+    }
+    let n = x.len();
+    let mut o = 1;
+    while idx > o || idx + o < n - 1 {
+        if idx > o && is_peak(x, idx - o) {
+            return idx - o;
+        }
+        if idx + o < n - 1 && is_peak(x, idx + o) {
+            return idx + o;
+        }
+        o += 1;
+    }
+    if x[0] > x[idx] && x[n - 1] <= x[idx] {
+        0
+    } else if x[0] <= x[idx] && x[n - 1] > x[idx] {
+        n - 1
+    } else if x[0] > x[idx] && x[n - 1] > x[idx] {
+        if idx < n / 2 {
+            0
+        } else {
+            n - 1
+        }
+    } else {
+        idx
+    }
+}
+
+/// `10 log10(a[t] / (a[0] - a[t]))` clipped as openSMILE clips it; 0 for lag 0.
+fn acf_hnr_db(a: &[f64], t: usize) -> f64 {
+    if t == 0 {
+        return 0.0;
+    }
+    let d = a[0] - a[t];
+    let r = if d == 0.0 { 10e10 } else { a[t] / d };
+    10.0 * r.clamp(10e-10, 10e10).log10()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::f64::consts::PI;
+
+    fn harmonic(sr: f64, f0: f64, n: usize, noise: f32) -> Vec<f32> {
+        let mut s = 7u32;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / sr;
+                let v: f64 = (1..6).map(|h| (2.0 * PI * f0 * h as f64 * t).sin() / h as f64).sum();
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                0.2 * v as f32 + noise * ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_harmonic_tone_gives_its_semitone_and_a_high_hnr() {
+        let plan = PeriodicityPlan::new(16000.0).unwrap();
+        assert_eq!(plan.frame_length, 960);
+        let mut pf = PeriodicityFrame::new(&plan).unwrap();
+        let d = pf.compute(&plan, &harmonic(16000.0, 220.0, 960, 0.0));
+        // 220 Hz is 24 semitones above 55 Hz, 36 above 27.5 Hz.
+        assert!((d.f0_semitones - 36.0).abs() < 0.05, "{d:?}");
+        // The Gaussian window's own ACF decay caps this (openSMILE does not divide it out).
+        assert!(d.voicing > 0.95 && d.hnr > 10.0, "{d:?}");
+        let noisy = pf.compute(&plan, &harmonic(16000.0, 220.0, 960, 0.3));
+        assert!(noisy.hnr < d.hnr, "{noisy:?} vs {d:?}");
+    }
+
+    #[test]
+    fn silence_and_noise_are_unvoiced() {
+        let plan = PeriodicityPlan::new(16000.0).unwrap();
+        let mut pf = PeriodicityFrame::new(&plan).unwrap();
+        let d = pf.compute(&plan, &[0.0; 960]);
+        assert_eq!((d.f0_semitones, d.hnr), (0.0, 0.0), "{d:?}");
+        let noise: Vec<f32> = harmonic(16000.0, 220.0, 960, 1.0)
+            .iter()
+            .zip(harmonic(16000.0, 220.0, 960, 0.0))
+            .map(|(a, b)| (a - b) * 2.0)
+            .collect();
+        let d = pf.compute(&plan, &noise);
+        assert_eq!((d.f0_semitones, d.hnr), (0.0, 0.0), "{d:?}");
+        assert!(d.voicing < 0.8, "{d:?}");
+    }
+
+    #[test]
+    fn jitter_and_shimmer_of_steady_and_perturbed_pulse_trains() {
+        // Periods of 100 samples (steady), then alternating 95/105 with alternating amplitude.
+        let pulses = |periods: &[usize], amps: &[f32]| {
+            let mut y = Vec::new();
+            for (k, &p) in periods.iter().enumerate() {
+                let a = amps[k % amps.len()];
+                y.extend((0..p).map(|i| a * (-(i as f32) / 8.0).exp() * (2.0 * std::f32::consts::PI * i as f32 / 20.0).cos()));
+            }
+            y
+        };
+        let steady = pulses(&[100; 12], &[0.5]);
+        let (j, s) = jitter_shimmer(&steady, 100.0);
+        assert!(j < 1e-3 && s < 1e-3, "{j} {s}");
+        let wobbly = pulses(&[95, 105, 95, 105, 95, 105, 95, 105, 95, 105, 95, 105], &[0.5, 0.4]);
+        let (j, s) = jitter_shimmer(&wobbly, 100.0);
+        assert!(j > 0.05 && j < 0.15, "jitter {j}");
+        assert!(s > 1.0 && s < 3.0, "shimmer {s} dB");
+        assert_eq!(jitter_shimmer(&steady[..150], 100.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn hnr_helpers_follow_opensmile() {
+        let a = [10.0, 4.0, 2.0, 6.0, 3.0];
+        assert_eq!(closest_peak(&a, 2), 3);
+        assert_eq!(closest_peak(&a, 3), 3);
+        assert!((acf_hnr_db(&a, 3) - 10.0 * (6.0f64 / 4.0).log10()).abs() < 1e-12);
+        assert_eq!(acf_hnr_db(&a, 0), 0.0);
+        assert!((acf_hnr_db(&[1.0, 1.0], 1) - 110.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_low_a_rate_is_refused() {
+        assert!(PeriodicityPlan::new(1500.0).unwrap_err().0.starts_with("sr=1500"));
+        assert!(PeriodicityPlan::new(-1.0).is_err());
+    }
+}
