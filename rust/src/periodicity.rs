@@ -71,6 +71,9 @@ impl PeriodicityPlan {
             crate::fail!("sr={sr} is too low for F0, voicing and HNR (F0 up to {FMAX} Hz); use sr >= 3000");
         }
         let frame_length = samples(0.060, sr);
+        if frame_length > crate::limits::MAX_N_FFT {
+            crate::fail!("sr={sr} is too high: the 60 ms F0 frame would be {frame_length} samples (at most {})", crate::limits::MAX_N_FFT);
+        }
         let mut yin = YinParams::new(sr, FMIN, FMAX.min(sr / 2.0 - 1.0));
         yin.frame_length = frame_length;
         yin.validate()?;
@@ -404,5 +407,6 @@ mod tests {
     fn too_low_a_rate_is_refused() {
         assert!(PeriodicityPlan::new(1500.0).unwrap_err().0.starts_with("sr=1500"));
         assert!(PeriodicityPlan::new(-1.0).is_err());
+        assert!(PeriodicityPlan::new(1e18).unwrap_err().0.contains("too high"));
     }
 }

@@ -135,6 +135,9 @@ impl VoicePlan {
         if frame_length < 4 || sr < 3000.0 {
             fail!("sr={sr} is too low for the eGeMAPS descriptors (they read the spectrum up to 1500 Hz); use sr >= 3000");
         }
+        if frame_length > crate::limits::MAX_N_FFT {
+            fail!("sr={sr} is too high: the 20 ms eGeMAPS frame would be {frame_length} samples (at most {})", crate::limits::MAX_N_FFT);
+        }
         let n_fft = frame_length.next_power_of_two();
         let m = (frame_length - 1) as f64;
         let mut window = vec![0.0; n_fft];
@@ -283,6 +286,8 @@ mod tests {
         assert_eq!((p.frame_length, p.n_fft), (441, 512));
         assert!(VoicePlan::new(0.0).is_err());
         assert!(VoicePlan::new(1000.0).unwrap_err().0.starts_with("sr=1000"));
+        // checked before anything is allocated (the fuzz test found the abort)
+        assert!(VoicePlan::new(1e18).unwrap_err().0.contains("too high"));
     }
 
     #[test]

@@ -382,3 +382,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.mark.parametrize("kw", [{"boltzmann_parameter": 1e-300}, {"beta_parameters": (1e300, 1)},
+                                {"fill_na": 10**400}, {"fill_na": "x"}])
+def test_pyin_extreme_priors_and_fill_values_are_value_errors(kw):
+    y = np.random.default_rng(0).uniform(-0.3, 0.3, 8000).astype(np.float32)
+    with pytest.raises(ValueError, match="boltzmann_parameter|fill_na"):
+        F.pyin(y, sr=16000, fmin=60, fmax=500, **kw)

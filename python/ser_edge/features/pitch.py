@@ -119,7 +119,12 @@ def pyin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_le
         a, b = beta_parameters
     except (TypeError, ValueError):
         raise ValueError(f"beta_parameters={beta_parameters!r} must be a pair of numbers") from None
-    return _dsp.pyin(
+    if fill_na is not None:
+        try:
+            fill_na = float(fill_na)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"fill_na={fill_na!r} must be None or a float") from None
+    f0, voiced_flag, voiced_prob = _dsp.pyin(
         _in.audio(y),
         n_thresholds=_in.count("n_thresholds", n_thresholds),
         beta_parameters=(_in.number("beta_parameters[0]", a), _in.number("beta_parameters[1]", b)),
@@ -128,6 +133,12 @@ def pyin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_le
         max_transition_rate=_in.number("max_transition_rate", max_transition_rate),
         switch_prob=_in.number("switch_prob", switch_prob),
         no_trough_prob=_in.number("no_trough_prob", no_trough_prob),
-        fill_na=None if fill_na is None else float(fill_na),
+        fill_na=fill_na,
         **kw,
     )
+    if not np.all(np.isfinite(voiced_prob)):  # extreme priors overflow the probabilities
+        raise ValueError(
+            f"beta_parameters={beta_parameters!r} and boltzmann_parameter={boltzmann_parameter!r} give non-finite "
+            "voicing probabilities; use moderate prior parameters"
+        )
+    return f0, voiced_flag, voiced_prob
