@@ -4,13 +4,16 @@
     python -m ser_edge.fl.bench cross-validate --corpus emodb --data ../shared/data/emodb --folds 5 --seeds 0,1,2
     python -m ser_edge.fl.bench scale --corpus ravdess --data ../shared/data/ravdess --clients 100
     python -m ser_edge.fl.bench client-memory --corpus ravdess --data ../shared/data/ravdess --speaker 01
+    python -m ser_edge.fl.bench attacks --corpus emodb --data ../shared/data/emodb --holdout 15,16 --clients 8
 
 Each prints one JSON line. ``compare``: FedAvg (speakers as clients, ``rounds`` x
 ``local-epochs`` = the central run's epochs) against central training by
 :func:`ser_edge.training.trainer.fit` on the same training speakers, both scored on the same
 held-out speakers. ``scale``: many virtual clients (time, peak memory of the process tree,
 memory after each round). ``client-memory``: peak resident memory of one client's training
-round in a fresh process (the ClientApp's train function on one speaker's clips).
+round in a fresh process (the ClientApp's train function on one speaker's clips). ``attacks``:
+the held-out UAR without a malicious client and with one (partition 0 of ``clients``) under each
+attack of :mod:`ser_edge.fl.attacks`, each run in a fresh process.
 """
 
 from __future__ import annotations
@@ -126,6 +129,39 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
             "stats_clients": s["stats_clients"], "rejected": s["rejected"]}
 
 
+def attack(args: argparse.Namespace) -> dict[str, Any]:
+    """One simulation with one malicious client (``--attack none``: all honest)."""
+    from ser_edge.fl.attacks import attack_mod
+    from ser_edge.fl.simulate import simulate
+
+    mods = [] if args.attack == "none" else [attack_mod(args.attack)]
+    s = simulate(_overrides(args, _holdout(args)), args.clients, train_mods=mods)
+    return {"what": "attack", "attack": args.attack, "seed": args.seed, "uar": s["uar"], "accuracy": s["accuracy"],
+            "rejected": {r: len(v) for r, v in s["rejected"].items()}, "bounded": s["bounded"],
+            "seconds": s["seconds"]}
+
+
+def attacks(args: argparse.Namespace) -> dict[str, Any]:
+    import subprocess
+
+    from ser_edge.fl.attacks import ATTACKS
+
+    runs = {}
+    for kind in ("none", *ATTACKS):
+        cmd = [sys.executable, "-m", "ser_edge.fl.bench", "attack", "--attack", kind, "--corpus", args.corpus,
+               "--data", args.data, "--holdout", ",".join(_holdout(args)), "--clients", str(args.clients),
+               "--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs), "--lr", str(args.lr),
+               "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--out", args.out]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+        runs[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps(runs[kind]), file=sys.stderr, flush=True)
+    base = runs["none"]["uar"]
+    return {"what": "attacks", "corpus": args.corpus, "holdout": _holdout(args), "clients": args.clients,
+            "rounds": args.rounds, "local_epochs": args.local_epochs, "seed": args.seed, "uar_honest": base,
+            "uar_change_points": {k: round(100 * (r["uar"] - base), 2) for k, r in runs.items() if k != "none"},
+            "runs": runs}
+
+
 def client_memory(args: argparse.Namespace) -> dict[str, Any]:
     """One training round of one client, measured in this (fresh) process."""
     import numpy as np
@@ -157,7 +193,7 @@ def main(argv: Any = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ser_edge.fl.bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     for name, fn in (("compare", compare), ("cross-validate", cross_validate), ("scale", scale),
-                     ("client-memory", client_memory)):
+                     ("client-memory", client_memory), ("attack", attack), ("attacks", attacks)):
         s = sub.add_parser(name)
         s.add_argument("--corpus", required=True)
         s.add_argument("--data", required=True)
@@ -170,6 +206,7 @@ def main(argv: Any = None) -> int:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--folds", type=int, default=5, help="cross-validate: speaker folds")
         s.add_argument("--seeds", default="0,1,2", help="cross-validate: seeds")
+        s.add_argument("--attack", default="none", help="attack: the malicious client's attack (or none)")
         s.add_argument("--lr", type=float, default=1e-3, help="clients' learning rate (Adam)")
         s.add_argument("--batch-size", type=int, default=8, help="clients' batch size")
         s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))

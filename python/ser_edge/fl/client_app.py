@@ -6,14 +6,14 @@ FedAvg counts as a failure and leaves out)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 
-from ser_edge.fl import task
+from ser_edge.fl import robust, task
 
 #: ``Error.code`` of a reply from a client that does not take part (too few clips, no data).
 DECLINED = 100
@@ -68,22 +68,27 @@ def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     x = data.x.astype(np.float64)
     mean = x.mean(0)
     fs = data.frame_stats
-    values = {"frame-mean": fs.mean, "frame-m2": fs.m2, "input-mean": mean, "input-m2": ((x - mean) ** 2).sum(0)}
+    count = min(len(data), int(cfg["max-examples"]))  # bounded example counts; the variance is kept
+    values = {"frame-mean": fs.mean, "frame-m2": fs.m2, "input-mean": mean,
+              "input-m2": ((x - mean) ** 2).sum(0) * (count / len(data))}
     arrays = ArrayRecord({k: Array(np.asarray(v, np.float64)) for k, v in values.items()})
-    return Message(RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": len(data),
+    return Message(RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": count,
                                                                           "frames": float(fs.count)})}), reply_to=msg)
 
 
 def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
-    """Local epochs from the global weights; replies the new weights and training metrics."""
+    """Local epochs from the global weights; replies the new weights, their update clipped to
+    ``max-update-norm``, and training metrics with ``num-examples`` at most ``max-examples``."""
     config = msg.content["config"]
+    start = msg.content["arrays"].to_numpy_ndarrays()
     model = _model(cfg, msg.content["arrays"])
     x = task.standardize(data.x, config["input-mean"], config["input-std"])
     m = task.fit(model, x, data.y, data.weights, epochs=int(config.get("local-epochs", cfg["local-epochs"])),
                  batch_size=int(config.get("batch-size", cfg["batch-size"])),
                  seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
-    weights = model.get_weights()
-    metrics = MetricRecord({"num-examples": len(data), "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+    weights = robust.clip_update(model.get_weights(), start, float(config.get("max-update-norm", cfg["max-update-norm"])))
+    count = min(len(data), int(config.get("max-examples", cfg["max-examples"])))
+    metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
 
 
@@ -96,11 +101,12 @@ def evaluate(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
 
-def make_app(overrides: Optional[Mapping[str, Any]] = None) -> ClientApp:
-    """The ClientApp; ``overrides`` replace run config values (the simulation passes its own)."""
+def make_app(overrides: Optional[Mapping[str, Any]] = None, train_mods: Sequence[Any] = ()) -> ClientApp:
+    """The ClientApp; ``overrides`` replace run config values (the simulation passes its own);
+    ``train_mods`` wrap its train function (outermost first)."""
     client = ClientApp()
     client.query()(_with_data(stats, overrides))
-    client.train(mods=[_optional_clipping])(_with_data(train, overrides))
+    client.train(mods=[*train_mods, _optional_clipping])(_with_data(train, overrides))
     client.evaluate()(_with_data(evaluate, overrides))
     return client
 

@@ -21,6 +21,7 @@ from flwr.serverapp.strategy import (
 )
 
 from ser_edge.fl import task
+from ser_edge.fl import robust
 from ser_edge.fl.strategy import RejectInvalid, check_reply
 
 log = logging.getLogger("flwr")
@@ -54,19 +55,30 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
                  "input-mean": ((p,), "float64"), "input-m2": ((p,), "float64")}
     messages = [Message(RecordDict({"config": ConfigRecord({"kind": "stats"})}), dst_node_id=n,
                         message_type=MessageType.QUERY) for n in nodes]
-    frames, inputs, used = FrameStats.empty(d), FrameStats.empty(p), 0
+    sound = []
     for reply in grid.send_and_receive(messages):
+        node = reply.metadata.src_node_id
         if reply.has_error():
-            log.info("stats: node %d did not contribute: %s", reply.metadata.src_node_id, reply.error.reason)
+            log.info("stats: node %d did not contribute: %s", node, reply.error.reason)
             continue
         reason = check_reply(reply.content, reference)
+        if not reason:
+            a, m = reply.content["stats"], reply.content["metrics"]
+            stats = {k: a[k].numpy() for k in reference}
+            count, n_frames = float(m["num-examples"]), float(m.get("frames", float("nan")))  # type: ignore[arg-type]
+            reason = robust.check_stats(count, n_frames, stats, float(cfg["max-examples"]))
         if reason:
-            log.warning("stats: rejected the reply of node %d: %s", reply.metadata.src_node_id, reason)
+            log.warning("stats: rejected the reply of node %d: %s", node, reason)
             continue
-        a, m = reply.content["stats"], reply.content["metrics"]
-        frames.merge(FrameStats(float(m["frames"]), a["frame-mean"].numpy(), a["frame-m2"].numpy()))
-        inputs.merge(FrameStats(float(m["num-examples"]), a["input-mean"].numpy(), a["input-m2"].numpy()))
-        used += 1
+        sound.append((count, n_frames, stats))
+    # counts capped at twice the median (as the training round's weights): no client's statistics dominate
+    max_count = robust.median_cap([c for c, _, _ in sound], 2.0, float(cfg["max-examples"]))
+    max_frames = robust.median_cap([f for _, f, _ in sound], 2.0, float("inf"))
+    frames, inputs, used = FrameStats.empty(d), FrameStats.empty(p), len(sound)
+    for count, n_frames, stats in sound:
+        fc, ic = min(n_frames, max_frames), min(count, max_count)  # a capped count keeps the variance: M2 scales
+        frames.merge(FrameStats(fc, stats["frame-mean"], stats["frame-m2"] * (fc / n_frames)))
+        inputs.merge(FrameStats(ic, stats["input-mean"], stats["input-m2"] * (ic / count)))
     if used == 0:
         raise RuntimeError("no client contributed normalisation statistics (all declined or failed)")
     stats_pooling = config.pooling == "stats"
@@ -118,7 +130,8 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
     fedavg = FedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=float(cfg["fraction-evaluate"]),
                     min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
     sampled = max(int(n_nodes * float(cfg["fraction-train"])), min_nodes)
-    strategy = RejectInvalid(_dp(fedavg, cfg, sampled))
+    strategy = RejectInvalid(_dp(fedavg, cfg, sampled), max_update_norm=float(cfg["max-update-norm"]),
+                             max_examples=float(cfg["max-examples"]))
 
     held = held_out(cfg, config, labels)
     x_held = None if held is None else task.standardize(held.x, mean, std)
@@ -134,7 +147,8 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
         return MetricRecord(out)
 
     train_config = ConfigRecord({"local-epochs": int(cfg["local-epochs"]), "batch-size": int(cfg["batch-size"]),
-                                 **norm_config})
+                                 "max-update-norm": float(cfg["max-update-norm"]),
+                                 "max-examples": int(cfg["max-examples"]), **norm_config})
     initial = ArrayRecord(model.get_weights())
     result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
                             train_config=train_config, evaluate_config=ConfigRecord(norm_config), evaluate_fn=central)
@@ -165,11 +179,12 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
     training = {"federated": True, "strategy": "FedAvg", "model": cfg["model"], "corpus": cfg["corpus"] or None,
                 "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"],
                 "run_config": {k: cfg[k] for k in ("num-server-rounds", "local-epochs", "fraction-train", "lr",
-                                                    "batch-size", "min-clips", "seed", "partition", "grouping")}}
+                                                    "batch-size", "min-clips", "seed", "partition", "grouping",
+                                                    "max-update-norm", "max-examples")}}
     bundle = save_bundle(out, tflite=tflite, name=str(cfg["name"]), labels=labels, input=config, normalization=norm,
                          quantization="int8", training=training, metrics=metrics)
     task.release_model()
-    summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected,
+    summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected, bounded=strategy.bounded,
                    history=history, seconds=round(time.time() - t0, 1))
     log.info("ser-edge fl: global model saved as %s (%s)", bundle.path, bundle.model_id)
     return summary

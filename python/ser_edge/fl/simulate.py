@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 
 def _tree(root: int) -> dict[int, int]:
@@ -78,11 +78,11 @@ class MemorySampler:
 
 
 def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: float = 1.0,
-             verbose: bool = False) -> dict[str, Any]:
+             verbose: bool = False, train_mods: Sequence[Any] = ()) -> dict[str, Any]:
     """Runs the federated app with ``clients`` virtual SuperNodes (``partition-id`` i of
     ``clients``) and returns the server's summary plus ``seconds``, ``peak_rss_mb`` and the tree's
     resident memory after each round (``rss_mb_by_round``, and split by :func:`rss_by_role` in
-    ``rss_mb_by_role``)."""
+    ``rss_mb_by_role``). ``train_mods``: ClientApp mods around every client's train function."""
     from flwr.simulation import run_simulation
 
     from ser_edge.fl import client_app, server_app, task
@@ -108,7 +108,7 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
     t0 = time.time()
     with MemorySampler() as mem:
         run_simulation(server_app=server_app.make_app(overrides, on_round=on_round, on_done=summaries.append),
-                       client_app=client_app.make_app(overrides), num_supernodes=int(clients),
+                       client_app=client_app.make_app(overrides, train_mods), num_supernodes=int(clients),
                        backend_config={"client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
                                        "init_args": {"include_dashboard": False}},
                        verbose_logging=verbose)

@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "dp": "off",
     "dp-noise": 0.1,
     "dp-clip": 10.0,
+    "max-update-norm": 100.0,
+    "max-examples": 1000,
 }
 PARTITIONS = ("speaker", "iid")
 DP_MODES = ("off", "server", "client")
@@ -79,6 +81,9 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
     for key in ("fraction-train", "fraction-evaluate"):
         if not 0.0 < cfg[key] <= 1.0:
             raise ValueError(f"{key}={cfg[key]} must be in (0, 1]")
+    for key in ("max-update-norm", "max-examples"):
+        if not 0 < cfg[key] < float("inf"):
+            raise ValueError(f"{key}={cfg[key]} must be a positive finite number")
     if not cfg["lr"] > 0:
         raise ValueError(f"lr={cfg['lr']} must be > 0")
     return cfg
