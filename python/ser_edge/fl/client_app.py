@@ -58,10 +58,6 @@ def _optional_clipping(msg: Message, context: Context, call_next: Any) -> Messag
     return call_next(msg, context)
 
 
-def _model(cfg: dict[str, Any], arrays: ArrayRecord) -> Any:
-    return task.model_with(cfg, task.input_config(cfg), len(task.labels(cfg)), arrays.to_numpy_ndarrays())
-
-
 def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     """This client's share of the global normalisation: count, mean and M2 of its raw voiced
     frames and of its pooled inputs (aggregates; never a clip's features)."""
@@ -81,12 +77,12 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     ``max-update-norm``, and training metrics with ``num-examples`` at most ``max-examples``."""
     config = msg.content["config"]
     start = msg.content["arrays"].to_numpy_ndarrays()
-    model = _model(cfg, msg.content["arrays"])
     x = task.standardize(data.x, config["input-mean"], config["input-std"])
-    m = task.fit(model, x, data.y, data.weights, epochs=int(config.get("local-epochs", cfg["local-epochs"])),
-                 batch_size=int(config.get("batch-size", cfg["batch-size"])),
-                 seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
-    weights = robust.clip_update(model.get_weights(), start, float(config.get("max-update-norm", cfg["max-update-norm"])))
+    new, m = task.local_fit(cfg, start, x, data.y, data.weights,
+                            epochs=int(config.get("local-epochs", cfg["local-epochs"])),
+                            batch_size=int(config.get("batch-size", cfg["batch-size"])),
+                            seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
+    weights = robust.clip_update(new, start, float(config.get("max-update-norm", cfg["max-update-norm"])))
     count = min(len(data), int(config.get("max-examples", cfg["max-examples"])))
     metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
@@ -95,8 +91,8 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
 def evaluate(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     """The global model's loss and accuracy on this client's clips."""
     config = msg.content["config"]
-    model = _model(cfg, msg.content["arrays"])
-    m = task.evaluate(model, task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
+    m = task.local_evaluate(cfg, msg.content["arrays"].to_numpy_ndarrays(),
+                            task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
     metrics = MetricRecord({"num-examples": len(data), "loss": m["loss"], "accuracy": m["accuracy"]})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
