@@ -80,8 +80,9 @@ def test_one_malicious_client_of_8_cannot_take_over(kind: str, server_identity: 
     # against the honest direction with ~1/6 of the weight (2 x 1/6 of an honest update)
     assert robust.update_norm(agg, honest_mean) <= 0.35 * honest_norm, kind
     assert all(np.all(np.isfinite(a)) for a in agg)
-    if kind in ("nan",):
+    if kind in ("nan", "scale", "flip", "max-values"):  # NaN, or an outlier (norm above 4 x the median)
         assert len(strategy.rejected[1]) == 1
+        assert kind == "nan" or "x the round's median" in strategy.rejected[1][0]
     elif kind != "none":
         assert strategy.bounded[1] >= 1  # clipped or capped, not averaged as sent
     else:
@@ -92,7 +93,7 @@ def test_without_the_bounds_each_attack_takes_over(server_identity: None) -> Non
     """What the bounds prevent: the same replies through plain FedAvg (today's screening only)."""
     for kind in ("scale", "flip", "examples", "examples-1e308"):
         strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8), relative_norm=np.inf,
-                                 relative_weight=np.inf)
+                                 relative_weight=np.inf, reject_factor=np.inf)
         current, honest_mean, agg = _round(kind, strategy)
         honest = robust.update_norm(honest_mean, current)
         attacker = strategy.sent[0]  # type: ignore[attr-defined]
@@ -110,6 +111,14 @@ def test_an_aggregate_beyond_the_bound_is_not_applied(server_identity: None) -> 
     assert check_aggregate(ArrayRecord([np.full(4, 0.5, np.float32)]), current, 1.0) is None
     assert "above max-update-norm" in str(check_aggregate(ArrayRecord([np.full(4, 5.0, np.float32)]), current, 1.0))
     assert "NaN" in str(check_aggregate(ArrayRecord([np.full(4, np.nan, np.float32)]), current, 1.0))
+
+
+def test_updates_within_the_outlier_bound_are_clipped_to_the_median(server_identity: None) -> None:
+    """Below the outlier bound (here switched off) an attacking update is clipped to the median."""
+    strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8), reject_factor=np.inf)
+    current, honest_mean, agg = _round("flip", strategy)
+    assert strategy.rejected == {} and strategy.bounded[1] >= 1
+    assert robust.update_norm(agg, honest_mean) <= 0.35 * robust.update_norm(honest_mean, current)
 
 
 def test_clip_update_bounds_any_update() -> None:

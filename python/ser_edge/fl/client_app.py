@@ -11,9 +11,12 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+from flwr.compat.common import recorddict_compat as compat
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.mod import fixedclipping_mod
 
-from ser_edge.fl import robust, task
+from ser_edge.fl import robust, secagg, task
 
 #: ``Error.code`` of a reply from a client that does not take part (too few clips, no data).
 DECLINED = 100
@@ -58,6 +61,13 @@ def _optional_clipping(msg: Message, context: Context, call_next: Any) -> Messag
     return call_next(msg, context)
 
 
+def _optional_secagg(msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower's ``secaggplus_mod`` when the round is a secure-aggregation round."""
+    if secagg.is_protocol_message(msg.content):
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
 def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     """This client's share of the global normalisation: count, mean and M2 of its raw voiced
     frames and of its pooled inputs (aggregates; never a clip's features)."""
@@ -74,9 +84,13 @@ def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
 
 def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     """Local epochs from the global weights; replies the new weights, their update clipped to
-    ``max-update-norm``, and training metrics with ``num-examples`` at most ``max-examples``."""
-    config = msg.content["config"]
-    start = msg.content["arrays"].to_numpy_ndarrays()
+    ``max-update-norm``, and training metrics with ``num-examples`` at most ``max-examples``. In
+    a secure-aggregation round (Flower's legacy ``fitins``/``fitres`` records, which its
+    ``secaggplus_mod`` reads) it replies the clipped update itself, which the mod masks."""
+    legacy = secagg.is_protocol_message(msg.content)
+    arrays = msg.content.array_records["fitins.parameters" if legacy else "arrays"]
+    config = msg.content.config_records["fitins.config" if legacy else "config"]
+    start = arrays.to_numpy_ndarrays()
     x = task.standardize(data.x, config["input-mean"], config["input-std"])
     new, m = task.local_fit(cfg, start, x, data.y, data.weights,
                             epochs=int(config.get("local-epochs", cfg["local-epochs"])),
@@ -84,6 +98,11 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
                             seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
     weights = robust.clip_update(new, start, float(config.get("max-update-norm", cfg["max-update-norm"])))
     count = min(len(data), int(config.get("max-examples", cfg["max-examples"])))
+    if legacy:
+        update = [(w - s).astype(s.dtype) for w, s in zip(weights, start)]
+        res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(update), count,
+                     {"train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+        return Message(compat.fitres_to_recorddict(res, False), reply_to=msg)
     metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
 
@@ -102,7 +121,7 @@ def make_app(overrides: Optional[Mapping[str, Any]] = None, train_mods: Sequence
     ``train_mods`` wrap its train function (outermost first)."""
     client = ClientApp()
     client.query()(_with_data(stats, overrides))
-    client.train(mods=[*train_mods, _optional_clipping])(_with_data(train, overrides))
+    client.train(mods=[*train_mods, _optional_secagg, _optional_clipping])(_with_data(train, overrides))
     client.evaluate()(_with_data(evaluate, overrides))
     return client
 

@@ -6,8 +6,9 @@ client uses them too), and compatible with secure aggregation:
   ``max-examples`` as its weight. Under secure aggregation the server cannot see one update, so
   these are what bound an honest client's share; the server checks the *aggregate* against the
   same bound (a weighted mean of clipped updates is within it).
-* **where the server sees each update** (no secure aggregation): every update is clipped to
-  the round's median update norm and every weight capped at twice the median weight (:func:`median_cap`, with at least :data:`MIN_FOR_MEDIAN` replies), on top
+* **where the server sees each update** (no secure aggregation): an update whose norm is above
+  4 x the round's median is left out, every other update clipped to the round's median norm and
+  every weight capped at twice the median weight (:func:`median_cap`, with at least :data:`MIN_FOR_MEDIAN` replies), on top
   of the fixed bounds.
 * **statistics round**: counts and M2 are checked (:func:`check_stats`).
 """

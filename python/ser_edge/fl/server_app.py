@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -21,7 +22,7 @@ from flwr.serverapp.strategy import (
 )
 
 from ser_edge.fl import task
-from ser_edge.fl import robust
+from ser_edge.fl import privacy, robust
 from ser_edge.fl.strategy import RejectInvalid, check_reply
 
 log = logging.getLogger("flwr")
@@ -88,11 +89,11 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
     return norm, len(nodes), used
 
 
-def _dp(strategy: Strategy, cfg: Mapping[str, Any], sampled: int) -> Strategy:
+def _dp(strategy: Strategy, cfg: Mapping[str, Any], sampled: int, noise: float) -> Strategy:
     if cfg["dp"] == "server":
-        return DifferentialPrivacyServerSideFixedClipping(strategy, float(cfg["dp-noise"]), float(cfg["dp-clip"]), sampled)
+        return DifferentialPrivacyServerSideFixedClipping(strategy, noise, float(cfg["dp-clip"]), sampled)
     if cfg["dp"] == "client":
-        return DifferentialPrivacyClientSideFixedClipping(strategy, float(cfg["dp-noise"]), float(cfg["dp-clip"]), sampled)
+        return DifferentialPrivacyClientSideFixedClipping(strategy, noise, float(cfg["dp-clip"]), sampled)
     return strategy
 
 
@@ -113,7 +114,8 @@ def held_out(cfg: Mapping[str, Any], config: Any, labels: tuple[str, ...]) -> Op
     return task.local_data(clips, config, labels, cache_dir=str(cfg["cache-dir"]))
 
 
-def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) -> dict[str, Any]:
+def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
+        context: Optional[Context] = None) -> dict[str, Any]:
     """The whole federated run; returns its summary (the simulation prints it as JSON)."""
     from ser_edge.bundle import save_bundle
     from ser_edge.training.export import tflite_probabilities, to_tflite
@@ -130,8 +132,12 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
     fedavg = FedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=float(cfg["fraction-evaluate"]),
                     min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
     sampled = max(int(n_nodes * float(cfg["fraction-train"])), min_nodes)
-    strategy = RejectInvalid(_dp(fedavg, cfg, sampled), max_update_norm=float(cfg["max-update-norm"]),
-                             max_examples=float(cfg["max-examples"]))
+    dp = None if cfg["dp"] == "off" else privacy.report(dict(cfg), sampled, n_nodes)
+    # with DP every client weighs the same (the noise is calibrated to one clipped update in the
+    # mean), and the aggregate carries the noise: only its finiteness is checked
+    strategy = RejectInvalid(_dp(fedavg, cfg, sampled, dp["noise_multiplier"] if dp else 0.0),
+                             max_update_norm=float(cfg["max-update-norm"]), max_examples=float(cfg["max-examples"]),
+                             uniform_weights=dp is not None)
 
     held = held_out(cfg, config, labels)
     x_held = None if held is None else task.standardize(held.x, mean, std)
@@ -150,8 +156,37 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
                                  "max-update-norm": float(cfg["max-update-norm"]),
                                  "max-examples": int(cfg["max-examples"]), **norm_config})
     initial = ArrayRecord(model.get_weights())
-    result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
-                            train_config=train_config, evaluate_config=ConfigRecord(norm_config), evaluate_fn=central)
+    if cfg["secagg"] == "on":
+        from ser_edge.fl import secagg
+
+        held_history: dict[int, Any] = {}
+
+        def central_kept(server_round: int, arrays: ArrayRecord) -> None:
+            m = central(server_round, arrays)
+            if m is not None:
+                held_history[server_round] = m
+
+        federated_history: dict[int, Any] = {}
+
+        def federated(server_round: int, arrays: ArrayRecord) -> None:  # as FedAvg.start's evaluate round
+            msgs = strategy.configure_evaluate(server_round, arrays, ConfigRecord(norm_config), grid)
+            m = strategy.aggregate_evaluate(server_round, grid.send_and_receive(msgs))
+            if m is not None:
+                federated_history[server_round] = m
+
+        ctx = context if context is not None else Context(run_id=0, node_id=0, node_config={}, state=RecordDict(),
+                                                          run_config={})
+        t_rounds = time.monotonic()
+        sa = secagg.fedavg(grid, ctx, cfg, initial, train_config, central_kept, federated)
+        result = SimpleNamespace(arrays=sa["arrays"], train_metrics_clientapp=sa["train"],
+                                 evaluate_metrics_clientapp=federated_history, evaluate_metrics_serverapp=held_history)
+        strategy.rejected.update(sa["rejected"])
+    else:
+        t_rounds = time.monotonic()
+        result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
+                                train_config=train_config, evaluate_config=ConfigRecord(norm_config),
+                                evaluate_fn=central)
+    seconds_per_round = round((time.monotonic() - t_rounds) / int(cfg["num-server-rounds"]), 2)
     if len(result.arrays) == 0:
         raise RuntimeError("no round produced a global model (every client declined, failed or was rejected)")
     model.set_weights(result.arrays.to_numpy_ndarrays())
@@ -177,7 +212,7 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
     out = Path(str(cfg["out"])) if cfg["out"] else default_out(str(cfg["name"]))
     metrics = {k: summary[k] for k in ("uar", "accuracy", "uar_int8", "accuracy_int8") if summary.get(k) is not None}
     training = {"federated": True, "strategy": "FedAvg", "model": cfg["model"], "corpus": cfg["corpus"] or None,
-                "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"],
+                "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"], "privacy": dp, "secagg": cfg["secagg"],
                 "run_config": {k: cfg[k] for k in ("num-server-rounds", "local-epochs", "fraction-train", "lr",
                                                     "batch-size", "min-clips", "seed", "partition", "grouping",
                                                     "max-update-norm", "max-examples")}}
@@ -185,6 +220,7 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
                          quantization="int8", training=training, metrics=metrics)
     task.release_model()
     summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected, bounded=strategy.bounded,
+                   secagg=cfg["secagg"], seconds_per_round=seconds_per_round, privacy=dp,
                    history=history, seconds=round(time.time() - t0, 1))
     log.info("ser-edge fl: global model saved as %s (%s)", bundle.path, bundle.model_id)
     return summary
@@ -198,7 +234,7 @@ def make_app(overrides: Optional[Mapping[str, Any]] = None, on_round: Optional[O
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        summary = run(grid, task.settings(context.run_config, overrides), on_round)
+        summary = run(grid, task.settings(context.run_config, overrides), on_round, context)
         if on_done is not None:
             on_done(summary)
 

@@ -4,9 +4,10 @@
 training reply whose arrays are not finite, or do not have exactly the global model's keys,
 shapes and dtypes, or whose weight (``num-examples``) is not a positive finite number, is left
 out of the average and logged; so is an evaluation reply with non-finite metrics. The sound
-updates are then bounded (:mod:`ser_edge.fl.robust`): each weight capped and each update
-clipped (fixed bounds, and relative to the round's median), and an aggregate whose update is
-larger than an honest one can be is not applied.
+updates are then bounded (:mod:`ser_edge.fl.robust`): an update whose norm is above 4x the
+round's median is left out, each weight capped and each update clipped (fixed bounds, and
+relative to the round's median), and an aggregate whose update is larger than an honest one can
+be is not applied.
 """
 
 from __future__ import annotations
@@ -86,15 +87,19 @@ class RejectInvalid(Strategy):
     ``rejected`` maps each round to the reasons of the replies it left out; ``bounded`` to the
     number of updates clipped or weights capped. ``max_update_norm``/``max_examples``: the fixed
     bounds (those honest clients apply to themselves); ``relative_norm``/``relative_weight``: the
-    factors on the round's median update norm and weight."""
+    factors on the round's median update norm and weight; ``reject_factor``: an update whose
+    norm is above this many times the median is left out. ``uniform_weights`` (differential
+    privacy): every sound reply weighs 1, and the aggregate (noisy) is checked for finiteness only."""
 
     def __init__(self, strategy: Strategy, *, max_update_norm: float = math.inf, max_examples: float = math.inf,
-                 relative_norm: float = 1.0, relative_weight: float = 2.0) -> None:
+                 relative_norm: float = 1.0, relative_weight: float = 2.0, reject_factor: float = 4.0,
+                 uniform_weights: bool = False) -> None:
         self.strategy = strategy
         self.reference: Optional[Reference] = None
         self.current: Optional[ArrayRecord] = None
         self.max_update_norm, self.max_examples = float(max_update_norm), float(max_examples)
         self.relative_norm, self.relative_weight = relative_norm, relative_weight
+        self.reject_factor, self.uniform_weights = reject_factor, uniform_weights
         self.rejected: dict[int, list[str]] = {}
         self.bounded: dict[int, int] = {}
 
@@ -112,29 +117,42 @@ class RejectInvalid(Strategy):
             self._reject(server_round, msg.metadata.src_node_id, reason)
         return kept
 
-    def _bound(self, server_round: int, replies: list[Message]) -> None:
-        """Caps each sound reply's weight and clips its update, in place."""
+    def _bound(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """Leaves out the sound replies whose update is an outlier (norm above ``reject_factor``
+        x the round's median), then caps each weight and clips each update, in place."""
         if self.current is None:
-            return
-        sound = [m for m in replies if not m.has_error()]
+            return replies
         old = self.current.to_numpy_ndarrays()
-        arrays = [next(iter(m.content.array_records.values())) for m in sound]
-        metrics = [next(iter(m.content.metric_records.values())) for m in sound]
-        norms = [robust.update_norm(a.to_numpy_ndarrays(), old) for a in arrays]
+        sound = [m for m in replies if not m.has_error()]
+        norms = [robust.update_norm(next(iter(m.content.array_records.values())).to_numpy_ndarrays(), old)
+                 for m in sound]
+        limit = robust.median_cap(norms, self.reject_factor, math.inf)
+        outliers = set()
+        for msg, norm in zip(sound, norms):
+            if norm > limit:
+                outliers.add(id(msg))
+                self._reject(server_round, msg.metadata.src_node_id,
+                             f"update norm {norm:.3g} is above {self.reject_factor:g} x the round's median")
+        kept = [m for m in replies if id(m) not in outliers]
+        sound_norms = [(m, n) for m, n in zip(sound, norms) if n <= limit]
+        arrays = [next(iter(m.content.array_records.values())) for m, _ in sound_norms]
+        metrics = [next(iter(m.content.metric_records.values())) for m, _ in sound_norms]
         weights = [float(m[WEIGHT_KEY]) for m in metrics]  # type: ignore[arg-type]
-        max_norm = robust.median_cap(norms, self.relative_norm, self.max_update_norm)
-        max_weight = robust.median_cap(weights, self.relative_weight, self.max_examples)
-        for msg, a, m, norm, w in zip(sound, arrays, metrics, norms, weights):
+        max_norm = robust.median_cap([n for _, n in sound_norms], self.relative_norm, self.max_update_norm)
+        max_weight = 1.0 if self.uniform_weights else robust.median_cap(weights, self.relative_weight,
+                                                                         self.max_examples)
+        for (msg, norm), a, m, w in zip(sound_norms, arrays, metrics, weights):
             if norm > max_norm:
                 name = next(iter(msg.content.array_records))
                 clipped = robust.clip_update(a.to_numpy_ndarrays(), old, max_norm)
                 msg.content.array_records[name] = ArrayRecord({k: Array(v) for k, v in zip(a.keys(), clipped)})
             if w > max_weight:
                 m[WEIGHT_KEY] = max_weight
-            if norm > max_norm or w > max_weight:
+            if norm > max_norm or (w > max_weight and not self.uniform_weights):
                 self.bounded[server_round] = self.bounded.get(server_round, 0) + 1
                 log.info("round %d: node %d's update bounded (norm %.3g -> %.3g, weight %.3g -> %.3g)", server_round,
                          msg.metadata.src_node_id, norm, min(norm, max_norm), w, min(w, max_weight))
+        return kept
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -143,11 +161,10 @@ class RejectInvalid(Strategy):
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[Optional[ArrayRecord], Optional[MetricRecord]]:
-        kept = self._screen(server_round, replies, self.reference)
-        self._bound(server_round, kept)
+        kept = self._bound(server_round, self._screen(server_round, replies, self.reference))
         arrays, metrics = self.strategy.aggregate_train(server_round, kept)
         if arrays is not None and self.current is not None:
-            reason = check_aggregate(arrays, self.current, self.max_update_norm)
+            reason = check_aggregate(arrays, self.current, math.inf if self.uniform_weights else self.max_update_norm)
             if reason:
                 self._reject(server_round, 0, f"the aggregate: {reason}; the global model stays")
                 return None, None

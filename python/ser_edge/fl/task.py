@@ -42,9 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "dp": "off",
     "dp-noise": 0.1,
     "dp-clip": 10.0,
+    "dp-delta": 1e-5,
+    "dp-epsilon": 0.0,
     "max-update-norm": 100.0,
     "max-examples": 1000,
     "trainer": "numpy",
+    "secagg": "off",
+    "secagg-clip": 8.0,
 }
 TRAINERS = ("numpy", "keras")
 PARTITIONS = ("speaker", "iid")
@@ -75,6 +79,10 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
         raise ValueError(f"model={cfg['model']!r} cannot be trained by FedAvg; choose from {', '.join(FEDERATED_MODELS)}")
     if cfg["partition"] not in PARTITIONS:
         raise ValueError(f"partition={cfg['partition']!r}; choose from {', '.join(PARTITIONS)}")
+    if cfg["secagg"] not in ("off", "on"):
+        raise ValueError(f"secagg={cfg['secagg']!r}; choose from off, on")
+    if cfg["secagg"] == "on" and cfg["dp"] != "off":
+        raise ValueError("secagg=on works with dp=off only (the DP wrappers need each client's update)")
     if cfg["trainer"] not in TRAINERS:
         raise ValueError(f"trainer={cfg['trainer']!r}; choose from {', '.join(TRAINERS)}")
     if cfg["dp"] not in DP_MODES:
@@ -85,7 +93,7 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
     for key in ("fraction-train", "fraction-evaluate"):
         if not 0.0 < cfg[key] <= 1.0:
             raise ValueError(f"{key}={cfg[key]} must be in (0, 1]")
-    for key in ("max-update-norm", "max-examples"):
+    for key in ("max-update-norm", "max-examples", "secagg-clip"):
         if not 0 < cfg[key] < float("inf"):
             raise ValueError(f"{key}={cfg[key]} must be a positive finite number")
     if not cfg["lr"] > 0:
