@@ -71,7 +71,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             "central_uar": central["uar"], "central_accuracy": central["accuracy"],
             "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2), "fedavg_seconds": fed["seconds"],
             "central_seconds": round(time.time() - t0, 1), "held_out_by_round": fed["history"]["held_out"],
-            "eval_clips": fed.get("eval_clips")}
+            "eval_clips": fed.get("eval_clips"), "stats_clients": fed["stats_clients"],
+            "clients_per_round": fed["clients_per_round"]}
 
 
 def speaker_folds(speakers: list[str], folds: int) -> list[list[str]]:
@@ -138,7 +139,7 @@ def attack(args: argparse.Namespace) -> dict[str, Any]:
     s = simulate(_overrides(args, _holdout(args)), args.clients, train_mods=mods)
     return {"what": "attack", "attack": args.attack, "seed": args.seed, "uar": s["uar"], "accuracy": s["accuracy"],
             "rejected": {r: len(v) for r, v in s["rejected"].items()}, "bounded": s["bounded"],
-            "seconds": s["seconds"]}
+            "stats_clients": s["stats_clients"], "clients_per_round": s["clients_per_round"], "seconds": s["seconds"]}
 
 
 def attacks(args: argparse.Namespace) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def _simulate(args: argparse.Namespace) -> int:
             "grouping": args.grouping, "min-clips": args.min_clips, "seed": args.seed, "partition": args.partition,
             "holdout": ",".join(holdout), "out": os.path.abspath(args.out) if args.out else "",
             "cache-dir": args.cache_dir or "", "dp": args.dp, "dp-noise": args.dp_noise, "dp-clip": args.dp_clip,
+            "dp-epsilon": args.dp_epsilon, "dp-delta": args.dp_delta,
             "name": args.name, "secagg": args.secagg, "trainer": args.trainer,
             "max-update-norm": args.max_update_norm, "max-examples": args.max_examples}
         task.settings({}, overrides)
@@ -124,6 +125,9 @@ def add_parsers(sub: Any) -> None:
                    help="central DP with fixed clipping, clipped on the server or by the clients' mod")
     s.add_argument("--dp-noise", type=float, default=0.1, help="DP noise multiplier (default 0.1)")
     s.add_argument("--dp-clip", type=float, default=10.0, help="DP clipping norm (default 10)")
+    s.add_argument("--dp-epsilon", type=float, default=0.0,
+                   help="target epsilon: the noise multiplier is calibrated to it (default 0: use --dp-noise)")
+    s.add_argument("--dp-delta", type=float, default=1e-5, help="DP delta (default 1e-5)")
     s.add_argument("--secagg", choices=("off", "on"), default="off",
                    help="secure aggregation (Flower's SecAgg+): the server sees only the sum of the updates")
     s.add_argument("--trainer", choices=("numpy", "keras"), default="numpy",

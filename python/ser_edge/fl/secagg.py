@@ -38,7 +38,8 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
     """``num-server-rounds`` of FedAvg through SecAgg+; ``central(round, arrays)`` scores the
     global model after each round (and round 0), ``federated(round, arrays)`` runs the clients'
     evaluation after each round. Returns ``arrays`` (the final global model), ``train`` (round ->
-    weighted train metrics) and ``rejected``."""
+    weighted train metrics), ``rejected`` and ``received`` (round -> clients whose masked update
+    was summed)."""
     from flwr.server import ServerConfig
     from flwr.server.client_manager import SimpleClientManager
     from flwr.server.compat.app_utils import start_update_client_manager_thread
@@ -50,9 +51,11 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
 
     min_nodes, rounds = int(cfg["min-nodes"]), int(cfg["num-server-rounds"])
     train: dict[int, dict[str, float]] = {}
+    received: dict[int, int] = {}
     current_round = [0]
 
     def fit_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        received[current_round[0]] = len(results)
         train[current_round[0]] = _weighted_mean(results)
         return train[current_round[0]]
 
@@ -93,7 +96,8 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
     finally:
         stop.set()
         thread.join()
-    return {"arrays": current, "train": {r: MetricRecord(m) for r, m in train.items()}, "rejected": rejected}
+    return {"arrays": current, "train": {r: MetricRecord(m) for r, m in train.items()}, "rejected": rejected,
+            "received": received}
 
 
 def is_protocol_message(content: Any) -> bool:

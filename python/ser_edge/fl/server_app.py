@@ -181,6 +181,7 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
         result = SimpleNamespace(arrays=sa["arrays"], train_metrics_clientapp=sa["train"],
                                  evaluate_metrics_clientapp=federated_history, evaluate_metrics_serverapp=held_history)
         strategy.rejected.update(sa["rejected"])
+        strategy.received.update(sa["received"])
     else:
         t_rounds = time.monotonic()
         result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
@@ -220,6 +221,7 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
                          quantization="int8", training=training, metrics=metrics)
     task.release_model()
     summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected, bounded=strategy.bounded,
+                   clients_per_round=strategy.received,
                    secagg=cfg["secagg"], seconds_per_round=seconds_per_round, privacy=dp,
                    history=history, seconds=round(time.time() - t0, 1))
     log.info("ser-edge fl: global model saved as %s (%s)", bundle.path, bundle.model_id)

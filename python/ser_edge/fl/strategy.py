@@ -102,6 +102,7 @@ class RejectInvalid(Strategy):
         self.reject_factor, self.uniform_weights = reject_factor, uniform_weights
         self.rejected: dict[int, list[str]] = {}
         self.bounded: dict[int, int] = {}
+        self.received: dict[int, int] = {}  # train replies without error, by round
 
     def _reject(self, server_round: int, node: int, reason: str) -> None:
         self.rejected.setdefault(server_round, []).append(reason)
@@ -161,6 +162,8 @@ class RejectInvalid(Strategy):
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[Optional[ArrayRecord], Optional[MetricRecord]]:
+        replies = list(replies)
+        self.received[server_round] = sum(not m.has_error() for m in replies)
         kept = self._bound(server_round, self._screen(server_round, replies, self.reference))
         arrays, metrics = self.strategy.aggregate_train(server_round, kept)
         if arrays is not None and self.current is not None:

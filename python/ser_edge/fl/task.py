@@ -96,6 +96,8 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
     for key in ("max-update-norm", "max-examples", "secagg-clip"):
         if not 0 < cfg[key] < float("inf"):
             raise ValueError(f"{key}={cfg[key]} must be a positive finite number")
+    if not 0 < cfg["dp-delta"] < 1 or not cfg["dp-epsilon"] >= 0:
+        raise ValueError(f"dp-delta={cfg['dp-delta']} must be in (0, 1) and dp-epsilon={cfg['dp-epsilon']} >= 0")
     if not cfg["lr"] > 0:
         raise ValueError(f"lr={cfg['lr']} must be > 0")
     return cfg
