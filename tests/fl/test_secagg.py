@@ -17,7 +17,10 @@ import numpy as np
 from conftest import EMODB
 from ser_edge.fl import robust
 
-ROUNDS = 2
+# One round: from the second on, the two runs start from models that differ by float rounding,
+# which local training amplifies (e.g. the biases before batch normalisation have no gradient
+# but noise, which Adam turns into steps of about lr)
+ROUNDS = 1
 
 SPY = '''
 import json, sys
@@ -39,8 +42,8 @@ def spy_pull(self, message_ids):
             continue
         seen["train_arrays"] += sum(len(r) for r in msg.content.array_records.values())
         configs = msg.content.config_records.get("secaggplus_configs")
-        if configs is not None and "masked_parameters" in configs:
-            values = np.concatenate([bytes_to_ndarray(b).ravel() for b in configs["masked_parameters"]])
+        if configs is not None and "masked_params" in configs:
+            values = np.concatenate([bytes_to_ndarray(b).ravel() for b in configs["masked_params"]])
             values = values.astype(np.float64)
             seen["masked"].append([float(np.mean(values > 2**28)), float(values.mean() / 2**32)])
     return replies
@@ -81,11 +84,11 @@ def test_secagg_equals_fedavg_and_the_server_sees_no_update(tmp_path: Path, quie
     assert plain["secagg"] == "off" and secure["secagg"] == "on"
     assert len(plain_rounds) == len(secure_rounds) == ROUNDS  # every round applied
     for (p_old, p_new), (s_old, s_new) in zip(plain_rounds, secure_rounds):
-        # the same model before the round (the rounds before agreed) and the same aggregate
-        assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(p_old, s_old))
+        # the same model before the round, the same aggregate (SecAgg+ quantizes: ~2e-6 here)
+        assert all(np.array_equal(a, b) for a, b in zip(p_old, s_old))
         step = robust.update_norm(p_new, p_old)
         assert step > 0.1  # the round did move the model
-        assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(p_new, s_new))
+        assert all(np.allclose(a, b, rtol=0, atol=2e-5) for a, b in zip(p_new, s_new))
         assert robust.update_norm(s_new, p_new) < 1e-3 * step
     # plain FedAvg: the server holds each client's weights; SecAgg+: no arrays in any train reply
     assert plain["train_arrays"] == ROUNDS * 2 * len(plain_rounds[0][0])
