@@ -51,7 +51,8 @@ def _simulate(args: argparse.Namespace) -> int:
             "cache-dir": args.cache_dir or "", "dp": args.dp, "dp-noise": args.dp_noise, "dp-clip": args.dp_clip,
             "dp-epsilon": args.dp_epsilon, "dp-delta": args.dp_delta,
             "name": args.name, "secagg": args.secagg, "trainer": args.trainer,
-            "max-update-norm": args.max_update_norm, "max-examples": args.max_examples}
+            "max-update-norm": args.max_update_norm, "max-examples": args.max_examples,
+            "median-bounds": args.median_bounds}
         task.settings({}, overrides)
     except ValueError as e:
         print(f"ser-edge fl simulate: {e}", file=sys.stderr)
@@ -132,6 +133,9 @@ def add_parsers(sub: Any) -> None:
                    help="secure aggregation (Flower's SecAgg+): the server sees only the sum of the updates")
     s.add_argument("--trainer", choices=("numpy", "keras"), default="numpy",
                    help="clients' trainer: numpy (mlp, no TensorFlow; default) or keras")
+    s.add_argument("--median-bounds", choices=("on", "off"), default="on",
+                   help="server: leave out updates above 4x the round's median norm, clip to the median, "
+                        "cap weights at 2x the median (default on)")
     s.add_argument("--max-update-norm", type=float, default=100.0,
                    help="an honest client clips its update to this L2 norm (default 100)")
     s.add_argument("--max-examples", type=int, default=1000,

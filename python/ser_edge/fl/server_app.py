@@ -5,6 +5,7 @@ evaluation on held-out speakers, and the final global model saved as an int8 bun
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from types import SimpleNamespace
@@ -137,7 +138,10 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
     # mean), and the aggregate carries the noise: only its finiteness is checked
     strategy = RejectInvalid(_dp(fedavg, cfg, sampled, dp["noise_multiplier"] if dp else 0.0),
                              max_update_norm=float(cfg["max-update-norm"]), max_examples=float(cfg["max-examples"]),
-                             uniform_weights=dp is not None)
+                             uniform_weights=dp is not None,
+                             **({} if cfg["median-bounds"] == "on" else dict(relative_norm=math.inf,
+                                                                             relative_weight=math.inf,
+                                                                             reject_factor=math.inf)))
 
     held = held_out(cfg, config, labels)
     x_held = None if held is None else task.standardize(held.x, mean, std)
@@ -216,7 +220,8 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
                 "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"], "privacy": dp, "secagg": cfg["secagg"],
                 "run_config": {k: cfg[k] for k in ("num-server-rounds", "local-epochs", "fraction-train", "lr",
                                                     "batch-size", "min-clips", "seed", "partition", "grouping",
-                                                    "max-update-norm", "max-examples")}}
+                                                    "max-update-norm", "max-examples", "median-bounds",
+                                                    "trainer")}}
     bundle = save_bundle(out, tflite=tflite, name=str(cfg["name"]), labels=labels, input=config, normalization=norm,
                          quantization="int8", training=training, metrics=metrics)
     task.release_model()

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "max-update-norm": 100.0,
     "max-examples": 1000,
     "trainer": "numpy",
+    "median-bounds": "on",
     "secagg": "off",
     "secagg-clip": 8.0,
 }
@@ -83,6 +84,8 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
         raise ValueError(f"secagg={cfg['secagg']!r}; choose from off, on")
     if cfg["secagg"] == "on" and cfg["dp"] != "off":
         raise ValueError("secagg=on works with dp=off only (the DP wrappers need each client's update)")
+    if cfg["median-bounds"] not in ("on", "off"):
+        raise ValueError(f"median-bounds={cfg['median-bounds']!r}; choose from on, off")
     if cfg["trainer"] not in TRAINERS:
         raise ValueError(f"trainer={cfg['trainer']!r}; choose from {', '.join(TRAINERS)}")
     if cfg["dp"] not in DP_MODES:
