@@ -142,3 +142,15 @@ def test_statistics_with_impossible_counts_or_m2_are_refused() -> None:
     assert "negative" in str(robust.check_stats(40, 9000, {**good, "input-m2": -np.ones(5)}, 1000))
     assert "negative" in str(robust.check_stats(40, 9000, {**good, "frame-m2": np.array([1.0, -1e-3, 1.0])}, 1000))
     assert "NaN or Inf" in str(robust.check_stats(40, 9000, {**good, "input-mean": np.full(5, np.inf)}, 1000))
+
+
+def test_robust_settings_are_checked() -> None:
+    from ser_edge.fl import task
+
+    assert task.settings({})["median-bounds"] == "on" and task.settings({})["max-update-norm"] == 100.0
+    for key, value in (("median-bounds", "maybe"), ("max-update-norm", 0.0), ("max-examples", 0),
+                       ("max-update-norm", float("inf")), ("secagg", "yes")):
+        with pytest.raises(ValueError, match=key):
+            task.settings({key: value})
+    with pytest.raises(ValueError, match="secagg=on works with dp=off only"):
+        task.settings({"secagg": "on", "dp": "client"})
