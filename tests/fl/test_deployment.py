@@ -1,7 +1,8 @@
 """Flower's deployment runtime on 127.0.0.1: a SuperLink with TLS (certificates from
 scripts/make-certs) and SuperNode authentication, two SuperNodes each with its own clips
-(``--node-config``), one full FedAvg round through ``flwr run``; the global model lands as an
-int8 bundle in the directory a running ``ser-edge listen`` watches, which hot-swaps to it."""
+(``--node-config``), one FedAvg round under secure aggregation (SecAgg+) through ``flwr run``;
+the global model lands as an int8 bundle in the directory a running ``ser-edge listen`` watches,
+which hot-swaps to it."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
     before = listener.utterances()[0]["model_id"]
 
     overrides = (f"num-server-rounds=1 local-epochs=2 min-nodes=2 out='{live.path}' name='fl-test' "
-                 f"eval-corpus='csv' eval-data='{eval_csv}'")
+                 f"eval-corpus='csv' eval-data='{eval_csv}' secagg='on'")
     t0 = time.monotonic()
     with open(work / "flwr-run.log", "wb") as log:  # a file, not a pipe: the stream is long
         run = subprocess.Popen([str(BIN / "flwr"), "run", str(ROOT / "deploy" / "fl" / "app"), "test", "--stream",
@@ -164,10 +165,11 @@ def test_one_round_over_tls_with_two_authenticated_supernodes(federation: Any) -
     assert "https://127.0.0.1" in log, log[-2000:]  # the SuperLink served TLS only
     assert federation["run_rc"] == 0, federation["run_out"][-4000:]
     out = federation["run_out"]
-    assert "[ROUND 1/1]" in out and "aggregate_train: Received 2 results and 0 failures" in out, out[-4000:]
+    # secure aggregation (SecAgg+) over TLS: the server only unmasked the sum of the two updates
+    assert "Secure aggregation completed" in out and "received 2 results and 0 failures" in out, out[-4000:]
     b = load_bundle(federation["bundle_dir"])
     assert b.name == "fl-test" and b.quantization == "int8"
-    assert b.training["federated"] is True and b.training["clients"] == 2
+    assert b.training["federated"] is True and b.training["clients"] == 2 and b.training["secagg"] == "on"
     assert 0.0 <= b.metrics["uar"] <= 1.0 and 0.0 <= b.metrics["uar_int8"] <= 1.0
     probs = Classifier(b).probabilities(np.zeros((2, *b.input_shape), np.float32))
     assert probs.shape == (2, len(b.labels)) and np.allclose(probs.sum(1), 1.0, atol=0.05)

@@ -4,13 +4,16 @@
     python -m ser_edge.fl.bench cross-validate --corpus emodb --data ../shared/data/emodb --folds 5 --seeds 0,1,2
     python -m ser_edge.fl.bench scale --corpus ravdess --data ../shared/data/ravdess --clients 100
     python -m ser_edge.fl.bench client-memory --corpus ravdess --data ../shared/data/ravdess --speaker 01
+    python -m ser_edge.fl.bench attacks --corpus emodb --data ../shared/data/emodb --holdout 15,16 --clients 8
 
 Each prints one JSON line. ``compare``: FedAvg (speakers as clients, ``rounds`` x
 ``local-epochs`` = the central run's epochs) against central training by
 :func:`ser_edge.training.trainer.fit` on the same training speakers, both scored on the same
 held-out speakers. ``scale``: many virtual clients (time, peak memory of the process tree,
 memory after each round). ``client-memory``: peak resident memory of one client's training
-round in a fresh process (the ClientApp's train function on one speaker's clips).
+round in a fresh process (the ClientApp's train function on one speaker's clips). ``attacks``:
+the held-out UAR without a malicious client and with one (partition 0 of ``clients``) under each
+attack of :mod:`ser_edge.fl.attacks`, each run in a fresh process.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from ser_edge.fl.cli import QUIET_ENV, default_holdout
 def _overrides(args: argparse.Namespace, holdout: list[str], **extra: Any) -> dict[str, Any]:
     return {"corpus": args.corpus, "data": os.path.abspath(args.data), "holdout": ",".join(holdout),
             "num-server-rounds": args.rounds, "local-epochs": args.local_epochs, "seed": args.seed,
-            "out": os.path.abspath(args.out), "min-nodes": 2, "lr": args.lr, "batch-size": args.batch_size, **extra}
+            "out": os.path.abspath(args.out), "min-nodes": 2, "lr": args.lr, "batch-size": args.batch_size, "trainer": args.trainer, **extra}
 
 
 def _holdout(args: argparse.Namespace) -> list[str]:
@@ -61,14 +64,15 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     central = task.scores(trained.probabilities(test), np.array(y), labels)
-    return {"what": "fedavg-vs-central", "corpus": args.corpus, "holdout": holdout, "seed": args.seed,
+    return {"what": "fedavg-vs-central", "trainer": args.trainer, "corpus": args.corpus, "holdout": holdout, "seed": args.seed,
             "clients": args.clients, "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr,
             "batch_size": args.batch_size, "central_epochs": args.rounds * args.local_epochs,
             "fedavg_uar": fed["uar"], "fedavg_accuracy": fed["accuracy"], "fedavg_uar_int8": fed.get("uar_int8"),
             "central_uar": central["uar"], "central_accuracy": central["accuracy"],
             "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2), "fedavg_seconds": fed["seconds"],
             "central_seconds": round(time.time() - t0, 1), "held_out_by_round": fed["history"]["held_out"],
-            "eval_clips": fed.get("eval_clips")}
+            "eval_clips": fed.get("eval_clips"), "stats_clients": fed["stats_clients"],
+            "clients_per_round": fed["clients_per_round"]}
 
 
 def speaker_folds(speakers: list[str], folds: int) -> list[list[str]]:
@@ -97,7 +101,7 @@ def cross_validate(args: argparse.Namespace) -> dict[str, Any]:
             cmd = [sys.executable, "-m", "ser_edge.fl.bench", "compare", "--corpus", args.corpus, "--data", args.data,
                    "--holdout", ",".join(fold), "--clients", str(args.clients), "--rounds", str(args.rounds),
                    "--local-epochs", str(args.local_epochs), "--lr", str(args.lr), "--batch-size",
-                   str(args.batch_size), "--seed", str(seed), "--out", args.out]
+                   str(args.batch_size), "--seed", str(seed), "--out", args.out, "--trainer", args.trainer]
             done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
             run = json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(run), file=sys.stderr, flush=True)
@@ -106,7 +110,7 @@ def cross_validate(args: argparse.Namespace) -> dict[str, Any]:
     def mean(key: str) -> float:
         return round(float(np.mean([r[key] for r in runs])), 4)
 
-    return {"what": "fedavg-vs-central-cv", "corpus": args.corpus, "folds": folds, "seeds": seeds,
+    return {"what": "fedavg-vs-central-cv", "trainer": args.trainer, "corpus": args.corpus, "folds": folds, "seeds": seeds,
             "clients": args.clients, "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr,
             "batch_size": args.batch_size, "runs": runs, "central_uar": mean("central_uar"),
             "fedavg_uar": mean("fedavg_uar"), "fedavg_uar_int8": mean("fedavg_uar_int8"),
@@ -126,29 +130,73 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
             "stats_clients": s["stats_clients"], "rejected": s["rejected"]}
 
 
-def client_memory(args: argparse.Namespace) -> dict[str, Any]:
-    """One training round of one client, measured in this (fresh) process."""
-    import numpy as np
-    from flwr.app import ArrayRecord
+def attack(args: argparse.Namespace) -> dict[str, Any]:
+    """One simulation with one malicious client (``--attack none``: all honest)."""
+    from ser_edge.fl.attacks import attack_mod
+    from ser_edge.fl.simulate import simulate
 
-    from ser_edge.fl import task
+    mods = [] if args.attack == "none" else [attack_mod(args.attack)]
+    s = simulate(_overrides(args, _holdout(args)), args.clients, train_mods=mods)
+    return {"what": "attack", "attack": args.attack, "seed": args.seed, "uar": s["uar"], "accuracy": s["accuracy"],
+            "rejected": {r: len(v) for r, v in s["rejected"].items()}, "bounded": s["bounded"],
+            "stats_clients": s["stats_clients"], "clients_per_round": s["clients_per_round"], "seconds": s["seconds"]}
+
+
+def attacks(args: argparse.Namespace) -> dict[str, Any]:
+    import subprocess
+
+    from ser_edge.fl.attacks import ATTACKS
+
+    runs = {}
+    for kind in ("none", *ATTACKS):
+        cmd = [sys.executable, "-m", "ser_edge.fl.bench", "attack", "--attack", kind, "--corpus", args.corpus,
+               "--data", args.data, "--holdout", ",".join(_holdout(args)), "--clients", str(args.clients),
+               "--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs), "--lr", str(args.lr),
+               "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--out", args.out, "--trainer", args.trainer]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+        runs[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps(runs[kind]), file=sys.stderr, flush=True)
+    base = runs["none"]["uar"]
+    return {"what": "attacks", "corpus": args.corpus, "holdout": _holdout(args), "clients": args.clients,
+            "rounds": args.rounds, "local_epochs": args.local_epochs, "seed": args.seed, "uar_honest": base,
+            "uar_change_points": {k: round(100 * (r["uar"] - base), 2) for k, r in runs.items() if k != "none"},
+            "runs": runs}
+
+
+def client_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """One training round of one client through the ClientApp's train function, measured in this
+    (fresh) process: the data, the trainer (``--trainer``), the weights in and out."""
+    import numpy as np
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
+
+    from ser_edge.fl import client_app, numpy_mlp, task
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cfg = task.settings({}, {"corpus": args.corpus, "data": args.data, "local-epochs": args.local_epochs})
-    clips = [c for c in task.corpus_clips(args.corpus, args.data, cfg) if c.speaker == args.speaker]
+    run = {"corpus": args.corpus, "data": os.path.abspath(args.data), "local-epochs": args.local_epochs,
+           "trainer": args.trainer, "batch-size": args.batch_size}
+    cfg = task.settings({}, run)
+    config = task.input_config(cfg)
+    speakers = sorted({c.speaker for c in task.corpus_clips(args.corpus, args.data, cfg)})
+    node = {"partition-id": speakers.index(args.speaker), "num-partitions": len(speakers)}
+    weights = numpy_mlp.init(config.input_shape[0], len(task.labels(cfg)), seed=args.seed)
+    p = config.input_shape[0]
+    content = RecordDict({"arrays": ArrayRecord(weights), "config": ConfigRecord(
+        {"server-round": 1, "input-mean": [0.0] * p, "input-std": [1.0] * p})})
+    md = Metadata(run_id=1, message_id="m", src_node_id=1, dst_node_id=2, reply_to_message_id="", group_id="1",
+                  created_at=time.time(), ttl=3600.0, message_type="train")
     t0 = time.time()
-    data = task.local_data(clips, task.input_config(cfg), task.labels(cfg), min_clips=int(cfg["min-clips"]))
-    model = task.build_model(cfg, task.input_config(cfg), len(task.labels(cfg)))
-    weights = ArrayRecord(model.get_weights())
-    model.set_weights(weights.to_numpy_ndarrays())
-    x = task.standardize(data.x, data.x.mean(0), data.x.std(0))
-    m = task.fit(model, x, data.y, data.weights, epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]), seed=0)
-    ArrayRecord(model.get_weights())
+    reply = client_app.make_app(run)(Message(content=content, metadata=md),
+                                     Context(run_id=1, node_id=2, node_config=node, state=RecordDict(), run_config={}))
+    if reply.has_error():
+        raise RuntimeError(reply.error.reason)
+    metrics = reply.content["metrics"]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"what": "client-memory", "corpus": args.corpus, "speaker": args.speaker, "clips": len(clips),
-            "local_epochs": int(cfg["local-epochs"]), "seconds": round(time.time() - t0, 1),
+    return {"what": "client-memory", "trainer": args.trainer, "corpus": args.corpus, "speaker": args.speaker,
+            "clips": int(metrics["num-examples"]), "local_epochs": int(cfg["local-epochs"]),
+            "batch_size": int(cfg["batch-size"]), "seconds": round(time.time() - t0, 1),
             "peak_rss_mb": round(peak_kb / 1024, 1), "rss_before_mb": round(before / 1024, 1),
-            "train_accuracy": m["accuracy"], "finite": bool(np.isfinite(m["loss"]))}
+            "train_accuracy": metrics["train-accuracy"], "finite": bool(np.isfinite(metrics["train-loss"])),
+            "tensorflow_imported": any(m.split(".")[0] in ("tensorflow", "tf_keras", "keras") for m in sys.modules)}
 
 
 def main(argv: Any = None) -> int:
@@ -157,7 +205,7 @@ def main(argv: Any = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ser_edge.fl.bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     for name, fn in (("compare", compare), ("cross-validate", cross_validate), ("scale", scale),
-                     ("client-memory", client_memory)):
+                     ("client-memory", client_memory), ("attack", attack), ("attacks", attacks)):
         s = sub.add_parser(name)
         s.add_argument("--corpus", required=True)
         s.add_argument("--data", required=True)
@@ -170,6 +218,8 @@ def main(argv: Any = None) -> int:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--folds", type=int, default=5, help="cross-validate: speaker folds")
         s.add_argument("--seeds", default="0,1,2", help="cross-validate: seeds")
+        s.add_argument("--trainer", default="numpy", help="clients' trainer: numpy (mlp) or keras")
+        s.add_argument("--attack", default="none", help="attack: the malicious client's attack (or none)")
         s.add_argument("--lr", type=float, default=1e-3, help="clients' learning rate (Adam)")
         s.add_argument("--batch-size", type=int, default=8, help="clients' batch size")
         s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))

@@ -49,7 +49,10 @@ def _simulate(args: argparse.Namespace) -> int:
             "grouping": args.grouping, "min-clips": args.min_clips, "seed": args.seed, "partition": args.partition,
             "holdout": ",".join(holdout), "out": os.path.abspath(args.out) if args.out else "",
             "cache-dir": args.cache_dir or "", "dp": args.dp, "dp-noise": args.dp_noise, "dp-clip": args.dp_clip,
-            "name": args.name}
+            "dp-epsilon": args.dp_epsilon, "dp-delta": args.dp_delta,
+            "name": args.name, "secagg": args.secagg, "trainer": args.trainer,
+            "max-update-norm": args.max_update_norm, "max-examples": args.max_examples,
+            "median-bounds": args.median_bounds}
         task.settings({}, overrides)
     except ValueError as e:
         print(f"ser-edge fl simulate: {e}", file=sys.stderr)
@@ -123,6 +126,20 @@ def add_parsers(sub: Any) -> None:
                    help="central DP with fixed clipping, clipped on the server or by the clients' mod")
     s.add_argument("--dp-noise", type=float, default=0.1, help="DP noise multiplier (default 0.1)")
     s.add_argument("--dp-clip", type=float, default=10.0, help="DP clipping norm (default 10)")
+    s.add_argument("--dp-epsilon", type=float, default=0.0,
+                   help="target epsilon: the noise multiplier is calibrated to it (default 0: use --dp-noise)")
+    s.add_argument("--dp-delta", type=float, default=1e-5, help="DP delta (default 1e-5)")
+    s.add_argument("--secagg", choices=("off", "on"), default="off",
+                   help="secure aggregation (Flower's SecAgg+): the server sees only the sum of the updates")
+    s.add_argument("--trainer", choices=("numpy", "keras"), default="numpy",
+                   help="clients' trainer: numpy (mlp, no TensorFlow; default) or keras")
+    s.add_argument("--median-bounds", choices=("on", "off"), default="on",
+                   help="server: leave out updates above 4x the round's median norm, clip to the median, "
+                        "cap weights at 2x the median (default on)")
+    s.add_argument("--max-update-norm", type=float, default=100.0,
+                   help="an honest client clips its update to this L2 norm (default 100)")
+    s.add_argument("--max-examples", type=int, default=1000,
+                   help="an honest client's weight (num-examples) is at most this (default 1000)")
     s.add_argument("--cache-dir", help="frame cache (default: the training cache, $SER_EDGE_CACHE)")
     s.add_argument("--cpus-per-client", type=float, default=1.0, help="CPUs Ray reserves per client (default 1)")
     s.add_argument("--verbose", action="store_true", help="Flower's INFO log")

@@ -6,14 +6,17 @@ FedAvg counts as a failure and leaves out)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+from flwr.compat.common import recorddict_compat as compat
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.mod import fixedclipping_mod
 
-from ser_edge.fl import task
+from ser_edge.fl import robust, secagg, task
 
 #: ``Error.code`` of a reply from a client that does not take part (too few clips, no data).
 DECLINED = 100
@@ -58,8 +61,11 @@ def _optional_clipping(msg: Message, context: Context, call_next: Any) -> Messag
     return call_next(msg, context)
 
 
-def _model(cfg: dict[str, Any], arrays: ArrayRecord) -> Any:
-    return task.model_with(cfg, task.input_config(cfg), len(task.labels(cfg)), arrays.to_numpy_ndarrays())
+def _optional_secagg(msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower's ``secaggplus_mod`` when the round is a secure-aggregation round."""
+    if secagg.is_protocol_message(msg.content):
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
 
 
 def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
@@ -68,39 +74,54 @@ def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     x = data.x.astype(np.float64)
     mean = x.mean(0)
     fs = data.frame_stats
-    values = {"frame-mean": fs.mean, "frame-m2": fs.m2, "input-mean": mean, "input-m2": ((x - mean) ** 2).sum(0)}
+    count = min(len(data), int(cfg["max-examples"]))  # bounded example counts; the variance is kept
+    values = {"frame-mean": fs.mean, "frame-m2": fs.m2, "input-mean": mean,
+              "input-m2": ((x - mean) ** 2).sum(0) * (count / len(data))}
     arrays = ArrayRecord({k: Array(np.asarray(v, np.float64)) for k, v in values.items()})
-    return Message(RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": len(data),
+    return Message(RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": count,
                                                                           "frames": float(fs.count)})}), reply_to=msg)
 
 
 def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
-    """Local epochs from the global weights; replies the new weights and training metrics."""
-    config = msg.content["config"]
-    model = _model(cfg, msg.content["arrays"])
+    """Local epochs from the global weights; replies the new weights, their update clipped to
+    ``max-update-norm``, and training metrics with ``num-examples`` at most ``max-examples``. In
+    a secure-aggregation round (Flower's legacy ``fitins``/``fitres`` records, which its
+    ``secaggplus_mod`` reads) it replies the clipped update itself, which the mod masks."""
+    legacy = secagg.is_protocol_message(msg.content)
+    arrays = msg.content.array_records["fitins.parameters" if legacy else "arrays"]
+    config = msg.content.config_records["fitins.config" if legacy else "config"]
+    start = arrays.to_numpy_ndarrays()
     x = task.standardize(data.x, config["input-mean"], config["input-std"])
-    m = task.fit(model, x, data.y, data.weights, epochs=int(config.get("local-epochs", cfg["local-epochs"])),
-                 batch_size=int(config.get("batch-size", cfg["batch-size"])),
-                 seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
-    weights = model.get_weights()
-    metrics = MetricRecord({"num-examples": len(data), "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+    new, m = task.local_fit(cfg, start, x, data.y, data.weights,
+                            epochs=int(config.get("local-epochs", cfg["local-epochs"])),
+                            batch_size=int(config.get("batch-size", cfg["batch-size"])),
+                            seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
+    weights = robust.clip_update(new, start, float(config.get("max-update-norm", cfg["max-update-norm"])))
+    count = min(len(data), int(config.get("max-examples", cfg["max-examples"])))
+    if legacy:
+        update = [(w - s).astype(s.dtype) for w, s in zip(weights, start)]
+        res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(update), count,
+                     {"train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+        return Message(compat.fitres_to_recorddict(res, False), reply_to=msg)
+    metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
 
 
 def evaluate(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     """The global model's loss and accuracy on this client's clips."""
     config = msg.content["config"]
-    model = _model(cfg, msg.content["arrays"])
-    m = task.evaluate(model, task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
+    m = task.local_evaluate(cfg, msg.content["arrays"].to_numpy_ndarrays(),
+                            task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
     metrics = MetricRecord({"num-examples": len(data), "loss": m["loss"], "accuracy": m["accuracy"]})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
 
-def make_app(overrides: Optional[Mapping[str, Any]] = None) -> ClientApp:
-    """The ClientApp; ``overrides`` replace run config values (the simulation passes its own)."""
+def make_app(overrides: Optional[Mapping[str, Any]] = None, train_mods: Sequence[Any] = ()) -> ClientApp:
+    """The ClientApp; ``overrides`` replace run config values (the simulation passes its own);
+    ``train_mods`` wrap its train function (outermost first)."""
     client = ClientApp()
     client.query()(_with_data(stats, overrides))
-    client.train(mods=[_optional_clipping])(_with_data(train, overrides))
+    client.train(mods=[*train_mods, _optional_secagg, _optional_clipping])(_with_data(train, overrides))
     client.evaluate()(_with_data(evaluate, overrides))
     return client
 

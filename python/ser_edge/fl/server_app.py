@@ -5,8 +5,10 @@ evaluation on held-out speakers, and the final global model saved as an int8 bun
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -21,6 +23,7 @@ from flwr.serverapp.strategy import (
 )
 
 from ser_edge.fl import task
+from ser_edge.fl import privacy, robust
 from ser_edge.fl.strategy import RejectInvalid, check_reply
 
 log = logging.getLogger("flwr")
@@ -54,19 +57,30 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
                  "input-mean": ((p,), "float64"), "input-m2": ((p,), "float64")}
     messages = [Message(RecordDict({"config": ConfigRecord({"kind": "stats"})}), dst_node_id=n,
                         message_type=MessageType.QUERY) for n in nodes]
-    frames, inputs, used = FrameStats.empty(d), FrameStats.empty(p), 0
+    sound = []
     for reply in grid.send_and_receive(messages):
+        node = reply.metadata.src_node_id
         if reply.has_error():
-            log.info("stats: node %d did not contribute: %s", reply.metadata.src_node_id, reply.error.reason)
+            log.info("stats: node %d did not contribute: %s", node, reply.error.reason)
             continue
         reason = check_reply(reply.content, reference)
+        if not reason:
+            a, m = reply.content["stats"], reply.content["metrics"]
+            stats = {k: a[k].numpy() for k in reference}
+            count, n_frames = float(m["num-examples"]), float(m.get("frames", float("nan")))  # type: ignore[arg-type]
+            reason = robust.check_stats(count, n_frames, stats, float(cfg["max-examples"]))
         if reason:
-            log.warning("stats: rejected the reply of node %d: %s", reply.metadata.src_node_id, reason)
+            log.warning("stats: rejected the reply of node %d: %s", node, reason)
             continue
-        a, m = reply.content["stats"], reply.content["metrics"]
-        frames.merge(FrameStats(float(m["frames"]), a["frame-mean"].numpy(), a["frame-m2"].numpy()))
-        inputs.merge(FrameStats(float(m["num-examples"]), a["input-mean"].numpy(), a["input-m2"].numpy()))
-        used += 1
+        sound.append((count, n_frames, stats))
+    # counts capped at twice the median (as the training round's weights): no client's statistics dominate
+    max_count = robust.median_cap([c for c, _, _ in sound], 2.0, float(cfg["max-examples"]))
+    max_frames = robust.median_cap([f for _, f, _ in sound], 2.0, float("inf"))
+    frames, inputs, used = FrameStats.empty(d), FrameStats.empty(p), len(sound)
+    for count, n_frames, stats in sound:
+        fc, ic = min(n_frames, max_frames), min(count, max_count)  # a capped count keeps the variance: M2 scales
+        frames.merge(FrameStats(fc, stats["frame-mean"], stats["frame-m2"] * (fc / n_frames)))
+        inputs.merge(FrameStats(ic, stats["input-mean"], stats["input-m2"] * (ic / count)))
     if used == 0:
         raise RuntimeError("no client contributed normalisation statistics (all declined or failed)")
     stats_pooling = config.pooling == "stats"
@@ -76,11 +90,11 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
     return norm, len(nodes), used
 
 
-def _dp(strategy: Strategy, cfg: Mapping[str, Any], sampled: int) -> Strategy:
+def _dp(strategy: Strategy, cfg: Mapping[str, Any], sampled: int, noise: float) -> Strategy:
     if cfg["dp"] == "server":
-        return DifferentialPrivacyServerSideFixedClipping(strategy, float(cfg["dp-noise"]), float(cfg["dp-clip"]), sampled)
+        return DifferentialPrivacyServerSideFixedClipping(strategy, noise, float(cfg["dp-clip"]), sampled)
     if cfg["dp"] == "client":
-        return DifferentialPrivacyClientSideFixedClipping(strategy, float(cfg["dp-noise"]), float(cfg["dp-clip"]), sampled)
+        return DifferentialPrivacyClientSideFixedClipping(strategy, noise, float(cfg["dp-clip"]), sampled)
     return strategy
 
 
@@ -101,7 +115,8 @@ def held_out(cfg: Mapping[str, Any], config: Any, labels: tuple[str, ...]) -> Op
     return task.local_data(clips, config, labels, cache_dir=str(cfg["cache-dir"]))
 
 
-def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) -> dict[str, Any]:
+def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
+        context: Optional[Context] = None) -> dict[str, Any]:
     """The whole federated run; returns its summary (the simulation prints it as JSON)."""
     from ser_edge.bundle import save_bundle
     from ser_edge.training.export import tflite_probabilities, to_tflite
@@ -118,7 +133,15 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
     fedavg = FedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=float(cfg["fraction-evaluate"]),
                     min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
     sampled = max(int(n_nodes * float(cfg["fraction-train"])), min_nodes)
-    strategy = RejectInvalid(_dp(fedavg, cfg, sampled))
+    dp = None if cfg["dp"] == "off" else privacy.report(dict(cfg), sampled, n_nodes)
+    # with DP every client weighs the same (the noise is calibrated to one clipped update in the
+    # mean), and the aggregate carries the noise: only its finiteness is checked
+    strategy = RejectInvalid(_dp(fedavg, cfg, sampled, dp["noise_multiplier"] if dp else 0.0),
+                             max_update_norm=float(cfg["max-update-norm"]), max_examples=float(cfg["max-examples"]),
+                             uniform_weights=dp is not None,
+                             **({} if cfg["median-bounds"] == "on" else dict(relative_norm=math.inf,
+                                                                             relative_weight=math.inf,
+                                                                             reject_factor=math.inf)))
 
     held = held_out(cfg, config, labels)
     x_held = None if held is None else task.standardize(held.x, mean, std)
@@ -134,10 +157,41 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
         return MetricRecord(out)
 
     train_config = ConfigRecord({"local-epochs": int(cfg["local-epochs"]), "batch-size": int(cfg["batch-size"]),
-                                 **norm_config})
+                                 "max-update-norm": float(cfg["max-update-norm"]),
+                                 "max-examples": int(cfg["max-examples"]), **norm_config})
     initial = ArrayRecord(model.get_weights())
-    result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
-                            train_config=train_config, evaluate_config=ConfigRecord(norm_config), evaluate_fn=central)
+    if cfg["secagg"] == "on":
+        from ser_edge.fl import secagg
+
+        held_history: dict[int, Any] = {}
+
+        def central_kept(server_round: int, arrays: ArrayRecord) -> None:
+            m = central(server_round, arrays)
+            if m is not None:
+                held_history[server_round] = m
+
+        federated_history: dict[int, Any] = {}
+
+        def federated(server_round: int, arrays: ArrayRecord) -> None:  # as FedAvg.start's evaluate round
+            msgs = strategy.configure_evaluate(server_round, arrays, ConfigRecord(norm_config), grid)
+            m = strategy.aggregate_evaluate(server_round, grid.send_and_receive(msgs))
+            if m is not None:
+                federated_history[server_round] = m
+
+        ctx = context if context is not None else Context(run_id=0, node_id=0, node_config={}, state=RecordDict(),
+                                                          run_config={})
+        t_rounds = time.monotonic()
+        sa = secagg.fedavg(grid, ctx, cfg, initial, train_config, central_kept, federated)
+        result = SimpleNamespace(arrays=sa["arrays"], train_metrics_clientapp=sa["train"],
+                                 evaluate_metrics_clientapp=federated_history, evaluate_metrics_serverapp=held_history)
+        strategy.rejected.update(sa["rejected"])
+        strategy.received.update(sa["received"])
+    else:
+        t_rounds = time.monotonic()
+        result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
+                                train_config=train_config, evaluate_config=ConfigRecord(norm_config),
+                                evaluate_fn=central)
+    seconds_per_round = round((time.monotonic() - t_rounds) / int(cfg["num-server-rounds"]), 2)
     if len(result.arrays) == 0:
         raise RuntimeError("no round produced a global model (every client declined, failed or was rejected)")
     model.set_weights(result.arrays.to_numpy_ndarrays())
@@ -163,13 +217,17 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None) 
     out = Path(str(cfg["out"])) if cfg["out"] else default_out(str(cfg["name"]))
     metrics = {k: summary[k] for k in ("uar", "accuracy", "uar_int8", "accuracy_int8") if summary.get(k) is not None}
     training = {"federated": True, "strategy": "FedAvg", "model": cfg["model"], "corpus": cfg["corpus"] or None,
-                "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"],
+                "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"], "privacy": dp, "secagg": cfg["secagg"],
                 "run_config": {k: cfg[k] for k in ("num-server-rounds", "local-epochs", "fraction-train", "lr",
-                                                    "batch-size", "min-clips", "seed", "partition", "grouping")}}
+                                                    "batch-size", "min-clips", "seed", "partition", "grouping",
+                                                    "max-update-norm", "max-examples", "median-bounds",
+                                                    "trainer")}}
     bundle = save_bundle(out, tflite=tflite, name=str(cfg["name"]), labels=labels, input=config, normalization=norm,
                          quantization="int8", training=training, metrics=metrics)
     task.release_model()
-    summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected,
+    summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected, bounded=strategy.bounded,
+                   clients_per_round=strategy.received,
+                   secagg=cfg["secagg"], seconds_per_round=seconds_per_round, privacy=dp,
                    history=history, seconds=round(time.time() - t0, 1))
     log.info("ser-edge fl: global model saved as %s (%s)", bundle.path, bundle.model_id)
     return summary
@@ -183,7 +241,7 @@ def make_app(overrides: Optional[Mapping[str, Any]] = None, on_round: Optional[O
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        summary = run(grid, task.settings(context.run_config, overrides), on_round)
+        summary = run(grid, task.settings(context.run_config, overrides), on_round, context)
         if on_done is not None:
             on_done(summary)
 

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 
 def _tree(root: int) -> dict[int, int]:
@@ -77,12 +77,41 @@ class MemorySampler:
         self._thread.join()
 
 
+_NO_TENSORFLOW = """import sys
+
+
+class _NoTensorFlow:  # written by ser_edge.fl.simulate for the numpy client actors
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras", "keras"):
+            raise ModuleNotFoundError(f"No module named {name!r} (not imported by numpy client actors)")
+        return None
+
+
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+def _actor_site(cfg: Mapping[str, Any]) -> Optional[str]:
+    """A folder with a ``sitecustomize`` that makes TensorFlow unimportable, for the client
+    actors' ``PYTHONPATH`` when they train with numpy (Flower's Ray transport imports TensorFlow
+    whenever it is installed: about 0.4 GB per actor). ``None`` when they need TensorFlow."""
+    from ser_edge.fl import task
+
+    if cfg["trainer"] != "numpy" or cfg["model"] not in task.NUMPY_MODELS:
+        return None
+    import tempfile
+
+    site = Path(tempfile.mkdtemp(prefix="ser-edge-fl-actors-"))
+    (site / "sitecustomize.py").write_text(_NO_TENSORFLOW)
+    return str(site)
+
+
 def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: float = 1.0,
-             verbose: bool = False) -> dict[str, Any]:
+             verbose: bool = False, train_mods: Sequence[Any] = ()) -> dict[str, Any]:
     """Runs the federated app with ``clients`` virtual SuperNodes (``partition-id`` i of
     ``clients``) and returns the server's summary plus ``seconds``, ``peak_rss_mb`` and the tree's
     resident memory after each round (``rss_mb_by_round``, and split by :func:`rss_by_role` in
-    ``rss_mb_by_role``)."""
+    ``rss_mb_by_role``). ``train_mods``: ClientApp mods around every client's train function."""
     from flwr.simulation import run_simulation
 
     from ser_edge.fl import client_app, server_app, task
@@ -106,12 +135,25 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.WARNING)
     t0 = time.time()
-    with MemorySampler() as mem:
-        run_simulation(server_app=server_app.make_app(overrides, on_round=on_round, on_done=summaries.append),
-                       client_app=client_app.make_app(overrides), num_supernodes=int(clients),
-                       backend_config={"client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
-                                       "init_args": {"include_dashboard": False}},
-                       verbose_logging=verbose)
+    site, pythonpath = _actor_site(cfg), os.environ.get("PYTHONPATH")
+    if site:  # Flower passes the driver's PYTHONPATH (after its sys.path) to the Ray workers
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, site) if p)
+    try:
+        with MemorySampler() as mem:
+            run_simulation(server_app=server_app.make_app(overrides, on_round=on_round, on_done=summaries.append),
+                           client_app=client_app.make_app(overrides, train_mods), num_supernodes=int(clients),
+                           backend_config={"client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
+                                           "init_args": {"include_dashboard": False}},
+                           verbose_logging=verbose)
+    finally:
+        if site:
+            if pythonpath is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = pythonpath
+            import shutil
+
+            shutil.rmtree(site, ignore_errors=True)
     if not summaries:
         raise RuntimeError("the simulation ended without a result (see the log above)")
     summary = summaries[0]

@@ -3,7 +3,11 @@
 :class:`RejectInvalid` wraps any Flower strategy (FedAvg, or FedAvg inside a DP wrapper): a
 training reply whose arrays are not finite, or do not have exactly the global model's keys,
 shapes and dtypes, or whose weight (``num-examples``) is not a positive finite number, is left
-out of the average and logged; so is an evaluation reply with non-finite metrics.
+out of the average and logged; so is an evaluation reply with non-finite metrics. The sound
+updates are then bounded (:mod:`ser_edge.fl.robust`): an update whose norm is above 4x the
+round's median is left out, each weight capped and each update clipped (fixed bounds, and
+relative to the round's median), and an aggregate whose update is larger than an honest one can
+be is not applied.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from collections.abc import Iterable
 from typing import Any, Mapping, Optional
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+
+from ser_edge.fl import robust
 
 log = logging.getLogger("flwr")
 WEIGHT_KEY = "num-examples"
@@ -63,14 +69,44 @@ def check_reply(content: RecordDict, reference: Optional[Reference]) -> Optional
     return None
 
 
+def check_aggregate(arrays: ArrayRecord, current: ArrayRecord, max_update_norm: float) -> Optional[str]:
+    """Why an aggregate must not become the global model, or ``None``: it must be finite and
+    move the global model by no more than ``max_update_norm`` (a weighted mean of clipped
+    updates cannot). This check works under secure aggregation, where only the sum is seen."""
+    new = arrays.to_numpy_ndarrays()
+    if not all(np.all(np.isfinite(a)) for a in new):
+        return "NaN or Inf values"
+    norm = robust.update_norm(new, current.to_numpy_ndarrays())
+    if norm > max_update_norm * (1 + 1e-4) + 1e-6:
+        return f"update norm {norm:.3g} is above max-update-norm={max_update_norm:g}"
+    return None
+
+
 class RejectInvalid(Strategy):
     """Wraps ``strategy``; unsound replies never reach its aggregation (see module docstring).
-    ``rejected`` maps each round to the reasons of the replies it left out."""
+    ``rejected`` maps each round to the reasons of the replies it left out; ``bounded`` to the
+    number of updates clipped or weights capped. ``max_update_norm``/``max_examples``: the fixed
+    bounds (those honest clients apply to themselves); ``relative_norm``/``relative_weight``: the
+    factors on the round's median update norm and weight; ``reject_factor``: an update whose
+    norm is above this many times the median is left out. ``uniform_weights`` (differential
+    privacy): every sound reply weighs 1, and the aggregate (noisy) is checked for finiteness only."""
 
-    def __init__(self, strategy: Strategy) -> None:
+    def __init__(self, strategy: Strategy, *, max_update_norm: float = math.inf, max_examples: float = math.inf,
+                 relative_norm: float = 1.0, relative_weight: float = 2.0, reject_factor: float = 4.0,
+                 uniform_weights: bool = False) -> None:
         self.strategy = strategy
         self.reference: Optional[Reference] = None
+        self.current: Optional[ArrayRecord] = None
+        self.max_update_norm, self.max_examples = float(max_update_norm), float(max_examples)
+        self.relative_norm, self.relative_weight = relative_norm, relative_weight
+        self.reject_factor, self.uniform_weights = reject_factor, uniform_weights
         self.rejected: dict[int, list[str]] = {}
+        self.bounded: dict[int, int] = {}
+        self.received: dict[int, int] = {}  # train replies without error, by round
+
+    def _reject(self, server_round: int, node: int, reason: str) -> None:
+        self.rejected.setdefault(server_round, []).append(reason)
+        log.warning("round %d: rejected the reply of node %d: %s", server_round, node, reason)
 
     def _screen(self, server_round: int, replies: Iterable[Message], reference: Optional[Reference]) -> list[Message]:
         kept = []
@@ -79,18 +115,63 @@ class RejectInvalid(Strategy):
             if reason is None:
                 kept.append(msg)  # sound, or an error reply the strategy counts as a failure
                 continue
-            self.rejected.setdefault(server_round, []).append(reason)
-            log.warning("round %d: rejected the reply of node %d: %s", server_round, msg.metadata.src_node_id, reason)
+            self._reject(server_round, msg.metadata.src_node_id, reason)
+        return kept
+
+    def _bound(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """Leaves out the sound replies whose update is an outlier (norm above ``reject_factor``
+        x the round's median), then caps each weight and clips each update, in place."""
+        if self.current is None:
+            return replies
+        old = self.current.to_numpy_ndarrays()
+        sound = [m for m in replies if not m.has_error()]
+        norms = [robust.update_norm(next(iter(m.content.array_records.values())).to_numpy_ndarrays(), old)
+                 for m in sound]
+        limit = robust.median_cap(norms, self.reject_factor, math.inf)
+        outliers = set()
+        for msg, norm in zip(sound, norms):
+            if norm > limit:
+                outliers.add(id(msg))
+                self._reject(server_round, msg.metadata.src_node_id,
+                             f"update norm {norm:.3g} is above {self.reject_factor:g} x the round's median")
+        kept = [m for m in replies if id(m) not in outliers]
+        sound_norms = [(m, n) for m, n in zip(sound, norms) if n <= limit]
+        arrays = [next(iter(m.content.array_records.values())) for m, _ in sound_norms]
+        metrics = [next(iter(m.content.metric_records.values())) for m, _ in sound_norms]
+        weights = [float(m[WEIGHT_KEY]) for m in metrics]  # type: ignore[arg-type]
+        max_norm = robust.median_cap([n for _, n in sound_norms], self.relative_norm, self.max_update_norm)
+        max_weight = 1.0 if self.uniform_weights else robust.median_cap(weights, self.relative_weight,
+                                                                         self.max_examples)
+        for (msg, norm), a, m, w in zip(sound_norms, arrays, metrics, weights):
+            if norm > max_norm:
+                name = next(iter(msg.content.array_records))
+                clipped = robust.clip_update(a.to_numpy_ndarrays(), old, max_norm)
+                msg.content.array_records[name] = ArrayRecord({k: Array(v) for k, v in zip(a.keys(), clipped)})
+            if w > max_weight:
+                m[WEIGHT_KEY] = max_weight
+            if norm > max_norm or (w > max_weight and not self.uniform_weights):
+                self.bounded[server_round] = self.bounded.get(server_round, 0) + 1
+                log.info("round %d: node %d's update bounded (norm %.3g -> %.3g, weight %.3g -> %.3g)", server_round,
+                         msg.metadata.src_node_id, norm, min(norm, max_norm), w, min(w, max_weight))
         return kept
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self.reference = reference_of(arrays)
+        self.reference, self.current = reference_of(arrays), arrays
         return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[Optional[ArrayRecord], Optional[MetricRecord]]:
-        return self.strategy.aggregate_train(server_round, self._screen(server_round, replies, self.reference))
+        replies = list(replies)
+        self.received[server_round] = sum(not m.has_error() for m in replies)
+        kept = self._bound(server_round, self._screen(server_round, replies, self.reference))
+        arrays, metrics = self.strategy.aggregate_train(server_round, kept)
+        if arrays is not None and self.current is not None:
+            reason = check_aggregate(arrays, self.current, math.inf if self.uniform_weights else self.max_update_norm)
+            if reason:
+                self._reject(server_round, 0, f"the aggregate: {reason}; the global model stays")
+                return None, None
+        return arrays, metrics
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:

@@ -42,7 +42,16 @@ DEFAULTS: dict[str, Any] = {
     "dp": "off",
     "dp-noise": 0.1,
     "dp-clip": 10.0,
+    "dp-delta": 1e-5,
+    "dp-epsilon": 0.0,
+    "max-update-norm": 100.0,
+    "max-examples": 1000,
+    "trainer": "numpy",
+    "median-bounds": "on",
+    "secagg": "off",
+    "secagg-clip": 8.0,
 }
+TRAINERS = ("numpy", "keras")
 PARTITIONS = ("speaker", "iid")
 DP_MODES = ("off", "server", "client")
 #: Models FedAvg can train (knn memorises its training set: nothing to average).
@@ -71,6 +80,14 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
         raise ValueError(f"model={cfg['model']!r} cannot be trained by FedAvg; choose from {', '.join(FEDERATED_MODELS)}")
     if cfg["partition"] not in PARTITIONS:
         raise ValueError(f"partition={cfg['partition']!r}; choose from {', '.join(PARTITIONS)}")
+    if cfg["secagg"] not in ("off", "on"):
+        raise ValueError(f"secagg={cfg['secagg']!r}; choose from off, on")
+    if cfg["secagg"] == "on" and cfg["dp"] != "off":
+        raise ValueError("secagg=on works with dp=off only (the DP wrappers need each client's update)")
+    if cfg["median-bounds"] not in ("on", "off"):
+        raise ValueError(f"median-bounds={cfg['median-bounds']!r}; choose from on, off")
+    if cfg["trainer"] not in TRAINERS:
+        raise ValueError(f"trainer={cfg['trainer']!r}; choose from {', '.join(TRAINERS)}")
     if cfg["dp"] not in DP_MODES:
         raise ValueError(f"dp={cfg['dp']!r}; choose from {', '.join(DP_MODES)}")
     for key in ("num-server-rounds", "local-epochs", "min-nodes", "batch-size", "min-clips"):
@@ -79,6 +96,11 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
     for key in ("fraction-train", "fraction-evaluate"):
         if not 0.0 < cfg[key] <= 1.0:
             raise ValueError(f"{key}={cfg[key]} must be in (0, 1]")
+    for key in ("max-update-norm", "max-examples", "secagg-clip"):
+        if not 0 < cfg[key] < float("inf"):
+            raise ValueError(f"{key}={cfg[key]} must be a positive finite number")
+    if not 0 < cfg["dp-delta"] < 1 or not cfg["dp-epsilon"] >= 0:
+        raise ValueError(f"dp-delta={cfg['dp-delta']} must be in (0, 1) and dp-epsilon={cfg['dp-epsilon']} >= 0")
     if not cfg["lr"] > 0:
         raise ValueError(f"lr={cfg['lr']} must be > 0")
     return cfg
@@ -232,6 +254,35 @@ def release_model() -> None:
 
     _MODEL.clear()
     tf_keras.backend.clear_session()
+
+
+#: Models a client trains without TensorFlow (:mod:`ser_edge.fl.numpy_mlp`); the others in tf_keras.
+NUMPY_MODELS = ("mlp",)
+
+
+def local_fit(cfg: Mapping[str, Any], weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, w: np.ndarray, *,
+              epochs: int, batch_size: int, seed: int) -> tuple[list[np.ndarray], dict[str, float]]:
+    """A client's local training from ``weights``: the new weights and the last epoch's loss and
+    accuracy. With ``trainer="numpy"``, ``mlp`` trains in numpy (no TensorFlow import); other
+    models, or ``trainer="keras"``, in tf_keras."""
+    if cfg["model"] in NUMPY_MODELS and cfg["trainer"] == "numpy":
+        from ser_edge.fl import numpy_mlp
+
+        return numpy_mlp.fit(weights, x, y, w, epochs=epochs, batch_size=batch_size, seed=seed,
+                             cfg=numpy_mlp.MLPConfig(lr=float(cfg["lr"])))
+    config = input_config(cfg)
+    model = model_with(cfg, config, len(labels(cfg)), weights)
+    metrics = fit(model, x, y, w, epochs=epochs, batch_size=batch_size, seed=seed)
+    return model.get_weights(), metrics
+
+
+def local_evaluate(cfg: Mapping[str, Any], weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Loss and accuracy of ``weights`` on a client's inputs (numpy for ``mlp``, as :func:`local_fit`)."""
+    if cfg["model"] in NUMPY_MODELS and cfg["trainer"] == "numpy":
+        from ser_edge.fl import numpy_mlp
+
+        return numpy_mlp.evaluate(weights, x, y)
+    return evaluate(model_with(cfg, input_config(cfg), len(labels(cfg)), weights), x, y)
 
 
 def fit(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, *, epochs: int, batch_size: int,

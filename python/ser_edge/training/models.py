@@ -49,6 +49,9 @@ MODELS = ("mlp", "knn", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d", "cnn_l
 #: Models that read raw waveform chunks (``wave.py``), not InputConfig frame features.
 WAVE_MODELS = ("cnn_lstm_wave",)
 SEQUENCE_FRAMES = 200  # 2 s at a 10 ms hop
+#: The ``mlp`` hyperparameters' defaults (also those of the numpy trainer, ``ser_edge.fl.numpy_mlp``).
+MLP_DEFAULTS: dict[str, Any] = {"members": 1, "units": (128, 64), "dropout": 0.3, "l2": 1e-4, "noise": 0.1,
+                                "input_dropout": 0.1}
 
 #: The 34 frame features of the Bi-LSTM recipe (pyAudioAnalysis' short-term set; spectral
 #: flatness stands in for its chroma deviation): 100 ms windows, 50 ms hop.
@@ -107,11 +110,12 @@ def _no_more(name: str, hparams: dict[str, Any]) -> None:
 
 
 def _mlp(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
-    members = int(hp.pop("members", 1))
-    units = tuple(int(u) for u in hp.pop("units", (128, 64)))
-    dropout = float(hp.pop("dropout", 0.3))
-    l2 = float(hp.pop("l2", 1e-4))
-    noise, input_dropout = float(hp.pop("noise", 0.1)), float(hp.pop("input_dropout", 0.1))
+    d = MLP_DEFAULTS
+    members = int(hp.pop("members", d["members"]))
+    units = tuple(int(u) for u in hp.pop("units", d["units"]))
+    dropout = float(hp.pop("dropout", d["dropout"]))
+    l2 = float(hp.pop("l2", d["l2"]))
+    noise, input_dropout = float(hp.pop("noise", d["noise"])), float(hp.pop("input_dropout", d["input_dropout"]))
     if members < 1:
         raise ValueError(f"members={members} must be >= 1")
     inp = K.Input(shape)
