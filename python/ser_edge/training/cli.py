@@ -19,7 +19,7 @@ def add_parsers(sub: Any) -> None:
                                    "defaults for everything; flags override it.")
     t.add_argument("--recipe", help="recipe TOML (e.g. training/default.toml)")
     t.add_argument("--corpus", action="append", default=None,
-                   help="corpus name (emodb, ravdess, tess, cremad, savee, folder, csv); repeat with --data")
+                   help="corpus name (emodb, ravdess, tess, turev, cremad, savee, folder, csv); repeat with --data")
     t.add_argument("--data", action="append", default=None, help="the corpus directory (csv: the CSV file)")
     t.add_argument("--model", help="mlp (default), knn, lstm, cnn1d, cnn_lstm, bilstm34, cnn2d, "
                                    "cnn_lstm_wave (raw 1 s audio chunks; evaluation only: --no-bundle)")
@@ -61,7 +61,7 @@ def add_parsers(sub: Any) -> None:
                                    "population's statistics only. "
                                    "By default the prediction is the argmax over the labels the model and the "
                                    "corpus share (--all-labels: over all the model's labels).")
-    e.add_argument("--corpus", required=True, help="emodb, ravdess, tess, cremad, savee, folder or csv")
+    e.add_argument("--corpus", required=True, help="emodb, ravdess, tess, turev, cremad, savee, folder or csv")
     e.add_argument("--data", required=True, help="the corpus directory (csv: the CSV file)")
     e.add_argument("--model", help="bundle directory, bundle.json or model.tflite (default: the bundled model)")
     e.add_argument("--speakers", help="only these speakers (comma-separated ids)")
