@@ -108,13 +108,51 @@ def parse_windows(spec: object) -> tuple[float, float]:
     return window, hop
 
 
+def active_rms(y: np.ndarray, sr: int, *, floor_db: float = 30.0) -> float:
+    """RMS of the 20 ms frames within ``floor_db`` of the loudest (the active speech level: pauses
+    and padding do not lower it). 0 for silence."""
+    y = np.asarray(y, np.float64)
+    n = max(1, int(0.02 * sr))
+    frames = y[:len(y) // n * n].reshape(-1, n) if len(y) >= n else y[None]
+    power = np.mean(frames ** 2, axis=1)
+    if power.max() <= 0:
+        return 0.0
+    return float(np.sqrt(power[power >= power.max() * 10.0 ** (-floor_db / 10.0)].mean()))
+
+
+def mix_at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float, *, sr: Optional[int] = None) -> np.ndarray:
+    """``y`` plus ``noise`` (same length) scaled to ``snr_db`` below ``y``'s level: the RMS of the
+    whole clip, or with ``sr`` its active level (:func:`active_rms`). The one mixing function of
+    augmentation and of the evaluation conditions (``conditions.py``)."""
+    y = np.asarray(y, np.float32)
+    noise = np.asarray(noise, np.float64)
+    if noise.shape != y.shape:
+        raise ValueError(f"noise shape {noise.shape} must equal the clip's {y.shape}")
+    level = active_rms(y, sr) if sr is not None else float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    n_rms = float(np.sqrt(np.mean(noise ** 2)))
+    if level <= 0 or n_rms <= 0:
+        return y
+    return (y + noise * (level / n_rms / 10.0 ** (snr_db / 20.0))).astype(np.float32)
+
+
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Adds white Gaussian noise at ``snr_db`` relative to the clip's RMS."""
-    power = float(np.mean(np.square(y, dtype=np.float64)))
-    if power <= 0:
-        return np.asarray(y, np.float32)
-    noise = rng.standard_normal(len(y)) * np.sqrt(power / 10.0 ** (snr_db / 10.0))
-    return (y + noise).astype(np.float32)
+    return mix_at_snr(y, rng.standard_normal(len(y)), snr_db)
+
+
+def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``y`` convolved with the room impulse response ``rir`` (FFT), aligned on its direct path
+    (the RIR's peak), cut to ``len(y)`` and scaled back to ``y``'s RMS."""
+    y = np.asarray(y, np.float64)
+    rir = np.asarray(rir, np.float64)
+    if rir.ndim != 1 or len(rir) == 0 or not np.abs(rir).max() > 0:
+        raise ValueError("rir must be a non-empty, non-silent mono impulse response")
+    rir = rir[int(np.argmax(np.abs(rir))):]
+    n = len(y) + len(rir) - 1
+    size = 1 << (n - 1).bit_length()
+    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size), size)[:len(y)]
+    r_in, r_out = np.sqrt(np.mean(y ** 2)), np.sqrt(np.mean(out ** 2))
+    return (out * (r_in / r_out) if r_out > 0 else out).astype(np.float32)
 
 
 def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
@@ -237,5 +275,5 @@ def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmen
     return FrameSet(clips, out, np.array(source, int))
 
 
-__all__ = ["Augmentation", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
-           "parse", "parse_windows", "pitch_shift", "rms_dbfs", "sliding_windows", "time_stretch", "trim_silence"]
+__all__ = ["Augmentation", "active_rms", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
+           "mix_at_snr", "parse", "parse_windows", "pitch_shift", "reverberate", "rms_dbfs", "sliding_windows", "time_stretch", "trim_silence"]

@@ -56,6 +56,9 @@ class TrainConfig:
     #: ``(window, hop)`` in seconds (or ``"2.0,1.0"``): train on sliding windows of each clip and
     #: score a clip by the mean of its windows' probabilities. None: whole clips.
     windows: Optional[tuple[float, float]] = None
+    #: Also train on every clip normalised with the population's statistics (what a new device
+    #: starts from), beside its speaker-normalised input: one model for cold and adapted inputs.
+    cold_inputs: bool = False
 
     def __post_init__(self) -> None:
         if self.windows is not None:
@@ -180,6 +183,9 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
     population = ds.population_stats(train)
     stats = ds.stats_for(train, config, mode="speaker", population=population)
     x, owner = pooled_inputs(train, config, stats, tc.windows)
+    if tc.cold_inputs:
+        x_cold, owner_cold = pooled_inputs(train, config, population, tc.windows)
+        x, owner = np.concatenate([x, x_cold]), np.concatenate([owner, owner_cold])
     y = y[owner]
     mean = std = None
     if config.pooling == "stats":
@@ -187,7 +193,7 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
         x = ds.standardize(x, mean, std)
     model = build(tc.model, config.input_shape, len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
     w = sample_weights(train.clips) if tc.balance else None
-    if tc.windows is not None:
+    if tc.windows is not None or tc.cold_inputs:
         w = window_weights(w if w is not None else np.ones(len(train), np.float32), owner)
     onehot = np.eye(len(labels), dtype=np.float32)[y]
     hist = model.fit(x, onehot, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose,
