@@ -221,6 +221,10 @@ class Augmentation:
         if not 0 <= self.shift < 1 or not 0 <= self.speed < 0.5 or self.gain < 0 or self.pitch < 0:
             raise ValueError("augment: need 0 <= shift < 1, 0 <= speed < 0.5, gain >= 0, pitch >= 0")
 
+    def key(self) -> str:
+        """What the augmented frames depend on (their cache key)."""
+        return repr(self)
+
     def __call__(self, y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         y = np.asarray(y, np.float32)
         if self.speed:
@@ -251,16 +255,30 @@ def parse(spec: str) -> Augmentation:
     return Augmentation(**kw)  # type: ignore[arg-type]
 
 
-def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmentation, *, seed: int = 0,
-                     progress: bool = False, denoise: Optional[Denoise] = None) -> FrameSet:
+def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Any, *, seed: int = 0,
+                     progress: bool = False, denoise: Optional[Denoise] = None,
+                     cache_dir: Optional[Any] = None, use_cache: bool = True) -> FrameSet:
     """``augmentation.copies`` augmented copies of every clip of ``frames`` (a
     :class:`~ser_edge.training.dataset.FrameSet`) as a FrameSet whose ``source`` gives the index
     of each copy's original. Each copy's speaker is ``<speaker>~augK`` so its normalisation
     statistics are its own (as a device would have them for that voice). ``denoise`` is applied
-    after the augmentation (as to every clip)."""
+    after the augmentation (as to every clip). Copy ``K`` of a clip draws its random numbers from
+    ``(seed, K, the clip's path)`` only, so it is the same in every run and is cached on disk like
+    the clean frames (``dataset.load_frames``) when ``augmentation`` has a ``key()``."""
+    import hashlib
+    import os
+    import zlib
     from dataclasses import replace
+    from pathlib import Path
 
-    rng = np.random.default_rng(seed + 1)
+    from ser_edge.training.dataset import _file_key, _read_cached, config_key, default_cache_dir
+
+    folder = None
+    if use_cache and hasattr(augmentation, "key"):
+        text = f"{augmentation.key()}|{seed}|{denoise.key() if denoise is not None else None}"
+        root = Path(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
+        folder = root / f"{config_key(config)}-aug{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        folder.mkdir(parents=True, exist_ok=True)
     clips, out, source = [], [], []
     todo: Any = [(k, i) for k in range(augmentation.copies) for i in range(len(frames))]
     if progress:
@@ -269,7 +287,16 @@ def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmen
         todo = tqdm(todo, desc="augment", unit="clip", leave=False)
     for k, i in todo:
         c = frames.clips[i]
-        out.append(clip_frames(c, config, augment=augmentation, rng=rng, denoise=denoise))
+        path = folder / f"{_file_key(c.path)}-{k}.npy" if folder is not None else None
+        x = _read_cached(path) if path is not None else None
+        if x is None:
+            rng = np.random.default_rng([seed + 1, k, zlib.crc32(c.path.encode())])
+            x = clip_frames(c, config, augment=augmentation, rng=rng, denoise=denoise)
+            if path is not None:
+                tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, x)
+                os.replace(tmp, path)
+        out.append(x)
         clips.append(replace(c, speaker=f"{c.speaker}~aug{k}"))
         source.append(i)
     return FrameSet(clips, out, np.array(source, int))

@@ -6,6 +6,7 @@ A condition is one step or several joined by ``+`` (applied left to right)::
 
     clean                      the clip as recorded
     noise:<folder>@<snr>       a random stretch of a random sound file from <folder>, at <snr> dB
+                               (<folder> may be several, joined by commas)
     white@<snr>                white Gaussian noise at <snr> dB
     babble:<n>@<snr>           <n> other talkers summed (each at the same level), at <snr> dB
     reverb:<folder>            convolved with a random room impulse response from <folder>
@@ -134,7 +135,7 @@ class Degrader:
     def _pick(self, folder: Optional[str], rng: np.random.Generator) -> np.ndarray:
         assert folder is not None
         if folder not in self._files:
-            self._files[folder] = audio_files(folder)
+            self._files[folder] = [f for part in folder.split(",") for f in audio_files(part)]
         files = self._files[folder]
         return self._load(files[int(rng.integers(len(files)))])
 
@@ -154,7 +155,7 @@ class Degrader:
 @dataclass(frozen=True)
 class RoomAugmentation:
     """Train-only multi-condition augmentation: each copy of a clip is, with equal chance, clean
-    (only ``base``), noisy (a sound from ``noise``), babble (``babble_n`` talkers from
+    (only ``base``; offered only with a ``base``), noisy (a sound from ``noise``), babble (``babble_n`` talkers from
     ``babble_pool``), reverberant (a RIR from ``rir``) or reverberant and noisy; SNRs uniform in
     ``snr``. ``base`` (an ``augment.Augmentation``) is applied first. The folders must never
     hold the evaluation's sounds or rooms."""
@@ -168,8 +169,17 @@ class RoomAugmentation:
     base: Any = None
     babble_pool: tuple[Clip, ...] = ()
 
+    def key(self) -> str:
+        """What the augmented frames depend on (their cache key)."""
+        import hashlib
+
+        pool = hashlib.sha256("|".join(c.path for c in self.babble_pool).encode()).hexdigest()[:12]
+        base = self.base.key() if hasattr(self.base, "key") else repr(self.base)
+        return f"room|{self.noise}|{self.rir}|{self.babble_n}|{self.snr}|{pool}|{base}"
+
     def choices(self) -> list[str]:
-        out = ["clean"]
+        """The conditions a copy is drawn from (``clean`` only when ``base`` changes the clip)."""
+        out = ["clean"] if self.base is not None else []
         if self.noise:
             out.append(f"noise:{self.noise}@{{snr}}")
         if self.babble_pool:
@@ -190,14 +200,16 @@ class RoomAugmentation:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base: Any = None, babble_pool: Sequence[Clip] = (),
                   seed: int = 0) -> "RoomAugmentation":
-        """From a recipe's ``[room]`` table: ``noise``, ``rir`` (folders), ``babble`` (talkers;
+        """From a recipe's ``[room]`` table: ``noise``, ``rir`` (folders, or lists of folders), ``babble`` (talkers;
         0: none), ``snr = [low, high]``, ``copies``."""
         unknown = sorted(set(d) - {"noise", "rir", "babble", "snr", "copies"})
         if unknown:
             raise ValueError(f"[room] has unknown keys: {', '.join(unknown)} (known: babble, copies, noise, rir, snr)")
+        d = {k: ",".join(v) if k in ("noise", "rir") and isinstance(v, list) else v for k, v in d.items()}
         for k in ("noise", "rir"):
-            if d.get(k):
-                audio_files(d[k])
+            for folder in (d.get(k) or "").split(","):
+                if folder:
+                    audio_files(folder)
         low, high = (float(v) for v in d.get("snr", (0.0, 20.0)))
         if not low <= high:
             raise ValueError(f"[room] snr = [{low}, {high}] needs low <= high")

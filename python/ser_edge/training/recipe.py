@@ -85,9 +85,12 @@ class Recipe:
         if base is not None:
             r.corpus = [{"name": c["name"], "data": str((base / c["data"]).resolve())} for c in r.corpus]
             r.out = None if r.out is None else str((base / r.out).resolve())
-            r.room = {k: str((base / v).resolve()) if k in ("noise", "rir", "babble_data") else v
-                      for k, v in r.room.items()}
+            r.room = {k: _resolve(base, v) if k in ("noise", "rir", "babble_data") else v for k, v in r.room.items()}
         return r
+
+
+def _resolve(base: Path, v: Any) -> Any:
+    return [str((base / x).resolve()) for x in v] if isinstance(v, list) else str((base / v).resolve())
 
 
 def load_recipe(path: PathLike) -> Recipe:
@@ -165,7 +168,8 @@ def prepare(recipe: Recipe, *, cache_dir: Optional[PathLike] = None, use_cache: 
         if recipe.room:
             augmentation = room_augmentation(recipe.room, base=augmentation, seed=tc.seed)
         if augmentation is not None:
-            extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress, denoise=gate)
+            extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress, denoise=gate,
+                                         cache_dir=cache_dir, use_cache=use_cache)
         log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
             f"features {time.time() - t0:.0f} s")
     return labels, tc, config, frames, extra, gate, modes
