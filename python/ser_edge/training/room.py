@@ -50,9 +50,12 @@ def babble_pool(spec: str) -> list[Any]:
 
 def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Sequence[str], *,
           normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS, babble: Sequence[Any] = (),
-          folds: Optional[int] = None, seed: int = 0, cache_dir: Any = None, log: Any = print) -> dict[str, Any]:
+          folds: Optional[int] = None, seed: int = 0, cache_dir: Any = None, log: Any = print,
+          partial: Any = None) -> dict[str, Any]:
     """Trains and scores every fold (see the module docstring); returns ``{"results": {evaluation:
-    {condition: {normalization: {"uar", "accuracy", "n", "per_class"}}}}, ...}``."""
+    {condition: {normalization: {"uar", "accuracy", "n", "per_class"}}}}, "predictions": {evaluation:
+    {fold: {"condition|normalization": [true, pred]}}}, ...}``. ``partial(result)`` is called
+    after every fold with the folds so far (a long run can be read, or cut short, as it goes)."""
     import numpy as np
 
     from ser_edge.training import dataset as ds
@@ -70,7 +73,8 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
     for corpus, split in evaluations:
         pooled: dict[tuple[str, str], dict[str, list[str]]] = {}
         scored: list[str] = []
-        names = []
+        names: list[str] = []
+        per_fold = out.setdefault("predictions", {}).setdefault(f"{corpus} {split}", {})
         for k, (name, tr, te) in enumerate(T.splits(frames, split, corpus)):
             if folds is not None and k >= folds:
                 break
@@ -89,16 +93,20 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
                 p["true"] += r["true"]
                 p["pred"] += r["pred"]
                 scored = [label for label in labels if label in set(scored) | set(r["scored"])]
+                per_fold.setdefault(name, {})["|".join(key)] = [r["true"], r["pred"]]
             names.append(name)
             log(f"{corpus} {split} fold {name}: {len(tr)} training clips (+{len(train) - len(tr)} augmented), "
                 f"{len(te)} test clips, {time.time() - t0:.0f} s")
-        out["folds"][f"{corpus} {split}"] = names
-        table: dict[str, Any] = {}
-        for (cond, norm), p in pooled.items():
-            rep = report(p["true"], p["pred"], scored)
-            table.setdefault(cond, {})[norm] = {"uar": round(rep["uar"], 4), "accuracy": round(rep["accuracy"], 4),
-                                                "n": rep["n"], "per_class": rep["per_class"]}
-        out["results"][f"{corpus} {split}"] = table
+            out["folds"][f"{corpus} {split}"] = names
+            table: dict[str, Any] = {}
+            for (cond, norm), p in pooled.items():
+                rep = report(p["true"], p["pred"], scored)
+                table.setdefault(cond, {})[norm] = {"uar": round(rep["uar"], 4),
+                                                    "accuracy": round(rep["accuracy"], 4), "n": rep["n"],
+                                                    "per_class": rep["per_class"]}
+            out["results"][f"{corpus} {split}"] = table
+            if partial is not None:
+                partial(out)
     out["seconds"] = round(time.time() - t0, 1)
     return out
 
@@ -197,18 +205,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 target = recipe.train.setdefault("hparams", {}) if section == "hparams" else getattr(recipe, section)
                 target[name] = json.loads(value)
             result = bench(recipe, evaluations, args.condition, normalizations=norms, babble=pool,
-                           folds=args.folds, seed=args.seed, log=log)
+                           folds=args.folds, seed=args.seed, log=log,
+                           partial=(lambda r: _write(r, Path(args.out + ".partial"))) if args.out else None)
             result["command"] = " ".join(sys.argv if argv is None else ["room", *argv])
     except ValueError as e:
         print(f"room: {e}", file=sys.stderr)
         return 1
-    text = json.dumps(result, indent=1)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        _write(result, Path(args.out))
+        Path(args.out + ".partial").unlink(missing_ok=True)
         Path(args.out).with_suffix(".md").write_text(markdown(result) + "\n")
     print(markdown(result))
     return 0
+
+
+def _write(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
