@@ -86,6 +86,7 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
             with tempfile.TemporaryDirectory() as tmp:
                 bundle = trained.export(Path(tmp) / "bundle", name=f"{recipe.name}-fold{k}",
                                         quantization=recipe.quantization)
+                out["tflite_bytes"] = bundle.model_path.stat().st_size
                 res = score_clips(bundle, frames.subset(te).clips, conditions=conditions,
                                   normalizations=normalizations, seed=seed, babble_pool=babble, raw=True)
             for key, r in res.items():
