@@ -229,10 +229,15 @@ class Adapter:
     def reset(self) -> None:
         self.heard = FrameStats.empty(len(self.prior.mean))
 
-    def normalize(self, frames: np.ndarray) -> np.ndarray:
+    def stats(self) -> FrameStats:
+        """The statistics :meth:`normalize` uses: the prior merged with what was heard."""
         s = FrameStats(self.prior.count, self.prior.mean.copy(), self.prior.m2.copy())
         if self.heard.count:
             s.merge(self.heard)
+        return s
+
+    def normalize(self, frames: np.ndarray) -> np.ndarray:
+        s = self.stats()
         return normalize(frames, s.mean, s.std)
 
 

@@ -142,3 +142,23 @@ def test_score_clips_is_the_recognizer(clips: list) -> None:
         score_clips(bundle, no_neutral, normalizations=("neutral",))
     with pytest.raises(ValueError, match="normalization='loud'"):
         score_clips(bundle, clips, normalizations=("loud",))
+
+
+def test_neutral_stats_are_the_enrolled_adapter(clips: list, tmp_path: Path) -> None:
+    from ser_edge.inputs import Adapter, InputConfig
+    from ser_edge.training import dataset as ds
+    from ser_edge.training.trainer import neutral_stats
+
+    cfg = InputConfig()
+    mine = [c for c in clips if c.speaker == "08"] + [c for c in clips if c.speaker == "03" and c.label != "neutral"]
+    frames = ds.load_frames(mine, cfg, cache_dir=tmp_path)
+    population = ds.population_stats(frames)
+    got = neutral_stats(frames, population, 300.0)
+    assert set(got) == {"emodb/08"}  # speaker 03 has no neutral clip here
+    a = Adapter(population.mean, population.std, 300.0)
+    for c, x in zip(frames.clips, frames.frames):
+        if c.speaker == "08" and c.label == "neutral":
+            a.update(x)
+    assert a.heard.count > 0
+    np.testing.assert_allclose(got["emodb/08"].mean, a.stats().mean)
+    np.testing.assert_allclose(got["emodb/08"].std, a.stats().std)
