@@ -430,3 +430,16 @@ def test_room_bench_trains_per_fold_and_scores_bundles(small_csv: Path, tmp_path
     assert "| `white@0` |" in out.with_suffix(".md").read_text()
     assert room(["--recipe", str(tmp_path / "r.toml"), "--eval", "csv", "--condition", "clean"]) == 1
     assert "must be CORPUS:SPLIT" in capsys.readouterr().err
+
+
+def test_fit_with_cold_and_neutral_inputs(emodb: ds.FrameSet) -> None:
+    small = emodb.subset([i for i, c in enumerate(emodb.clips) if c.speaker in ("03", "08")])
+    base = T.fit(small, InputConfig(), CANONICAL, T.TrainConfig(epochs=1, hparams={"members": 1, "units": (8,)}))
+    both = T.fit(small, InputConfig(), CANONICAL, T.TrainConfig(epochs=1, cold_inputs=True, neutral_inputs=True,
+                                                                hparams={"members": 1, "units": (8,)}))
+    assert len(base.train_inputs) == len(small)
+    assert len(both.train_inputs) == 3 * len(small)  # speaker, cold and neutral-enrolled inputs of every clip
+    pop = both.population
+    x_cold = ds.standardize(ds.model_inputs(small, InputConfig(), pop), both.normalization.input_mean,
+                            both.normalization.input_std)
+    np.testing.assert_allclose(both.train_inputs[len(small):2 * len(small)], x_cold, atol=1e-5)
