@@ -38,6 +38,10 @@ DEFAULT_FEATURES = FeatureConfig(
 )
 
 
+#: Fields added after the first bundles, with the value that turns them off.
+_ADDED: dict[str, Any] = {"vad_floor_db": None}
+
+
 @dataclass(frozen=True)
 class InputConfig:
     """The model input: frame features, voice gating, and pooling.
@@ -46,6 +50,9 @@ class InputConfig:
     - ``deltas``: 0, 1 or 2: append Δ (and ΔΔ) of the ``mfcc`` rows, ``delta_width`` frames wide.
     - ``vad_db``: keep frames whose RMS is within this many dB of the clip's loudest frame (None:
       keep all); clips with fewer than ``min_frames`` such frames keep all frames.
+    - ``vad_floor_db``: also drop frames less than this many dB above the clip's noise floor (the
+      10th percentile of its frame levels), so that in noise the pauses, now filled with noise,
+      are not pooled as speech (None: off).
     - ``pooling``: ``"stats"`` gives one vector per clip (:data:`STATS` of every frame row);
       ``"sequence"`` gives ``(seq_frames, n_frame_features)`` (centre crop or zero padding).
     - ``normalization``: ``"speaker"`` (frames z-scored with the speaker's statistics, adapted on
@@ -56,6 +63,7 @@ class InputConfig:
     deltas: int = 2
     delta_width: int = 9
     vad_db: Optional[float] = 35.0
+    vad_floor_db: Optional[float] = None
     min_frames: int = 5
     pooling: str = "stats"
     seq_frames: int = 300
@@ -71,8 +79,11 @@ class InputConfig:
             raise ValueError("deltas need 'mfcc' in features.features")
         if self.vad_db is not None and not (0 < _in.number("vad_db", self.vad_db) <= MAX_VAD_DB):
             raise ValueError(f"vad_db={self.vad_db!r} must be a positive number of dB (at most {MAX_VAD_DB:g}) or None")
-        if self.vad_db is not None and "rms" not in self.features.features:
-            raise ValueError("vad_db needs 'rms' in features.features")
+        if self.vad_floor_db is not None and not (0 <= _in.number("vad_floor_db", self.vad_floor_db) <= MAX_VAD_DB):
+            raise ValueError(f"vad_floor_db={self.vad_floor_db!r} must be a non-negative number of dB (at most "
+                             f"{MAX_VAD_DB:g}) or None")
+        if (self.vad_db is not None or self.vad_floor_db is not None) and "rms" not in self.features.features:
+            raise ValueError("vad_db and vad_floor_db need 'rms' in features.features")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; choose from {', '.join(POOLINGS)}")
         if self.normalization not in ("speaker", "global"):
@@ -133,17 +144,21 @@ class InputConfig:
 
     def voiced(self, frames: np.ndarray) -> np.ndarray:
         """The frames the voice gate keeps (all if the gate is off or keeps too few)."""
-        if self.vad_db is None or len(frames) == 0:
+        if (self.vad_db is None and self.vad_floor_db is None) or len(frames) == 0:
             return frames
         keep = self.voiced_mask(frames[:, self.row("rms")])
         return frames if keep is None else frames[keep]
 
     def voiced_mask(self, rms: np.ndarray) -> Optional[np.ndarray]:
         """Which frames the gate keeps, from their (logged) ``rms`` values; ``None``: all."""
-        if self.vad_db is None or len(rms) == 0:
+        if (self.vad_db is None and self.vad_floor_db is None) or len(rms) == 0:
             return None
         db = rms * np.float32(20.0 / np.log(10.0))
-        keep = db > db.max() - np.float32(self.vad_db)
+        keep = np.ones(len(db), bool)
+        if self.vad_db is not None:
+            keep &= db > db.max() - np.float32(self.vad_db)
+        if self.vad_floor_db is not None:
+            keep &= db > np.percentile(db, 10) + np.float32(self.vad_floor_db)
         return keep if int(keep.sum()) >= int(self.min_frames) else None
 
     def pool(self, normalized: np.ndarray) -> np.ndarray:
@@ -164,6 +179,9 @@ class InputConfig:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         d["features"] = self.features.to_dict()
+        for name, off in _ADDED.items():  # written only when used: older configurations keep their dict
+            if d[name] == off:
+                del d[name]
         return d
 
     @classmethod
@@ -236,11 +254,16 @@ class Adapter:
     def reset(self) -> None:
         self.heard = FrameStats.empty(len(self.prior.mean))
 
-    def normalize(self, frames: np.ndarray, cols: slice = slice(None)) -> np.ndarray:
-        """``frames`` z-scored; ``cols``: the frame columns ``frames`` holds (default: all)."""
+    def stats(self) -> FrameStats:
+        """The statistics :meth:`normalize` uses: the prior merged with what was heard."""
         s = FrameStats(self.prior.count, self.prior.mean.copy(), self.prior.m2.copy())
         if self.heard.count:
             s.merge(self.heard)
+        return s
+
+    def normalize(self, frames: np.ndarray, cols: slice = slice(None)) -> np.ndarray:
+        """``frames`` z-scored; ``cols``: the frame columns ``frames`` holds (default: all)."""
+        s = self.stats()
         return normalize(frames, s.mean[cols], s.std[cols])
 
 

@@ -206,7 +206,8 @@ class Recognizer:
         cfg, norm, n = self.bundle.input, self.bundle.normalization, store.n_rows
         if n == 0:
             raise ValueError("the clip has no frames (shorter than one hop?)")
-        mask = cfg.voiced_mask(store.column(cfg.row("rms"))) if cfg.vad_db is not None else None
+        mask = (cfg.voiced_mask(store.column(cfg.row("rms")))
+                if cfg.vad_db is not None or cfg.vad_floor_db is not None else None)
         keep = np.arange(n) if mask is None else np.flatnonzero(mask)
         if self.adapter.adapt:
             parts = [FrameStats.of(store.group(i)[keep]) for i in range(len(store.groups))]

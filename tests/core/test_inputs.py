@@ -94,7 +94,7 @@ def test_round_trip_through_json():
     (dict(pooling="max"), "pooling='max'"),
     (dict(normalization="utterance"), "normalization='utterance'"),
     (dict(vad_db=-3), "vad_db=-3"),
-    (dict(features=F.FeatureConfig(features=("mfcc",))), "vad_db needs 'rms'"),
+    (dict(features=F.FeatureConfig(features=("mfcc",))), "vad_db and vad_floor_db need 'rms'"),
     (dict(features=F.FeatureConfig(features=("rms",))), "deltas need 'mfcc'"),
 ])
 def test_invalid_configuration_names_the_parameter(kwargs, match):

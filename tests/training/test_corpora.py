@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from training_data import EMODB, RAVDESS, emodb_files, write_as
+from training_data import EMODB, RAVDESS, TESS, TUREV, emodb_files, write_as
 
 from ser_edge.audio import load
 from ser_edge.labels import CANONICAL, group_labels
@@ -35,6 +35,48 @@ def test_ravdess_labels_speakers_gender() -> None:
     c = next(c for c in clips if c.path.endswith("03-01-05-02-01-01-12.flac"))
     assert (c.label, c.speaker, c.gender) == ("angry", "12", "f")
     assert {c.gender for c in clips if c.speaker == "17"} == {"m"}
+
+
+def test_tess_real_names() -> None:
+    clips = load_corpus("tess", TESS)
+    assert len(clips) == 1399
+    assert {c.speaker for c in clips} == {"OAF", "YAF"} and {c.gender for c in clips} == {"f"}
+    counts = Counter((c.speaker, c.label) for c in clips)
+    assert set(counts) == {(s, e) for s in ("OAF", "YAF")
+                           for e in ("angry", "disgust", "fearful", "happy", "neutral", "surprised", "sad")}
+    odd = next(c for c in clips if c.path.endswith("OA_bite_neutral.flac"))  # the distribution's quirk
+    assert (odd.speaker, odd.label) == ("OAF", "neutral")
+    ps = next(c for c in clips if c.path.endswith("YAF_dog_ps.flac"))
+    assert ps.label == "surprised"
+    # Each folder <SPK>_<emotion> holds only its own speaker and emotion.
+    for c in clips:
+        folder = Path(c.path).parent.name
+        assert folder.startswith(c.speaker + "_")
+        assert c.label == ("surprised" if folder.endswith("pleasant_surprise") else
+                           {"fear": "fearful"}.get(folder.split("_", 1)[1], folder.split("_", 1)[1]))
+
+
+def test_turev_speakers_and_calm_as_neutral() -> None:
+    clips = load_corpus("turev", TUREV)
+    assert len(clips) == 1735
+    assert Counter(c.label for c in clips) == {"angry": 487, "neutral": 408, "happy": 357, "sad": 483}
+    assert sorted({c.speaker for c in clips}) == ["1157", "1234", "1358", "1984", "6783", "7895"]
+    assert {c.gender for c in clips} == {None} and {c.corpus for c in clips} == {"turev"}
+    c = next(c for c in clips if c.path.endswith("Calm/1234_sk_acik.flac"))
+    assert (c.label, c.speaker, c.speaker_key) == ("neutral", "1234", "turev/1234")
+    assert set(grouped(clips, "4class")) == set(clips)  # all four classes are in the 4-class grouping
+
+
+def test_tess_and_turev_reject_other_names(tmp_path: Path, speech: list[Path]) -> None:
+    write_as(speech[0], tmp_path / "t" / "XYZ_back_angry.wav")
+    with pytest.raises(ValueError, match="XYZ_back_angry.wav: not a TESS file name"):
+        load_corpus("tess", tmp_path / "t")
+    write_as(speech[0], tmp_path / "u" / "Bored" / "1234_sk_acik.wav")
+    with pytest.raises(ValueError, match="1234_sk_acik.wav: not a TurEV-DB file name"):
+        load_corpus("turev", tmp_path / "u")
+    write_as(speech[0], tmp_path / "v" / "Angry" / "abc.wav")
+    with pytest.raises(ValueError, match="abc.wav: not a TurEV-DB file name"):
+        load_corpus("turev", tmp_path / "v")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +169,7 @@ def test_bad_names_and_paths(tmp_path: Path, speech: list[Path]) -> None:
     for name in ("emodb", "ravdess", "tess", "cremad", "savee"):
         with pytest.raises(ValueError, match="hello.wav: not a"):
             load_corpus(name, tmp_path / "e")
-    assert set(CORPORA) == {"emodb", "ravdess", "tess", "cremad", "savee", "folder", "csv"}
+    assert set(CORPORA) == {"emodb", "ravdess", "tess", "turev", "cremad", "savee", "folder", "csv"}
 
 
 @pytest.mark.parametrize("grouping", ["4class", "3class", "2class", "quadrants"])

@@ -400,3 +400,46 @@ def test_wave_and_denoise_commands(small_csv: Path, tmp_path: Path, cache_dir: P
     assert any("-dn" in p.name for p in cache_dir.iterdir())  # denoised frames have their own cache folder
     assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--windows", "1,2", "--out",
                  str(tmp_path / "x"), "--quiet"]) == 1
+
+
+def test_evaluate_under_a_condition(trained_cli: Path, small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    base = ["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(trained_cli / "bundle"), "--json"]
+    assert main(base + ["--normalization", "neutral", "--condition", "babble:2@5"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["n"] == 32 and rep["normalization"] == "neutral" and rep["condition"] == "babble:2@5"
+    assert main(base + ["--condition", "hum@3"]) == 1
+    assert "'hum@3' is not clean" in capsys.readouterr().err
+
+
+def test_room_bench_trains_per_fold_and_scores_bundles(small_csv: Path, tmp_path: Path, cache_dir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_edge.training.room import main as room
+
+    (tmp_path / "r.toml").write_text(f'name = "tiny"\nthreads = 1\n[[corpus]]\nname = "csv"\ndata = "{small_csv}"\n'
+                                     '[train]\nepochs = 1\n')
+    out = tmp_path / "room.json"
+    assert room(["--recipe", str(tmp_path / "r.toml"), "--eval", "csv:loso", "--folds", "2",
+                 "--babble", f"csv:{small_csv}:10", "--condition", "clean", "--condition", "white@0",
+                 "--normalization", "cold,speaker,neutral", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["folds"] == {"csv loso": ["03", "08"]} and r["babble_speakers"] == ["csv/10"]
+    table = r["results"]["csv loso"]
+    assert set(table) == {"clean", "white@0"} and set(table["clean"]) == {"cold", "speaker", "neutral"}
+    assert all(v["n"] == 16 and 0 <= v["uar"] <= 1 for t in table.values() for v in t.values())
+    assert "| `white@0` |" in out.with_suffix(".md").read_text()
+    assert room(["--recipe", str(tmp_path / "r.toml"), "--eval", "csv", "--condition", "clean"]) == 1
+    assert "must be CORPUS:SPLIT" in capsys.readouterr().err
+
+
+def test_fit_with_cold_and_neutral_inputs(emodb: ds.FrameSet) -> None:
+    small = emodb.subset([i for i, c in enumerate(emodb.clips) if c.speaker in ("03", "08")])
+    base = T.fit(small, InputConfig(), CANONICAL, T.TrainConfig(epochs=1, hparams={"members": 1, "units": (8,)}))
+    both = T.fit(small, InputConfig(), CANONICAL, T.TrainConfig(epochs=1, cold_inputs=True, neutral_inputs=True,
+                                                                hparams={"members": 1, "units": (8,)}))
+    assert len(base.train_inputs) == len(small)
+    assert len(both.train_inputs) == 3 * len(small)  # speaker, cold and neutral-enrolled inputs of every clip
+    pop = both.population
+    x_cold = ds.standardize(ds.model_inputs(small, InputConfig(), pop), both.normalization.input_mean,
+                            both.normalization.input_std)
+    np.testing.assert_allclose(both.train_inputs[len(small):2 * len(small)], x_cold, atol=1e-5)

@@ -11,6 +11,10 @@ import soundfile as sf
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 EMODB = DATA / "emodb"
 RAVDESS = DATA / "ravdess"
+TESS = DATA / "tess"
+TUREV = DATA / "turev"
+NOISE = DATA / "noise" / "urbansound8k"
+RIR = DATA / "rir"
 
 
 def emodb_files(speakers: tuple[str, ...], per_speaker: int) -> list[Path]:

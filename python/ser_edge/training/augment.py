@@ -108,13 +108,51 @@ def parse_windows(spec: object) -> tuple[float, float]:
     return window, hop
 
 
+def active_rms(y: np.ndarray, sr: int, *, floor_db: float = 30.0) -> float:
+    """RMS of the 20 ms frames within ``floor_db`` of the loudest (the active speech level: pauses
+    and padding do not lower it). 0 for silence."""
+    y = np.asarray(y, np.float64)
+    n = max(1, int(0.02 * sr))
+    frames = y[:len(y) // n * n].reshape(-1, n) if len(y) >= n else y[None]
+    power = np.mean(frames ** 2, axis=1)
+    if power.max() <= 0:
+        return 0.0
+    return float(np.sqrt(power[power >= power.max() * 10.0 ** (-floor_db / 10.0)].mean()))
+
+
+def mix_at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float, *, sr: Optional[int] = None) -> np.ndarray:
+    """``y`` plus ``noise`` (same length) scaled to ``snr_db`` below ``y``'s level: the RMS of the
+    whole clip, or with ``sr`` its active level (:func:`active_rms`). The one mixing function of
+    augmentation and of the evaluation conditions (``conditions.py``)."""
+    y = np.asarray(y, np.float32)
+    noise = np.asarray(noise, np.float64)
+    if noise.shape != y.shape:
+        raise ValueError(f"noise shape {noise.shape} must equal the clip's {y.shape}")
+    level = active_rms(y, sr) if sr is not None else float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    n_rms = float(np.sqrt(np.mean(noise ** 2)))
+    if level <= 0 or n_rms <= 0:
+        return y
+    return (y + noise * (level / n_rms / 10.0 ** (snr_db / 20.0))).astype(np.float32)
+
+
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Adds white Gaussian noise at ``snr_db`` relative to the clip's RMS."""
-    power = float(np.mean(np.square(y, dtype=np.float64)))
-    if power <= 0:
-        return np.asarray(y, np.float32)
-    noise = rng.standard_normal(len(y)) * np.sqrt(power / 10.0 ** (snr_db / 10.0))
-    return (y + noise).astype(np.float32)
+    return mix_at_snr(y, rng.standard_normal(len(y)), snr_db)
+
+
+def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``y`` convolved with the room impulse response ``rir`` (FFT), aligned on its direct path
+    (the RIR's peak), cut to ``len(y)`` and scaled back to ``y``'s RMS."""
+    y = np.asarray(y, np.float64)
+    rir = np.asarray(rir, np.float64)
+    if rir.ndim != 1 or len(rir) == 0 or not np.abs(rir).max() > 0:
+        raise ValueError("rir must be a non-empty, non-silent mono impulse response")
+    rir = rir[int(np.argmax(np.abs(rir))):]
+    n = len(y) + len(rir) - 1
+    size = 1 << (n - 1).bit_length()
+    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size), size)[:len(y)]
+    r_in, r_out = np.sqrt(np.mean(y ** 2)), np.sqrt(np.mean(out ** 2))
+    return (out * (r_in / r_out) if r_out > 0 else out).astype(np.float32)
 
 
 def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
@@ -183,6 +221,10 @@ class Augmentation:
         if not 0 <= self.shift < 1 or not 0 <= self.speed < 0.5 or self.gain < 0 or self.pitch < 0:
             raise ValueError("augment: need 0 <= shift < 1, 0 <= speed < 0.5, gain >= 0, pitch >= 0")
 
+    def key(self) -> str:
+        """What the augmented frames depend on (their cache key)."""
+        return repr(self)
+
     def __call__(self, y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         y = np.asarray(y, np.float32)
         if self.speed:
@@ -213,16 +255,30 @@ def parse(spec: str) -> Augmentation:
     return Augmentation(**kw)  # type: ignore[arg-type]
 
 
-def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmentation, *, seed: int = 0,
-                     progress: bool = False, denoise: Optional[Denoise] = None) -> FrameSet:
+def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Any, *, seed: int = 0,
+                     progress: bool = False, denoise: Optional[Denoise] = None,
+                     cache_dir: Optional[Any] = None, use_cache: bool = True) -> FrameSet:
     """``augmentation.copies`` augmented copies of every clip of ``frames`` (a
     :class:`~ser_edge.training.dataset.FrameSet`) as a FrameSet whose ``source`` gives the index
     of each copy's original. Each copy's speaker is ``<speaker>~augK`` so its normalisation
     statistics are its own (as a device would have them for that voice). ``denoise`` is applied
-    after the augmentation (as to every clip)."""
+    after the augmentation (as to every clip). Copy ``K`` of a clip draws its random numbers from
+    ``(seed, K, the clip's path)`` only, so it is the same in every run and is cached on disk like
+    the clean frames (``dataset.load_frames``) when ``augmentation`` has a ``key()``."""
+    import hashlib
+    import os
+    import zlib
     from dataclasses import replace
+    from pathlib import Path
 
-    rng = np.random.default_rng(seed + 1)
+    from ser_edge.training.dataset import _file_key, _read_cached, config_key, default_cache_dir
+
+    folder = None
+    if use_cache and hasattr(augmentation, "key"):
+        text = f"{augmentation.key()}|{seed}|{denoise.key() if denoise is not None else None}"
+        root = Path(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
+        folder = root / f"{config_key(config)}-aug{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        folder.mkdir(parents=True, exist_ok=True)
     clips, out, source = [], [], []
     todo: Any = [(k, i) for k in range(augmentation.copies) for i in range(len(frames))]
     if progress:
@@ -231,11 +287,20 @@ def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Augmen
         todo = tqdm(todo, desc="augment", unit="clip", leave=False)
     for k, i in todo:
         c = frames.clips[i]
-        out.append(clip_frames(c, config, augment=augmentation, rng=rng, denoise=denoise))
+        path = folder / f"{_file_key(c.path)}-{k}.npy" if folder is not None else None
+        x = _read_cached(path) if path is not None else None
+        if x is None:
+            rng = np.random.default_rng([seed + 1, k, zlib.crc32(c.path.encode())])
+            x = clip_frames(c, config, augment=augmentation, rng=rng, denoise=denoise)
+            if path is not None:
+                tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, x)
+                os.replace(tmp, path)
+        out.append(x)
         clips.append(replace(c, speaker=f"{c.speaker}~aug{k}"))
         source.append(i)
     return FrameSet(clips, out, np.array(source, int))
 
 
-__all__ = ["Augmentation", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
-           "parse", "parse_windows", "pitch_shift", "rms_dbfs", "sliding_windows", "time_stretch", "trim_silence"]
+__all__ = ["Augmentation", "active_rms", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
+           "mix_at_snr", "parse", "parse_windows", "pitch_shift", "reverberate", "rms_dbfs", "sliding_windows", "time_stretch", "trim_silence"]

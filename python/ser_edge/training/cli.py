@@ -19,7 +19,7 @@ def add_parsers(sub: Any) -> None:
                                    "defaults for everything; flags override it.")
     t.add_argument("--recipe", help="recipe TOML (e.g. training/default.toml)")
     t.add_argument("--corpus", action="append", default=None,
-                   help="corpus name (emodb, ravdess, tess, cremad, savee, folder, csv); repeat with --data")
+                   help="corpus name (emodb, ravdess, tess, turev, cremad, savee, folder, csv); repeat with --data")
     t.add_argument("--data", action="append", default=None, help="the corpus directory (csv: the CSV file)")
     t.add_argument("--model", help="mlp (default), knn, lstm, cnn1d, cnn_lstm, bilstm34, cnn2d, "
                                    "cnn_lstm_wave (raw 1 s audio chunks; evaluation only: --no-bundle)")
@@ -61,13 +61,17 @@ def add_parsers(sub: Any) -> None:
                                    "population's statistics only. "
                                    "By default the prediction is the argmax over the labels the model and the "
                                    "corpus share (--all-labels: over all the model's labels).")
-    e.add_argument("--corpus", required=True, help="emodb, ravdess, tess, cremad, savee, folder or csv")
+    e.add_argument("--corpus", required=True, help="emodb, ravdess, tess, turev, cremad, savee, folder or csv")
     e.add_argument("--data", required=True, help="the corpus directory (csv: the CSV file)")
     e.add_argument("--model", help="bundle directory, bundle.json or model.tflite (default: the bundled model)")
     e.add_argument("--speakers", help="only these speakers (comma-separated ids)")
-    e.add_argument("--normalization", choices=("speaker", "online", "cold"), default="speaker",
+    e.add_argument("--normalization", choices=("speaker", "online", "cold", "neutral"), default="speaker",
                    help="speaker: statistics from all of a speaker's clips first; online: updated clip by clip "
-                        "as a device would (random order); cold: population statistics only")
+                        "as a device would (random order); cold: population statistics only; neutral: "
+                        "statistics from the speaker's neutral clips only")
+    e.add_argument("--condition", default="clean",
+                   help="degrade every clip first: clean, noise:FOLDER@SNR, white@SNR, babble:N@SNR (talkers: the "
+                        "other evaluated speakers), reverb:FOLDER, or several joined by + (seeded per clip)")
     e.add_argument("--all-labels", action="store_true", help="argmax over all the model's labels")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--confusion-png", help="also save the confusion matrix as a PNG")
@@ -144,8 +148,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     try:
         speakers = [s.strip() for s in args.speakers.split(",") if s.strip()] if args.speakers else None
+        pool = []
+        if "babble:" in args.condition:
+            from ser_edge.training.corpora import load_corpus
+
+            pool = [c for c in load_corpus(args.corpus, args.data) if speakers is None or c.speaker in speakers]
         rep = evaluate_bundle(args.corpus, args.data, model=args.model, normalization=args.normalization,
-                              shared_labels=not args.all_labels, speakers=speakers)
+                              shared_labels=not args.all_labels, speakers=speakers, condition=args.condition,
+                              babble_pool=pool)
         if args.confusion_png:
             from ser_edge.training.metrics import plot_confusion
 
@@ -155,7 +165,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep))
         return 0
-    print(f"{rep['model_id']} on {args.corpus} ({rep['n']} clips, {rep['normalization']} normalisation): "
+    print(f"{rep['model_id']} on {args.corpus} ({rep['n']} clips, {rep['normalization']} normalisation, "
+          f"{rep['condition']}): "
           f"UAR {rep['uar']:.3f}  accuracy {rep['accuracy']:.3f}")
     for label, r in rep["per_class"].items():
         print(f"  {label:<10} recall {'-' if r is None else f'{r:.3f}'}  n={rep['support'][label]}")

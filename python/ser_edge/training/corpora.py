@@ -7,8 +7,12 @@ emodb      ``SSTTTEV.wav`` anywhere below (e.g. ``wav/03a01Fa.wav``): speaker ``
            letter ``E`` (W anger, L boredom, E disgust, A fear, F happiness, T sadness, N neutral)
 ravdess    ``MM-VV-EE-II-SS-RR-AA.(wav|flac)`` (e.g. ``Actor_01/03-01-05-02-01-01-01.flac``):
            speech files only (``VV`` = 01), emotion ``EE`` 01-08, actor ``AA`` (odd male)
-tess       ``SPK_word_emotion.wav`` (e.g. ``OAF_back_angry.wav``, ``YAF_dog_ps.wav``), two
-           female speakers OAF and YAF; ``ps`` = pleasant surprise
+tess       ``SPK_word_emotion.(wav|flac)`` (e.g. ``OAF_back_angry.wav``, ``YAF_dog_ps.wav``), two
+           female speakers OAF and YAF; ``ps`` = pleasant surprise (-> ``surprised``); the
+           distribution's one ``OA_bite_neutral`` is speaker OAF
+turev      ``<Emotion>/<speaker>_<code>_<word>.flac`` (TurEV-DB, e.g. ``Calm/1234_sk_acik.flac``):
+           speaker = the number before the first underscore; folders Angry, Calm, Happy, Sad.
+           ``Calm`` is the corpus's neutral class (it has no other) -> ``neutral``; gender unknown
 cremad     ``AAAA_SSS_EEE_II.wav`` (e.g. ``1001_DFA_ANG_XX.wav``): actor, sentence, emotion
            ANG/DIS/FEA/HAP/NEU/SAD; gender from ``VideoDemographics.csv`` (ActorID, Sex) in
            ``data_dir`` or its parent when present, else unknown
@@ -38,7 +42,7 @@ from ser_edge.labels import canonical, group
 
 PathLike = Union[str, "os.PathLike[str]"]
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-CORPORA = ("emodb", "ravdess", "tess", "cremad", "savee", "folder", "csv")
+CORPORA = ("emodb", "ravdess", "tess", "turev", "cremad", "savee", "folder", "csv")
 
 
 @dataclass(frozen=True)
@@ -128,13 +132,33 @@ def _ravdess(root: Path) -> list[Clip]:
     return out
 
 
+TESS_SPEAKERS = ("OAF", "YAF")
+
+
 def _tess(root: Path) -> list[Clip]:
     out = []
     for p in _audio_files(root):
-        m = re.fullmatch(r"([A-Za-z]{3})_([A-Za-z']+)_([A-Za-z_]+)", p.stem)
-        if not m:
-            raise _bad(p, "TESS", "SPK_word_emotion, e.g. OAF_back_angry.wav")
-        out.append(Clip(str(p), _label(m.group(3), p), m.group(1).upper(), "f", "tess"))
+        m = re.fullmatch(r"([A-Za-z]{2,3})_([A-Za-z']+)_([A-Za-z_]+)", p.stem)
+        spk = m.group(1).upper() if m else ""
+        spk = spk + "F" if spk + "F" in TESS_SPEAKERS else spk  # "OA_bite_neutral" in the distribution
+        if not m or spk not in TESS_SPEAKERS:
+            raise _bad(p, "TESS", "SPK_word_emotion with SPK OAF or YAF, e.g. OAF_back_angry.wav")
+        out.append(Clip(str(p), _label(m.group(3), p), spk, "f", "tess"))
+    return out
+
+
+#: TurEV-DB's folders; it has no neutral class other than Calm, which is read as neutral.
+TUREV_EMOTIONS = {"angry": "angry", "calm": "neutral", "happy": "happy", "sad": "sad"}
+
+
+def _turev(root: Path) -> list[Clip]:
+    out = []
+    for p in _audio_files(root):
+        m = re.fullmatch(r"(\d+)_([^_]+)_(.+)", p.stem)
+        emotion = TUREV_EMOTIONS.get(p.parent.name.lower())
+        if not m or emotion is None:
+            raise _bad(p, "TurEV-DB", "<Angry|Calm|Happy|Sad>/<speaker>_<code>_<word>, e.g. Calm/1234_sk_acik.flac")
+        out.append(Clip(str(p), emotion, m.group(1), None, "turev"))
     return out
 
 
@@ -230,7 +254,7 @@ def _label(name: str, path: Path) -> str:
 
 
 _LOADERS: dict[str, Callable[[Path], list[Clip]]] = {
-    "emodb": _emodb, "ravdess": _ravdess, "tess": _tess, "cremad": _cremad, "savee": _savee,
+    "emodb": _emodb, "ravdess": _ravdess, "tess": _tess, "turev": _turev, "cremad": _cremad, "savee": _savee,
     "folder": _folder, "csv": _csv,
 }
 

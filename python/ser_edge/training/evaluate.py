@@ -12,7 +12,11 @@
   are treated as one speaker. ``"online"``: as a device hears them: each speaker's clips in a
   random (seeded) order, the statistics updated with each clip before it is classified, so early
   clips see mostly the population prior. ``"cold"``: the bundle's population statistics only,
-  what a new device starts from.
+  what a new device starts from. ``"neutral"``: the Adapter hears only the speaker's neutral
+  clips (a calm-speech enrolment), then classifies every clip without adapting further.
+- Conditions (``conditions.py``): every clip, the neutral enrolment clips included, is first
+  degraded by the condition (``"clean"``, ``"noise:<folder>@<snr>"``, ``"babble:<n>@<snr>"``,
+  ``"reverb:<folder>"``, ...), the same way in every run (seeded per clip).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Optional, Sequence, Union
 from ser_edge.labels import GROUPINGS, group
 
 PathLike = Union[str, "os.PathLike[str]"]
-NORMALIZATIONS = ("speaker", "online", "cold")
+NORMALIZATIONS = ("speaker", "online", "cold", "neutral")
 
 
 def label_mapper(model_labels: Sequence[str]) -> Any:
@@ -41,20 +45,15 @@ def label_mapper(model_labels: Sequence[str]) -> Any:
 
 def evaluate_bundle(corpus: str, data_dir: PathLike, *, model: Optional[PathLike] = None,
                     normalization: str = "speaker", shared_labels: bool = True,
-                    speakers: Optional[Sequence[str]] = None, seed: int = 0, num_threads: int = 1) -> dict[str, Any]:
+                    speakers: Optional[Sequence[str]] = None, seed: int = 0, num_threads: int = 1,
+                    condition: str = "clean", babble_pool: Sequence[Any] = ()) -> dict[str, Any]:
     """UAR, accuracy, per-class recall and confusion of a bundle on ``corpus`` (see the module
-    docstring). Returns the :func:`ser_edge.training.metrics.report` dict plus ``model_id``,
-    ``normalization``, ``shared_labels``, ``skipped`` and ``corpus``."""
-    import numpy as np
-
-    from ser_edge.audio import load
+    docstring) under ``condition``; ``babble_pool``: clips (``corpora.Clip``) of the babble
+    talkers. Returns the :func:`ser_edge.training.metrics.report` dict plus ``model_id``,
+    ``normalization``, ``condition``, ``shared_labels``, ``skipped``, ``n_speakers`` and ``corpus``."""
     from ser_edge.bundle import load_bundle
-    from ser_edge.runtime import Recognizer
     from ser_edge.training.corpora import load_corpus
-    from ser_edge.training.metrics import report, restricted_argmax
 
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization={normalization!r}; choose from {', '.join(NORMALIZATIONS)}")
     bundle = load_bundle(model)
     clips = load_corpus(corpus, data_dir)
     if speakers is not None:
@@ -62,6 +61,32 @@ def evaluate_bundle(corpus: str, data_dir: PathLike, *, model: Optional[PathLike
         if unknown:
             raise ValueError(f"speakers {unknown} are not in corpus {corpus!r}")
         clips = [c for c in clips if c.speaker in set(speakers)]
+    out = score_clips(bundle, clips, conditions=(condition,), normalizations=(normalization,),
+                      shared_labels=shared_labels, seed=seed, num_threads=num_threads, babble_pool=babble_pool)
+    rep = out[(condition, normalization)]
+    rep.update(corpus=corpus)
+    return rep
+
+
+def score_clips(bundle: Any, clips: Sequence[Any], *, conditions: Sequence[str] = ("clean",),
+                normalizations: Sequence[str] = ("speaker",), shared_labels: bool = True, seed: int = 0,
+                num_threads: int = 1, babble_pool: Sequence[Any] = (),
+                raw: bool = False) -> dict[tuple[str, str], dict[str, Any]]:
+    """Scores ``bundle`` on ``clips`` under every condition x normalisation with the edge runtime
+    (each clip's frames computed once per condition). Returns ``{(condition, normalization):
+    report}``; with ``raw=True`` each value is ``{"true": [...], "pred": [...], "scored": [...],
+    "skipped": {...}}`` instead (to pool folds before scoring)."""
+    import numpy as np
+
+    from ser_edge.runtime import Recognizer
+    from ser_edge.training.conditions import Degrader, parse_condition
+    from ser_edge.training.metrics import report, restricted_argmax
+
+    for n in normalizations:
+        if n not in NORMALIZATIONS:
+            raise ValueError(f"normalization={n!r}; choose from {', '.join(NORMALIZATIONS)}")
+    for c in conditions:
+        parse_condition(c)
     mapped = label_mapper(bundle.labels)
     skipped: dict[str, int] = {}
     todo = []
@@ -72,38 +97,55 @@ def evaluate_bundle(corpus: str, data_dir: PathLike, *, model: Optional[PathLike
         else:
             todo.append((c, m))
     if not todo:
-        raise ValueError(f"no clip of {corpus!r} has a label the model knows ({', '.join(bundle.labels)})")
+        raise ValueError(f"no clip has a label the model knows ({', '.join(bundle.labels)})")
     scored = [label for label in bundle.labels if label in {m for _, m in todo}]
     allowed = scored if shared_labels else None
-    true, pred = [], []
     by_speaker: dict[str, list[tuple[Any, str]]] = {}
     for c, m in todo:
-        by_speaker.setdefault(c.speaker, []).append((c, m))
-    rng = np.random.default_rng(seed)
-    for spk, items in by_speaker.items():
-        rec = Recognizer(bundle, adapt=normalization != "cold", num_threads=num_threads)
-        if normalization == "online":
-            items = [items[i] for i in rng.permutation(len(items))]
-        frames = []
-        for c, _ in items:
-            y, _sr = load(c.path, sr=bundle.input.sr)
+        by_speaker.setdefault(c.speaker_key, []).append((c, m))
+    if "neutral" in normalizations:
+        lacking = sorted(s for s, items in by_speaker.items() if not any(c.label == "neutral" for c, _ in items))
+        if lacking:
+            raise ValueError(f"normalization 'neutral' needs neutral clips of every speaker; none for {lacking}")
+    cfg = bundle.input
+    degrader = Degrader(cfg.sr, seed=seed, babble_pool=babble_pool)
+    adapting = Recognizer(bundle, adapt=True, num_threads=num_threads)
+    fixed = Recognizer(bundle, adapt=False, num_threads=num_threads)
+    out = {}
+    for cond in conditions:
+        frames_of = {}
+        for c, _ in todo:
             try:
-                f = bundle.input.frames(y)
+                f = cfg.frames(degrader.clip(c, cond))
             except ValueError as e:
                 raise ValueError(f"{c.path}: {e}") from None
             if len(f) == 0:
                 raise ValueError(f"{c.path}: too short for one frame")
-            frames.append(f)
-            if normalization == "speaker":
-                rec.adapter.update(bundle.input.voiced(f))
-        x = np.stack([rec.inputs(f, new_frames=None if normalization == "online" else 0) for f in frames])
-        p = restricted_argmax(rec.classifier.probabilities(x), bundle.labels, allowed)
-        true += [m for _, m in items]
-        pred += [bundle.labels[i] for i in p]
-    rep = report(true, pred, scored)
-    rep.update(model_id=bundle.model_id, corpus=corpus, normalization=normalization, shared_labels=shared_labels,
-               skipped=skipped, n_speakers=len(by_speaker))
-    return rep
+            frames_of[c.path] = f
+        for norm in normalizations:
+            rng = np.random.default_rng(seed)
+            true, pred = [], []
+            for spk, items in by_speaker.items():
+                rec = fixed if norm == "cold" else adapting
+                rec.adapter.reset()
+                if norm == "online":
+                    items = [items[i] for i in rng.permutation(len(items))]
+                for c, _ in items:
+                    if norm == "speaker" or (norm == "neutral" and c.label == "neutral"):
+                        rec.adapter.update(cfg.voiced(frames_of[c.path]))
+                x = np.stack([rec.inputs(frames_of[c.path], new_frames=None if norm == "online" else 0)
+                              for c, _ in items])
+                p = restricted_argmax(rec.classifier.probabilities(x), bundle.labels, allowed)
+                true += [m for _, m in items]
+                pred += [bundle.labels[i] for i in p]
+            if raw:
+                out[(cond, norm)] = {"true": true, "pred": pred, "scored": scored, "skipped": skipped}
+                continue
+            rep = report(true, pred, scored)
+            rep.update(model_id=bundle.model_id, normalization=norm, condition=cond, shared_labels=shared_labels,
+                       skipped=skipped, n_speakers=len(by_speaker))
+            out[(cond, norm)] = rep
+    return out
 
 
-__all__ = ["NORMALIZATIONS", "evaluate_bundle", "label_mapper"]
+__all__ = ["NORMALIZATIONS", "evaluate_bundle", "label_mapper", "score_clips"]

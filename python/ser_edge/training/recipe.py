@@ -18,6 +18,14 @@ Paths in a recipe file are relative to the file's folder. Keys::
                                   # denoise.parse spec such as "n_std=1.5,prop_decrease=1"
     hold_out = false              # the final model also leaves out the test speakers of every
                                   # test-speakers=... evaluation (to score the bundle on them)
+    [room]                        # multi-condition training (conditions.RoomAugmentation): each
+    noise = "../../shared/data/noise/urbansound8k/fold1"   # copy clean, noisy, babble, reverberant
+    rir = "../../shared/data/rir/warehouse"               # or reverberant + noisy; never the
+    babble = 3                    # evaluation's sounds or rooms. babble: talkers from the corpus
+    babble_corpus = "tess"        # babble_corpus/babble_data (never an evaluated corpus)
+    babble_data = "../../shared/data/tess"
+    snr = [0, 20]
+    copies = 2
     [[corpus]]                    # one table per corpus
     name = "emodb"
     data = "../../shared/data/emodb"
@@ -55,6 +63,7 @@ class Recipe:
     augment: str = ""
     denoise: Union[bool, str] = False
     hold_out: bool = False
+    room: dict[str, Any] = field(default_factory=dict)
     corpus: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)
     input: dict[str, Any] = field(default_factory=dict)
@@ -76,7 +85,12 @@ class Recipe:
         if base is not None:
             r.corpus = [{"name": c["name"], "data": str((base / c["data"]).resolve())} for c in r.corpus]
             r.out = None if r.out is None else str((base / r.out).resolve())
+            r.room = {k: _resolve(base, v) if k in ("noise", "rir", "babble_data") else v for k, v in r.room.items()}
         return r
+
+
+def _resolve(base: Path, v: Any) -> Any:
+    return [str((base / x).resolve()) for x in v] if isinstance(v, list) else str((base / v).resolve())
 
 
 def load_recipe(path: PathLike) -> Recipe:
@@ -107,19 +121,15 @@ def input_config(recipe: Recipe) -> Any:
     return InputConfig.from_dict(base)
 
 
-def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optional[PathLike] = None,
-        cache_dir: Optional[PathLike] = None, use_cache: bool = True, progress: bool = True,
-        log: Any = print) -> dict[str, Any]:
-    """Evaluates the recipe's splits, trains the final model on all clips, writes the bundle to
-    ``recipe.out`` (if set). Returns ``{"evaluations": [...], "bundle": path or None, ...}``."""
-    import numpy as np
-
+def prepare(recipe: Recipe, *, cache_dir: Optional[PathLike] = None, use_cache: bool = True,
+            progress: bool = True, log: Any = print) -> tuple[Any, ...]:
+    """What every use of a recipe starts from: ``(labels, train_config, input_config, frames,
+    augmented_copies_or_None, denoise_gate_or_None, normalisation_modes)``."""
     from ser_edge.training import augment as aug
     from ser_edge.training import dataset as ds
     from ser_edge.training import denoise as dn
     from ser_edge.training import trainer as T
     from ser_edge.training.corpora import grouped, load_corpus
-    from ser_edge.training.metrics import plot_confusion, plot_curves
 
     if not recipe.corpus:
         raise ValueError("the recipe names no corpus (give --corpus NAME --data DIR)")
@@ -140,9 +150,9 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     extra = None
     modes: tuple[str, ...] = T.MODES
     if recipe.model in WAVE_MODELS:
-        if augmentation is not None:
+        if augmentation is not None or recipe.room:
             raise ValueError(f"model {recipe.model!r}: augment is not supported for raw-waveform models")
-        if recipe.out is not None or checkpoint is not None:
+        if recipe.out is not None:
             raise ValueError(f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
                              "in training only (give --no-bundle --reports DIR)")
         from ser_edge.training.wave import load_waves
@@ -155,10 +165,49 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
         config = input_config(recipe)
         frames = ds.load_frames(clips, config, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
                                 denoise=gate)
+        if recipe.room:
+            augmentation = room_augmentation(recipe.room, base=augmentation, seed=tc.seed)
         if augmentation is not None:
-            extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress, denoise=gate)
+            extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress, denoise=gate,
+                                         cache_dir=cache_dir, use_cache=use_cache)
         log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
             f"features {time.time() - t0:.0f} s")
+    return labels, tc, config, frames, extra, gate, modes
+
+
+def room_augmentation(room: dict[str, Any], *, base: Any = None, seed: int = 0) -> Any:
+    """The recipe's ``[room]`` table as a :class:`~ser_edge.training.conditions.RoomAugmentation`."""
+    from ser_edge.training.conditions import RoomAugmentation
+    from ser_edge.training.corpora import load_corpus
+
+    room = dict(room)
+    name, data = room.pop("babble_corpus", None), room.pop("babble_data", None)
+    if (name is None) != (data is None):
+        raise ValueError("[room] needs both babble_corpus and babble_data (or neither)")
+    pool = load_corpus(name, data) if name is not None else []
+    if not pool:
+        room["babble"] = 0
+    return RoomAugmentation.from_dict(room, base=base, babble_pool=pool, seed=seed)
+
+
+def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optional[PathLike] = None,
+        cache_dir: Optional[PathLike] = None, use_cache: bool = True, progress: bool = True,
+        log: Any = print) -> dict[str, Any]:
+    """Evaluates the recipe's splits, trains the final model on all clips, writes the bundle to
+    ``recipe.out`` (if set). Returns ``{"evaluations": [...], "bundle": path or None, ...}``."""
+    import numpy as np
+
+    from ser_edge.training import dataset as ds
+    from ser_edge.training import trainer as T
+    from ser_edge.training.metrics import plot_confusion, plot_curves
+    from ser_edge.training.models import WAVE_MODELS
+
+    if recipe.model in WAVE_MODELS and checkpoint is not None:
+        raise ValueError(f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
+                         "in training only (give --no-bundle --reports DIR)")
+    t0 = time.time()
+    labels, tc, config, frames, extra, gate, modes = prepare(recipe, cache_dir=cache_dir, use_cache=use_cache,
+                                                             progress=progress, log=log)
     rdir = Path(os.fspath(reports)) if reports is not None else None
     if rdir is not None:
         rdir.mkdir(parents=True, exist_ok=True)
@@ -287,4 +336,4 @@ def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name:
                          metrics=meta["metrics"])
 
 
-__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "run", "save_checkpoint", "summary"]
+__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "prepare", "room_augmentation", "run", "save_checkpoint", "summary"]

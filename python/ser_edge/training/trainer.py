@@ -56,6 +56,12 @@ class TrainConfig:
     #: ``(window, hop)`` in seconds (or ``"2.0,1.0"``): train on sliding windows of each clip and
     #: score a clip by the mean of its windows' probabilities. None: whole clips.
     windows: Optional[tuple[float, float]] = None
+    #: Also train on every clip normalised with the population's statistics (what a new device
+    #: starts from), beside its speaker-normalised input: one model for cold and adapted inputs.
+    cold_inputs: bool = False
+    #: Also train on every clip normalised as after a calm-speech enrolment: statistics of its
+    #: speaker's neutral clips only, merged with the population prior as the device's Adapter does.
+    neutral_inputs: bool = False
 
     def __post_init__(self) -> None:
         if self.windows is not None:
@@ -109,6 +115,18 @@ def pooled_inputs(frames: ds.FrameSet, config: InputConfig, stats: ds.Stats,
         return ds.model_inputs(frames, config, stats), np.arange(len(frames))
     return ds.window_inputs(frames, config, stats, ds.seconds_to_frames(windows[0], config),
                             ds.seconds_to_frames(windows[1], config))
+
+
+def neutral_stats(frames: ds.FrameSet, population: Any, prior_frames: float) -> dict[str, Any]:
+    """Per speaker (``corpus/speaker``) with neutral clips: the statistics an :class:`Adapter`
+    reaches after hearing only those clips (the ``neutral`` normalisation of the evaluation)."""
+    from ser_edge.inputs import Adapter
+
+    adapters: dict[str, Adapter] = {}
+    for key, clip, x in zip(frames.speakers, frames.clips, frames.frames):
+        if clip.label == "neutral":
+            adapters.setdefault(str(key), Adapter(population.mean, population.std, prior_frames)).update(x)
+    return {k: a.stats() for k, a in adapters.items()}
 
 
 @dataclass
@@ -180,6 +198,14 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
     population = ds.population_stats(train)
     stats = ds.stats_for(train, config, mode="speaker", population=population)
     x, owner = pooled_inputs(train, config, stats, tc.windows)
+    if tc.cold_inputs:
+        x_cold, owner_cold = pooled_inputs(train, config, population, tc.windows)
+        x, owner = np.concatenate([x, x_cold]), np.concatenate([owner, owner_cold])
+    if tc.neutral_inputs:
+        enrolled = neutral_stats(train, population, tc.prior_frames)
+        keep = np.flatnonzero([str(k) in enrolled for k in train.speakers])
+        x_n, owner_n = pooled_inputs(train.subset(keep), config, enrolled, tc.windows)
+        x, owner = np.concatenate([x, x_n]), np.concatenate([owner, keep[owner_n]])
     y = y[owner]
     mean = std = None
     if config.pooling == "stats":
@@ -187,7 +213,7 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
         x = ds.standardize(x, mean, std)
     model = build(tc.model, config.input_shape, len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
     w = sample_weights(train.clips) if tc.balance else None
-    if tc.windows is not None:
+    if tc.windows is not None or tc.cold_inputs or tc.neutral_inputs:
         w = window_weights(w if w is not None else np.ones(len(train), np.float32), owner)
     onehot = np.eye(len(labels), dtype=np.float32)[y]
     hist = model.fit(x, onehot, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose,
@@ -295,5 +321,5 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
     return out
 
 
-__all__ = ["MODES", "TrainConfig", "Trained", "evaluate_split", "fit", "pooled_inputs", "sample_weights", "set_threads",
+__all__ = ["MODES", "TrainConfig", "Trained", "evaluate_split", "fit", "neutral_stats", "pooled_inputs", "sample_weights", "set_threads",
            "splits", "window_weights"]
