@@ -2,8 +2,11 @@
 
 Each file is read at any rate, bit depth and channel count and gets one result (label,
 confidence, scores); ``segments=True`` adds one result per utterance, found by the same voice
-gate and windows as ``ser-edge listen``. A file that cannot be read gets a clear error and the
-other files still get their results.
+gate and windows as ``ser-edge listen``. The speech gate of ``listen``
+(:mod:`ser_edge.listen.speech`) decides first: a file in which it finds no speech gets
+``"speech": false`` and no emotion (no label, confidence or scores); segments are speech
+utterances only. A file that cannot be read gets a clear error and the other files still get
+their results.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ def predict_segments(recognizer: Any, y: np.ndarray, *, chunk: float = 0.1) -> l
 
 def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments: bool = False,
                   adapt: bool = False) -> Iterable[dict[str, Any]]:
-    """One dict per file: ``file``, ``label``, ``confidence``, ``scores``, ``model_id``,
-    ``seconds`` (and ``segments``), or ``file`` and ``error``. Each file is judged on its own
+    """One dict per file: ``file``, ``speech`` (true), ``label``, ``confidence``, ``scores``,
+    ``model_id``, ``seconds`` (and ``segments``); ``file``, ``speech`` (false), ``model_id`` and
+    ``seconds`` when it holds no speech; or ``file`` and ``error``. Each file is judged on its own
     (``adapt=False``: the training population's normalisation, no memory of earlier files)."""
     from ser_edge.audio import load
+    from ser_edge.listen.speech import speech_spans
     from ser_edge.runtime import Recognizer
 
     recognizer = Recognizer(model, adapt=adapt)
@@ -43,11 +48,13 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
     for path in files:
         try:
             y, _ = load(path, sr=sr)
-            p = recognizer.predict(y)
-            out: dict[str, Any] = {"file": os.fspath(path), **p.to_dict(), "model_id": recognizer.model_id,
-                                   "seconds": round(len(y) / sr, 3)}
+            seg = predict_segments(recognizer, y) if segments else None
+            out: dict[str, Any] = {"file": os.fspath(path), "speech": bool(seg) if segments else bool(speech_spans(y, sr))}
+            if out["speech"]:
+                out.update(recognizer.predict(y).to_dict())
+            out.update({"model_id": recognizer.model_id, "seconds": round(len(y) / sr, 3)})
             if segments:
-                out["segments"] = predict_segments(recognizer, y)
+                out["segments"] = seg
         except ValueError as e:
             msg = str(e)
             yield {"file": os.fspath(path), "error": msg if os.fspath(path) in msg else f"{os.fspath(path)}: {msg}"}
@@ -56,6 +63,8 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
 
 
 def _text(r: dict[str, Any]) -> str:
+    if not r.get("speech", True):
+        return f"{r['file']}: no speech ({r['seconds']:.2f} s)"
     top = sorted(r["scores"].items(), key=lambda kv: -kv[1])[:3]
     line = f"{r['file']}: {r['label']} {r['confidence']:.2f}  ({', '.join(f'{k} {v:.2f}' for k, v in top)})"
     for s in r.get("segments", []):

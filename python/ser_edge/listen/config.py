@@ -11,12 +11,14 @@ keys (all optional; unknown keys are an error)::
               format = "s16le"  chunk = 0.05
     [gate]    threshold_db = -50.0  margin_db = 10.0  zcr_max = 0.45  min_speech = 0.1
               hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0
+              speech = true  speech_threshold = 0.5  speech_min = 3  speech_window = 5
     [windows] window = 4.0  hop = 2.0  events = false
     [output]  stdout = true  file = "/var/log/ser-edge/events.jsonl"  file_max_bytes = 1000000
               file_backups = 3
     [mqtt]    host = "localhost"  port = 1883  username = ""  password = ""  topic = "ser-edge"
               node_id = ""  discovery_prefix = "homeassistant"  queue = 1000
     [record]  dir = ""                     # audio is written only if this is set
+    [state]   dir = ""                     # the user's adapter state (default ~/.local/state/ser-edge)
     [watch]   model = true  interval = 1.0 # hot-swap the model when its files change
 """
 
@@ -46,7 +48,7 @@ KEYS: dict[tuple[str, str], str] = {
     ("output", "file_backups"): "file_backups",
     **{("mqtt", k): f"mqtt_{k}" for k in ("host", "port", "username", "password", "topic", "node_id",
                                          "discovery_prefix", "queue", "keepalive")},
-    ("record", "dir"): "record_dir",
+    ("record", "dir"): "record_dir", ("state", "dir"): "state_dir",
     ("watch", "model"): "watch", ("watch", "interval"): "watch_interval",
 }
 
@@ -72,6 +74,10 @@ class ListenConfig:
     gate_pre_roll: float = GateConfig.pre_roll
     gate_max_utterance: float = GateConfig.max_utterance
     gate_noise_rise_db_per_s: float = GateConfig.noise_rise_db_per_s
+    gate_speech: bool = GateConfig.speech
+    gate_speech_threshold: float = GateConfig.speech_threshold
+    gate_speech_min: int = GateConfig.speech_min
+    gate_speech_window: int = GateConfig.speech_window
     window: float = WindowConfig.window
     hop: float = WindowConfig.hop
     window_events: bool = False
@@ -89,6 +95,8 @@ class ListenConfig:
     mqtt_queue: int = 1000
     mqtt_keepalive: int = 30
     record_dir: Optional[str] = None
+    state_dir: Optional[str] = None
+    enrol: Optional[float] = None
     watch: bool = True
     watch_interval: float = 1.0
     config_path: Optional[str] = field(default=None, compare=False)
@@ -121,6 +129,8 @@ class ListenConfig:
             raise ValueError(f"mqtt.queue={self.mqtt_queue!r} must be >= 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level={self.log_level!r}; choose from debug, info, warning, error")
+        if self.enrol is not None and not self.enrol > 0:
+            raise ValueError(f"enrol={self.enrol!r} must be a positive number of seconds")
         if not self.watch_interval > 0:
             raise ValueError(f"watch.interval={self.watch_interval!r} must be > 0")
         return self

@@ -24,6 +24,7 @@ import numpy as np
 from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
 from ser_edge.listen.sources import SourceError, open_source
+from ser_edge.listen.state import DeviceState
 from ser_edge.listen.utterances import Event, Utterances
 
 log = logging.getLogger("ser_edge.listen")
@@ -116,6 +117,7 @@ class Daemon:
         self.source: Any = None
         self.events = 0
         self.overflows = 0
+        self.state = DeviceState(config.state_dir, config.enrol)
 
     # -- building blocks ---------------------------------------------------------------------------
     def _outputs(self, config: ListenConfig) -> Outputs:
@@ -144,6 +146,8 @@ class Daemon:
         for e in events:
             self.events += 1
             self.outputs.emit(e)
+        if self.state.after(events, self.recognizer):
+            self._stop = True  # the enrolment has heard enough
 
     # -- model and configuration changes -----------------------------------------------------------
     def _swap_model(self, reason: str) -> None:
@@ -163,6 +167,7 @@ class Daemon:
             self.pipeline = self._pipeline()
             self._close_source()
         else:
+            self.state.carry(old, new)
             self.recognizer = new
             self.pipeline.set_recognizer(new)
         _info("model loaded", reason=reason, model_id=new.model_id, previous=old.model_id)
@@ -212,6 +217,10 @@ class Daemon:
         except (ValueError, RuntimeError) as e:
             print(f"ser-edge listen: {e}", file=sys.stderr)
             return 2
+        if self.config.enrol is not None and not self.recognizer.adapter.adapt:
+            print("ser-edge listen: --enrol needs adapt = true and a model with speaker normalisation", file=sys.stderr)
+            return 2
+        self.state.restore(self.recognizer)
         try:
             self.outputs = self._outputs(self.config)
         except (ValueError, OSError) as e:
@@ -279,6 +288,11 @@ class Daemon:
                 log.warning("input overflow", extra={"fields": {"overflows": self.overflows + reported}})
         self._emit(self.pipeline.flush())
         self._close_source()
+        self.state.save(self.recognizer)
+        if self.config.enrol is not None:
+            summary = self.state.summary(self.recognizer)
+            print(json.dumps(summary), flush=True)
+            code = code or (0 if summary["complete"] else 1)
         self.outputs.close(CLOSE_TIMEOUT)
         p = self.pipeline
         _info("stopped", events=self.events, overflows=self.overflows, dropped=self.outputs.dropped,

@@ -1,4 +1,5 @@
-"""From audio chunks to events: ring buffer -> voice gate -> windows -> inference -> smoothing.
+"""From audio chunks to events: ring buffer -> voice gate (energy, then the speech model) ->
+windows -> inference -> smoothing.
 
 :class:`Utterances` is the whole pipeline without I/O, so ``ser-edge predict --segments`` runs a
 file through exactly what ``ser-edge listen`` runs on a microphone.
@@ -15,9 +16,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ser_edge.listen.gate import GateConfig, VoiceGate
+from ser_edge.listen.gate import GateConfig
 from ser_edge.listen.ring import RingBuffer
 from ser_edge.listen.smoothing import ScoreAverage
+from ser_edge.listen.speech import make_gate
 
 log = logging.getLogger("ser_edge.listen")
 
@@ -60,7 +62,7 @@ class Utterances:
         self.hop = round(windows.hop * self.sr)
         capacity = round((gate.max_utterance + gate.pre_roll + windows.window + 2.0) * self.sr)
         self.ring = RingBuffer(capacity)
-        self.gate = VoiceGate(self.sr, gate)
+        self.gate = make_gate(self.sr, gate)
         self._captured: deque[tuple[int, float]] = deque(maxlen=512)
         self._avg = ScoreAverage(recognizer.labels)
         self._start: Optional[int] = None

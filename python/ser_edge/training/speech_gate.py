@@ -1,0 +1,227 @@
+"""Trains the speech/non-speech model of :mod:`ser_edge.listen.speech` and writes it (int8
+LiteRT) to ``python/ser_edge/models/speech``.
+
+Speech: EMO-DB (all speakers but 15 and 16), RAVDESS actors 01-16, half of TESS and part of
+TurEV-DB, each clean, mixed with UrbanSound8K **fold 1** at -5..20 dB SNR, and some through the
+warehouse and concert-hall impulse responses. Not speech: fold 1 at -50..-10 dBFS and the
+synthetic sounds of :mod:`ser_edge.listen.sounds`. Fold 2, the house rooms and the held-out
+speakers (EMO-DB 15/16, RAVDESS 17-20) are never read here; ``python -m
+ser_edge.listen.gatebench`` evaluates on them.
+
+Run: ``python -m ser_edge.training.speech_gate [--data ../shared/data] [--out DIR] [--epochs 12]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ser_edge.listen import speech as S
+from ser_edge.listen.sounds import SOUNDS
+
+HELD_OUT_EMODB = ("15", "16")
+HELD_OUT_RAVDESS = tuple(f"Actor_{a:02d}" for a in range(17, 21))
+SR = S.FEATURES.sr
+
+
+def speech_files(data: Path, rng: np.random.Generator) -> list[Path]:
+    """Training speakers' recordings (held-out speakers excluded)."""
+    emodb = [p for p in sorted((data / "emodb" / "wav").glob("*.wav")) if p.name[:2] not in HELD_OUT_EMODB]
+    ravdess = [p for p in sorted((data / "ravdess").glob("Actor_*/*.flac")) if p.parent.name not in HELD_OUT_RAVDESS]
+    tess = sorted((data / "tess").glob("*/*.flac"))
+    turev = sorted((data / "turev").glob("*/*.flac"))
+    pick = lambda xs, n: [xs[i] for i in sorted(rng.permutation(len(xs))[:n])]  # noqa: E731
+    return emodb + pick(ravdess, 700) + pick(tess, 500) + pick(turev, 500)
+
+
+def _level(y: np.ndarray, db: float) -> np.ndarray:
+    """``y`` scaled so that its loudest 25 ms frames average ``db`` dBFS (RMS)."""
+    n = 400
+    frames = y[: len(y) // n * n].reshape(-1, n) if len(y) >= n else y[None]
+    e = np.sqrt((frames.astype(np.float64) ** 2).mean(1))
+    top = np.sort(e)[-max(1, len(e) // 4):].mean()
+    return (y * (10 ** (db / 20) / max(top, 1e-9))).astype(np.float32)
+
+
+def _rms(y: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.asarray(y, np.float64) ** 2)) + 1e-12)
+
+
+def _mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    if len(noise) < len(speech):
+        noise = np.tile(noise, -(-len(speech) // len(noise)))
+    a = int(rng.integers(0, len(noise) - len(speech) + 1))
+    n = noise[a:a + len(speech)]
+    gain = _rms(speech) / (_rms(n) * 10 ** (snr_db / 20))
+    return (speech + gain * n).astype(np.float32)
+
+
+def _voiced(y: np.ndarray) -> np.ndarray:
+    """Per log-mel frame: the clean clip's frame is within 25 dB of its loudest."""
+    f = S.frames(y)
+    e = 10 * np.log10(np.mean(10 ** (f / 10), axis=1) + 1e-12)
+    return e > e.max() - 25.0
+
+
+def _speech_blocks(y_clean: np.ndarray, y: np.ndarray, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` positive and ``n // 2`` negative blocks of ``y`` (``y_clean`` gives the labels)."""
+    voiced = _voiced(y_clean)
+    f = S.frames(y)
+    ends = np.arange(S.STEP, len(f) + 1, S.STEP)
+    mid = np.array([voiced[max(0, e - 48):max(0, e - 16)].mean() if e > 16 else 0.0 for e in ends])
+    anyv = np.array([voiced[max(0, e - S.CONTEXT):e].any() for e in ends])
+    pos = ends[mid >= 0.5]
+    neg = ends[~anyv]
+    pos = rng.permutation(pos)[:n]
+    neg = rng.permutation(neg)[: n // 2]
+    x = S.blocks(f, np.concatenate([pos, neg]))
+    return x, np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+
+
+def _nonspeech_blocks(y: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = S.frames(y)
+    ends = np.arange(S.STEP, len(f) + 1, S.STEP)
+    return S.blocks(f, rng.permutation(ends)[:n])
+
+
+def _load(path: Path) -> np.ndarray:
+    from ser_edge.audio import load
+
+    return load(path, sr=SR)[0]
+
+
+def _reverb(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    out = np.convolve(y, rir)[: len(y)]
+    return (out * (_rms(y) / _rms(out))).astype(np.float32)
+
+
+def build(data: Path, seed: int = 0, log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs ``(n, CONTEXT, n_mels)`` float16, labels (1 = speech) and source ids (0 speech,
+    1 fold-1 noise, 2 synthetic)."""
+    rng = np.random.default_rng(seed)
+    noises = [_load(p) for p in sorted((data / "noise" / "urbansound8k" / "fold1").glob("*.ogg"))]
+    rirs = [_load(p) for d in ("warehouse", "concert-hall") for p in sorted((data / "rir" / d).glob("*.flac"))]
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    src: list[np.ndarray] = []
+
+    def add(x: np.ndarray, y: np.ndarray, s: int) -> None:
+        xs.append(x.astype(np.float16))
+        ys.append(y.astype(np.float32))
+        src.append(np.full(len(y), s, np.int8))
+
+    files = speech_files(data, rng)
+    log(f"speech: {len(files)} files; fold-1 noise: {len(noises)} clips; RIRs: {len(rirs)}")
+    for i, p in enumerate(files):
+        clean = _level(_load(p), rng.uniform(-40, -12))
+        pad = np.zeros(int(rng.uniform(0.0, 0.8) * SR), np.float32)
+        clean = np.concatenate([pad, clean, pad[: len(pad) // 2]])
+        add(*_speech_blocks(clean, clean, rng, 3), 0)
+        src_clean = _reverb(clean, rirs[int(rng.integers(len(rirs)))]) if rng.random() < 0.3 else clean
+        noisy = _mix(src_clean, noises[int(rng.integers(len(noises)))], rng.uniform(-5, 20), rng)
+        add(*_speech_blocks(clean, noisy, rng, 4), 0)
+        if i % 500 == 0:
+            log(f"  speech {i}/{len(files)}")
+    for y in noises:
+        for _ in range(2):
+            z = _level(y, rng.uniform(-50, -10))
+            if rng.random() < 0.3:  # a sound that starts after digital silence
+                z = np.concatenate([np.zeros(int(rng.uniform(0.1, 0.6) * SR), np.float32), z])
+            x = _nonspeech_blocks(z, rng, 6)
+            add(x, np.zeros(len(x)), 1)
+    names = list(SOUNDS)
+    for k in range(2400):
+        g = SOUNDS[names[k % len(names)]]
+        z = g(rng.uniform(1.0, 3.0), SR, rng)
+        if names[k % len(names)] not in ("silence", "dc"):
+            z = _level(z, rng.uniform(-50, -6))
+        if rng.random() < 0.4:  # with a little background
+            bg = np.resize(noises[int(rng.integers(len(noises)))], len(z))
+            z = z + _level(bg, rng.uniform(-70, -45))
+        x = _nonspeech_blocks(np.asarray(z, np.float32), rng, 5)
+        add(x, np.zeros(len(x)), 2)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(src)
+
+
+def make_model() -> Any:
+    import tf_keras as K
+
+    inp = K.Input((S.CONTEXT, S.FEATURES.n_mels))
+    h = K.layers.Conv1D(32, 5, strides=2, activation="relu")(inp)
+    h = K.layers.Conv1D(48, 5, strides=2, activation="relu")(h)
+    h = K.layers.Conv1D(48, 3, activation="relu")(h)
+    h = K.layers.Concatenate()([K.layers.GlobalAveragePooling1D()(h), K.layers.GlobalMaxPooling1D()(h)])
+    h = K.layers.Dense(32, activation="relu")(h)
+    out = K.layers.Dense(1, activation="sigmoid")(h)
+    model = K.Model(inp, out)
+    model.compile(optimizer=K.optimizers.Adam(2e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, size: int, rng: np.random.Generator) -> Iterator[Any]:
+    while True:
+        order = rng.permutation(len(x))
+        for a in range(0, len(x) - size + 1, size):
+            i = np.sort(order[a:a + size])
+            yield x[i].astype(np.float32), y[i], w[i]
+
+
+def main(argv: Any = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ser_edge.training.speech_gate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--out", default=str(S.MODEL_DIR))
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    import tensorflow as tf
+
+    from ser_edge.training.export import tflite_probabilities, to_tflite
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.keras.utils.set_random_seed(args.seed)
+    t0 = time.time()
+    x, y, src = build(Path(args.data), args.seed)
+    rng = np.random.default_rng(args.seed + 1)
+    val = rng.random(len(x)) < 0.1
+    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())).astype(np.float32)
+    print(f"{len(x)} blocks ({int(y.sum())} speech), {time.time() - t0:.0f} s to build", flush=True)
+    model = make_model()
+    xt, yt, wt = x[~val], y[~val], w[~val]
+    steps = len(xt) // 256
+    model.fit(batches(xt, yt, wt, 256, rng), steps_per_epoch=steps, epochs=args.epochs, verbose=2,
+              validation_data=(x[val].astype(np.float32), y[val], w[val]))
+    tflite = to_tflite(model, "int8", input_shape=(S.CONTEXT, S.FEATURES.n_mels),
+                       representative=xt[rng.permutation(len(xt))[:300]].astype(np.float32))
+    pv = tflite_probabilities(tflite, x[val].astype(np.float32))[:, 0]
+    metrics: dict[str, Any] = {"val_blocks": int(val.sum())}
+    for s, name in ((0, "speech"), (1, "fold1_noise"), (2, "synthetic")):
+        m = src[val] == s
+        metrics[f"val_{name}_accuracy_int8"] = round(float(((pv[m] >= 0.5) == (y[val][m] == 1)).mean()), 4)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speech.tflite").write_bytes(tflite)
+    meta = {"format": S.FORMAT, "features": S.FEATURES.to_dict(), "context": S.CONTEXT, "step": S.STEP,
+            "sha256": hashlib.sha256(tflite).hexdigest(), "bytes": len(tflite),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "training": {"command": "python -m ser_edge.training.speech_gate", "seed": args.seed,
+                         "epochs": args.epochs, "blocks": int(len(x)), "speech_blocks": int(y.sum()),
+                         "speech": "EMO-DB (not 15/16), RAVDESS 01-16, TESS, TurEV-DB",
+                         "noise": "UrbanSound8K fold1 (fold2 held out)", "rirs": "warehouse, concert-hall",
+                         "seconds": round(time.time() - t0)},
+            "metrics": metrics}
+    (out / "speech.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(metrics), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
