@@ -53,7 +53,7 @@ def test_held_out_speakers_pass_clean_and_in_10_db_household_noise(path: Path) -
     a, b = 2 * SR, 2 * SR + len(s)
     y[a:b] = s
     spans = speech_spans(y, SR)
-    assert len(spans) == 1 and spans[0][0] < b and spans[0][1] > a
+    assert spans and all(u0 < b and u1 > a for u0, u1 in spans)  # a pause may split it, nothing else
     noise = np.resize(load(FOLD2 / "102858-5-0-0.ogg", sr=SR)[0], len(y))
     noisy = y + noise * (active_rms(s) / 10 ** (10 / 20) / np.sqrt(np.mean(noise ** 2)))
     assert any(u0 < b and u1 > a for u0, u1 in speech_spans(noisy.astype(np.float32), SR))

@@ -11,7 +11,7 @@ keys (all optional; unknown keys are an error)::
               format = "s16le"  chunk = 0.05
     [gate]    threshold_db = -50.0  margin_db = 10.0  zcr_max = 0.45  min_speech = 0.1
               hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0
-              speech = true  speech_threshold = 0.5  speech_min = 3  speech_window = 5
+              speech = true  speech_threshold = 0.8  speech_min = 5  speech_window = 6
     [windows] window = 4.0  hop = 2.0  events = false
     [output]  stdout = true  file = "/var/log/ser-edge/events.jsonl"  file_max_bytes = 1000000
               file_backups = 3

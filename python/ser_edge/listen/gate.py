@@ -27,9 +27,9 @@ class GateConfig:
     max_utterance: float = 20.0
     noise_rise_db_per_s: float = 1.0
     speech: bool = True
-    speech_threshold: float = 0.5
-    speech_min: int = 3
-    speech_window: int = 5
+    speech_threshold: float = 0.8
+    speech_min: int = 5
+    speech_window: int = 6
 
     def __post_init__(self) -> None:
         for name in ("min_speech", "hangover", "pre_roll", "noise_rise_db_per_s"):

@@ -40,9 +40,11 @@ def chord(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     root = float(np.exp(rng.uniform(np.log(80.0), np.log(800.0))))
     t = _t(seconds, sr)
     ratios = [1.0, 1.26, 1.5, 2.0][: int(rng.integers(2, 5))]
-    y = sum(np.sin(2 * np.pi * root * r * t) * 0.8 ** k for k, r in enumerate(ratios))
-    partials = sum(0.3 * np.sin(2 * np.pi * root * r * h * t) / h for r in ratios for h in (2, 3, 4))
-    return _peak(y + partials)
+    y = np.zeros_like(t)
+    for k, r in enumerate(ratios):
+        y += np.sin(2 * np.pi * root * r * t) * 0.8 ** k
+        y += sum(0.3 * np.sin(2 * np.pi * root * r * h * t) / h for h in (2, 3, 4))
+    return _peak(y)
 
 
 def beeping_alarm(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:

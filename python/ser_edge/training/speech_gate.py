@@ -8,7 +8,7 @@ synthetic sounds of :mod:`ser_edge.listen.sounds`. Fold 2, the house rooms and t
 speakers (EMO-DB 15/16, RAVDESS 17-20) are never read here; ``python -m
 ser_edge.listen.gatebench`` evaluates on them.
 
-Run: ``python -m ser_edge.training.speech_gate [--data ../shared/data] [--out DIR] [--epochs 12]``
+Run: ``python -m ser_edge.training.speech_gate [--data ../shared/data] [--out DIR] [--epochs 15]``
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -99,56 +98,92 @@ def _load(path: Path) -> np.ndarray:
 
 
 def _reverb(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    out = np.convolve(y, rir)[: len(y)]
+    n = len(y) + len(rir) - 1
+    out = np.fft.irfft(np.fft.rfft(y, n) * np.fft.rfft(rir, n), n)[: len(y)]
     return (out * (_rms(y) / _rms(out))).astype(np.float32)
 
 
-def build(data: Path, seed: int = 0, log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs ``(n, CONTEXT, n_mels)`` float16, labels (1 = speech) and source ids (0 speech,
-    1 fold-1 noise, 2 synthetic)."""
+def _hiss(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A microphone's self-noise (white, -85 to -50 dBFS RMS) or, one time in four, digital silence."""
+    if rng.random() < 0.25:
+        return np.zeros(n, np.float32)
+    return (rng.standard_normal(n) * 10 ** (rng.uniform(-85, -50) / 20)).astype(np.float32)
+
+
+def _in_a_gap(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``z`` after 0.2-1.5 s and before 0-0.5 s of hiss, with the hiss underneath: a sound as the
+    gate meets it, onset included."""
+    a, b = int(rng.uniform(0.2, 1.5) * SR), int(rng.uniform(0.0, 0.5) * SR)
+    out = _hiss(a + len(z) + b, rng)
+    out[a:a + len(z)] += z
+    return out
+
+
+def speech_set(data: Path, seed: int = 0, log: Any = print) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks from the training speakers' speech (clean in hiss; with fold-1 noise at -5..20 dB
+    SNR, a third through a training room): inputs float16 and labels (speech 1, pauses 0)."""
     rng = np.random.default_rng(seed)
     noises = [_load(p) for p in sorted((data / "noise" / "urbansound8k" / "fold1").glob("*.ogg"))]
     rirs = [_load(p) for d in ("warehouse", "concert-hall") for p in sorted((data / "rir" / d).glob("*.flac"))]
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    src: list[np.ndarray] = []
-
-    def add(x: np.ndarray, y: np.ndarray, s: int) -> None:
-        xs.append(x.astype(np.float16))
-        ys.append(y.astype(np.float32))
-        src.append(np.full(len(y), s, np.int8))
-
     files = speech_files(data, rng)
     log(f"speech: {len(files)} files; fold-1 noise: {len(noises)} clips; RIRs: {len(rirs)}")
+    xs, ys = [], []
     for i, p in enumerate(files):
         clean = _level(_load(p), rng.uniform(-40, -12))
         pad = np.zeros(int(rng.uniform(0.0, 0.8) * SR), np.float32)
         clean = np.concatenate([pad, clean, pad[: len(pad) // 2]])
-        add(*_speech_blocks(clean, clean, rng, 3), 0)
-        src_clean = _reverb(clean, rirs[int(rng.integers(len(rirs)))]) if rng.random() < 0.3 else clean
-        noisy = _mix(src_clean, noises[int(rng.integers(len(noises)))], rng.uniform(-5, 20), rng)
-        add(*_speech_blocks(clean, noisy, rng, 4), 0)
+        hissy = (clean + _hiss(len(clean), rng)).astype(np.float32)
+        for c, y, n in ((clean, hissy, 4), (clean, None, 5)):
+            if y is None:
+                src = _reverb(clean, rirs[int(rng.integers(len(rirs)))]) if rng.random() < 0.3 else clean
+                y = _mix(src, noises[int(rng.integers(len(noises)))], rng.uniform(-5, 20), rng)
+            x, lab = _speech_blocks(c, y, rng, n)
+            xs.append(x.astype(np.float16))
+            ys.append(lab.astype(np.float32))
         if i % 500 == 0:
             log(f"  speech {i}/{len(files)}")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def nonspeech_set(data: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks of fold-1 sounds (three levels each, -50..-10 dBFS, in a gap of hiss) and of the
+    synthetic sounds: inputs float16 and source ids (1 fold-1 noise, 2 synthetic)."""
+    rng = np.random.default_rng(seed + 7)
+    noises = [_load(p) for p in sorted((data / "noise" / "urbansound8k" / "fold1").glob("*.ogg"))]
+    xs, src = [], []
     for y in noises:
-        for _ in range(2):
-            z = _level(y, rng.uniform(-50, -10))
-            if rng.random() < 0.3:  # a sound that starts after digital silence
-                z = np.concatenate([np.zeros(int(rng.uniform(0.1, 0.6) * SR), np.float32), z])
-            x = _nonspeech_blocks(z, rng, 6)
-            add(x, np.zeros(len(x)), 1)
+        for _ in range(3):
+            xs.append(_nonspeech_blocks(_in_a_gap(_level(y, rng.uniform(-50, -10)), rng), rng, 20).astype(np.float16))
+            src.append(np.full(len(xs[-1]), 1, np.int8))
     names = list(SOUNDS)
-    for k in range(2400):
-        g = SOUNDS[names[k % len(names)]]
-        z = g(rng.uniform(1.0, 3.0), SR, rng)
-        if names[k % len(names)] not in ("silence", "dc"):
+    for k in range(3000):
+        name = names[k % len(names)]
+        z = SOUNDS[name](rng.uniform(1.0, 3.0), SR, rng)
+        if name not in ("silence", "dc"):
             z = _level(z, rng.uniform(-50, -6))
         if rng.random() < 0.4:  # with a little background
-            bg = np.resize(noises[int(rng.integers(len(noises)))], len(z))
-            z = z + _level(bg, rng.uniform(-70, -45))
-        x = _nonspeech_blocks(np.asarray(z, np.float32), rng, 5)
-        add(x, np.zeros(len(x)), 2)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(src)
+            z = z + _level(np.resize(noises[int(rng.integers(len(noises)))], len(z)), rng.uniform(-70, -45))
+        xs.append(_nonspeech_blocks(_in_a_gap(np.asarray(z, np.float32), rng), rng, 10).astype(np.float16))
+        src.append(np.full(len(xs[-1]), 2, np.int8))
+    return np.concatenate(xs), np.concatenate(src)
+
+
+def build(data: Path, seed: int = 0, cache: Optional[Path] = None,
+          log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs ``(n, CONTEXT, n_mels)`` float16, labels (1 = speech) and source ids (0 speech,
+    1 fold-1 noise, 2 synthetic). ``cache``: a folder that keeps the speech blocks between runs."""
+    f = cache / f"speech-blocks-{seed}.npz" if cache is not None else None
+    if f is not None and f.is_file():
+        d = np.load(f)
+        xs, ys = d["x"], d["y"]
+    else:
+        xs, ys = speech_set(data, seed, log)
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(f, x=xs, y=ys)
+    xn, sn = nonspeech_set(data, seed)
+    return (np.concatenate([xs, xn]), np.concatenate([ys, np.zeros(len(xn), np.float32)]),
+            np.concatenate([np.zeros(len(xs), np.int8), sn]))
 
 
 def make_model() -> Any:
@@ -178,8 +213,9 @@ def main(argv: Any = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ser_edge.training.speech_gate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", default=str(S.MODEL_DIR))
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", help="keep the speech blocks in this folder between runs")
     args = ap.parse_args(argv)
     import tensorflow as tf
 
@@ -189,7 +225,7 @@ def main(argv: Any = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.keras.utils.set_random_seed(args.seed)
     t0 = time.time()
-    x, y, src = build(Path(args.data), args.seed)
+    x, y, src = build(Path(args.data), args.seed, Path(args.cache) if args.cache else None)
     rng = np.random.default_rng(args.seed + 1)
     val = rng.random(len(x)) < 0.1
     w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())).astype(np.float32)
@@ -198,6 +234,13 @@ def main(argv: Any = None) -> int:
     xt, yt, wt = x[~val], y[~val], w[~val]
     steps = len(xt) // 256
     model.fit(batches(xt, yt, wt, 256, rng), steps_per_epoch=steps, epochs=args.epochs, verbose=2,
+              validation_data=(x[val].astype(np.float32), y[val], w[val]))
+    # hard negatives: sounds the model still takes for speech weigh 4x in a second, shorter pass
+    p = model.predict(xt.astype(np.float32), batch_size=1024, verbose=0)[:, 0]
+    hard = (yt == 0) & (p >= 0.2)
+    print(f"hard negatives: {int(hard.sum())} of {int((yt == 0).sum())}", flush=True)
+    wt = np.where(hard, wt * 4, wt).astype(np.float32)
+    model.fit(batches(xt, yt, wt, 256, rng), steps_per_epoch=steps, epochs=max(1, args.epochs // 3), verbose=2,
               validation_data=(x[val].astype(np.float32), y[val], w[val]))
     tflite = to_tflite(model, "int8", input_shape=(S.CONTEXT, S.FEATURES.n_mels),
                        representative=xt[rng.permutation(len(xt))[:300]].astype(np.float32))
@@ -213,7 +256,7 @@ def main(argv: Any = None) -> int:
             "sha256": hashlib.sha256(tflite).hexdigest(), "bytes": len(tflite),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "training": {"command": "python -m ser_edge.training.speech_gate", "seed": args.seed,
-                         "epochs": args.epochs, "blocks": int(len(x)), "speech_blocks": int(y.sum()),
+                         "epochs": args.epochs, "hard_negatives": int(hard.sum()), "blocks": int(len(x)), "speech_blocks": int(y.sum()),
                          "speech": "EMO-DB (not 15/16), RAVDESS 01-16, TESS, TurEV-DB",
                          "noise": "UrbanSound8K fold1 (fold2 held out)", "rirs": "warehouse, concert-hall",
                          "seconds": round(time.time() - t0)},
