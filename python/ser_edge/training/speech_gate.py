@@ -8,7 +8,8 @@ synthetic sounds of :mod:`ser_edge.listen.sounds`. Fold 2, the house rooms and t
 speakers (EMO-DB 15/16, RAVDESS 17-20) are never read here; ``python -m
 ser_edge.listen.gatebench`` evaluates on them.
 
-Run: ``python -m ser_edge.training.speech_gate [--data ../shared/data] [--out DIR] [--epochs 15]``
+Run: ``python -m ser_edge.training.speech_gate --validate [--data ../shared/data] [--out DIR]``
+(the packaged model: 4 in 5 fold-1 recordings for training, the others to validate the rule).
 """
 
 from __future__ import annotations
@@ -145,15 +146,52 @@ def speech_set(data: Path, seed: int = 0, log: Any = print) -> tuple[np.ndarray,
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def nonspeech_set(data: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Blocks of fold-1 sounds (three levels each, -50..-10 dBFS, in a gap of hiss) and of the
-    synthetic sounds: inputs float16 and source ids (1 fold-1 noise, 2 synthetic)."""
+def fold1_files(data: Path, part: str = "all") -> list[Path]:
+    """Fold-1 clips; ``part`` "train" or "val" splits them by recording (freesound id, 1 in 5
+    recordings for validation) so that validation sounds come from recordings never trained on."""
+    import zlib
+
+    files = sorted((data / "noise" / "urbansound8k" / "fold1").glob("*.ogg"))
+    if part == "all":
+        return files
+    val = lambda p: zlib.crc32(p.name.split("-")[0].encode()) % 5 == 0  # noqa: E731
+    return [p for p in files if val(p) == (part == "val")]
+
+
+def _augment(z: np.ndarray, rng: np.random.Generator, rirs: list[np.ndarray]) -> np.ndarray:
+    """Another sound of the same kind: faster/slower (pitch with it), a random smooth EQ, a
+    random 0.5-8 Hz amplitude envelope (speech-like rhythm without speech), sometimes a room."""
+    from ser_edge.audio import resample
+
+    if rng.random() < 0.7:
+        z = resample(z, orig_sr=int(SR * rng.uniform(0.7, 1.4)), target_sr=SR)
+    spec = np.fft.rfft(z)
+    knots = rng.normal(0.0, 6.0, 8)
+    gain_db = np.interp(np.linspace(0, 7, len(spec)), np.arange(8), knots)
+    z = np.fft.irfft(spec * 10 ** (gain_db / 20), len(z))
+    if rng.random() < 0.5:
+        t = np.arange(len(z)) / SR
+        env = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(0.5, 8.0) * t + rng.uniform(0, 6.3)))
+        z = z * env ** rng.uniform(0.5, 3.0)
+    if rng.random() < 0.3 and rirs:
+        z = _reverb(z.astype(np.float32), rirs[int(rng.integers(len(rirs)))])
+    return np.asarray(z, np.float32)
+
+
+def nonspeech_set(data: Path, seed: int = 0, part: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """Blocks of fold-1 sounds (each as it is and in four augmented versions, at -50..-10 dBFS,
+    in a gap of hiss) and of the synthetic sounds: inputs float16 and source ids (1 fold-1
+    noise, 2 synthetic)."""
     rng = np.random.default_rng(seed + 7)
-    noises = [_load(p) for p in sorted((data / "noise" / "urbansound8k" / "fold1").glob("*.ogg"))]
+    noises = [_load(p) for p in fold1_files(data, part)]
+    rirs = [_load(p) for d in ("warehouse", "concert-hall") for p in sorted((data / "rir" / d).glob("*.flac"))]
     xs, src = [], []
     for y in noises:
-        for _ in range(3):
-            xs.append(_nonspeech_blocks(_in_a_gap(_level(y, rng.uniform(-50, -10)), rng), rng, 20).astype(np.float16))
+        for k in range(5):
+            z = y if k < 1 else _augment(y, rng, rirs)
+            if k == 4:  # two sounds at once
+                z = z + np.resize(_augment(noises[int(rng.integers(len(noises)))], rng, rirs), len(z)) * rng.uniform(0.3, 1)
+            xs.append(_nonspeech_blocks(_in_a_gap(_level(z, rng.uniform(-50, -10)), rng), rng, 12).astype(np.float16))
             src.append(np.full(len(xs[-1]), 1, np.int8))
     names = list(SOUNDS)
     for k in range(3000):
@@ -168,7 +206,7 @@ def nonspeech_set(data: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(src)
 
 
-def build(data: Path, seed: int = 0, cache: Optional[Path] = None,
+def build(data: Path, seed: int = 0, cache: Optional[Path] = None, part: str = "all",
           log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs ``(n, CONTEXT, n_mels)`` float16, labels (1 = speech) and source ids (0 speech,
     1 fold-1 noise, 2 synthetic). ``cache``: a folder that keeps the speech blocks between runs."""
@@ -181,7 +219,7 @@ def build(data: Path, seed: int = 0, cache: Optional[Path] = None,
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, x=xs, y=ys)
-    xn, sn = nonspeech_set(data, seed)
+    xn, sn = nonspeech_set(data, seed, part)
     return (np.concatenate([xs, xn]), np.concatenate([ys, np.zeros(len(xn), np.float32)]),
             np.concatenate([np.zeros(len(xs), np.int8), sn]))
 
@@ -209,6 +247,24 @@ def batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, size: int, rng: np.rand
             yield x[i].astype(np.float32), y[i], w[i]
 
 
+def validate(data: Path, model_dir: Path) -> dict[str, Any]:
+    """False utterances per hour on the validation recordings of fold 1 (the gatebench stream),
+    for a few decision rules."""
+    from ser_edge.listen.gate import GateConfig
+    from ser_edge.listen.gatebench import stream_of
+    from ser_edge.listen.speech import SpeechModel, speech_spans
+
+    y = stream_of(fold1_files(data, "val"))
+    hours = len(y) / SR / 3600
+    model = SpeechModel(model_dir)
+    out: dict[str, Any] = {"validation_hours": round(hours, 3)}
+    for thr, k, n in ((0.5, 3, 5), (0.7, 4, 5), (0.8, 5, 6), (0.9, 5, 6)):
+        c = GateConfig(speech_threshold=thr, speech_min=k, speech_window=n)
+        out[f"val_false_per_hour_{thr}_{k}of{n}"] = round(len(speech_spans(y, SR, c, model=model)) / hours, 1)
+        print(thr, k, n, out[f"val_false_per_hour_{thr}_{k}of{n}"], flush=True)
+    return out
+
+
 def main(argv: Any = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ser_edge.training.speech_gate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data")
@@ -216,6 +272,8 @@ def main(argv: Any = None) -> int:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", help="keep the speech blocks in this folder between runs")
+    ap.add_argument("--validate", action="store_true",
+                    help="train on 4 in 5 fold-1 recordings; report false events per hour on the others")
     args = ap.parse_args(argv)
     import tensorflow as tf
 
@@ -225,7 +283,8 @@ def main(argv: Any = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.keras.utils.set_random_seed(args.seed)
     t0 = time.time()
-    x, y, src = build(Path(args.data), args.seed, Path(args.cache) if args.cache else None)
+    x, y, src = build(Path(args.data), args.seed, Path(args.cache) if args.cache else None,
+                      "train" if args.validate else "all")
     rng = np.random.default_rng(args.seed + 1)
     val = rng.random(len(x)) < 0.1
     w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())).astype(np.float32)
@@ -255,13 +314,19 @@ def main(argv: Any = None) -> int:
     meta = {"format": S.FORMAT, "features": S.FEATURES.to_dict(), "context": S.CONTEXT, "step": S.STEP,
             "sha256": hashlib.sha256(tflite).hexdigest(), "bytes": len(tflite),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "training": {"command": "python -m ser_edge.training.speech_gate", "seed": args.seed,
+            "training": {"command": "python -m ser_edge.training.speech_gate" + (" --validate" if args.validate else ""),
+                         "seed": args.seed,
                          "epochs": args.epochs, "hard_negatives": int(hard.sum()), "blocks": int(len(x)), "speech_blocks": int(y.sum()),
                          "speech": "EMO-DB (not 15/16), RAVDESS 01-16, TESS, TurEV-DB",
                          "noise": "UrbanSound8K fold1 (fold2 held out)", "rirs": "warehouse, concert-hall",
                          "seconds": round(time.time() - t0)},
             "metrics": metrics}
     (out / "speech.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    if args.validate:
+        metrics.update(validate(Path(args.data), out))
+        meta["metrics"] = metrics
+        meta["training"]["noise"] = "UrbanSound8K fold1, 4 in 5 recordings (the rest validates)"
+        (out / "speech.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(metrics), flush=True)
     return 0
 
