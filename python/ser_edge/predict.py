@@ -18,13 +18,19 @@ from typing import Any, Iterable, Optional, Sequence, TextIO
 
 import numpy as np
 
+from ser_edge.listen.gate import GateConfig
+
+#: The gate for files: ``listen``'s, with the absolute level floor at -80 dBFS instead of -50 (a
+#: recording may be quiet; the speech model does not depend on the level).
+FILE_GATE = GateConfig(threshold_db=-80.0)
+
 
 def predict_segments(recognizer: Any, y: np.ndarray, *, chunk: float = 0.1) -> list[dict[str, Any]]:
     """Utterance events of a clip at the recogniser's rate, pushed through the ``listen``
     pipeline in ``chunk``-second pieces as a microphone would deliver them."""
     from ser_edge.listen.utterances import Utterances
 
-    pipeline = Utterances(recognizer)
+    pipeline = Utterances(recognizer, FILE_GATE)
     n = max(1, round(chunk * pipeline.sr))
     events: list[dict[str, Any]] = []
     for i in range(0, len(y), n):
@@ -49,7 +55,7 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
         try:
             y, _ = load(path, sr=sr)
             seg = predict_segments(recognizer, y) if segments else None
-            out: dict[str, Any] = {"file": os.fspath(path), "speech": bool(seg) if segments else bool(speech_spans(y, sr))}
+            out: dict[str, Any] = {"file": os.fspath(path), "speech": bool(seg) if segments else bool(speech_spans(y, sr, FILE_GATE))}
             if out["speech"]:
                 out.update(recognizer.predict(y).to_dict())
             out.update({"model_id": recognizer.model_id, "seconds": round(len(y) / sr, 3)})
