@@ -73,3 +73,55 @@ def test_stub_declares_exactly_the_native_module():
     native = {n for n in dir(_dsp) if not n.startswith("_")}
     assert declared == native
     assert (stub.parent / "py.typed").exists()
+
+
+def _stub_signatures() -> dict[str, list[tuple[str, str, bool]]]:
+    """``name -> [(parameter, kind, has_default)]`` for every function and method in the stub."""
+    tree = ast.parse(Path(ser_edge.__file__).with_name("_dsp.pyi").read_text())
+
+    def params(f: ast.FunctionDef) -> list[tuple[str, str, bool]]:
+        a = f.args
+        positional = a.posonlyargs + a.args
+        first_default = len(positional) - len(a.defaults)
+        out = [(p.arg, "positional", i >= first_default) for i, p in enumerate(positional)]
+        out += [(p.arg, "keyword", d is not None) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)]
+        return [p for p in out if p[0] != "self"]
+
+    sigs = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            sigs[node.name] = params(node)
+        elif isinstance(node, ast.ClassDef):
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and (f.name == "__init__" or not f.name.startswith("_")):
+                    if any(isinstance(d, ast.Name) and d.id == "property" for d in f.decorator_list):
+                        continue
+                    sigs[f"{node.name}.{f.name}"] = params(f)
+    return sigs
+
+
+def _native_signature(obj: object) -> list[tuple[str, str, bool]]:
+    import inspect
+
+    sig = inspect.signature(obj)  # PyO3 fills __text_signature__
+    kinds = {inspect.Parameter.KEYWORD_ONLY: "keyword"}
+    return [(p.name, kinds.get(p.kind, "positional"), p.default is not inspect.Parameter.empty)
+            for p in sig.parameters.values() if p.name != "self"]
+
+
+def test_stub_signatures_equal_the_native_module():
+    """Every function's and method's parameters in ``_dsp.pyi`` (names, order, keyword-only,
+    which have defaults) are the native module's, read from PyO3's text signatures."""
+    mismatched = {}
+    for name, stub in _stub_signatures().items():
+        owner, _, attr = name.rpartition(".")
+        if not owner:
+            obj = getattr(_dsp, name)
+        elif attr == "__init__":
+            obj = getattr(_dsp, owner)  # a class's text signature is its constructor's
+        else:
+            obj = getattr(getattr(_dsp, owner), attr)
+        native = _native_signature(obj)
+        if native != stub:
+            mismatched[name] = {"stub": stub, "native": native}
+    assert not mismatched, mismatched

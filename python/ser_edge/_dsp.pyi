@@ -82,8 +82,14 @@ def power_to_db(s: F32, ref: float, amin: float, top_db: Optional[float]) -> F32
 def contrast_db(raw: F32) -> F32:
     """Spectral contrast in dB from stacked peaks and valleys."""
 
-def estimate_tuning(s: F32, sr: float, n_fft: int, bins_per_octave: int) -> float:
-    """Tuning deviation from a power spectrogram (``librosa.estimate_tuning``)."""
+def estimate_tuning(
+    spec: Spec,
+    bins_per_octave: int,
+    y: Optional[F32] = None,
+    s: Optional[npt.NDArray[np.float64]] = None,
+) -> float:
+    """Tuning deviation (``librosa.estimate_tuning``) from audio ``y`` (the STFT as ``spec`` gives it)
+    or from a float64 power spectrogram ``s``."""
 
 def stft(y: F32, spec: Spec) -> npt.NDArray[np.complex64]:
     """Complex STFT ``(1 + n_fft // 2, t)``."""

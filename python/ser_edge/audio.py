@@ -4,7 +4,8 @@ count (libsndfile via soundfile) become mono float32 in [-1, 1]."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+import stat
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
@@ -12,6 +13,11 @@ from ser_edge import _dsp
 from ser_edge.features import _input as _in
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: Sample rates and channel counts a file header may declare; anything else is corrupt or hostile
+#: (a header saying 1 Hz would make resampling to 16 kHz grow memory for minutes).
+FILE_SR_RANGE = (1000, 768000)
+MAX_CHANNELS = 64
+_READ_ERRORS = (RuntimeError, TypeError, OSError, EOFError, ValueError)
 
 
 def load(path: PathLike, *, sr: Optional[float] = None, mono: bool = True) -> tuple[np.ndarray, int]:
@@ -21,13 +27,12 @@ def load(path: PathLike, *, sr: Optional[float] = None, mono: bool = True) -> tu
     Raises ``ValueError`` naming the file if it is missing, empty, truncated, not audio, or holds
     non-finite samples.
     """
-    import soundfile as sf
-
-    _check_wav_length(path)
-    try:
-        data, native_sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, OSError, EOFError, ValueError) as e:
-        raise ValueError(f"{os.fspath(path)}: cannot read audio ({e})") from None
+    with _open(path) as f:
+        native_sr = f.samplerate
+        try:
+            data = f.read(dtype="float32", always_2d=True)
+        except _READ_ERRORS as e:
+            raise ValueError(f"{os.fspath(path)}: cannot read audio ({e})") from None
     if data.shape[0] == 0:
         raise ValueError(f"{os.fspath(path)}: the file holds no audio samples")
     if not np.all(np.isfinite(data)):
@@ -40,6 +45,65 @@ def load(path: PathLike, *, sr: Optional[float] = None, mono: bool = True) -> tu
             y = np.stack([resample(ch, orig_sr=native_sr, target_sr=sr) for ch in y])
         return y, int(sr)
     return y, int(native_sr)
+
+
+def blocks(path: PathLike, *, sr: Optional[float] = None, seconds: float = 1.0) -> Iterator[np.ndarray]:
+    """The file as mono float32 blocks (about ``seconds`` each) at ``sr``: read, mixed and
+    resampled block by block, so memory does not grow with the file's length. Concatenated,
+    the blocks equal ``load(path, sr=sr)[0]`` exactly. Errors as :func:`load`."""
+    name = os.fspath(path)
+    with _open(path) as f:
+        native = f.samplerate
+        r = Resampler(native, sr) if sr is not None and float(sr) != float(native) else None
+        total = 0
+        try:
+            for data in f.blocks(blocksize=max(1, int(seconds * native)), dtype="float32", always_2d=True):
+                if not np.all(np.isfinite(data)):
+                    raise ValueError(f"{name}: the file holds non-finite samples (NaN or Inf)")
+                total += len(data)
+                y = data.mean(axis=1, dtype=np.float32)
+                out = r.push(y) if r is not None else y
+                if len(out):
+                    yield out
+        except _READ_ERRORS as e:
+            if isinstance(e, ValueError) and str(e).startswith(name):
+                raise
+            raise ValueError(f"{name}: cannot read audio ({e})") from None
+        if total == 0:
+            raise ValueError(f"{name}: the file holds no audio samples")
+        if r is not None:
+            tail = r.flush()
+            if len(tail):
+                yield tail
+
+
+def _open(path: PathLike) -> Any:
+    """An open ``soundfile.SoundFile`` after the checks that need no decoding: a regular file
+    (a FIFO or device could block forever, so ``stat`` comes before ``open``), a WAV not
+    truncated, a usable sample rate and channel count."""
+    import soundfile as sf
+
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{name}: cannot read audio ({getattr(e, 'strerror', None) or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{name}: is a directory, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{name}: not a regular file (a FIFO, socket or device); refused, since reading it "
+                         "could block forever")
+    _check_wav_length(path)
+    try:
+        f = sf.SoundFile(name)
+    except (sf.LibsndfileError, *_READ_ERRORS) as e:
+        raise ValueError(f"{name}: cannot read audio ({e})") from None
+    lo, hi = FILE_SR_RANGE
+    if not lo <= f.samplerate <= hi or not 1 <= f.channels <= MAX_CHANNELS:
+        f.close()
+        raise ValueError(f"{name}: the header declares {f.samplerate} Hz and {f.channels} channel(s); a usable "
+                         f"file has {lo}-{hi} Hz and 1-{MAX_CHANNELS} channels")
+    return f
 
 
 def _check_wav_length(path: PathLike) -> None:
@@ -102,4 +166,4 @@ class Resampler:
         self._native.reset()
 
 
-__all__ = ["Resampler", "load", "resample"]
+__all__ = ["Resampler", "blocks", "load", "resample"]

@@ -5,10 +5,16 @@ the :class:`~ser_edge.inputs.InputConfig` (feature configuration included), the 
 statistics, input shape, quantization, training corpus and metrics, and the sha256 of the
 ``.tflite``. :func:`load_bundle` validates all of it and raises :class:`BundleError` with a clear
 message; nothing is used from a bundle that fails a check.
+
+Version 2 adds ``content_sha256``: the sha256 of ``bundle.json``'s own content (every field but
+that one, as canonical JSON), checked after every field's own validation, so an edited or
+partly written ``bundle.json`` is refused like a replaced model. Version 1 bundles (no content
+hash) still load, with only the model covered; re-save them to upgrade.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -20,14 +26,25 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ser_edge.features import FeatureConfig
 from ser_edge.inputs import InputConfig
+from ser_edge.labels import CANONICAL, GROUPINGS
 
 FORMAT = "ser-edge-bundle"
-VERSION = 1
+VERSION = 2
+#: Versions :func:`load_bundle` reads (1: without ``content_sha256``).
+VERSIONS = (1, 2)
 MODEL_FILE = "model.tflite"
 META_FILE = "bundle.json"
 QUANTIZATIONS = ("int8", "dynamic", "float32")
-_MAX_MODEL_BYTES = 64 << 20
+#: Largest ``model.tflite`` and ``bundle.json`` read (checked on the file's size before reading).
+MAX_MODEL_BYTES = 64 << 20
+MAX_META_BYTES = 4 << 20
+#: Bounds on the normalisation statistics (features are dB, Hz, counts: far inside these).
+MAX_STAT = 1e6
+MAX_PRIOR_FRAMES = 1e9
+#: Sample rates a bundle may declare.
+SR_RANGE = (1000, 192000)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -69,17 +86,21 @@ class Normalization:
                 if required:
                     raise BundleError(f"normalization.{key} is missing")
                 return None
-            try:
-                a = np.asarray(v, dtype=np.float64)
-            except (TypeError, ValueError):
-                a = np.array([np.nan])
+            if not isinstance(v, (list, tuple, np.ndarray)) or not all(_is_number(x) for x in v):
+                raise BundleError(f"normalization.{key} must be a list of finite numbers")
+            a = np.asarray(v, dtype=np.float64)
             if a.ndim != 1 or not np.all(np.isfinite(a)):
                 raise BundleError(f"normalization.{key} must be a list of finite numbers")
+            if not np.all(np.abs(a) <= MAX_STAT):
+                raise BundleError(f"normalization.{key} values must lie within +-{MAX_STAT:g}")
+            if key.endswith("_std") and not np.all(a > 0):
+                i = int(np.argmin(a > 0))
+                raise BundleError(f"normalization.{key}[{i}]={float(a[i])!r}: standard deviations must be > 0")
             return a
 
         prior = d.get("prior_frames", 3000.0)
-        if not isinstance(prior, (int, float)) or not prior >= 0:
-            raise BundleError(f"normalization.prior_frames={prior!r} must be a number >= 0")
+        if not _is_number(prior) or not 0 <= prior <= MAX_PRIOR_FRAMES:
+            raise BundleError(f"normalization.prior_frames={prior!r} must be a number in [0, {MAX_PRIOR_FRAMES:g}]")
         return cls(vec("frame_mean", True), vec("frame_std", True), float(prior),
                    vec("input_mean", False), vec("input_std", False))
 
@@ -136,17 +157,49 @@ def load_bundle(path: Optional[PathLike] = None) -> Bundle:
     if not model_path.is_file():
         raise BundleError(f"{directory}: the bundle has no {MODEL_FILE}")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        meta = json.loads(_read_capped(meta_path, MAX_META_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise BundleError(f"{meta_path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: not a ser-edge bundle (format must be {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise BundleError(f"{meta_path}: bundle version {meta.get('version')!r} is not supported (this is {VERSION})")
+    version = meta.get("version")
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise BundleError(f"{meta_path}: bundle version {version!r} is not supported (this reads "
+                          f"{', '.join(map(str, VERSIONS))})")
     try:
-        return _validated(directory, meta, model_path.read_bytes())
+        return _validated(directory, meta, _read_capped(model_path, MAX_MODEL_BYTES))
     except BundleError as e:
         raise BundleError(f"{directory}: {e}") from None
+
+
+def content_sha256(meta: dict[str, Any]) -> str:
+    """sha256 of a bundle.json's content: every field but ``content_sha256``, as canonical JSON."""
+    body = {k: v for k, v in meta.items() if k != "content_sha256"}
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise BundleError(f"{META_FILE} cannot be hashed ({e})") from None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, refused (before reading) when larger than ``limit``."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise BundleError(f"{path.name} is {size} bytes; at most {limit} are read")
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read ({e})") from None
+    if len(data) > limit:  # grew while being read
+        raise BundleError(f"{path.name} is larger than {limit} bytes")
+    return data
+
+
+def _is_number(x: Any) -> bool:
+    """A finite JSON number (bools are not numbers here)."""
+    return isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool) and np.isfinite(x)
 
 
 def save_bundle(out_dir: PathLike, *, tflite: bytes, name: str, labels: Sequence[str], input: InputConfig,
@@ -161,10 +214,13 @@ def save_bundle(out_dir: PathLike, *, tflite: bytes, name: str, labels: Sequence
             "input_shape": list(input.input_shape), "sha256": hashlib.sha256(tflite).hexdigest(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "training": training or {}, "metrics": metrics or {}}
+    meta = {**meta, "content_sha256": content_sha256(meta)}
     bundle = _validated(directory, meta, tflite)
     directory.mkdir(parents=True, exist_ok=True)
     _write_atomic(directory / MODEL_FILE, tflite)
-    _write_atomic(directory / META_FILE, (json.dumps(bundle.to_dict(), indent=1) + "\n").encode())
+    out = bundle.to_dict()
+    out["content_sha256"] = content_sha256(out)
+    _write_atomic(directory / META_FILE, (json.dumps(out, indent=1) + "\n").encode())
     return load_bundle(directory)
 
 
@@ -176,10 +232,11 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
     if (not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels)
             or len(set(labels)) != len(labels)):
         raise BundleError(f"labels={labels!r} must be a list of at least two distinct names")
-    try:
-        config = InputConfig.from_dict(meta.get("input"))
-    except (ValueError, TypeError) as e:
-        raise BundleError(f"input: {e}") from None
+    unknown = [x for x in labels if x not in _model_labels()]
+    if unknown:
+        raise BundleError(f"labels {unknown!r} are not canonical labels or group names "
+                          f"(ser_edge.labels: {', '.join(CANONICAL)}, or a grouping's names)")
+    config = _input_config(meta.get("input"))
     norm = Normalization.from_dict(meta.get("normalization"))
     d = config.n_frame_features
     for key in ("frame_mean", "frame_std"):
@@ -190,8 +247,6 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
             v = getattr(norm, key)
             if v is None or len(v) != config.input_shape[0]:
                 raise BundleError(f"normalization.{key} must have {config.input_shape[0]} values for stats pooling")
-    if np.any(norm.frame_std < 0) or (norm.input_std is not None and np.any(norm.input_std < 0)):
-        raise BundleError("normalization standard deviations must be >= 0")
     quant = meta.get("quantization")
     if quant not in QUANTIZATIONS:
         raise BundleError(f"quantization={quant!r}; choose from {', '.join(QUANTIZATIONS)}")
@@ -202,7 +257,7 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
                       ("n_fft", config.features.n_fft)):
         if key in meta and meta[key] != want:
             raise BundleError(f"{key}={meta[key]!r} does not match the input configuration ({want})")
-    if len(model) < 8 or model[4:8] != b"TFL3" or len(model) > _MAX_MODEL_BYTES:
+    if len(model) < 8 or model[4:8] != b"TFL3" or len(model) > MAX_MODEL_BYTES:
         raise BundleError(f"{MODEL_FILE} is not a TFLite flatbuffer")
     digest = hashlib.sha256(model).hexdigest()
     if meta.get("sha256") != digest:
@@ -210,9 +265,53 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
     for key in ("training", "metrics"):
         if not isinstance(meta.get(key, {}), dict):
             raise BundleError(f"{key} must be a mapping")
+    if meta.get("version", VERSION) >= 2 and meta.get("content_sha256") != content_sha256(meta):
+        raise BundleError(f"{META_FILE} does not match its content_sha256 (edited, corrupt or partly written)")
     return Bundle(path=directory, name=name, labels=tuple(labels), input=config, normalization=norm,
                   quantization=quant, input_shape=tuple(shape), sha256=digest, created=str(meta.get("created", "")),
                   training=meta.get("training", {}), metrics=meta.get("metrics", {}), model=model)
+
+
+def _model_labels() -> frozenset[str]:
+    return frozenset(CANONICAL) | {g for names, _ in GROUPINGS.values() for g in names}
+
+
+def _input_config(d: Any) -> InputConfig:
+    """The bundle's ``input``, every field present (no silent defaults) and every number of the
+    right JSON type, then validated by ``InputConfig``/``FeatureConfig`` (the Rust core bounds
+    the sizes)."""
+    if not isinstance(d, dict):
+        raise BundleError("input must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(InputConfig) if f.init}
+    missing = sorted(set(fields) - set(d))
+    if missing:
+        raise BundleError(f"input is missing {', '.join(missing)} (a bundle states every field)")
+    feats = d["features"]
+    if not isinstance(feats, dict):
+        raise BundleError("input.features must be a mapping")
+    ffields = {f.name: f for f in dataclasses.fields(FeatureConfig) if f.init}
+    missing = sorted(set(ffields) - set(feats))
+    if missing:
+        raise BundleError(f"input.features is missing {', '.join(missing)} (a bundle states every field)")
+    for prefix, values, spec in (("input", d, fields), ("input.features", feats, ffields)):
+        for key, value in values.items():
+            f = spec.get(key)
+            if f is None or value is None or key in ("sr", "features"):
+                continue
+            kind = str(f.type).replace("Optional[", "").rstrip("]")
+            want = {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                    "str": "a string"}.get(kind)
+            ok = {"int": isinstance(value, int) and not isinstance(value, bool), "float": _is_number(value),
+                  "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(kind, True)
+            if not ok:
+                raise BundleError(f"{prefix}.{key}={value!r} must be {want}")
+    sr = feats["sr"]
+    if not (_is_number(sr) and SR_RANGE[0] <= sr <= SR_RANGE[1]):
+        raise BundleError(f"input.features.sr={sr!r} must be a sample rate in [{SR_RANGE[0]}, {SR_RANGE[1]}] Hz")
+    try:
+        return InputConfig.from_dict(d)
+    except (ValueError, TypeError) as e:
+        raise BundleError(f"input: {e}") from None
 
 
 def _directory(path: Path) -> Path:

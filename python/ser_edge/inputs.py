@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ser_edge.features import FeatureConfig, delta, extract
+from ser_edge.features import _input as _in
 
 #: Rows replaced by ``log(x + LOG_EPS)``: energy-like values spread over orders of magnitude.
 LOG_FEATURES = ("rms", "spectral_flatness", "spectral_flux")
@@ -23,6 +24,10 @@ LOG_EPS = 1e-8
 #: Statistics of the normalised voiced frames that make an utterance vector, in this order.
 STATS = ("mean", "std", "p10", "p50", "p90")
 POOLINGS = ("stats", "sequence")
+#: Bounds on the pooling and gate parameters (with the Rust core's bounds on the feature sizes).
+MAX_SEQ_FRAMES = 100_000
+MAX_DELTA_WIDTH = 1025
+MAX_VAD_DB = 200.0
 
 DEFAULT_FEATURES = FeatureConfig(
     sr=16000, n_fft=1024, win_length=800, hop_length=160, n_mels=64, fmax=8000.0, n_mfcc=40,
@@ -60,20 +65,24 @@ class InputConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.features, FeatureConfig):
             raise ValueError(f"features must be a FeatureConfig; got {type(self.features).__name__}")
-        if self.deltas not in (0, 1, 2):
+        if isinstance(self.deltas, bool) or self.deltas not in (0, 1, 2):
             raise ValueError(f"deltas={self.deltas!r} must be 0, 1 or 2")
         if self.deltas and "mfcc" not in self.features.features:
             raise ValueError("deltas need 'mfcc' in features.features")
-        if self.vad_db is not None and not (float(self.vad_db) > 0):
-            raise ValueError(f"vad_db={self.vad_db!r} must be a positive number of dB or None")
+        if self.vad_db is not None and not (0 < _in.number("vad_db", self.vad_db) <= MAX_VAD_DB):
+            raise ValueError(f"vad_db={self.vad_db!r} must be a positive number of dB (at most {MAX_VAD_DB:g}) or None")
         if self.vad_db is not None and "rms" not in self.features.features:
             raise ValueError("vad_db needs 'rms' in features.features")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; choose from {', '.join(POOLINGS)}")
         if self.normalization not in ("speaker", "global"):
             raise ValueError(f"normalization={self.normalization!r} must be 'speaker' or 'global'")
-        if int(self.min_frames) < 1 or int(self.seq_frames) < 1 or int(self.delta_width) < 3:
-            raise ValueError("min_frames and seq_frames must be >= 1, delta_width >= 3")
+        _in.count("min_frames", self.min_frames)
+        if _in.count("seq_frames", self.seq_frames) > MAX_SEQ_FRAMES:
+            raise ValueError(f"seq_frames={self.seq_frames} must be at most {MAX_SEQ_FRAMES}")
+        width = _in.count("delta_width", self.delta_width, minimum=3)
+        if width % 2 != 1 or width > MAX_DELTA_WIDTH:
+            raise ValueError(f"delta_width={width} must be an odd integer in [3, {MAX_DELTA_WIDTH}]")
         object.__setattr__(self, "_rows", _row_ranges(self.features))
 
     @property
@@ -98,24 +107,44 @@ class InputConfig:
     # -- the flow ---------------------------------------------------------------------------------
     def frames(self, y: np.ndarray) -> np.ndarray:
         """Frame features of a clip at ``self.sr``: float32 ``(t, n_frame_features)``."""
-        x = extract(y, self.features)
+        return np.ascontiguousarray(self.with_deltas(self.with_logs(extract(y, self.features))).T)
+
+    def with_logs(self, x: np.ndarray) -> np.ndarray:
+        """Feature rows ``(n_features, t)`` with :data:`LOG_FEATURES` rows logged (in place)."""
         for name in LOG_FEATURES:
             if name in self._rows:
                 a, b = self._rows[name]
                 x[a:b] = np.log(x[a:b] + np.float32(LOG_EPS))
-        if self.deltas:
-            a, b = self._rows["mfcc"]
-            x = np.vstack([x] + [delta(x[a:b], width=self.delta_width, order=k) for k in range(1, self.deltas + 1)]
-                          if x.shape[1] else [x, np.zeros((self.deltas * (b - a), 0), np.float32)])
-        return np.ascontiguousarray(x.T)
+        return x
+
+    def with_deltas(self, x: np.ndarray) -> np.ndarray:
+        """Rows ``(n_features, t)`` with the MFCC deltas appended. A clip with frames but fewer
+        than ``delta_width`` of them is too short for the deltas: ``ValueError`` saying so."""
+        if not self.deltas:
+            return x
+        a, b = self._rows["mfcc"]
+        if not x.shape[1]:
+            return np.vstack([x, np.zeros((self.deltas * (b - a), 0), np.float32)])
+        if x.shape[1] < self.delta_width:
+            hop = self.features.hop_length
+            raise ValueError(f"the clip is too short: {x.shape[1]} frame(s); the model needs at least "
+                             f"{self.delta_width} (about {(self.delta_width - 1) * hop / self.sr:.2f} s of audio)")
+        return np.vstack([x] + [delta(x[a:b], width=self.delta_width, order=k) for k in range(1, self.deltas + 1)])
 
     def voiced(self, frames: np.ndarray) -> np.ndarray:
         """The frames the voice gate keeps (all if the gate is off or keeps too few)."""
         if self.vad_db is None or len(frames) == 0:
             return frames
-        db = frames[:, self.row("rms")] * np.float32(20.0 / np.log(10.0))
+        keep = self.voiced_mask(frames[:, self.row("rms")])
+        return frames if keep is None else frames[keep]
+
+    def voiced_mask(self, rms: np.ndarray) -> Optional[np.ndarray]:
+        """Which frames the gate keeps, from their (logged) ``rms`` values; ``None``: all."""
+        if self.vad_db is None or len(rms) == 0:
+            return None
+        db = rms * np.float32(20.0 / np.log(10.0))
         keep = db > db.max() - np.float32(self.vad_db)
-        return frames[keep] if int(keep.sum()) >= int(self.min_frames) else frames
+        return keep if int(keep.sum()) >= int(self.min_frames) else None
 
     def pool(self, normalized: np.ndarray) -> np.ndarray:
         """One model input from a clip's normalised voiced frames (float32 ``input_shape``)."""
@@ -207,11 +236,12 @@ class Adapter:
     def reset(self) -> None:
         self.heard = FrameStats.empty(len(self.prior.mean))
 
-    def normalize(self, frames: np.ndarray) -> np.ndarray:
+    def normalize(self, frames: np.ndarray, cols: slice = slice(None)) -> np.ndarray:
+        """``frames`` z-scored; ``cols``: the frame columns ``frames`` holds (default: all)."""
         s = FrameStats(self.prior.count, self.prior.mean.copy(), self.prior.m2.copy())
         if self.heard.count:
             s.merge(self.heard)
-        return normalize(frames, s.mean, s.std)
+        return normalize(frames, s.mean[cols], s.std[cols])
 
 
 def normalize(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Iterable, Optional, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
@@ -25,16 +25,24 @@ from ser_edge.listen.gate import GateConfig
 FILE_GATE = GateConfig(threshold_db=-80.0)
 
 
-def predict_segments(recognizer: Any, y: np.ndarray, *, chunk: float = 0.1) -> list[dict[str, Any]]:
-    """Utterance events of a clip at the recogniser's rate, pushed through the ``listen``
-    pipeline in ``chunk``-second pieces as a microphone would deliver them."""
+def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]], *,
+                     chunk: float = 0.1) -> list[dict[str, Any]]:
+    """Utterance events of a clip (or of its blocks, in order) at the recogniser's rate, pushed
+    through the ``listen`` pipeline in ``chunk``-second pieces as a microphone would deliver them."""
     from ser_edge.listen.utterances import Utterances
 
     pipeline = Utterances(recognizer, FILE_GATE)
     n = max(1, round(chunk * pipeline.sr))
     events: list[dict[str, Any]] = []
-    for i in range(0, len(y), n):
-        events += pipeline.push(y[i:i + n])
+    pending = np.zeros(0, np.float32)
+    for block in ([y] if isinstance(y, np.ndarray) else y):
+        pending = np.concatenate([pending, block])
+        cut = len(pending) - len(pending) % n
+        for i in range(0, cut, n):
+            events += pipeline.push(pending[i:i + n])
+        pending = pending[cut:]
+    if len(pending):
+        events += pipeline.push(pending)
     events += pipeline.flush()
     return [{k: v for k, v in e.items() if k not in ("type", "time")} for e in events if e["type"] == "utterance"]
 
@@ -43,25 +51,43 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
                   adapt: bool = False) -> Iterable[dict[str, Any]]:
     """One dict per file: ``file``, ``speech`` (true), ``label``, ``confidence``, ``scores``,
     ``model_id``, ``seconds`` (and ``segments``); ``file``, ``speech`` (false), ``model_id`` and
-    ``seconds`` when it holds no speech; or ``file`` and ``error``. Each file is judged on its own
-    (``adapt=False``: the training population's normalisation, no memory of earlier files)."""
-    from ser_edge.audio import load
-    from ser_edge.listen.speech import speech_spans
+    ``seconds`` (and empty ``segments``) when it holds no speech; or ``file`` and ``error``. Each
+    file is judged on its own (``adapt=False``: the training population's normalisation, no
+    memory of earlier files).
+
+    Files are streamed (:mod:`ser_edge.file_input`): memory does not grow with their length."""
+    from ser_edge.audio import blocks
+    from ser_edge.file_input import ColumnStore, frames_to_store
+    from ser_edge.listen.speech import make_gate
     from ser_edge.runtime import Recognizer
 
     recognizer = Recognizer(model, adapt=adapt)
-    sr = recognizer.bundle.input.sr
+    cfg = recognizer.bundle.input
     for path in files:
         try:
-            y, _ = load(path, sr=sr)
-            seg = predict_segments(recognizer, y) if segments else None
-            out: dict[str, Any] = {"file": os.fspath(path), "speech": bool(seg) if segments else bool(speech_spans(y, sr, FILE_GATE))}
-            if out["speech"]:
-                out.update(recognizer.predict(y).to_dict())
-            out.update({"model_id": recognizer.model_id, "seconds": round(len(y) / sr, 3)})
+            with ColumnStore(cfg.n_frame_features) as store:
+                n_samples = 0
+                gate = make_gate(cfg.sr, FILE_GATE)  # speech or not: the gate of `listen`
+                found: list[Any] = []
+
+                def counted() -> Iterator[np.ndarray]:
+                    nonlocal n_samples
+                    for b in blocks(path, sr=cfg.sr):
+                        n_samples += len(b)
+                        found.extend(x for x in gate.push(b) if x.kind == "start")
+                        yield b
+                    found.extend(x for x in gate.flush() if x.kind == "start")
+                chunks = frames_to_store(cfg, counted(), store)
+                events = predict_segments(recognizer, chunks) if segments else None
+                for _ in chunks if not segments else ():
+                    pass  # frames only
+                speech = bool(found)
+                p = recognizer.predict_store(store) if speech else None
+            out: dict[str, Any] = {"file": os.fspath(path), "speech": speech, **(p.to_dict() if p else {}),
+                                   "model_id": recognizer.model_id, "seconds": round(n_samples / cfg.sr, 3)}
             if segments:
-                out["segments"] = seg
-        except ValueError as e:
+                out["segments"] = events
+        except (ValueError, OSError) as e:  # OSError: the temporary frame files (a full disk)
             msg = str(e)
             yield {"file": os.fspath(path), "error": msg if os.fspath(path) in msg else f"{os.fspath(path)}: {msg}"}
             continue

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 import numpy as np
 
 from ser_edge.bundle import Bundle, BundleError, load_bundle
-from ser_edge.inputs import Adapter
+from ser_edge.inputs import Adapter, FrameStats
 
 RUNTIMES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
 
@@ -198,7 +198,41 @@ class Recognizer:
 
     def predict_frames(self, frames: np.ndarray, *, new_frames: Optional[int] = None) -> Prediction:
         x, voiced = self._inputs(frames, new_frames)
-        return self._prediction(self.classifier.probabilities(x[None])[0], len(frames), voiced)
+        return self._prediction(self._probabilities(x), len(frames), voiced)
+
+    def predict_store(self, store: Any) -> Prediction:
+        """:meth:`predict_frames` of the frames in a :class:`ser_edge.file_input.ColumnStore`,
+        one column group at a time (the same gate, normalisation and pooling, column by column)."""
+        cfg, norm, n = self.bundle.input, self.bundle.normalization, store.n_rows
+        if n == 0:
+            raise ValueError("the clip has no frames (shorter than one hop?)")
+        mask = cfg.voiced_mask(store.column(cfg.row("rms"))) if cfg.vad_db is not None else None
+        keep = np.arange(n) if mask is None else np.flatnonzero(mask)
+        if self.adapter.adapt:
+            parts = [FrameStats.of(store.group(i)[keep]) for i in range(len(store.groups))]
+            self.adapter.heard.merge(FrameStats(float(len(keep)), np.concatenate([p.mean for p in parts]),
+                                                np.concatenate([p.m2 for p in parts])))
+        if cfg.pooling != "stats":
+            start = max(0, (len(keep) - int(cfg.seq_frames)) // 2)
+            x = cfg.pool(self.adapter.normalize(store.rows(keep[start:start + int(cfg.seq_frames)])))
+        else:
+            d = cfg.n_frame_features
+            x = np.empty(cfg.input_shape, np.float32)
+            for i, (a, b) in enumerate(store.groups):
+                v = cfg.pool(self.adapter.normalize(store.group(i)[keep], cols=slice(a, b))).reshape(-1, b - a)
+                for s in range(len(v)):
+                    x[s * d + a:s * d + b] = v[s]
+            x = ((x - norm.input_mean) / (norm.input_std + 1e-5)).astype(np.float32)
+        return self._prediction(self._probabilities(x), n, len(keep))
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The model's output for one input; a non-finite input or output never becomes a label."""
+        if not np.all(np.isfinite(x)):
+            raise ValueError("the model input is not finite (NaN or Inf features): no label")
+        p = self.classifier.probabilities(x[None])[0]
+        if not np.all(np.isfinite(p)):
+            raise ValueError("the model output is not finite: no label")
+        return p
 
     def _prediction(self, p: np.ndarray, n_frames: int, voiced: int) -> Prediction:
         mask = np.ones(len(p), bool) if self._allowed is None else self._allowed

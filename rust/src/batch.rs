@@ -8,7 +8,7 @@ use crate::fft::{FrameFft, PowerFft};
 use crate::mel::MelBank;
 use crate::pad::{n_frames, PadMode};
 use crate::pipeline::{Config, Extractor, Feature, Plan};
-use crate::window;
+use crate::{limits, window};
 use crate::chroma;
 use realfft::num_complex::Complex;
 
@@ -58,6 +58,7 @@ impl<'a> Frames<'a> {
     pub fn new(y: &'a [f32], n_fft: usize, hop: usize, center: bool, mode: PadMode) -> Result<Frames<'a>> {
         error::audio("y", y)?;
         error::positive("n_fft", n_fft)?;
+        limits::frame_length("n_fft", n_fft)?;
         error::positive("hop_length", hop)?;
         let left = if center { n_fft / 2 } else { 0 };
         if !center && n_fft > y.len() {
@@ -106,7 +107,7 @@ fn frame_major(ex: &mut Extractor, y: &[f32]) -> Result<Vec<f32>> {
     let cfg = &plan.cfg;
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
     let nf = plan.n_features;
-    let mut out = vec![0.0; nf * frames.count];
+    let mut out = vec![0.0; limits::output(nf, frames.count)?];
     for (t, o) in out.chunks_exact_mut(nf).enumerate() {
         ex.frame(frames.get(t), o);
     }
@@ -343,7 +344,7 @@ pub fn stft(y: &[f32], cfg: &Config) -> Result<(usize, usize, Vec<Complex<f32>>)
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
     let mut fft = FrameFft::<f64>::new(&win);
     let (rows, cols) = (fft.n_bins(), frames.count);
-    let mut out = vec![Complex::new(0.0, 0.0); rows * cols];
+    let mut out = vec![Complex::new(0.0, 0.0); limits::output(rows, cols)?];
     for t in 0..cols {
         fft.transform(frames.get(t));
         for (r, &c) in fft.spectrum.iter().enumerate() {
@@ -359,7 +360,7 @@ pub fn frame(y: &[f32], frame_length: usize, hop_length: usize) -> Result<Matrix
     error::positive("hop_length", hop_length)?;
     error::audio("y", y)?;
     let cols = n_frames(y.len(), frame_length, hop_length)?;
-    let mut data = vec![0.0; frame_length * cols];
+    let mut data = vec![0.0; limits::output(frame_length, cols)?];
     for r in 0..frame_length {
         for t in 0..cols {
             data[r * cols + t] = y[t * hop_length + r];

@@ -12,6 +12,10 @@ fn hz_to_octs(f: f64, tuning: f64, bins_per_octave: usize) -> f64 {
 /// The `(n_chroma, 1 + n_fft/2)` chroma filterbank, row-major, float32 like librosa's.
 pub fn chroma_filters(sr: f64, n_fft: usize, n_chroma: usize, tuning: f64) -> Result<Vec<f32>> {
     positive("n_chroma", n_chroma)?;
+    positive("n_fft", n_fft)?;
+    crate::limits::frame_length("n_fft", n_fft)?;
+    crate::limits::bands("n_chroma", n_chroma)?;
+    crate::limits::matrix("n_chroma", n_chroma, "n_fft", n_fft)?;
     if !tuning.is_finite() {
         fail!("tuning={tuning} must be a finite number");
     }

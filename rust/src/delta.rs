@@ -67,6 +67,13 @@ pub fn check(width: usize, order: usize, len: usize, mode: DeltaMode) -> Result<
     if mode == DeltaMode::Interp && width > len {
         fail!("when mode='interp', width={width} cannot exceed data.shape[axis]={len}");
     }
+    if width > crate::limits::MAX_DELTA_WIDTH || order > crate::limits::MAX_DELTA_ORDER {
+        fail!(
+            "width={width}, order={order}: at most width={} and order={}",
+            crate::limits::MAX_DELTA_WIDTH,
+            crate::limits::MAX_DELTA_ORDER
+        );
+    }
     if width < 3 || width % 2 != 1 {
         fail!("width={width} must be an odd integer >= 3");
     }

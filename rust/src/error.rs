@@ -43,11 +43,31 @@ pub fn audio(name: &str, y: &[f32]) -> Result<()> {
     if y.is_empty() {
         fail!("{name} is empty: audio must have at least one sample");
     }
+    match first_non_finite(y) {
+        Some(i) => fail!("{name} is not finite everywhere: {name}[{i}]={}", y[i]),
+        None => Ok(()),
+    }
+}
+
+/// A result whose values must all be finite: finite input can still overflow float32 (samples
+/// near 1e20, a large `power`, `p` or `sr`); such a result is an error, never returned.
+pub fn finite_result(x: &[f32]) -> Result<()> {
+    match first_non_finite(x) {
+        Some(i) => fail!(
+            "the result is not finite (value {} at flat index {i}): the samples' magnitude or a parameter \
+             (power, p, sr, ...) overflows float32; audio is expected in [-1, 1]",
+            x[i]
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Index of the first NaN or infinity.
+fn first_non_finite(y: &[f32]) -> Option<usize> {
     // A branch-free OR over the exponent bits vectorises; the slow search runs only on failure.
     let non_finite = y.iter().fold(0u32, |acc, v| acc | ((v.to_bits() & 0x7f80_0000) == 0x7f80_0000) as u32);
-    if non_finite != 0 {
-        let i = y.iter().position(|v| !v.is_finite()).unwrap_or(0);
-        fail!("{name} is not finite everywhere: {name}[{i}]={}", y[i]);
+    if non_finite == 0 {
+        return None;
     }
-    Ok(())
+    y.iter().position(|v| !v.is_finite())
 }

@@ -8,6 +8,7 @@ pub mod chroma;
 pub mod db;
 pub mod delta;
 pub mod fft;
+pub mod limits;
 pub mod mel;
 pub mod pad;
 pub mod parallel;

@@ -95,6 +95,9 @@ impl MelBank {
         positive_f64("sr", p.sr)?;
         positive("n_fft", p.n_fft)?;
         positive("n_mels", p.n_mels)?;
+        crate::limits::frame_length("n_fft", p.n_fft)?;
+        crate::limits::bands("n_mels", p.n_mels)?;
+        crate::limits::matrix("n_mels", p.n_mels, "1 + n_fft // 2", p.n_fft / 2 + 1)?;
         let fmax = p.fmax.unwrap_or(p.sr / 2.0);
         if !(p.fmin.is_finite() && p.fmin >= 0.0) {
             fail!("fmin={} must be a non-negative number", p.fmin);

@@ -9,7 +9,15 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Threads actually used for `n_jobs`: at most the cores available, so at most that many pools
+/// (one per distinct thread count) ever exist, however many distinct `n_jobs` callers pass.
+pub fn threads(n_jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    n_jobs.clamp(1, cores)
+}
+
 fn pool(n_jobs: usize) -> Result<Arc<ThreadPool>> {
+    let n_jobs = threads(n_jobs);
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
     let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,5 +67,13 @@ mod tests {
         assert_eq!(got[1], extract(&b, &cfg).unwrap());
         let err = extract_many(&[&a, &[]], &cfg, 2).unwrap_err();
         assert!(err.0.starts_with("clips[1]: y is empty"), "{err}");
+    }
+
+    #[test]
+    fn huge_n_jobs_is_clamped_to_the_cores() {
+        let a: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.01).sin()).collect();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(threads(usize::MAX), cores);
+        assert_eq!(extract_many(&[&a], &Config::default(), usize::MAX).unwrap()[0], extract(&a, &Config::default()).unwrap());
     }
 }

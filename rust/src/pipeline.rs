@@ -9,7 +9,7 @@ use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::spectral::{self, ContrastBands};
 use crate::window::{self, Window};
-use crate::{chroma, temporal};
+use crate::{chroma, limits, temporal};
 use std::sync::{Arc, Mutex, OnceLock};
 
 
@@ -166,6 +166,7 @@ impl Plan {
     fn build(cfg: Config) -> Result<Plan> {
         positive_f64("sr", cfg.sr)?;
         positive("n_fft", cfg.n_fft)?;
+        limits::frame_length("n_fft", cfg.n_fft)?;
         positive("hop_length", cfg.hop_length)?;
         let win_length = positive("win_length", cfg.win_length.unwrap_or(cfg.n_fft))?;
         if !(cfg.power.is_finite() && cfg.power > 0.0) {
@@ -181,6 +182,14 @@ impl Plan {
         let fft = has(Feature::needs_spectrum);
         let window = if fft { window::padded(&cfg.window, win_length, cfg.n_fft)? } else { Vec::new() };
         let uses_mel = has(|f| matches!(f, Feature::Mel | Feature::LogMel | Feature::Mfcc));
+        if uses_mel {
+            // Every size first, before any filterbank is built.
+            limits::bands("n_mels", cfg.n_mels)?;
+            limits::matrix("n_mels", cfg.n_mels, "1 + n_fft // 2", n_bins)?;
+        }
+        if has(|f| matches!(f, Feature::Mfcc)) {
+            limits::matrix("n_mfcc", cfg.n_mfcc, "n_mels", cfg.n_mels)?;
+        }
         let mel = if uses_mel {
             Some(MelBank::new(&MelParams {
                 sr: cfg.sr,

@@ -1,9 +1,11 @@
 //! The `ser_edge._dsp` extension module: argument conversion only. Every kernel error becomes a
-//! `ValueError` here, and kernels run with the GIL released.
+//! `ValueError` here, and kernels run with the GIL released. Every result is checked finite
+//! (`error::finite_result`), and every entry point runs under `guard`: a panic (a bug) becomes a
+//! `RuntimeError` naming it, never a `PanicException`.
 
 use crate::batch::{self, Matrix};
 use crate::delta::DeltaMode;
-use crate::error::DspError;
+use crate::error::{finite_result, DspError};
 use crate::mel::{MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
 use crate::pipeline::{Config, Feature};
@@ -11,7 +13,7 @@ use crate::window::Window;
 use crate::{chroma, parallel, stream};
 use numpy::ndarray::Array2;
 use numpy::{Complex32, IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -21,7 +23,21 @@ impl From<DspError> for PyErr {
     }
 }
 
+/// The safety net at the boundary: a panic in a kernel becomes `RuntimeError` (an `Exception`, so
+/// a daemon that catches errors survives it) instead of pyo3's `PanicException` (a `BaseException`).
+fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(PyRuntimeError::new_err(format!("ser_edge._dsp internal error (a bug; please report it): {msg}")))
+    })
+}
+
 fn to_py<'py>(py: Python<'py>, m: Matrix) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    finite_result(&m.data)?;
     let a = Array2::from_shape_vec((m.rows, m.cols), m.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(a.into_pyarray(py))
 }
@@ -148,8 +164,10 @@ impl Spec {
             features,
             single_precision,
         };
-        crate::pipeline::Plan::get(&cfg)?;
-        Ok(Spec { cfg })
+        guard(|| {
+            crate::pipeline::Plan::get(&cfg)?;
+            Ok(Spec { cfg })
+        })
     }
 
     /// Rows each frame yields.
@@ -161,107 +179,137 @@ impl Spec {
 
 #[pyfunction]
 fn extract<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let y = slice("y", &y)?;
-    let m = py.detach(|| batch::extract(y, &spec.cfg))?;
-    to_py(py, m)
+    guard(|| {
+        let y = slice("y", &y)?;
+        let m = py.detach(|| batch::extract(y, &spec.cfg))?;
+        to_py(py, m)
+    })
 }
 
 #[pyfunction]
 fn from_spectrogram<'py>(py: Python<'py>, s: PyReadonlyArray2<'py, f32>, spec: &Spec) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let s = matrix(&s);
-    let m = py.detach(|| batch::from_spectrogram(&s, &spec.cfg))?;
-    to_py(py, m)
+    guard(|| {
+        let s = matrix(&s);
+        let m = py.detach(|| batch::from_spectrogram(&s, &spec.cfg))?;
+        to_py(py, m)
+    })
 }
 
 #[pyfunction]
 #[pyo3(signature = (y, spec, top_db))]
 fn mfcc<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec, top_db: Option<f64>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let y = slice("y", &y)?;
-    let m = py.detach(|| batch::mfcc(y, &spec.cfg, top_db))?;
-    to_py(py, m)
+    guard(|| {
+        let y = slice("y", &y)?;
+        let m = py.detach(|| batch::mfcc(y, &spec.cfg, top_db))?;
+        to_py(py, m)
+    })
 }
 
 #[pyfunction]
 fn extract_many<'py>(py: Python<'py>, clips: Vec<PyReadonlyArray1<'py, f32>>, spec: &Spec, n_jobs: usize) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
-    let slices = clips.iter().map(|c| slice("clips", c)).collect::<PyResult<Vec<_>>>()?;
-    let out = py.detach(|| parallel::extract_many(&slices, &spec.cfg, n_jobs))?;
-    out.into_iter().map(|m| to_py(py, m)).collect()
+    guard(|| {
+        let slices = clips.iter().map(|c| slice("clips", c)).collect::<PyResult<Vec<_>>>()?;
+        let out = py.detach(|| parallel::extract_many(&slices, &spec.cfg, n_jobs))?;
+        out.into_iter().map(|m| to_py(py, m)).collect()
+    })
 }
 
 #[pyfunction]
 #[pyo3(signature = (s, r#ref, amin, top_db))]
 fn power_to_db<'py>(py: Python<'py>, s: PyReadonlyArray1<'py, f32>, r#ref: f64, amin: f64, top_db: Option<f64>) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let mut x = s.as_array().to_vec();
-    batch::db(&mut x, r#ref, amin, top_db)?;
-    Ok(x.into_pyarray(py))
+    guard(|| {
+        let mut x = s.as_array().to_vec();
+        batch::db(&mut x, r#ref, amin, top_db)?;
+        finite_result(&x)?;
+        Ok(x.into_pyarray(py))
+    })
 }
 
 #[pyfunction]
 fn contrast_db<'py>(py: Python<'py>, raw: PyReadonlyArray2<'py, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    to_py(py, batch::contrast_db(&matrix(&raw))?)
+    guard(|| {
+        to_py(py, batch::contrast_db(&matrix(&raw))?)
+    })
 }
 
 /// Tuning from audio (`spec` gives the STFT) or from a float64 power spectrogram `s`.
 #[pyfunction]
 #[pyo3(signature = (spec, bins_per_octave, y=None, s=None))]
 fn estimate_tuning(spec: &Spec, bins_per_octave: usize, y: Option<PyReadonlyArray1<'_, f32>>, s: Option<PyReadonlyArray2<'_, f64>>) -> PyResult<f64> {
-    let c = &spec.cfg;
-    match (y, s) {
-        (Some(y), _) => Ok(batch::estimate_tuning(slice("y", &y)?, c, bins_per_octave)?),
-        (None, Some(s)) => {
-            let a = s.as_array();
-            let columns = a.columns().into_iter().map(|col| col.to_vec());
-            Ok(chroma::estimate_tuning(columns, c.sr, c.n_fft, bins_per_octave))
+    guard(|| {
+        let c = &spec.cfg;
+        match (y, s) {
+            (Some(y), _) => Ok(batch::estimate_tuning(slice("y", &y)?, c, bins_per_octave)?),
+            (None, Some(s)) => {
+                let a = s.as_array();
+                let columns = a.columns().into_iter().map(|col| col.to_vec());
+                Ok(chroma::estimate_tuning(columns, c.sr, c.n_fft, bins_per_octave))
+            }
+            (None, None) => Err(PyValueError::new_err("estimate_tuning needs y or S")),
         }
-        (None, None) => Err(PyValueError::new_err("estimate_tuning needs y or S")),
-    }
+    })
 }
 
 #[pyfunction]
 fn stft<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec) -> PyResult<Bound<'py, PyArray2<Complex32>>> {
-    let y = slice("y", &y)?;
-    let (rows, cols, data) = py.detach(|| batch::stft(y, &spec.cfg))?;
-    let a = Array2::from_shape_vec((rows, cols), data).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(a.into_pyarray(py))
+    guard(|| {
+        let y = slice("y", &y)?;
+        let (rows, cols, data) = py.detach(|| batch::stft(y, &spec.cfg))?;
+        // Re and im interleaved: one finite check over both.
+        finite_result(&data.iter().flat_map(|c| [c.re, c.im]).collect::<Vec<f32>>())?;
+        let a = Array2::from_shape_vec((rows, cols), data).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(a.into_pyarray(py))
+    })
 }
 
 #[pyfunction]
 fn frame<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, frame_length: usize, hop_length: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    to_py(py, batch::frame(slice("y", &y)?, frame_length, hop_length)?)
+    guard(|| {
+        to_py(py, batch::frame(slice("y", &y)?, frame_length, hop_length)?)
+    })
 }
 
 /// The dense mel filterbank of a spec's mel parameters.
 #[pyfunction]
 fn mel_filters<'py>(py: Python<'py>, spec: &Spec) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let c = &spec.cfg;
-    let p = MelParams { sr: c.sr, n_fft: c.n_fft, n_mels: c.n_mels, fmin: c.fmin, fmax: c.fmax, htk: c.htk, norm: c.mel_norm };
-    let bank = MelBank::new(&p)?;
-    to_py(py, Matrix { rows: c.n_mels, cols: bank.n_bins, data: bank.dense() })
+    guard(|| {
+        let c = &spec.cfg;
+        let p = MelParams { sr: c.sr, n_fft: c.n_fft, n_mels: c.n_mels, fmin: c.fmin, fmax: c.fmax, htk: c.htk, norm: c.mel_norm };
+        let bank = MelBank::new(&p)?;
+        to_py(py, Matrix { rows: c.n_mels, cols: bank.n_bins, data: bank.dense() })
+    })
 }
 
 #[pyfunction]
 fn delta<'py>(py: Python<'py>, data: PyReadonlyArray2<'py, f32>, width: usize, order: usize, mode: &str) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let m = matrix(&data);
-    let mode = DeltaMode::parse(mode)?;
-    if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!("data is not finite everywhere (data.flat[{i}]={})", m.data[i])));
-    }
-    let mut out = vec![0.0; m.data.len()];
-    crate::delta::delta(&m.data, m.cols, width, order, mode, &mut out)?;
-    to_py(py, Matrix { data: out, ..m })
+    guard(|| {
+        let m = matrix(&data);
+        let mode = DeltaMode::parse(mode)?;
+        if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
+            return Err(PyValueError::new_err(format!("data is not finite everywhere (data.flat[{i}]={})", m.data[i])));
+        }
+        let mut out = vec![0.0; m.data.len()];
+        crate::delta::delta(&m.data, m.cols, width, order, mode, &mut out)?;
+        to_py(py, Matrix { data: out, ..m })
+    })
 }
 
 #[pyfunction]
 fn resample<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, orig_sr: f64, target_sr: f64) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let y = slice("y", &y)?;
-    let out = py.detach(|| crate::resample::resample(y, orig_sr, target_sr))?;
-    Ok(out.into_pyarray(py))
+    guard(|| {
+        let y = slice("y", &y)?;
+        let out = py.detach(|| crate::resample::resample(y, orig_sr, target_sr))?;
+        finite_result(&out)?;
+        Ok(out.into_pyarray(py))
+    })
 }
 
 #[pyfunction]
 fn fft_floor(py: Python<'_>, y: PyReadonlyArray1<'_, f32>, n_fft: usize, hop_length: usize) -> PyResult<usize> {
-    let y = slice("y", &y)?;
-    Ok(py.detach(|| batch::fft_floor(y, n_fft, hop_length))?)
+    guard(|| {
+        let y = slice("y", &y)?;
+        Ok(py.detach(|| batch::fft_floor(y, n_fft, hop_length))?)
+    })
 }
 
 /// Streaming resampler (the native side of `ser_edge.audio.Resampler`).
@@ -274,18 +322,26 @@ pub struct Resampler {
 impl Resampler {
     #[new]
     fn new(orig_sr: f64, target_sr: f64) -> PyResult<Resampler> {
-        Ok(Resampler { inner: crate::resample::Resampler::new(orig_sr, target_sr)? })
+        guard(|| Ok(Resampler { inner: crate::resample::Resampler::new(orig_sr, target_sr)? }))
     }
 
+    /// A result that overflows float32 raises `ValueError` and resets the resampler.
     fn push<'py>(&mut self, py: Python<'py>, chunk: PyReadonlyArray1<'py, f32>) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let chunk = slice("chunk", &chunk)?;
-        let inner = &mut self.inner;
-        let out = py.detach(|| inner.push(chunk))?;
-        Ok(out.into_pyarray(py))
+        guard(|| {
+            let chunk = slice("chunk", &chunk)?;
+            let inner = &mut self.inner;
+            let out = py.detach(|| inner.push(chunk))?;
+            finite_result(&out).inspect_err(|_| self.inner.reset())?;
+            Ok(out.into_pyarray(py))
+        })
     }
 
-    fn flush<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        self.inner.flush().into_pyarray(py)
+    fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        guard(|| {
+            let out = self.inner.flush();
+            finite_result(&out)?;
+            Ok(out.into_pyarray(py))
+        })
     }
 
     fn reset(&mut self) {
@@ -303,17 +359,22 @@ pub struct Stream {
 impl Stream {
     #[new]
     fn new(spec: &Spec) -> PyResult<Stream> {
-        Ok(Stream { inner: stream::Stream::new(&spec.cfg)? })
+        guard(|| Ok(Stream { inner: stream::Stream::new(&spec.cfg)? }))
     }
 
+    /// Frames that overflow float32 raise `ValueError` and reset the stream.
     fn push<'py>(&mut self, py: Python<'py>, chunk: PyReadonlyArray1<'py, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let m = self.inner.push(slice("chunk", &chunk)?)?;
-        to_py(py, m)
+        guard(|| {
+            let m = self.inner.push(slice("chunk", &chunk)?)?;
+            to_py(py, m).inspect_err(|_| self.inner.reset())
+        })
     }
 
     fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let m = self.inner.flush()?;
-        to_py(py, m)
+        guard(|| {
+            let m = self.inner.flush()?;
+            to_py(py, m)
+        })
     }
 
     fn reset(&mut self) {

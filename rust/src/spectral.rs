@@ -241,6 +241,9 @@ impl ContrastBands {
         if n_bands == 0 {
             fail!("n_bands={n_bands} must be a positive integer");
         }
+        if n_bands >= freqs.len() {
+            fail!("n_bands={n_bands} must be smaller than the number of frequency bins ({}): each band needs a bin", freqs.len());
+        }
         if !(quantile > 0.0 && quantile < 1.0) {
             fail!("quantile={quantile} must lie in the range (0, 1)");
         }

@@ -68,6 +68,7 @@ pub fn padded(window: &Window, win_length: usize, n_fft: usize) -> Result<Vec<f6
     if win_length > n_fft {
         fail!("win_length={win_length} must be <= n_fft={n_fft}");
     }
+    crate::limits::frame_length("n_fft", n_fft)?;
     let w = window.coefficients(win_length)?;
     let left = (n_fft - win_length) / 2;
     let mut out = vec![0.0; n_fft];

@@ -81,7 +81,8 @@ def _norm(key: str, value: Any) -> Callable[[Meta], None]:
 
 BAD_META = {
     "format": (_set("format", "something-else"), "not a ser-edge bundle"),
-    "version": (_set("version", 2), "version 2 is not supported"),
+    "version": (_set("version", 3), "version 3 is not supported"),
+    "version bool": (_set("version", True), "version True is not supported"),
     "name": (_set("name", "../evil"), "name="),
     "labels missing": (_drop("labels"), "labels="),
     "one label": (_set("labels", ["angry"]), "at least two distinct"),
@@ -93,7 +94,7 @@ BAD_META = {
     "frame_mean length": (lambda m: m["normalization"]["frame_mean"].pop(), "frame_mean has 210 values"),
     "frame_std NaN": (lambda m: m["normalization"]["frame_std"].__setitem__(0, float("nan")), "finite numbers"),
     "frame_std text": (_norm("frame_std", "abc"), "frame_std must be a list of finite numbers"),
-    "negative std": (lambda m: m["normalization"]["frame_std"].__setitem__(0, -1.0), ">= 0"),
+    "negative std": (lambda m: m["normalization"]["frame_std"].__setitem__(0, -1.0), "must be > 0"),
     "input_std missing": (_norm("input_std", None), "input_std must have 1055 values"),
     "prior_frames": (_norm("prior_frames", -3), "prior_frames"),
     "quantization": (_set("quantization", "int4"), "quantization='int4'"),
@@ -165,3 +166,105 @@ def test_a_valid_flatbuffer_that_is_a_different_model_is_refused_by_the_runtime(
                       normalization=good.normalization, quantization="int8")
     with pytest.raises(BundleError, match="outputs for 2 labels"):
         Classifier(few)
+
+
+# -- issue 14: one validation of every number, size caps, a hash over bundle.json -----------------
+
+def _feat(key: str, value: Any) -> Callable[[Meta], None]:
+    return lambda m: m["input"]["features"].__setitem__(key, value)
+
+
+HOSTILE_META = {
+    "n_fft 2**40": (_feat("n_fft", 2**40), "n_fft=1099511627776 is too large"),
+    "n_fft 2**63": (_feat("n_fft", 2**63), "n_fft=9223372036854775808 is too large"),
+    "n_mels 2**40": (_feat("n_mels", 2**40), "n_mels=1099511627776 is too large"),
+    "n_chroma 2**62": (_feat("n_chroma", 2**62), "n_chroma=4611686018427387904 is too large"),
+    "n_fft float": (_feat("n_fft", 1024.0), "input.features.n_fft=1024.0 must be an integer"),
+    "n_fft bool": (_feat("n_fft", True), "input.features.n_fft=True must be an integer"),
+    "sr zero": (_feat("sr", 0), "input.features.sr=0 must be a sample rate"),
+    "sr huge": (_feat("sr", 1e300), "must be a sample rate"),
+    "power text": (_feat("power", "2"), "input.features.power='2' must be a finite number"),
+    "deltas bool": (lambda m: m["input"].__setitem__("deltas", True), "input.deltas=True must be an integer"),
+    "vad_db inf": (lambda m: m["input"].__setitem__("vad_db", 1e309), "vad_db="),
+    "delta_width even": (lambda m: m["input"].__setitem__("delta_width", 8), "delta_width=8 must be an odd"),
+    "seq_frames huge": (lambda m: m["input"].__setitem__("seq_frames", 2**40), "seq_frames="),
+    "features missing": (lambda m: m["input"].pop("features"), "input is missing features"),
+    "n_mels missing": (lambda m: m["input"]["features"].pop("n_mels"), "input.features is missing n_mels"),
+    "zero std": (lambda m: m["normalization"]["frame_std"].__setitem__(3, 0.0), r"frame_std\[3\]=0.0"),
+    "zero input std": (lambda m: m["normalization"]["input_std"].__setitem__(0, 0), r"input_std\[0\]=0.0"),
+    "overflowing mean": (lambda m: m["normalization"]["frame_mean"].__setitem__(0, 1e300), "within"),
+    "overflowing std": (lambda m: m["normalization"]["input_std"].__setitem__(0, 1e308), "within"),
+    "bool in stats": (lambda m: m["normalization"]["frame_mean"].__setitem__(0, True), "finite numbers"),
+    "huge prior": (_norm("prior_frames", 1e308), r"prior_frames=1e\+308"),
+    "bool prior": (_norm("prior_frames", True), "prior_frames=True"),
+    "synonym label": (lambda m: m["labels"].__setitem__(0, "Angry"), "not canonical"),
+    "unknown label": (lambda m: m["labels"].__setitem__(0, "xyz"), "not canonical"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_META)
+def test_every_number_and_label_is_validated_in_a_child_process(bundle_copy: Path, case: str) -> None:
+    """Run in a child process: before the checks, n_fft 2**40 aborted the interpreter."""
+    import subprocess
+    import sys
+
+    change, message = HOSTILE_META[case]
+    edit_meta(bundle_copy, change)
+    code = ("import sys\nfrom ser_edge.bundle import load_bundle, BundleError\n"
+            f"try:\n    load_bundle({str(bundle_copy)!r})\n    print('LOADED')\n"
+            "except BundleError as e:\n    print('BundleError:', e)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert p.stdout.startswith("BundleError:"), p.stdout
+    import re
+    assert re.search(message, p.stdout) and str(bundle_copy) in p.stdout, p.stdout
+
+
+def test_an_edited_bundle_json_is_refused_by_its_content_hash(bundle_copy: Path) -> None:
+    edit_meta(bundle_copy, lambda m: m["labels"].reverse())  # valid on its own: the outputs would swap
+    with pytest.raises(BundleError, match="does not match its content_sha256"):
+        load_bundle(bundle_copy)
+    edit_meta(bundle_copy, lambda m: m["labels"].reverse())
+    edit_meta(bundle_copy, lambda m: m["normalization"].__setitem__("prior_frames", 30.0))
+    with pytest.raises(BundleError, match="content_sha256"):
+        load_bundle(bundle_copy)
+
+
+def test_a_version_1_bundle_without_content_hash_still_loads(bundle_copy: Path) -> None:
+    def to_v1(m: Meta) -> None:
+        m["version"] = 1
+        m.pop("content_sha256")
+    edit_meta(bundle_copy, to_v1)
+    assert load_bundle(bundle_copy).sha256 == load_bundle().sha256
+
+
+def test_saved_bundles_carry_a_content_hash(bundle_copy: Path, tmp_path: Path) -> None:
+    from ser_edge.bundle import content_sha256
+
+    b = load_bundle(bundle_copy)
+    save_bundle(tmp_path / "s", tflite=b.model, name="s", labels=b.labels, input=b.input,
+                normalization=b.normalization, quantization=b.quantization)
+    meta = json.loads((tmp_path / "s" / META_FILE).read_text())
+    assert meta["version"] == 2 and meta["content_sha256"] == content_sha256(meta)
+
+
+def test_a_huge_model_file_is_refused_before_it_is_read(bundle_copy: Path) -> None:
+    import tracemalloc
+
+    with open(bundle_copy / MODEL_FILE, "r+b") as f:
+        f.truncate(1 << 30)  # 1 GB, sparse: the size is what matters
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match="1073741824 bytes; at most 67108864"):
+            load_bundle(bundle_copy)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_a_huge_bundle_json_is_refused_before_it_is_read(bundle_copy: Path) -> None:
+    with open(bundle_copy / META_FILE, "ab") as f:
+        f.write(b" " * (5 << 20))
+    with pytest.raises(BundleError, match="bundle.json is .* bytes; at most"):
+        load_bundle(bundle_copy)

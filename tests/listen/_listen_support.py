@@ -37,6 +37,26 @@ def speech_bounds(y: np.ndarray, sr: int = SR) -> tuple[int, int]:
     return int(loud[0] * hop), int((loud[-1] + 1) * hop)
 
 
+def utterance(path: Path) -> np.ndarray:
+    """The speech in ``path`` at 16 kHz with 0.25 s of silence before and 0.5 s after."""
+    from ser_edge.audio import load
+
+    y, _ = load(path, sr=SR)
+    a, b = speech_bounds(y)
+    return np.concatenate([np.zeros(SR // 4, np.float32), y[a:b], np.zeros(SR // 2, np.float32)])
+
+
+def wait(what: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Polls ``what()`` until it is truthy; returns it. ``AssertionError`` after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
 def listen_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ser_edge", "listen", *args]
 
@@ -45,8 +65,11 @@ class Daemon:
     """``ser-edge listen`` as a subprocess; stdout events and stderr logs collected by threads."""
 
     def __init__(self, args: list[str], *, stdin: bool = False, env: Optional[dict[str, str]] = None,
-                 cwd: Optional[Path] = None) -> None:
-        self.proc = subprocess.Popen(listen_cmd(*args), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                 cwd: Optional[Path] = None, python: Optional[list[str]] = None) -> None:
+        cmd = listen_cmd(*args)
+        if python is not None:  # e.g. [sys.executable, wrapper.py]: a wrapper that execs the rest
+            cmd = python + cmd[1:]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, **(env or {})}, cwd=cwd)
         self.events: list[dict[str, Any]] = []

@@ -125,6 +125,9 @@ def test_sighup_reloads_configuration_and_model(speech: dict, bundle_dir: Path, 
     conf.write_text(f'model = "{other.path}"\n[source]\nkind = "-"\n[windows]\nevents = true\nwindow = 1.0\nhop = 0.5\n')
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for(lambda: d.log("configuration reloaded"), message="reload")
+    # the new model is checked in a child process while the daemon listens, then swapped in
+    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == other.model_id], timeout=90,
+               message="swap")
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
     assert d.utterances()[1]["model_id"] == other.model_id
@@ -156,15 +159,17 @@ def test_new_model_file_is_hot_swapped_and_a_corrupt_one_refused(speech: dict, b
     swapped = save_bundle(live.path, tflite=src.model_path.read_bytes(), name="swapped", labels=src.labels,
                           input=src.input, normalization=src.normalization, quantization=src.quantization,
                           training=src.training, metrics=src.metrics)
-    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id], message="swap")
+    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id], timeout=90,
+               message="swap")
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
     assert d.utterances()[1]["model_id"] == swapped.model_id
 
     (live.path / "model.tflite").write_bytes(b"TFL3" + os.urandom(5000))  # corrupt: refused
-    d.wait_for(lambda: d.log("model refused; keeping the running model"), message="refusal")
+    d.wait_for(lambda: d.log("model refused; keeping the running model"), timeout=90, message="refusal")
     (live.path / "bundle.json").write_text("{ not json")
-    d.wait_for(lambda: len(d.log("model refused; keeping the running model")) >= 2, message="second refusal")
+    d.wait_for(lambda: len(d.log("model refused; keeping the running model")) >= 2, timeout=90,
+               message="second refusal")
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 3, message="third event")
     assert d.utterances()[2]["model_id"] == swapped.model_id

@@ -8,27 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from _listen_support import SR, Subscriber, speech_bounds
-from ser_edge.audio import load
+from _listen_support import Subscriber, utterance, wait
 from ser_edge.bundle import load_bundle
-
-
-def _utterance(path: Path) -> np.ndarray:
-    y, _ = load(path, sr=SR)
-    a, b = speech_bounds(y)
-    return np.concatenate([np.zeros(SR // 4, np.float32), y[a:b], np.zeros(SR // 2, np.float32)])
-
-
-def _wait(what: Any, timeout: float = 15.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_discovery_state_availability_and_last_will(speech: dict, bundle_dir: Path, broker: Any, daemons: Any) -> None:
@@ -37,25 +18,25 @@ def test_discovery_state_availability_and_last_will(speech: dict, bundle_dir: Pa
     try:
         d = daemons("--source", "-", "--model", str(bundle_dir), "--mqtt-host", "127.0.0.1",
                     "--mqtt-port", str(broker.port), "--node-id", "kitchen", stdin=True)
-        _wait(lambda: sub.on("kitchen/availability"))
+        wait(lambda: sub.on("kitchen/availability"))
         assert sub.on("kitchen/availability")[-1][1] == "online"
-        emotion = json.loads(_wait(lambda: sub.on("homeassistant/sensor/kitchen/emotion/config"))[-1][1])
+        emotion = json.loads(wait(lambda: sub.on("homeassistant/sensor/kitchen/emotion/config"))[-1][1])
         assert emotion["state_topic"] == "ser-edge/kitchen/state"
         assert emotion["availability_topic"] == "ser-edge/kitchen/availability"
         assert emotion["value_template"] == "{{ value_json.label }}" and emotion["unique_id"]
-        assert _wait(lambda: sub.on("homeassistant/sensor/kitchen/confidence/config"))
-        d.write(_utterance(speech["one"]))
-        state = json.loads(_wait(lambda: sub.on("kitchen/state"))[-1][1])
+        assert wait(lambda: sub.on("homeassistant/sensor/kitchen/confidence/config"))
+        d.write(utterance(speech["one"]))
+        state = json.loads(wait(lambda: sub.on("kitchen/state"))[-1][1])
         assert state["label"] in load_bundle(bundle_dir).labels and state["type"] == "utterance"
         assert state == d.wait_for(lambda: d.utterances(), message="stdout event")[0]
         d.proc.kill()  # no clean disconnect: the broker publishes the last will
-        _wait(lambda: sub.on("kitchen/availability")[-1][1] == "offline")
+        wait(lambda: sub.on("kitchen/availability")[-1][1] == "offline")
     finally:
         sub.close()
 
     late = Subscriber(broker.port)  # retained: a new subscriber gets discovery, state and availability
     try:
-        _wait(lambda: late.on("kitchen/state") and late.on("kitchen/availability")
+        wait(lambda: late.on("kitchen/state") and late.on("kitchen/availability")
               and late.on("sensor/kitchen/emotion/config"))
         assert all(m[2] for m in late.messages)
         assert json.loads(late.on("kitchen/state")[-1][1]) == state
@@ -69,19 +50,19 @@ def test_events_wait_in_a_bounded_queue_while_the_broker_is_down(speech: dict, b
     broker.start()
     sub = Subscriber(broker.port, persistent=True)  # its session outlives the broker's restart
     try:
-        _wait(lambda: sub.client.is_connected())
+        wait(lambda: sub.client.is_connected())
         time.sleep(0.3)
         broker.stop()
         conf = tmp_path / "c.toml"
         conf.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nnode_id = "hall"\nqueue = 3\n')
         d = daemons("--config", str(conf), "--source", "-", "--model", str(bundle_dir), stdin=True)
-        y = _utterance(speech["two"])
+        y = utterance(speech["two"])
         for _ in range(4):  # 4 utterances = 8 messages (event + state each) for a queue of 3
             d.write(y)
         d.wait_for(lambda: len(d.utterances()) == 4, message="4 events on stdout while the broker is down")
         assert not sub.messages
         broker.start()
-        _wait(lambda: len(sub.on("hall/state")) == 2 and sub.on("hall/event"), timeout=40)
+        wait(lambda: len(sub.on("hall/state")) == 2 and sub.on("hall/event"), timeout=40)
         time.sleep(0.5)
         stdout = d.utterances()
         # the 3 newest messages arrive, in order: state 3, event 4, state 4; the 5 oldest were dropped
@@ -89,6 +70,6 @@ def test_events_wait_in_a_bounded_queue_while_the_broker_is_down(speech: dict, b
         assert [json.loads(m[1]) for m in sub.on("hall/state")] == [stdout[2], stdout[3]]
         assert d.stop() == 0
         assert d.log("stopped")[0]["dropped"] == 5
-        _wait(lambda: sub.on("hall/availability") and sub.on("hall/availability")[-1][1] == "offline")
+        wait(lambda: sub.on("hall/availability") and sub.on("hall/availability")[-1][1] == "offline")
     finally:
         sub.close()

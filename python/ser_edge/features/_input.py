@@ -38,22 +38,30 @@ def matrix(S: Any, name: str = "S") -> np.ndarray:
 
 def count(name: str, value: Any, minimum: int = 1) -> int:
     """A whole number >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} must be an integer, not a bool")
     try:
         v = operator.index(value)
     except TypeError:
         raise ValueError(f"{name}={value!r} must be an integer") from None
     if v < minimum:
         raise ValueError(f"{name}={v} must be an integer >= {minimum}")
+    if v > _MAX_COUNT:
+        raise ValueError(f"{name}={v} is too large (at most 2**63 - 1; the core bounds each size further)")
     return v
 
 
-def number(name: str, value: Any) -> float:
-    """A finite real number."""
+#: Larger integers do not fit the core's sizes; each size has a tighter documented bound there.
+_MAX_COUNT = 2**63 - 1
+
+
+def number(name: str, value: Any, *, allow_inf: bool = False) -> float:
+    """A finite real number (or +-inf with ``allow_inf``)."""
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name}={value!r} must be a number") from None
-    if not math.isfinite(v):
+    if not (math.isfinite(v) or (allow_inf and math.isinf(v))):
         raise ValueError(f"{name}={v} must be finite")
     return v
 
@@ -103,10 +111,12 @@ def _build(
     single_precision: bool = False,
 ) -> _dsp.Spec:
     if not isinstance(window, str):
-        window = np.asarray(window, dtype=np.float32)
-        if window.ndim != 1:
-            raise ValueError(f"window must be a name or a 1-D array; got shape {window.shape}")
-        window = window.tolist()
+        w = np.asarray(window)
+        if w.dtype.kind not in "fiu" or w.ndim != 1:
+            raise ValueError(f"window must be a name or a 1-D real array; got dtype {w.dtype}, shape {w.shape}")
+        if not np.all(np.abs(w.astype(np.float64)) <= np.finfo(np.float32).max):
+            raise ValueError("window coefficients must be finite float32 values")
+        window = w.astype(np.float32).tolist()
     if not isinstance(pad_mode, str):
         raise ValueError(f"pad_mode={pad_mode!r} must be a string")
     return _dsp.Spec(

@@ -71,7 +71,8 @@ class FeatureConfig:
             object.__setattr__(self, "sr", int(self.sr))
         if not isinstance(self.window, str):
             raise ValueError(f"window={self.window!r} must be a window name")
-        native = [("spectral_contrast_raw", {"fmin": float(self.contrast_fmin), "n_bands": int(self.contrast_bands)})
+        native = [("spectral_contrast_raw", {"fmin": _in.number("contrast_fmin", self.contrast_fmin),
+                                            "n_bands": _in.count("contrast_bands", self.contrast_bands)})
                   if n == "spectral_contrast" else (n, {}) for n in feats]
         spec = _in.spec(
             native, sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length,
@@ -159,7 +160,8 @@ class Stream:
 
     A frame is returned as soon as its last sample has arrived; with ``center=True`` the frames
     that overlap the end padding come from :meth:`flush`, which also resets the stream. A
-    non-finite chunk raises ``ValueError`` and leaves the stream as it was.
+    non-finite chunk raises ``ValueError`` and leaves the stream as it was; a chunk whose features
+    overflow float32 (samples near 1e20) raises ``ValueError`` and resets the stream.
     """
 
     def __init__(self, config: FeatureConfig) -> None:

@@ -231,6 +231,9 @@ def delta(
         raise ValueError(f"data must be a real-valued array; got dtype {arr.dtype}, shape {arr.shape}")
     width = _in.count("width", width, minimum=3)
     order = _in.count("order", order)
+    axis = _in.count("axis", axis, minimum=-arr.ndim)
+    if axis >= arr.ndim:
+        raise ValueError(f"axis={axis} is out of range for data with {arr.ndim} dimension(s)")
     moved = np.moveaxis(arr, axis, -1)
     rows = np.ascontiguousarray(moved, dtype=np.float32).reshape(-1, moved.shape[-1])
     out = _dsp.delta(rows, width, order, mode)
@@ -327,7 +330,7 @@ def chroma_stft(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optiona
             s = _in.spec([("chroma_stft", {})], sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
                          window=window, center=center, pad_mode=pad_mode)
             tuning = _dsp.estimate_tuning(s, n_chroma, y=_in.audio(y))
-    params = {"tuning": _in.number("tuning", tuning), "norm": None if norm is None else float(norm)}
+    params = {"tuning": _in.number("tuning", tuning), "norm": None if norm is None else _in.number("norm", norm, allow_inf=True)}
     if S is not None:
         S = _in.matrix(S)
         s = _in.spec([("chroma_stft", params)], sr=sr, n_fft=_in.n_fft_of(S, n_fft), n_chroma=n_chroma)

@@ -17,6 +17,15 @@ keys (all optional; unknown keys are an error)::
               file_backups = 3
     [mqtt]    host = "localhost"  port = 1883  username = ""  password = ""  topic = "ser-edge"
               node_id = ""  discovery_prefix = "homeassistant"  queue = 1000
+              password_file = ""  tls = false  tls_ca = ""  tls_cert = ""  tls_key = ""
+              tls_insecure = false
+
+MQTT credentials: the username is ``mqtt.username`` (or ``$SER_EDGE_MQTT_USERNAME``); the
+password is read from ``mqtt.password_file`` if set (one line; e.g. a systemd credential,
+``/run/credentials/ser-edge.service/mqtt-password``), else ``$SER_EDGE_MQTT_PASSWORD``, else
+``mqtt.password``. TLS is on when ``tls = true`` or any ``tls_*`` file is given: ``tls_ca``
+(default: the system's CAs) verifies the broker, ``tls_cert``/``tls_key`` authenticate this
+device; ``tls_insecure = true`` skips only the host-name check (never the certificate chain).
     [record]  dir = ""                     # audio is written only if this is set
     [state]   dir = ""                     # the user's adapter state (default ~/.local/state/ser-edge)
     [watch]   model = true  interval = 1.0 # hot-swap the model when its files change
@@ -47,7 +56,8 @@ KEYS: dict[tuple[str, str], str] = {
     ("output", "stdout"): "stdout", ("output", "file"): "file", ("output", "file_max_bytes"): "file_max_bytes",
     ("output", "file_backups"): "file_backups",
     **{("mqtt", k): f"mqtt_{k}" for k in ("host", "port", "username", "password", "topic", "node_id",
-                                         "discovery_prefix", "queue", "keepalive")},
+                                         "discovery_prefix", "queue", "keepalive", "password_file", "tls",
+                                         "tls_ca", "tls_cert", "tls_key", "tls_insecure")},
     ("record", "dir"): "record_dir", ("state", "dir"): "state_dir",
     ("watch", "model"): "watch", ("watch", "interval"): "watch_interval",
 }
@@ -94,6 +104,12 @@ class ListenConfig:
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_queue: int = 1000
     mqtt_keepalive: int = 30
+    mqtt_password_file: Optional[str] = None
+    mqtt_tls: bool = False
+    mqtt_tls_ca: Optional[str] = None
+    mqtt_tls_cert: Optional[str] = None
+    mqtt_tls_key: Optional[str] = None
+    mqtt_tls_insecure: bool = False
     record_dir: Optional[str] = None
     state_dir: Optional[str] = None
     enrol: Optional[float] = None
@@ -108,12 +124,26 @@ class ListenConfig:
         return WindowConfig(window=self.window, hop=self.hop, events=self.window_events)
 
     def mqtt(self) -> Optional[MqttConfig]:
+        """The MQTT settings with the credentials resolved (see the module docstring); ``None``
+        without a host. Raises ``ValueError`` naming an unreadable file."""
         if not self.mqtt_host:
             return None
-        return MqttConfig(host=self.mqtt_host, port=self.mqtt_port, username=self.mqtt_username or None,
-                          password=self.mqtt_password or None, topic=self.mqtt_topic, node_id=self.mqtt_node_id,
+        password = self.mqtt_password or None
+        if os.environ.get("SER_EDGE_MQTT_PASSWORD"):
+            password = os.environ["SER_EDGE_MQTT_PASSWORD"]
+        if self.mqtt_password_file:
+            try:
+                password = Path(self.mqtt_password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"mqtt.password_file={self.mqtt_password_file!r}: cannot read it ({e})") from None
+        tls = self.mqtt_tls or any((self.mqtt_tls_ca, self.mqtt_tls_cert, self.mqtt_tls_key))
+        return MqttConfig(host=self.mqtt_host, port=self.mqtt_port,
+                          username=os.environ.get("SER_EDGE_MQTT_USERNAME") or self.mqtt_username or None,
+                          password=password, topic=self.mqtt_topic, node_id=self.mqtt_node_id,
                           discovery_prefix=self.mqtt_discovery_prefix, queue=self.mqtt_queue,
-                          keepalive=self.mqtt_keepalive)
+                          keepalive=self.mqtt_keepalive, tls=tls, tls_ca=self.mqtt_tls_ca or None,
+                          tls_cert=self.mqtt_tls_cert or None, tls_key=self.mqtt_tls_key or None,
+                          tls_insecure=self.mqtt_tls_insecure)
 
     def validate(self) -> "ListenConfig":
         """Raises ``ValueError`` naming the first bad setting."""
@@ -133,6 +163,13 @@ class ListenConfig:
             raise ValueError(f"enrol={self.enrol!r} must be a positive number of seconds")
         if not self.watch_interval > 0:
             raise ValueError(f"watch.interval={self.watch_interval!r} must be > 0")
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            f = getattr(self, f"mqtt_{key}")
+            if f and not os.access(f, os.R_OK):
+                raise ValueError(f"mqtt.{key}={f!r}: no such readable file")
+        if self.mqtt_tls_key and not self.mqtt_tls_cert:
+            raise ValueError("mqtt.tls_key needs mqtt.tls_cert (the device's certificate)")
+        self.mqtt()  # the password file must be readable
         return self
 
 

@@ -1,10 +1,13 @@
 """The ``ser-edge listen`` loop: read -> gate -> windows -> inference -> smoothing -> outputs.
 
 Reliability: SIGTERM/SIGINT end the current utterance, flush the outputs and exit 0 (within
-about a second); SIGHUP reloads the configuration file and the model; a changed model file is
-validated and hot-swapped (a bad one is refused, the running model stays); a missing or lost
-device is retried with exponential backoff (0.5 s to 30 s) and listening resumes; overflows
-are counted and reported.
+about a second); SIGHUP reloads the configuration file and the model without cutting the open
+utterance or restarting the stream clock (new gate/window settings apply from the next
+utterance); a change of either bundle file is checked in a child process on a private
+snapshot (:mod:`.swap`) and then hot-swapped (a bad one is refused, the running model stays); a
+model at another rate continues the stream where it was; a missing or lost device is retried
+with exponential backoff (0.5 s to 30 s) and listening resumes; overflows and invalid input
+samples are counted and reported.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import numpy as np
 
 from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
+from ser_edge.listen.private import open_private, private_dir
 from ser_edge.listen.sources import SourceError, open_source
+from ser_edge.listen.swap import (Probe, Verdict, bundle_dir, check_now, keep_last_good, last_good_dir,
+                                  last_good_fingerprint, load_fingerprint, load_verified)
 from ser_edge.listen.state import DeviceState
 from ser_edge.listen.utterances import Event, Utterances
 
@@ -31,6 +37,7 @@ log = logging.getLogger("ser_edge.listen")
 
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 CLOSE_TIMEOUT = 1.0
+INVALID_LOG_EVERY = 10.0  # s between "invalid samples" log lines
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,27 +64,34 @@ def _info(msg: str, **fields: Any) -> None:
 
 class Recorder:
     """Writes each utterance's audio (16-bit WAV) and its event (JSON) into ``directory``; used
-    only when ``--record-dir`` is given."""
+    only when ``--record-dir`` is given. The folder is 0700 and every file 0600, whatever the
+    umask (:mod:`.private`). The event gets the WAV's path as ``recording`` (stdout and the
+    event file only; MQTT never publishes it)."""
 
     def __init__(self, directory: str, sr: int) -> None:
-        self.dir, self.sr = Path(directory), sr
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir, self.sr = private_dir(directory, own=True), sr
 
     def __call__(self, audio: np.ndarray, event: Event) -> None:
         import soundfile as sf
 
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
         base = self.dir / f"{stamp}-{event['label']}"
-        sf.write(f"{base}.wav", np.clip(audio, -1.0, 1.0), self.sr, subtype="PCM_16")
-        Path(f"{base}.json").write_text(json.dumps(event) + "\n", encoding="utf-8")
+        wav = f"{base}.wav"
+        open_private(wav, "xb").close()  # 0600 before it holds audio; libsndfile then writes to the
+        try:  # path (a file object would need a cffi callback: no W+X memory under systemd)
+            sf.write(wav, np.clip(audio, -1.0, 1.0), self.sr, subtype="PCM_16", format="WAV")
+        except Exception:
+            Path(wav).unlink(missing_ok=True)
+            raise
+        with open_private(f"{base}.json", "x") as f:
+            f.write(json.dumps(event) + "\n")
         event["recording"] = f"{base}.wav"
 
 
 def _model_files(model: Optional[str]) -> list[Path]:
-    from ser_edge.bundle import META_FILE, MODEL_FILE, default_bundle_path
+    from ser_edge.bundle import META_FILE, MODEL_FILE
 
-    p = Path(model) if model else default_bundle_path()
-    d = p if p.is_dir() or p.suffix not in (".json", ".tflite") else p.parent
+    d = bundle_dir(model)
     return [d / MODEL_FILE, d / META_FILE]
 
 
@@ -92,18 +106,22 @@ def _stamp(files: list[Path]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def trial_run(r: Any) -> Any:
+    """Runs a new ``Recognizer`` once on quiet noise (the model must run before it replaces a
+    working one) and resets its adaptation; returns it."""
+    sr = r.bundle.input.sr
+    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
+    r.predict(probe)
+    r.adapter.reset()
+    return r
+
+
 def load_recognizer(config: ListenConfig) -> Any:
     """Loads, validates and test-runs the configured bundle. Raises ``ValueError`` (``BundleError``)
     or ``RuntimeError``."""
     from ser_edge.runtime import Recognizer
 
-    r = Recognizer(config.model, adapt=config.adapt, allowed=config.labels)
-    sr = r.bundle.input.sr
-    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
-    r.predict(probe)  # the model must run before it replaces a working one
-    if config.adapt:
-        r.adapter.reset()
-    return r
+    return trial_run(Recognizer(config.model, adapt=config.adapt, allowed=config.labels))
 
 
 class Daemon:
@@ -112,11 +130,17 @@ class Daemon:
         self._stop = False
         self._reload = False
         self.recognizer: Any = None
+        self.fingerprint: Optional[str] = None  # of the running bundle's two files
+        self._labels: Optional[list[str]] = None
+        self.probe: Optional[Probe] = None
         self.outputs: Optional[Outputs] = None
         self.pipeline: Optional[Utterances] = None
         self.source: Any = None
         self.events = 0
         self.overflows = 0
+        self.invalid = {"nonfinite": 0, "clipped": 0}  # of closed sources
+        self._invalid_logged = (0, 0)
+        self._invalid_next = 0.0
         self.state = DeviceState(config.state_dir, config.enrol)
 
     # -- building blocks ---------------------------------------------------------------------------
@@ -131,10 +155,13 @@ class Daemon:
             outs.append(MqttOutput(mqtt, model_id=self.recognizer.model_id if self.recognizer else ""))
         return Outputs(outs)
 
-    def _pipeline(self) -> Utterances:
+    def _recorder(self) -> Optional[Recorder]:
         c = self.config
-        recorder = Recorder(c.record_dir, self.recognizer.bundle.input.sr) if c.record_dir else None
-        return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=recorder)
+        return Recorder(c.record_dir, self.recognizer.bundle.input.sr) if c.record_dir else None
+
+    def _pipeline(self, offset: float = 0.0) -> Utterances:
+        c = self.config
+        return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=self._recorder(), offset=offset)
 
     def _source(self) -> Any:
         c = self.config
@@ -150,26 +177,96 @@ class Daemon:
             self._stop = True  # the enrolment has heard enough
 
     # -- model and configuration changes -----------------------------------------------------------
-    def _swap_model(self, reason: str) -> None:
-        old = self.recognizer
+    def _check_model(self, reason: str) -> None:
+        """Starts checking the configured bundle (a child process, :mod:`.swap`); the loop swaps
+        to it when the check passes (:meth:`_finish_check`)."""
+        from ser_edge.bundle import BundleError
+
+        if self.probe is not None:
+            self.probe.cancel()
+            self.probe = None
         try:
-            new = load_recognizer(self.config)
-        except (ValueError, RuntimeError) as e:
-            log.error("model refused; keeping the running model",
-                      extra={"fields": {"reason": reason, "error": str(e), "model_id": old.model_id}})
+            self.probe = Probe(bundle_dir(self.config.model), reason, adapt=self.config.adapt,
+                               labels=self.config.labels)
+        except (BundleError, OSError) as e:
+            self._refused(reason, str(e))
+
+    def _refused(self, reason: str, error: str) -> None:
+        log.error("model refused; keeping the running model",
+                  extra={"fields": {"reason": reason, "error": error, "model_id": self.recognizer.model_id}})
+
+    def _finish_check(self, verdict: Verdict) -> None:
+        try:
+            if verdict.error is not None:
+                self._refused(verdict.reason, verdict.error)
+                return
+            same = (verdict.fingerprint == self.fingerprint and self.recognizer.adapter.adapt == (
+                self.config.adapt and self.recognizer.bundle.input.normalization == "speaker")
+                and list(self.config.labels or []) == list(self._labels or []))
+            if same:
+                return  # touched or reloaded, not changed: keep the model and its adaptation
+            try:
+                new = load_verified(verdict, adapt=self.config.adapt, labels=self.config.labels)
+            except (ValueError, RuntimeError, OSError) as e:
+                self._refused(verdict.reason, str(e))
+                return
+            self._keep(verdict)
+        finally:
+            verdict.discard()
+        self._swap_to(new, verdict.fingerprint, verdict.reason)
+
+    def _keep(self, verdict: Verdict) -> None:
+        """Keeps the bundle that now runs as the last good one (with a state folder)."""
+        if verdict.snapshot is None or last_good_dir() is None:
             return
-        if new.model_id == old.model_id and reason == "file changed":
-            return
+        try:
+            keep_last_good(verdict.snapshot, verdict.fingerprint)
+        except OSError as e:
+            log.warning("cannot keep a copy of the model", extra={"fields": {"error": str(e)}})
+
+    def _start_model(self) -> Any:
+        """The model to start with. Without a state folder: the configured bundle, loaded here.
+        With one (``$STATE_DIRECTORY``, systemd's ``StateDirectory=``): a bundle other than the
+        last one that ran is first checked in a child process (:mod:`.swap`); if it is refused,
+        the daemon starts with the last good bundle kept there. Raises ``ValueError`` or
+        ``RuntimeError`` when there is nothing to start with."""
+        from ser_edge.runtime import Recognizer
+
+        kept = last_good_dir()
+        directory = bundle_dir(self.config.model)
+        fingerprint = load_fingerprint(directory) if kept is not None else None
+        if kept is None or (fingerprint is not None and fingerprint == last_good_fingerprint()):
+            return load_recognizer(self.config)
+        verdict = check_now(directory, "start", adapt=self.config.adapt, labels=self.config.labels)
+        try:
+            if verdict.error is None:
+                r = load_verified(verdict, adapt=self.config.adapt, labels=self.config.labels)
+                self._keep(verdict)
+                return r
+        finally:
+            verdict.discard()
+        if not (kept / "bundle.json").is_file():
+            raise ValueError(verdict.error)
+        log.error("model refused at start; running the last good model",
+                  extra={"fields": {"error": verdict.error, "path": str(kept)}})
+        return trial_run(Recognizer(kept, adapt=self.config.adapt, allowed=self.config.labels))
+
+    def _swap_to(self, new: Any, fingerprint: str, reason: str) -> None:
+        old = self.recognizer
         assert self.pipeline is not None
         if new.bundle.input.sr != old.bundle.input.sr:
+            # another rate needs another pipeline: the open utterance ends here, the clock goes on
             self._emit(self.pipeline.flush())
+            offset = self.pipeline.end_time
             self.recognizer = new
-            self.pipeline = self._pipeline()
-            self._close_source()
+            self.pipeline = self._pipeline(offset)
+            if self.source is not None:
+                self.source.set_sr(new.bundle.input.sr)
         else:
             self.state.carry(old, new)
             self.recognizer = new
             self.pipeline.set_recognizer(new)
+        self.fingerprint, self._labels = fingerprint, self.config.labels
         _info("model loaded", reason=reason, model_id=new.model_id, previous=old.model_id)
 
     def _reload_config(self) -> None:
@@ -182,21 +279,46 @@ class Daemon:
         old, self.config = self.config, new
         setup_logging(new.log_level)
         assert self.pipeline is not None and self.outputs is not None
-        self._emit(self.pipeline.flush())
-        self._swap_model("SIGHUP")
-        self.pipeline = self._pipeline()
         source_keys = ("source", "device", "realtime", "rate", "channels", "sample_format", "chunk")
         if any(getattr(old, k) != getattr(new, k) for k in source_keys):
-            self._close_source()
+            if old.source == new.source == "-":  # one byte stream: it cannot be reopened
+                log.warning("stdin settings change at the next start", extra={"fields": {"path": new.config_path}})
+            else:
+                self._emit(self.pipeline.flush())
+                self._close_source()
         self.outputs.close(CLOSE_TIMEOUT)
-        self.outputs = self._outputs(new)
+        try:
+            self.pipeline.reconfigure(new.gate(), new.windows(), self._recorder())
+            self.outputs = self._outputs(new)
+        except (ValueError, OSError) as e:
+            log.error("configuration reload failed; keeping the running configuration",
+                      extra={"fields": {"error": str(e)}})
+            self.config = old
+            self.pipeline.reconfigure(old.gate(), old.windows(), self._recorder())
+            self.outputs = self._outputs(old)
+            return
         _info("configuration reloaded", path=new.config_path)
+        self._check_model("SIGHUP")
 
     def _close_source(self) -> None:
         if self.source is not None:
             self.overflows += int(self.source.overflows)
+            for k in self.invalid:
+                self.invalid[k] += int(getattr(self.source, k, 0))
             self.source.close()
             self.source = None
+
+    def _invalid_counts(self) -> tuple[int, int]:
+        return tuple(self.invalid[k] + int(getattr(self.source, k, 0)) for k in ("nonfinite", "clipped"))  # type: ignore[return-value]
+
+    def _report_invalid(self) -> None:
+        """One structured log line when input samples were NaN/Inf or beyond full scale (at most
+        one per :data:`INVALID_LOG_EVERY` s; the totals are in the ``stopped`` line)."""
+        now = self._invalid_counts()
+        if now != self._invalid_logged and time.monotonic() >= self._invalid_next:
+            self._invalid_logged, self._invalid_next = now, time.monotonic() + INVALID_LOG_EVERY
+            log.warning("invalid input samples replaced", extra={"fields": {
+                "nonfinite_set_to_0": now[0], "clipped_to_full_scale": now[1]}})
 
     # -- signals and the loop ----------------------------------------------------------------------
     def _on_stop(self, signum: int, frame: Any) -> None:
@@ -213,25 +335,27 @@ class Daemon:
     def run(self) -> int:
         t_start = time.monotonic()
         try:
-            self.recognizer = load_recognizer(self.config)
+            self.recognizer = self._start_model()
         except (ValueError, RuntimeError) as e:
             print(f"ser-edge listen: {e}", file=sys.stderr)
             return 2
+        self._labels = self.config.labels
         if self.config.enrol is not None and not self.recognizer.adapter.adapt:
             print("ser-edge listen: --enrol needs adapt = true and a model with speaker normalisation", file=sys.stderr)
             return 2
         self.state.restore(self.recognizer)
         try:
             self.outputs = self._outputs(self.config)
+            self.pipeline = self._pipeline()
         except (ValueError, OSError) as e:
             print(f"ser-edge listen: output: {e}", file=sys.stderr)
             return 2
-        self.pipeline = self._pipeline()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
         watched = _model_files(self.config.model)
         stamp, next_check = _stamp(watched), time.monotonic() + self.config.watch_interval
+        self.fingerprint = load_fingerprint(watched[0].parent)
         backoff = BACKOFF_MIN
         code = reported = 0
         _info("listening", model_id=self.recognizer.model_id, source=self.config.source,
@@ -247,7 +371,12 @@ class Daemon:
                 now = _stamp(watched)
                 if now != stamp:
                     stamp = now
-                    self._swap_model("file changed")
+                    self._check_model("file changed")
+            if self.probe is not None:
+                verdict = self.probe.poll()
+                if verdict is not None:
+                    self.probe = None
+                    self._finish_check(verdict)
             if self.source is None:
                 try:
                     self.source = self._source()
@@ -286,6 +415,9 @@ class Daemon:
             if self.source is not None and self.source.overflows > reported:
                 reported = self.source.overflows
                 log.warning("input overflow", extra={"fields": {"overflows": self.overflows + reported}})
+            self._report_invalid()
+        if self.probe is not None:
+            self.probe.cancel()
         self._emit(self.pipeline.flush())
         self._close_source()
         self.state.save(self.recognizer)
@@ -296,6 +428,7 @@ class Daemon:
         self.outputs.close(CLOSE_TIMEOUT)
         p = self.pipeline
         _info("stopped", events=self.events, overflows=self.overflows, dropped=self.outputs.dropped,
+              nonfinite_set_to_0=self.invalid["nonfinite"], clipped_to_full_scale=self.invalid["clipped"],
               inferences=p.inferences, mean_inference_ms=round(1000 * p.inference_s / max(p.inferences, 1), 2),
               uptime_s=round(time.monotonic() - t_start, 3))
         return code

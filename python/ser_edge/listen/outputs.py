@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol, TextIO
 
+from ser_edge.listen.private import open_private, private_dir
+
 log = logging.getLogger("ser_edge.listen")
 
 Event = dict[str, Any]
@@ -50,14 +52,15 @@ class StdoutOutput:
 
 class FileOutput:
     """JSON lines appended to ``path``; when it would exceed ``max_bytes`` it is rotated to
-    ``path.1`` (``path.1`` to ``path.2``, ... up to ``backups``)."""
+    ``path.1`` (``path.1`` to ``path.2``, ... up to ``backups``). The file is 0600 and the folders
+    this creates are 0700, whatever the umask."""
 
     def __init__(self, path: str, max_bytes: int = 1_000_000, backups: int = 3) -> None:
         if max_bytes < 1 or backups < 0:
             raise ValueError("file output: max_bytes must be >= 1 and backups >= 0")
         self.path, self.max_bytes, self.backups = Path(path), int(max_bytes), int(backups)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")
+        private_dir(self.path.parent, own=False)
+        self._f = open_private(self.path, "a")
 
     def _rotate(self) -> None:
         self._f.close()
@@ -69,7 +72,7 @@ class FileOutput:
                 if src.exists():
                     os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._f = open(self.path, "a", encoding="utf-8")
+        self._f = open_private(self.path, "a")
 
     def emit(self, event: Event) -> None:
         line = json.dumps(event) + "\n"
@@ -96,6 +99,14 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     queue: int = 1000
     keepalive: int = 30
+    tls: bool = False
+    tls_ca: Optional[str] = None
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_insecure: bool = False
+
+    def __repr__(self) -> str:  # never print the password
+        return f"MqttConfig(host={self.host!r}, port={self.port}, username={self.username!r}, tls={self.tls})"
 
     @property
     def node(self) -> str:
@@ -112,6 +123,8 @@ class MqttOutput:
     ``{discovery_prefix}/sensor/{node}/.../config`` describe an emotion sensor and a confidence
     sensor. While the broker is unreachable events wait in a queue of ``queue`` entries (the
     oldest are dropped and counted when it is full); a background thread sends them, QoS 1.
+    With ``tls`` the connection is TLS (certificate chain always verified; ``tls_insecure``
+    skips only the host name). Events are published without ``recording`` (a local path).
     """
 
     def __init__(self, config: MqttConfig, *, model_id: str = "") -> None:
@@ -132,6 +145,16 @@ class MqttOutput:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ser-edge-{node}")
         if config.username:
             self._client.username_pw_set(config.username, config.password)
+        if config.tls:
+            import ssl
+
+            try:
+                self._client.tls_set(ca_certs=config.tls_ca, certfile=config.tls_cert, keyfile=config.tls_key,
+                                     cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+                raise ValueError(f"mqtt TLS: {e}") from None
+            self._client.tls_insecure_set(bool(config.tls_insecure))
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.will_set(self.availability, "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
@@ -151,6 +174,9 @@ class MqttOutput:
         self._connected.set()
         self._wake.set()
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        log.warning("mqtt connect failed", extra={"fields": {"host": self.config.host, "port": self.config.port}})
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
         self._connected.clear()
         if not self._stop.is_set():
@@ -158,7 +184,7 @@ class MqttOutput:
 
     # -- public -------------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
-        payload = json.dumps(event)
+        payload = json.dumps({k: v for k, v in event.items() if k != "recording"})
         items = [(f"{self.base}/event", payload, False)]
         if event.get("type") == "utterance":
             items.append((f"{self.base}/state", payload, True))

@@ -5,6 +5,11 @@ another rate are resampled on the fly by :class:`ser_edge.audio.Resampler` (the 
 polyphase sinc, equal to the batch resampler, about 2 ms latency). ``read(timeout)`` returns a
 chunk, or ``None`` if none arrived in time; it raises ``EOFError`` at the end of a file or
 stream and :class:`SourceError` when a device is missing or lost (the daemon retries).
+``set_sr`` changes the delivered rate in place (a model swap keeps a file's position).
+
+Float PCM on stdin may hold anything: NaN/Inf samples become 0 and samples beyond full scale are
+clipped to +-1 before any arithmetic; the counts (``nonfinite``, ``clipped``) are reported by the
+daemon as one structured log line (at most one per 10 s).
 """
 
 from __future__ import annotations
@@ -37,16 +42,26 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def _to_mono(raw: bytes, sample_format: str, channels: int) -> np.ndarray:
+def _to_mono(raw: bytes, sample_format: str, channels: int) -> tuple[np.ndarray, int, int]:
+    """Raw interleaved PCM -> mono float32 in [-1, 1], and how many samples were non-finite
+    (set to 0) and beyond full scale (clipped to +-1; only float input can be)."""
     dtype, scale = FORMATS[sample_format]
     a = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    nonfinite = clipped = 0
     if scale != 1.0:
         a /= np.float32(scale)
+    else:  # float PCM may hold anything: sanitise before any arithmetic can overflow
+        bad = ~np.isfinite(a)
+        nonfinite = int(bad.sum())
+        if nonfinite:
+            a[bad] = 0.0
+        over = np.abs(a) > 1.0
+        clipped = int(over.sum())
+        if clipped:
+            np.clip(a, -1.0, 1.0, out=a)
     if channels > 1:
         a = a[: len(a) // channels * channels].reshape(-1, channels).mean(axis=1, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
-        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    return a
+    return a, nonfinite, clipped
 
 
 class FileSource:
@@ -86,17 +101,42 @@ class FileSource:
         self._pos = stop
         return out
 
+    def set_sr(self, sr: int) -> None:
+        """Continues at the same position in the file, at another rate (a model swap)."""
+        from ser_edge.audio import load
+
+        if int(sr) == self.sr:
+            return
+        old = self.sr
+        self.sr, self.chunk = int(sr), max(1, round(self.chunk * int(sr) / old))
+        if self._y is not None:
+            self._y, _ = load(self.path, sr=self.sr)
+            self._pos = min(len(self._y), round(self._pos * self.sr / old))
+
     def close(self) -> None:
         self._y = None
 
 
 class _QueueSource:
-    """Chunks arrive on another thread into a bounded queue; a full queue counts an overflow."""
+    """Chunks (mono, at the input rate ``rate``) arrive on another thread into a bounded queue; a
+    full queue counts an overflow. ``read`` resamples them to ``sr``."""
 
     def __init__(self, sr: int, max_chunks: int = 64) -> None:
         self.sr = int(sr)
+        self.rate = 0
         self.overflows = 0
+        self.nonfinite = 0  # samples that were NaN/Inf (set to 0)
+        self.clipped = 0  # samples beyond full scale (clipped)
+        self._resampler: Optional[Resampler] = None
+        self._resampler_rates = (0, 0)
+        self._eof = False
         self._q: "queue.Queue[Union[np.ndarray, BaseException, None]]" = queue.Queue(max_chunks)
+
+    def _mono(self, raw: bytes, sample_format: str, channels: int) -> np.ndarray:
+        a, nonfinite, clipped = _to_mono(raw, sample_format, channels)
+        self.nonfinite += nonfinite
+        self.clipped += clipped
+        return a
 
     def _put(self, item: Union[np.ndarray, BaseException, None]) -> None:
         try:
@@ -109,9 +149,23 @@ class _QueueSource:
 
     def _get(self, timeout: float) -> Union[np.ndarray, BaseException, None, bool]:
         try:
-            return self._q.get(timeout=timeout)
+            item = self._q.get(timeout=timeout)
         except queue.Empty:
             return False
+        if isinstance(item, np.ndarray):
+            if self._resampler is None or self._resampler_rates != (self.rate, self.sr):
+                self._resampler, self._resampler_rates = Resampler(self.rate, self.sr), (self.rate, self.sr)
+            return self._resampler.push(item)
+        return item
+
+    def _tail(self) -> np.ndarray:
+        """The resampler's last samples at the end of the stream."""
+        r, self._resampler = self._resampler, None
+        return r.flush() if r is not None else np.zeros(0, np.float32)
+
+    def set_sr(self, sr: int) -> None:
+        """Delivers at another rate from the next chunk on (a model swap)."""
+        self.sr = int(sr)
 
 
 class StdinSource(_QueueSource):
@@ -132,7 +186,6 @@ class StdinSource(_QueueSource):
         # stdin is read with os.read on its descriptor: a thread blocked in a buffered read
         # would abort the interpreter at exit
         self._stream = stream
-        self._resampler = Resampler(self.rate, self.sr)
         self._thread: Optional[threading.Thread] = None
 
     def open(self) -> None:
@@ -151,21 +204,24 @@ class StdinSource(_QueueSource):
                 n = len(data) // self._frame_bytes * self._frame_bytes
                 rest = data[n:]
                 if n:  # a pipe waits for the reader (no overflow); a microphone cannot
-                    self._q.put(self._resampler.push(_to_mono(data[:n], self.format, self.channels)))
-            self._q.put(self._resampler.flush())
+                    self._q.put(self._mono(data[:n], self.format, self.channels))
         except (OSError, ValueError) as e:
             self._put(SourceError(f"stdin: {e}"))
             return
         self._put(None)
 
     def read(self, timeout: float) -> Optional[np.ndarray]:
+        if self._eof:
+            raise EOFError
         item = self._get(timeout)
         if item is False:
             return None
-        if item is None:
-            raise EOFError
-        if isinstance(item, BaseException):
-            raise EOFError(str(item))
+        if item is None or isinstance(item, BaseException):
+            self._eof = True
+            tail = self._tail()
+            if len(tail):
+                return tail
+            raise EOFError(str(item or ""))
         return item  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -209,11 +265,9 @@ class MicSource(_QueueSource):
     def __init__(self, sr: int, *, device: Union[int, str, None] = None, chunk: float = 0.1, stall: float = 2.0) -> None:
         super().__init__(sr)
         self.device, self.chunk, self.stall = device, chunk, stall
-        self.rate = 0
         self.device_name = ""
         self._pa: Any = None
         self._stream: Any = None
-        self._resampler: Optional[Resampler] = None
         self._last = 0.0
 
     def _resolve(self, pa: Any) -> dict[str, Any]:
@@ -248,7 +302,7 @@ class MicSource(_QueueSource):
             info = self._resolve(self._pa)
             self.rate = int(info["defaultSampleRate"])
             self.device_name = str(info["name"])
-            self._resampler = Resampler(self.rate, self.sr)
+            self._resampler = None
             block = max(1, round(self.chunk * self.rate))
             self._stream = self._pa.open(format=pyaudio.paInt16, channels=1, rate=self.rate, input=True,
                                          input_device_index=int(info["index"]), frames_per_buffer=block,
@@ -267,8 +321,7 @@ class MicSource(_QueueSource):
 
         if status & pyaudio.paInputOverflow:
             self.overflows += 1
-        assert self._resampler is not None
-        self._put(self._resampler.push(_to_mono(data, "s16le", 1)))
+        self._put(self._mono(data, "s16le", 1))
         return None, pyaudio.paContinue
 
     def read(self, timeout: float) -> Optional[np.ndarray]:

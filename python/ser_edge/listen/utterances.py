@@ -50,19 +50,22 @@ class Utterances:
     ``push(chunk, captured=t)`` takes the wall-clock (``time.monotonic``) time at which the
     chunk's last sample was captured (for live sources), and returns the events it completed.
     ``on_utterance(audio, event)`` is called with each utterance's audio (for ``--record-dir``).
+    Event times are seconds since the stream began, plus ``offset`` (a pipeline that replaces
+    another, e.g. for a model at another rate, continues its clock). An utterance never starts
+    before the previous one ended (the gate's pre-roll is cut there), so events never overlap.
     """
 
     def __init__(self, recognizer: Any, gate: GateConfig = GateConfig(), windows: WindowConfig = WindowConfig(),
-                 *, on_utterance: Optional[Callable[[np.ndarray, Event], None]] = None) -> None:
+                 *, on_utterance: Optional[Callable[[np.ndarray, Event], None]] = None, offset: float = 0.0) -> None:
         self.recognizer = recognizer
         self.sr = int(recognizer.bundle.input.sr)
-        self.gate_config, self.windows = gate, windows
+        self.offset = float(offset)
         self.on_utterance = on_utterance
-        self.win = round(windows.window * self.sr)
-        self.hop = round(windows.hop * self.sr)
-        capacity = round((gate.max_utterance + gate.pre_roll + windows.window + 2.0) * self.sr)
-        self.ring = RingBuffer(capacity)
-        self.gate = make_gate(self.sr, gate)
+        self.ring = RingBuffer(1)
+        self._gate_base = 0  # stream sample where the current gate began
+        self._pending: Optional[tuple[GateConfig, WindowConfig]] = None
+        self._apply(gate, windows)
+        self._last_end = 0
         self._captured: deque[tuple[int, float]] = deque(maxlen=512)
         self._avg = ScoreAverage(recognizer.labels)
         self._start: Optional[int] = None
@@ -70,6 +73,37 @@ class Utterances:
         self._covered = 0
         self.inference_s = 0.0
         self.inferences = 0
+
+    def _apply(self, gate: GateConfig, windows: WindowConfig) -> None:
+        """New gate and window settings (between utterances): the stream clock and the audio
+        held go on; a new gate starts from the old one's noise floor."""
+        self.windows, self.win, self.hop = windows, round(windows.window * self.sr), round(windows.hop * self.sr)
+        capacity = round((gate.max_utterance + gate.pre_roll + windows.window + 2.0) * self.sr)
+        if capacity != self.ring.capacity:
+            old, self.ring = self.ring, RingBuffer(capacity)
+            held = old.read(max(old.oldest, old.total - capacity), old.total)
+            self.ring.total = old.total - len(held)
+            self.ring.write(held)
+        if getattr(self, "gate_config", None) != gate:
+            previous = getattr(self, "gate", None)
+            self.gate, self.gate_config, self._gate_base = make_gate(self.sr, gate), gate, self.ring.total
+            if previous is not None and hasattr(previous, "noise_db"):
+                self.gate.noise_db = previous.noise_db
+
+    def reconfigure(self, gate: GateConfig, windows: WindowConfig,
+                    on_utterance: Optional[Callable[[np.ndarray, Event], None]]) -> None:
+        """New settings (a configuration reload) without cutting the utterance in progress: they
+        apply now if none is open, else when it ends."""
+        self.on_utterance = on_utterance
+        self._pending = (gate, windows)
+        if self._start is None:
+            self._apply(*self._pending)
+            self._pending = None
+
+    @property
+    def end_time(self) -> float:
+        """The stream time (s) after the last sample pushed: the ``offset`` of a successor."""
+        return self.offset + self.ring.total / self.sr
 
     @property
     def model_id(self) -> str:
@@ -89,12 +123,15 @@ class Utterances:
         if captured is not None:
             self._captured.append((self.ring.total, captured))
         events: list[Event] = []
-        for b in self.gate.push(chunk):
+        gate, base = self.gate, self._gate_base
+        for b in gate.push(chunk):
+            if self.gate is not gate:  # new settings took effect at an utterance's end
+                break
             if b.kind == "start":
-                self._begin(b.sample)
+                self._begin(b.sample + base)
             else:
-                events += self._windows_until(b.sample)
-                events += self._end(b.sample)
+                events += self._windows_until(b.sample + base)
+                events += self._end(b.sample + base)
         if self._start is not None:
             events += self._windows_until(self.ring.total)
         return events
@@ -103,13 +140,13 @@ class Utterances:
         """Ends the stream (or a lost device): closes an open utterance and resets the gate."""
         events: list[Event] = []
         for b in self.gate.flush():
-            events += self._windows_until(b.sample)
-            events += self._end(b.sample)
+            events += self._windows_until(b.sample + self._gate_base)
+            events += self._end(b.sample + self._gate_base)
         return events
 
     # -- internals ----------------------------------------------------------------------------------
     def _begin(self, start: int) -> None:
-        self._start = max(start, self.ring.oldest)
+        self._start = max(start, self.ring.oldest, self._last_end)
         self._next_end = self._start + self.win
         self._covered = self._start
         self._avg = ScoreAverage(self.recognizer.labels)
@@ -137,22 +174,30 @@ class Utterances:
         self._avg.add(p.scores, p.voiced_frames)
         self._covered = b
         label, conf = self._avg.best()
-        return {"type": "window", "start": round(a / self.sr, 3), "end": round(b / self.sr, 3),
+        return {"type": "window", "start": self._time(a), "end": self._time(b),
                 "label": p.label, "confidence": round(p.confidence, 4),
                 "scores": {k: round(v, 4) for k, v in p.scores.items()},
                 "utterance_label": label, "utterance_confidence": round(conf, 4),
                 "model_id": self.model_id, "time": _now_iso()}
 
     def _end(self, end: int) -> list[Event]:
+        events = self._close(end)
+        if self._pending is not None:
+            self._apply(*self._pending)
+            self._pending = None
+        return events
+
+    def _close(self, end: int) -> list[Event]:
         start, self._start = self._start, None
         if start is None:
             return []
+        self._last_end = max(self._last_end, end)
         if self._avg.count == 0 or end > self._covered:
             self._infer(max(start, end - self.win), end)
         if self._avg.count == 0:
             return []
         label, conf = self._avg.best()
-        event: Event = {"type": "utterance", "start": round(start / self.sr, 3), "end": round(end / self.sr, 3),
+        event: Event = {"type": "utterance", "start": self._time(start), "end": self._time(end),
                         "duration": round((end - start) / self.sr, 3), "label": label,
                         "confidence": round(conf, 4),
                         "scores": {k: round(v, 4) for k, v in self._avg.scores().items()},
@@ -166,6 +211,9 @@ class Utterances:
             except Exception as e:  # recording must never stop recognition
                 log.error("recording failed", extra={"fields": {"error": str(e)}})
         return [event]
+
+    def _time(self, sample: int) -> float:
+        return round(self.offset + sample / self.sr, 3)
 
     def _delay(self, sample: int) -> Optional[float]:
         """Seconds from the capture of ``sample`` to now (live sources only)."""
