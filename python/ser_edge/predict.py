@@ -2,8 +2,11 @@
 
 Each file is read at any rate, bit depth and channel count and gets one result (label,
 confidence, scores); ``segments=True`` adds one result per utterance, found by the same voice
-gate and windows as ``ser-edge listen``. A file that cannot be read gets a clear error and the
-other files still get their results.
+gate and windows as ``ser-edge listen``. The speech gate of ``listen``
+(:mod:`ser_edge.listen.speech`) decides first: a file in which it finds no speech gets
+``"speech": false`` and no emotion (no label, confidence or scores); segments are speech
+utterances only. A file that cannot be read gets a clear error and the other files still get
+their results.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
+from ser_edge.listen.gate import GateConfig
+
+#: The gate for files: ``listen``'s, with the absolute level floor at -80 dBFS instead of -50 (a
+#: recording may be quiet; the speech model does not depend on the level).
+FILE_GATE = GateConfig(threshold_db=-80.0)
+
 
 def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]], *,
                      chunk: float = 0.1) -> list[dict[str, Any]]:
@@ -22,7 +31,7 @@ def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]]
     through the ``listen`` pipeline in ``chunk``-second pieces as a microphone would deliver them."""
     from ser_edge.listen.utterances import Utterances
 
-    pipeline = Utterances(recognizer)
+    pipeline = Utterances(recognizer, FILE_GATE)
     n = max(1, round(chunk * pipeline.sr))
     events: list[dict[str, Any]] = []
     pending = np.zeros(0, np.float32)
@@ -40,13 +49,16 @@ def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]]
 
 def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments: bool = False,
                   adapt: bool = False) -> Iterable[dict[str, Any]]:
-    """One dict per file: ``file``, ``label``, ``confidence``, ``scores``, ``model_id``,
-    ``seconds`` (and ``segments``), or ``file`` and ``error``. Each file is judged on its own
-    (``adapt=False``: the training population's normalisation, no memory of earlier files).
+    """One dict per file: ``file``, ``speech`` (true), ``label``, ``confidence``, ``scores``,
+    ``model_id``, ``seconds`` (and ``segments``); ``file``, ``speech`` (false), ``model_id`` and
+    ``seconds`` (and empty ``segments``) when it holds no speech; or ``file`` and ``error``. Each
+    file is judged on its own (``adapt=False``: the training population's normalisation, no
+    memory of earlier files).
 
     Files are streamed (:mod:`ser_edge.file_input`): memory does not grow with their length."""
     from ser_edge.audio import blocks
     from ser_edge.file_input import ColumnStore, frames_to_store
+    from ser_edge.listen.speech import make_gate
     from ser_edge.runtime import Recognizer
 
     recognizer = Recognizer(model, adapt=adapt)
@@ -55,19 +67,24 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
         try:
             with ColumnStore(cfg.n_frame_features) as store:
                 n_samples = 0
+                gate = make_gate(cfg.sr, FILE_GATE)  # speech or not: the gate of `listen`
+                found: list[Any] = []
 
                 def counted() -> Iterator[np.ndarray]:
                     nonlocal n_samples
                     for b in blocks(path, sr=cfg.sr):
                         n_samples += len(b)
+                        found.extend(x for x in gate.push(b) if x.kind == "start")
                         yield b
+                    found.extend(x for x in gate.flush() if x.kind == "start")
                 chunks = frames_to_store(cfg, counted(), store)
                 events = predict_segments(recognizer, chunks) if segments else None
                 for _ in chunks if not segments else ():
                     pass  # frames only
-                p = recognizer.predict_store(store)
-            out: dict[str, Any] = {"file": os.fspath(path), **p.to_dict(), "model_id": recognizer.model_id,
-                                   "seconds": round(n_samples / cfg.sr, 3)}
+                speech = bool(found)
+                p = recognizer.predict_store(store) if speech else None
+            out: dict[str, Any] = {"file": os.fspath(path), "speech": speech, **(p.to_dict() if p else {}),
+                                   "model_id": recognizer.model_id, "seconds": round(n_samples / cfg.sr, 3)}
             if segments:
                 out["segments"] = events
         except (ValueError, OSError) as e:  # OSError: the temporary frame files (a full disk)
@@ -78,6 +95,8 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
 
 
 def _text(r: dict[str, Any]) -> str:
+    if not r.get("speech", True):
+        return f"{r['file']}: no speech ({r['seconds']:.2f} s)"
     top = sorted(r["scores"].items(), key=lambda kv: -kv[1])[:3]
     line = f"{r['file']}: {r['label']} {r['confidence']:.2f}  ({', '.join(f'{k} {v:.2f}' for k, v in top)})"
     for s in r.get("segments", []):

@@ -12,6 +12,17 @@ import pytest
 from _listen_support import SR, Broker, Daemon, Pulse, bundle_path, espeak, free_port, speech_bounds
 
 
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``listen`` keeps the user's adapter state under ``$XDG_STATE_HOME``: the tests (and the
+    daemons they start) use a folder of their own, never the real user's."""
+    import os
+
+    d = tmp_path_factory.mktemp("xdg-state")
+    os.environ["XDG_STATE_HOME"] = str(d)
+    return d
+
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
     p = bundle_path()

@@ -11,6 +11,17 @@ import pytest
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``listen`` keeps the user's adapter state under ``$XDG_STATE_HOME``: the tests (and the
+    daemons they start) use a folder of their own, never the real user's."""
+    import os
+
+    d = tmp_path_factory.mktemp("xdg-state")
+    os.environ["XDG_STATE_HOME"] = str(d)
+    return d
+
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
     from ser_edge.bundle import default_bundle_path

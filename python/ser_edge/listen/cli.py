@@ -20,7 +20,8 @@ def _listen(args: argparse.Namespace) -> int:
         "mqtt_node_id": args.node_id, "record_dir": args.record_dir, "log_level": args.log_level,
         "labels": args.labels.split(",") if args.labels else None,
         "window": args.window, "hop": args.hop, "gate_threshold_db": args.threshold_db,
-        "gate_hangover": args.hangover,
+        "gate_hangover": args.hangover, "state_dir": args.state_dir, "enrol": args.enrol,
+        "gate_speech": False if args.no_speech_gate else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -83,6 +84,11 @@ def add_parsers(sub: Any) -> None:
     li.add_argument("--hop", type=float, help="seconds between windows within an utterance (default 2)")
     li.add_argument("--threshold-db", type=float, help="voice gate: minimum level in dBFS (default -50)")
     li.add_argument("--hangover", type=float, help="voice gate: silence that ends an utterance, s (default 0.2)")
+    li.add_argument("--no-speech-gate", action="store_true",
+                    help="energy gate only: also emit events for sounds that are not speech")
+    li.add_argument("--state-dir", help="keep the user's adapter state here (default ~/.local/state/ser-edge)")
+    li.add_argument("--enrol", type=float, metavar="SECONDS",
+                    help="enrolment: learn this much of the user's calm speech, save it, print a summary, exit")
     li.add_argument("--window-events", action="store_true", help="also emit one event per window")
     li.add_argument("--no-stdout", action="store_true", help="do not print events on stdout")
     li.add_argument("--out-file", help="append events to this rotating JSON-lines file")

@@ -11,6 +11,7 @@ keys (all optional; unknown keys are an error)::
               format = "s16le"  chunk = 0.05
     [gate]    threshold_db = -50.0  margin_db = 10.0  zcr_max = 0.45  min_speech = 0.1
               hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0
+              speech = true  speech_threshold = 0.8  speech_min = 5  speech_window = 6
     [windows] window = 4.0  hop = 2.0  events = false
     [output]  stdout = true  file = "/var/log/ser-edge/events.jsonl"  file_max_bytes = 1000000
               file_backups = 3
@@ -26,6 +27,7 @@ password is read from ``mqtt.password_file`` if set (one line; e.g. a systemd cr
 (default: the system's CAs) verifies the broker, ``tls_cert``/``tls_key`` authenticate this
 device; ``tls_insecure = true`` skips only the host-name check (never the certificate chain).
     [record]  dir = ""                     # audio is written only if this is set
+    [state]   dir = ""                     # the user's adapter state (default ~/.local/state/ser-edge)
     [watch]   model = true  interval = 1.0 # hot-swap the model when its files change
 """
 
@@ -56,7 +58,7 @@ KEYS: dict[tuple[str, str], str] = {
     **{("mqtt", k): f"mqtt_{k}" for k in ("host", "port", "username", "password", "topic", "node_id",
                                          "discovery_prefix", "queue", "keepalive", "password_file", "tls",
                                          "tls_ca", "tls_cert", "tls_key", "tls_insecure")},
-    ("record", "dir"): "record_dir",
+    ("record", "dir"): "record_dir", ("state", "dir"): "state_dir",
     ("watch", "model"): "watch", ("watch", "interval"): "watch_interval",
 }
 
@@ -82,6 +84,10 @@ class ListenConfig:
     gate_pre_roll: float = GateConfig.pre_roll
     gate_max_utterance: float = GateConfig.max_utterance
     gate_noise_rise_db_per_s: float = GateConfig.noise_rise_db_per_s
+    gate_speech: bool = GateConfig.speech
+    gate_speech_threshold: float = GateConfig.speech_threshold
+    gate_speech_min: int = GateConfig.speech_min
+    gate_speech_window: int = GateConfig.speech_window
     window: float = WindowConfig.window
     hop: float = WindowConfig.hop
     window_events: bool = False
@@ -105,6 +111,8 @@ class ListenConfig:
     mqtt_tls_key: Optional[str] = None
     mqtt_tls_insecure: bool = False
     record_dir: Optional[str] = None
+    state_dir: Optional[str] = None
+    enrol: Optional[float] = None
     watch: bool = True
     watch_interval: float = 1.0
     config_path: Optional[str] = field(default=None, compare=False)
@@ -151,6 +159,8 @@ class ListenConfig:
             raise ValueError(f"mqtt.queue={self.mqtt_queue!r} must be >= 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level={self.log_level!r}; choose from debug, info, warning, error")
+        if self.enrol is not None and not self.enrol > 0:
+            raise ValueError(f"enrol={self.enrol!r} must be a positive number of seconds")
         if not self.watch_interval > 0:
             raise ValueError(f"watch.interval={self.watch_interval!r} must be > 0")
         for key in ("tls_ca", "tls_cert", "tls_key"):

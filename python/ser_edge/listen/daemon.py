@@ -30,6 +30,7 @@ from ser_edge.listen.private import open_private, private_dir
 from ser_edge.listen.sources import SourceError, open_source
 from ser_edge.listen.swap import (Probe, Verdict, bundle_dir, check_now, keep_last_good, last_good_dir,
                                   last_good_fingerprint, load_fingerprint, load_verified)
+from ser_edge.listen.state import DeviceState
 from ser_edge.listen.utterances import Event, Utterances
 
 log = logging.getLogger("ser_edge.listen")
@@ -140,6 +141,7 @@ class Daemon:
         self.invalid = {"nonfinite": 0, "clipped": 0}  # of closed sources
         self._invalid_logged = (0, 0)
         self._invalid_next = 0.0
+        self.state = DeviceState(config.state_dir, config.enrol)
 
     # -- building blocks ---------------------------------------------------------------------------
     def _outputs(self, config: ListenConfig) -> Outputs:
@@ -171,6 +173,8 @@ class Daemon:
         for e in events:
             self.events += 1
             self.outputs.emit(e)
+        if self.state.after(events, self.recognizer):
+            self._stop = True  # the enrolment has heard enough
 
     # -- model and configuration changes -----------------------------------------------------------
     def _check_model(self, reason: str) -> None:
@@ -259,6 +263,7 @@ class Daemon:
             if self.source is not None:
                 self.source.set_sr(new.bundle.input.sr)
         else:
+            self.state.carry(old, new)
             self.recognizer = new
             self.pipeline.set_recognizer(new)
         self.fingerprint, self._labels = fingerprint, self.config.labels
@@ -335,6 +340,10 @@ class Daemon:
             print(f"ser-edge listen: {e}", file=sys.stderr)
             return 2
         self._labels = self.config.labels
+        if self.config.enrol is not None and not self.recognizer.adapter.adapt:
+            print("ser-edge listen: --enrol needs adapt = true and a model with speaker normalisation", file=sys.stderr)
+            return 2
+        self.state.restore(self.recognizer)
         try:
             self.outputs = self._outputs(self.config)
             self.pipeline = self._pipeline()
@@ -411,6 +420,11 @@ class Daemon:
             self.probe.cancel()
         self._emit(self.pipeline.flush())
         self._close_source()
+        self.state.save(self.recognizer)
+        if self.config.enrol is not None:
+            summary = self.state.summary(self.recognizer)
+            print(json.dumps(summary), flush=True)
+            code = code or (0 if summary["complete"] else 1)
         self.outputs.close(CLOSE_TIMEOUT)
         p = self.pipeline
         _info("stopped", events=self.events, overflows=self.overflows, dropped=self.outputs.dropped,

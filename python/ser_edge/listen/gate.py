@@ -26,6 +26,10 @@ class GateConfig:
     pre_roll: float = 0.2
     max_utterance: float = 20.0
     noise_rise_db_per_s: float = 1.0
+    speech: bool = True
+    speech_threshold: float = 0.8
+    speech_min: int = 5
+    speech_window: int = 6
 
     def __post_init__(self) -> None:
         for name in ("min_speech", "hangover", "pre_roll", "noise_rise_db_per_s"):
@@ -33,6 +37,10 @@ class GateConfig:
                 raise ValueError(f"gate {name}={getattr(self, name)!r} must be >= 0")
         if not 0 < float(self.zcr_max) <= 1:
             raise ValueError(f"gate zcr_max={self.zcr_max!r} must be in (0, 1]")
+        if not 0 < float(self.speech_threshold) < 1:
+            raise ValueError(f"gate speech_threshold={self.speech_threshold!r} must be in (0, 1)")
+        if not 1 <= int(self.speech_min) <= int(self.speech_window):
+            raise ValueError(f"gate speech_min={self.speech_min!r} must be in 1..speech_window={self.speech_window!r}")
         if not float(self.max_utterance) > 0:
             raise ValueError(f"gate max_utterance={self.max_utterance!r} must be > 0")
 

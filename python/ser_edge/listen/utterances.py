@@ -1,4 +1,5 @@
-"""From audio chunks to events: ring buffer -> voice gate -> windows -> inference -> smoothing.
+"""From audio chunks to events: ring buffer -> voice gate (energy, then the speech model) ->
+windows -> inference -> smoothing.
 
 :class:`Utterances` is the whole pipeline without I/O, so ``ser-edge predict --segments`` runs a
 file through exactly what ``ser-edge listen`` runs on a microphone.
@@ -15,9 +16,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ser_edge.listen.gate import GateConfig, VoiceGate
+from ser_edge.listen.gate import GateConfig
 from ser_edge.listen.ring import RingBuffer
 from ser_edge.listen.smoothing import ScoreAverage
+from ser_edge.listen.speech import make_gate
 
 log = logging.getLogger("ser_edge.listen")
 
@@ -84,7 +86,7 @@ class Utterances:
             self.ring.write(held)
         if getattr(self, "gate_config", None) != gate:
             previous = getattr(self, "gate", None)
-            self.gate, self.gate_config, self._gate_base = VoiceGate(self.sr, gate), gate, self.ring.total
+            self.gate, self.gate_config, self._gate_base = make_gate(self.sr, gate), gate, self.ring.total
             if previous is not None and hasattr(previous, "noise_db"):
                 self.gate.noise_db = previous.noise_db
 

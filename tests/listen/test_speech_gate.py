@@ -1,0 +1,110 @@
+"""The speech gate: speech passes, sounds that are not speech never do (a test each), through
+the gate that ``listen`` and ``predict`` share and through the ``listen`` command itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from _listen_support import DATA, SR, listen_cmd
+from ser_edge.audio import load
+from ser_edge.listen.gate import GateConfig
+from ser_edge.listen.gatebench import active_rms
+from ser_edge.listen.sounds import SOUNDS
+from ser_edge.listen.speech import SpeechGate, SpeechModel, speech_spans
+
+ENERGY = GateConfig(speech=False)
+HELD_OUT = [DATA / "emodb/wav/15a01Wa.wav", DATA / "emodb/wav/16b10Tb.wav",
+            DATA / "ravdess/Actor_18/03-01-01-01-01-01-18.flac", DATA / "ravdess/Actor_19/03-01-03-02-02-01-19.flac"]
+FOLD2 = DATA / "noise/urbansound8k/fold2"
+
+
+def at_level(y: np.ndarray, dbfs: float) -> np.ndarray:
+    return (y * (10 ** (dbfs / 20) / max(active_rms(y), 1e-12))).astype(np.float32)
+
+
+def sound(name: str, seconds: float = 8.0, dbfs: float = -20.0, seed: int = 0) -> np.ndarray:
+    y = SOUNDS[name](seconds, SR, np.random.default_rng(seed))
+    return y if name in ("silence", "dc") else at_level(y, dbfs)
+
+
+@pytest.mark.parametrize("name", ["silence", "dc", "tone", "chord", "beeping_alarm", "square_wave"])
+@pytest.mark.parametrize("dbfs", [-35.0, -15.0])
+def test_no_utterance_for_a_sound_that_is_not_speech(name: str, dbfs: float) -> None:
+    y = np.concatenate([np.zeros(SR // 2, np.float32), sound(name, dbfs=dbfs), np.zeros(SR // 2, np.float32)])
+    assert speech_spans(y, SR) == []
+
+
+def test_the_energy_gate_alone_would_pass_those_sounds() -> None:
+    """What the speech model adds: the energy gate passes a tone, an alarm and a square wave."""
+    for name in ("tone", "beeping_alarm", "square_wave"):
+        assert speech_spans(np.concatenate([np.zeros(SR, np.float32), sound(name)]), SR, ENERGY), name
+
+
+@pytest.mark.parametrize("path", HELD_OUT, ids=lambda p: p.name)
+def test_held_out_speakers_pass_clean_and_in_10_db_household_noise(path: Path) -> None:
+    s = at_level(load(path, sr=SR)[0], -25.0)
+    y = np.zeros(len(s) + 3 * SR, np.float32)
+    a, b = 2 * SR, 2 * SR + len(s)
+    y[a:b] = s
+    spans = speech_spans(y, SR)
+    assert spans and all(u0 < b and u1 > a for u0, u1 in spans)  # a pause may split it, nothing else
+    noise = np.resize(load(FOLD2 / "102858-5-0-0.ogg", sr=SR)[0], len(y))
+    noisy = y + noise * (active_rms(s) / 10 ** (10 / 20) / np.sqrt(np.mean(noise ** 2)))
+    assert any(u0 < b and u1 > a for u0, u1 in speech_spans(noisy.astype(np.float32), SR))
+
+
+def test_real_household_sounds_of_the_held_out_fold_give_no_utterance() -> None:
+    """One clip of each UrbanSound8K class in fold 2 (engine, drill, siren, dog, ...) at -20 dBFS."""
+    clips, seen = [], set()
+    for p in sorted(FOLD2.glob("*.ogg")):
+        cls = p.name.split("-")[1]
+        if cls not in seen:
+            seen.add(cls)
+            clips += [np.zeros(SR, np.float32), at_level(load(p, sr=SR)[0], -20.0)]
+    assert len(seen) == 8
+    y = np.concatenate(clips)
+    assert len(speech_spans(y, SR, ENERGY)) >= 4  # the energy gate alone passes several
+    assert speech_spans(y, SR) == []
+
+
+def test_speech_gate_boundaries_do_not_depend_on_chunking() -> None:
+    s = at_level(load(HELD_OUT[0], sr=SR)[0], -25.0)
+    y = np.concatenate([np.zeros(SR, np.float32), s, sound("beeping_alarm", 3.0), s, np.zeros(SR, np.float32)])
+    spans = speech_spans(y, SR)
+    assert len(spans) >= 1
+    assert speech_spans(y, SR, chunk=0.0123) == spans
+    assert speech_spans(y, SR, chunk=0.5) == spans
+
+
+def test_bad_settings_and_rates_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="speech_threshold"):
+        GateConfig(speech_threshold=1.5)
+    with pytest.raises(ValueError, match="speech_min"):
+        GateConfig(speech_min=6, speech_window=5)
+    with pytest.raises(ValueError, match="sr=8000"):
+        SpeechGate(8000)
+    with pytest.raises(ValueError, match="speech model"):
+        SpeechModel(tmp_path)
+
+
+def test_listen_emits_nothing_for_an_alarm_and_a_tone_but_does_for_speech(tmp_path: Path) -> None:
+    s = at_level(load(HELD_OUT[2], sr=SR)[0], -25.0)
+    z = np.zeros(SR, np.float32)
+    y = np.concatenate([z, sound("beeping_alarm", 5.0), z, sound("tone", 5.0), z, s, z])
+    f = tmp_path / "alarm-tone-speech.wav"
+    sf.write(f, y, SR, subtype="PCM_16")
+    r = subprocess.run(listen_cmd("--source", str(f)), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    utts = [e for e in map(json.loads, r.stdout.splitlines()) if e["type"] == "utterance"]
+    speech_start = (3 * SR + 10 * SR) / SR
+    assert len(utts) == 1 and utts[0]["end"] > speech_start, utts
+    r = subprocess.run(listen_cmd("--source", str(f), "--no-speech-gate"), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len([e for e in map(json.loads, r.stdout.splitlines()) if e["type"] == "utterance"]) >= 3
