@@ -62,28 +62,27 @@ def export_bundle(model: Any, out_dir: PathLike, *, name: str, labels: Sequence[
 
 
 def tflite_probabilities(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    """Runs a TFLite model (bytes) on inputs ``x`` (float32, batch axis first) with LiteRT,
-    quantising int8 inputs/outputs like the runtime does; used for parity checks before a
-    bundle is written."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Runs a TFLite model (bytes) on inputs ``x`` (float32, batch axis first) with the edge
+    runtime's interpreter and :func:`ser_edge.runtime.run_one` (int8 scaling, recurrent state
+    reset before every input), exactly as a bundle runs on the device; used for parity checks."""
+    return tflite_run(tflite, x)[0]
 
-    it = Interpreter(model_content=tflite, num_threads=1)
-    it.allocate_tensors()
+
+def tflite_run(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`tflite_probabilities` and the median seconds of one input (one thread)."""
+    import time
+
+    from ser_edge.runtime import load_interpreter, run_one
+
+    it = load_interpreter(tflite, num_threads=1)
     (i,), (o,) = it.get_input_details(), it.get_output_details()
-    out = []
+    out, seconds = [], []
     for row in np.asarray(x, np.float32):
-        v = row[None]
-        if i["dtype"] != np.float32:
-            s, z = i["quantization"]
-            v = np.clip(np.round(v / s + z), -128, 127).astype(i["dtype"])
-        it.set_tensor(i["index"], v)
-        it.invoke()
-        y = it.get_tensor(o["index"])[0]
-        if o["dtype"] != np.float32:
-            s, z = o["quantization"]
-            y = (y.astype(np.float32) - z) * s
-        out.append(y.astype(np.float32))
-    return np.array(out).reshape(len(out), -1)
+        t0 = time.perf_counter()
+        out.append(run_one(it, i, o, row))
+        seconds.append(time.perf_counter() - t0)
+    probs = np.array(out, np.float32).reshape(len(out), -1)
+    return probs, float(np.median(seconds)) if seconds else float("nan")
 
 
-__all__ = ["export_bundle", "tflite_probabilities", "to_tflite"]
+__all__ = ["export_bundle", "tflite_probabilities", "tflite_run", "to_tflite"]
