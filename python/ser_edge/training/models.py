@@ -10,7 +10,7 @@ mlp       the default. Dropout 0.1 + Gaussian noise 0.1 -> Dense 128 -> BN -> Re
           each trained on its own loss, output = their mean probability
 knn       k = 5 nearest training vectors (Euclidean) vote; the training set is stored  stats 1055
           in the model (``fit`` memorises it; exports to TFLite as constants)
-lstm      LSTM 256 -> Dropout 0.3 -> Dense 128 -> Dense 64 -> softmax                 sequence
+lstm      LSTM 128 -> Dropout 0.3 -> Dense 128 -> Dense 64 -> softmax                 sequence
 cnn1d     3 x (Conv1D 5 -> BN -> ReLU -> MaxPool 2 -> Dropout 0.2), 64/96/128          sequence
           filters, then global average+max pooling -> Dense 64 -> softmax
 cnn_lstm  Conv1D front end (2 x Conv1D 5 -> BN -> ReLU -> MaxPool 2; 64/96 filters)   sequence
@@ -150,7 +150,7 @@ def _ensemble(K: Any, inp: Any, outs: list[Any]) -> Any:
 
 def _lstm(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
     inp = K.Input(shape)
-    h = K.layers.LSTM(int(hp.pop("units", 256)))(K.layers.Masking(0.0)(inp) if hp.pop("mask", False) else inp)
+    h = K.layers.LSTM(int(hp.pop("units", 128)))(K.layers.Masking(0.0)(inp) if hp.pop("mask", False) else inp)
     h = K.layers.Dropout(float(hp.pop("dropout", 0.3)))(h)
     h = K.layers.Dense(64, activation="relu")(K.layers.Dense(128, activation="relu")(h))
     return K.Model(inp, K.layers.Dense(n, activation="softmax")(h), name="lstm")

@@ -18,6 +18,7 @@ Paths in a recipe file are relative to the file's folder. Keys::
                                   # denoise.parse spec such as "n_std=1.5,prop_decrease=1"
     hold_out = false              # the final model also leaves out the test speakers of every
                                   # test-speakers=... evaluation (to score the bundle on them)
+    float_parity = false          # evaluations also score the float32 TFLite model against Keras
     [[corpus]]                    # one table per corpus
     name = "emodb"
     data = "../../shared/data/emodb"
@@ -55,6 +56,7 @@ class Recipe:
     augment: str = ""
     denoise: Union[bool, str] = False
     hold_out: bool = False
+    float_parity: bool = False
     corpus: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)
     input: dict[str, Any] = field(default_factory=dict)
@@ -166,7 +168,7 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     for ev in recipe.evaluate:
         split = ev.get("split", "loso")
         r = T.evaluate_split(frames, config, labels, tc, split=split, corpus=ev["corpus"],
-                             quantizations=(recipe.quantization,) if recipe.quantization != "float32" else (),
+                             quantizations=quantizations(recipe),
                              extra=extra, progress=progress, modes=modes)
         key = f"{ev['corpus']} {split}"
         metrics[key] = summary(r, recipe.quantization)
@@ -215,16 +217,24 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     return out
 
 
+def quantizations(recipe: Recipe) -> tuple[str, ...]:
+    """The TFLite models an evaluation scores: the recipe's quantization, and float32 first with
+    ``float_parity``."""
+    qs = ("float32",) if recipe.float_parity or recipe.quantization == "float32" else ()
+    return qs + ((recipe.quantization,) if recipe.quantization != "float32" else ())
+
+
 def summary(r: dict[str, Any], quantization: str) -> dict[str, Any]:
     """The figures of one evaluation that go into the bundle metrics."""
     s = {"n": r["float"]["speaker"]["n"], "labels": r["labels"],
          "uar": round(r["float"]["speaker"]["uar"], 4), "accuracy": round(r["float"]["speaker"]["accuracy"], 4)}
     if "cold" in r["float"]:
         s.update(cold_uar=round(r["float"]["cold"]["uar"], 4), cold_accuracy=round(r["float"]["cold"]["accuracy"], 4))
-    if quantization in r:
-        s.update({f"{quantization}_uar": round(r[quantization]["uar"], 4),
-                  f"{quantization}_accuracy": round(r[quantization]["accuracy"], 4),
-                  f"{quantization}_agreement": round(r[quantization]["agreement_with_float"], 4)})
+    for q in dict.fromkeys(("float32", quantization)):
+        if q in r:
+            s.update({f"{q}_uar": round(r[q]["uar"], 4), f"{q}_accuracy": round(r[q]["accuracy"], 4),
+                      f"{q}_agreement": round(r[q]["agreement_with_float"], 4),
+                      f"{q}_max_prob_diff": round(r[q]["max_prob_diff"], 4)})
     return s
 
 
@@ -287,4 +297,5 @@ def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name:
                          metrics=meta["metrics"])
 
 
-__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "run", "save_checkpoint", "summary"]
+__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "quantizations", "run", "save_checkpoint",
+           "summary"]
