@@ -185,7 +185,7 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
     for key in ("frame_mean", "frame_std"):
         if len(getattr(norm, key)) != d:
             raise BundleError(f"normalization.{key} has {len(getattr(norm, key))} values; the input has {d} per frame")
-    if config.pooling == "stats":
+    if config.pooling == "stats" and config.waveform is None:
         for key in ("input_mean", "input_std"):
             v = getattr(norm, key)
             if v is None or len(v) != config.input_shape[0]:

@@ -188,6 +188,8 @@ class Recognizer:
 
     def _inputs(self, frames: np.ndarray, new_frames: Optional[int]) -> tuple[np.ndarray, int]:
         """:meth:`inputs` and the number of voiced frames."""
+        if self.bundle.input.waveform is not None:
+            raise ValueError(f"{self.bundle.name} reads raw audio (a waveform bundle): use predict(y), not frames")
         cfg, norm = self.bundle.input, self.bundle.normalization
         voiced = cfg.voiced(frames)
         n_new = len(frames) if new_frames is None else max(0, min(int(new_frames), len(frames)))
@@ -201,7 +203,15 @@ class Recognizer:
     def predict(self, y: np.ndarray, *, new_samples: Optional[int] = None) -> Prediction:
         """Emotion of a clip at ``bundle.input.sr`` (mono float32); ``new_samples``: only the last
         that many samples are new (see :meth:`inputs`). Raises ``ValueError`` for a clip too short
-        for one frame or with non-finite samples."""
+        for one frame or with non-finite samples.
+
+        A waveform bundle (``input.kind == "waveform"``) classifies the clip's chunks and pools
+        their probabilities (:meth:`~ser_edge.inputs.InputConfig.waveform_inputs`); its
+        :class:`Prediction` counts chunks in ``n_frames`` and ``voiced_frames``."""
+        cfg = self.bundle.input
+        if cfg.waveform is not None:
+            x = cfg.waveform_inputs(y)
+            return self._prediction(cfg.pool_chunks(self.classifier.probabilities(x)), len(x), len(x))
         frames = self.bundle.input.frames(y)
         new_frames = None
         if new_samples is not None:

@@ -2,8 +2,8 @@
 speaker-independent evaluations, and where the bundle goes. :func:`run` evaluates every split,
 then trains on all clips and writes the bundle (and, if asked, reports and a checkpoint).
 
-``model = "cnn_lstm_wave"`` (raw 1 s waveform chunks) is evaluated only: the bundle cannot feed
-raw audio, so it needs no ``out`` and no checkpoint.
+``model = "cnn_lstm_wave"`` reads raw 1 s waveform chunks (``[train] windows`` sets the chunk
+length and hop); its bundle's ``input.waveform`` tells the runtime how to chunk and pool.
 
 Paths in a recipe file are relative to the file's folder. Keys::
 
@@ -144,13 +144,11 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     if recipe.model in WAVE_MODELS:
         if augmentation is not None:
             raise ValueError(f"model {recipe.model!r}: augment is not supported for raw-waveform models")
-        if recipe.out is not None or checkpoint is not None:
-            raise ValueError(f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
-                             "in training only (give --no-bundle --reports DIR)")
-        from ser_edge.training.wave import load_waves
+        from ser_edge.training.wave import load_waves, wave_input
 
-        config, modes = None, ("speaker",)  # no speaker normalisation: "cold" would be the same
-        frames: Any = load_waves(clips, denoise=gate, progress=progress)
+        config, modes = wave_input(input_config(recipe), tc.windows), ("speaker",)  # no speaker normalisation
+        assert config.waveform is not None
+        frames: Any = load_waves(clips, denoise=gate, progress=progress, waveform=config.waveform)
         log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, raw waveform chunks, "
             f"audio {time.time() - t0:.0f} s")
     else:

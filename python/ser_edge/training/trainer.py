@@ -165,13 +165,14 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
         verbose: int = 0) -> Any:
     """Fits model ``tc.model`` on ``train`` (labels must be among ``labels``): a
     :class:`Trained` from a FrameSet, or for the raw-waveform models (``models.WAVE_MODELS``) a
-    ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config`` is then unused)."""
+    ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config``: a waveform InputConfig, None for
+    ``models.WAVE_INPUT``)."""
     from ser_edge.training.models import WAVE_MODELS, build
 
     if tc.model in WAVE_MODELS:
         from ser_edge.training.wave import fit_wave
 
-        return fit_wave(train, labels, tc, verbose=verbose)
+        return fit_wave(train, labels, tc, config=config, verbose=verbose)
     if config is None:
         raise ValueError(f"model {tc.model!r} needs an InputConfig")
     t0 = time.time()
