@@ -81,3 +81,37 @@ def test_int8_bundle_is_stateless_on_the_device_path(tmp_path: Path) -> None:
     alone = np.stack([clf.probabilities(x[i:i + 1])[0] for i in reversed(range(len(x)))][::-1])
     np.testing.assert_array_equal(together, alone)  # one by one, in reverse order
     np.testing.assert_array_equal(clf.probabilities(x[::-1])[::-1], together)
+
+
+def _numpy_lstm(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Final hidden state of a Keras-layout LSTM (gates i, f, c, o) in float64, from zeros."""
+    u = recurrent.shape[0]
+    k, r, b = (np.asarray(a, np.float64) for a in (kernel, recurrent, bias))
+    out = []
+    for seq in np.asarray(x, np.float64):
+        h, c = np.zeros(u), np.zeros(u)
+        for xt in seq:
+            z = xt @ k + h @ r + b
+            i, f, o = (1 / (1 + np.exp(-z[s])) for s in (slice(0, u), slice(u, 2 * u), slice(3 * u, 4 * u)))
+            c = f * c + i * np.tanh(z[2 * u:3 * u])
+            h = o * np.tanh(c)
+        out.append(h)
+    return np.array(out)
+
+
+def test_saturated_lstm_matches_a_float64_reference() -> None:
+    """Gates driven deep into saturation (random biases, standard deviation 10): the converted
+    LSTM equals an independent float64 LSTM as closely as Keras does (no clipping, no
+    approximate activations); only the state leak made it differ."""
+    import tf_keras as K
+
+    inp = K.Input((STEPS, DIM))
+    model = K.Model(inp, K.layers.LSTM(16)(inp))
+    kernel, recurrent, _ = model.get_weights()
+    bias = (np.random.default_rng(2).normal(size=64) * 10).astype(np.float32)
+    model.set_weights([kernel, recurrent, bias])
+    x = _inputs((STEPS, DIM), 4)
+    want = _numpy_lstm(x, kernel, recurrent, bias)
+    np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), want, atol=1e-5)
+    np.testing.assert_allclose(tflite_probabilities(to_tflite(model, "float32", input_shape=(STEPS, DIM)), x), want,
+                               atol=1e-5)

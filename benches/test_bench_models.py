@@ -1,0 +1,90 @@
+"""Every model family as an int8 bundle on the device path: TFLite size and the time of one
+inference window (LiteRT, one thread, ``runtime.Classifier`` with its recurrent-state reset),
+the shipped default bundle timed in the same run as the reference.
+
+Size and time depend on the architecture, not on the trained values, so each family is built
+at its training input shape (``models.default_input``), converted to int8 with random
+representative inputs and timed. Writes ``docs/results/model-latency.json`` (docs/results.md).
+
+Run: ``.venv/bin/python -m pytest benches/test_bench_models.py -p no:cacheprovider -q``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = ("mlp", "cnn1d", "lstm", "cnn_lstm", "bilstm34", "cnn2d", "cnn_lstm_wave")
+HPARAMS: dict[str, dict[str, Any]] = {"mlp": {"members": 3, "units": [64, 32]}}  # the default bundle's recipe
+FIGURES: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    yield
+    if FIGURES:
+        FIGURES["_run"] = {"python": platform.python_version(), "machine": platform.machine(),
+                           "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
+                           "command": "python -m pytest benches/test_bench_models.py -p no:cacheprovider -q"}
+        ref = FIGURES.get("default", {}).get("ms")
+        for k, v in FIGURES.items():
+            if ref and isinstance(v, dict) and "ms" in v:
+                v["x_default"] = round(v["ms"] / ref, 2)  # ratio to the default bundle, same run
+        out = ROOT / "docs" / "results" / "model-latency.json"
+        out.write_text(json.dumps(dict(sorted(FIGURES.items())), indent=1) + "\n")
+
+
+def _bundle(name: str, tmp: Path) -> Any:
+    import tensorflow as tf
+
+    from ser_edge.bundle import Normalization
+    from ser_edge.labels import CANONICAL
+    from ser_edge.training.export import export_bundle
+    from ser_edge.training.models import build, default_input
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    config = default_input(name)
+    model = build(name, config.input_shape, len(CANONICAL), **HPARAMS.get(name, {}))
+    rep = np.random.default_rng(0).standard_normal((64, *config.input_shape)).astype(np.float32)
+    if config.waveform is not None:
+        rep *= 0.05  # loudness-normalised audio
+    d = config.n_frame_features
+    stats = config.pooling == "stats" and config.waveform is None
+    norm = Normalization(np.zeros(d), np.ones(d), 300.0, np.zeros(config.input_shape) if stats else None,
+                         np.ones(config.input_shape) if stats else None)
+    return export_bundle(model, tmp / name, name=name, labels=CANONICAL, input=config, normalization=norm,
+                         quantization="int8", representative=rep)
+
+
+@pytest.mark.benchmark(group="window")
+def test_default_bundle_window(benchmark):
+    from ser_edge.bundle import load_bundle
+    from ser_edge.runtime import Classifier
+
+    b = load_bundle()
+    c = Classifier(b)
+    x = np.random.default_rng(0).standard_normal((1, *b.input_shape)).astype(np.float32)
+    benchmark(c.probabilities, x)
+    FIGURES["default"] = {"ms": round(1e3 * benchmark.stats.stats.median, 4), "bytes": len(b.model)}
+
+
+@pytest.mark.benchmark(group="window")
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_window(benchmark, name, tmp_path):
+    from ser_edge.runtime import Classifier
+
+    b = _bundle(name, tmp_path)
+    c = Classifier(b)
+    x = np.random.default_rng(1).standard_normal((1, *b.input_shape)).astype(np.float32)
+    benchmark(c.probabilities, x)
+    FIGURES[name] = {"ms": round(1e3 * benchmark.stats.stats.median, 4), "bytes": len(b.model),
+                     "input_shape": list(b.input_shape)}
+    assert len(b.model) <= 256 * 1024, f"{name}: int8 model {len(b.model)} bytes > 256 KB"
