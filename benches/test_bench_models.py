@@ -39,7 +39,8 @@ def report():
             if ref and isinstance(v, dict) and "ms" in v:
                 v["x_default"] = round(v["ms"] / ref, 2)  # ratio to the default bundle, same run
         out = ROOT / "docs" / "results" / "model-latency.json"
-        out.write_text(json.dumps(dict(sorted(FIGURES.items())), indent=1) + "\n")
+        old = json.loads(out.read_text()) if out.is_file() else {}  # a run of some tests updates their keys
+        out.write_text(json.dumps(dict(sorted({**old, **FIGURES}.items())), indent=1) + "\n")
 
 
 def _bundle(name: str, tmp: Path) -> Any:
@@ -88,3 +89,33 @@ def test_family_window(benchmark, name, tmp_path):
     FIGURES[name] = {"ms": round(1e3 * benchmark.stats.stats.median, 4), "bytes": len(b.model),
                      "input_shape": list(b.input_shape)}
     assert len(b.model) <= 256 * 1024, f"{name}: int8 model {len(b.model)} bytes > 256 KB"
+
+
+@pytest.mark.benchmark(group="listen")
+@pytest.mark.parametrize("name", ("cnn_lstm", "bilstm34", "cnn_lstm_wave"))
+def test_listen_realtime_with_a_sequence_bundle(benchmark, name, tmp_path):
+    """``ser-edge listen --realtime`` on 60 s of continuous speech with a sequence-model int8
+    bundle: CPU % of one core (whole run, start-up included) and the daemon's peak RSS."""
+    import subprocess
+    import sys
+
+    from test_bench_edge import _continuous_speech
+
+    b = _bundle(name, tmp_path)
+    wav = tmp_path / "speech.wav"
+    seconds = _continuous_speech(wav)
+
+    def run() -> dict[str, Any]:
+        # /usr/bin/time (GNU time) reports the daemon's own peak RSS and CPU seconds
+        cmd = ["/usr/bin/time", "-f", "%M %U %S %e", sys.executable, "-m", "ser_edge", "listen", "--source", str(wav),
+               "--realtime", "--model", str(b.path)]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+        assert p.returncode == 0, p.stderr
+        rss_kb, user, system, wall = (float(v) for v in p.stderr.strip().splitlines()[-1].split())
+        n = sum(json.loads(x)["type"] == "utterance" for x in p.stdout.splitlines() if x.strip())
+        return {"cpu_pct": 100 * (user + system) / wall, "rss_mb": rss_kb / 1024, "utterances": n}
+
+    r = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert r["utterances"] > 0
+    FIGURES[f"listen_{name}"] = {"seconds": round(seconds, 1), "cpu_pct": round(r["cpu_pct"], 2),
+                                 "rss_mb": round(r["rss_mb"], 1), "utterances": r["utterances"]}
