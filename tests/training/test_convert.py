@@ -115,3 +115,27 @@ def test_saturated_lstm_matches_a_float64_reference() -> None:
     np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), want, atol=1e-5)
     np.testing.assert_allclose(tflite_probabilities(to_tflite(model, "float32", input_shape=(STEPS, DIM)), x), want,
                                atol=1e-5)
+
+
+def test_cell_state_beyond_the_converters_clip_of_ten() -> None:
+    """Input and forget gates open; the candidate follows the input: +1 for 30 steps (the cell
+    state climbs to ~30), then -1 for 10 (down to ~20). The converter writes cell_clip=10 into the
+    fused LSTM, Keras never clips: clipped, the state would climb to 10 and fall to ~0. The float32
+    and dynamic-range models must follow Keras."""
+    import tf_keras as K
+
+    inp = K.Input((STEPS, DIM))
+    model = K.Model(inp, K.layers.LSTM(8)(inp))
+    kernel = np.zeros((DIM, 32), np.float32)
+    kernel[0, 16:24] = 6.0  # candidate = tanh(6 x0) ~ +-1
+    bias = np.zeros(32, np.float32)
+    bias[:16] = 8.0  # input and forget gates open
+    model.layers[1].set_weights([kernel, np.zeros((8, 32), np.float32), bias])
+    x = np.zeros((2, STEPS, DIM), np.float32)
+    x[:, :30, 0], x[:, 30:, 0] = 1.0, -1.0
+    x[1] *= 0.5  # the second sequence: a smaller step
+    keras = np.asarray(model.predict(x, verbose=0))
+    assert keras.min() > 0.45  # tanh(~20) / 2: the unclipped state is still ~20 (clipped: ~0)
+    for q in ("float32", "dynamic"):
+        np.testing.assert_allclose(tflite_probabilities(to_tflite(model, q, input_shape=(STEPS, DIM)), x), keras,
+                                   atol=1e-4 if q == "float32" else 0.02)

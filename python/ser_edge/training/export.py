@@ -44,7 +44,30 @@ def to_tflite(model: Any, quantization: str, *, input_shape: Sequence[int],
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    blob = bytes(conv.convert())
+    return blob if quantization == "int8" else unclip_lstm_cells(blob)
+
+
+def unclip_lstm_cells(tflite: bytes) -> bytes:
+    """The model with the cell-state clip of its fused LSTM ops turned off. The converter writes
+    ``cell_clip = 10`` into every ``UNIDIRECTIONAL_SEQUENCE_LSTM``, but Keras never clips the cell
+    state, and a trained LSTM's cell state can exceed 10 (the 128-unit ``lstm`` reached 133 on
+    RAVDESS: the float32 model then disagreed with Keras by up to 0.27). Float and dynamic-range
+    kernels run unclipped; the full-int8 kernel keeps the clip (its 16-bit cell state needs a range)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
+    lstm = {schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, schema.BuiltinOperator.BIDIRECTIONAL_SEQUENCE_LSTM,
+            schema.BuiltinOperator.LSTM}
+    changed = False
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) in lstm and getattr(op.builtinOptions, "cellClip", 0):
+                op.builtinOptions.cellClip = 0.0
+                changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else tflite
 
 
 def export_bundle(model: Any, out_dir: PathLike, *, name: str, labels: Sequence[str], input: InputConfig,
@@ -85,4 +108,4 @@ def tflite_run(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, float]:
     return probs, float(np.median(seconds)) if seconds else float("nan")
 
 
-__all__ = ["export_bundle", "tflite_probabilities", "tflite_run", "to_tflite"]
+__all__ = ["export_bundle", "tflite_probabilities", "tflite_run", "to_tflite", "unclip_lstm_cells"]
