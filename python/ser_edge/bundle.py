@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ser_edge.features import FeatureConfig
-from ser_edge.inputs import InputConfig
+from ser_edge.inputs import OPTIONAL_FIELDS, InputConfig
 from ser_edge.labels import CANONICAL, GROUPINGS
 
 FORMAT = "ser-edge-bundle"
@@ -252,7 +252,7 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
     for key in ("frame_mean", "frame_std"):
         if len(getattr(norm, key)) != d:
             raise BundleError(f"normalization.{key} has {len(getattr(norm, key))} values; the input has {d} per frame")
-    if config.pooling == "stats":
+    if config.pooling == "stats" and config.waveform is None:
         for key in ("input_mean", "input_std"):
             v = getattr(norm, key)
             if v is None or len(v) != config.input_shape[0]:
@@ -287,13 +287,14 @@ def _model_labels() -> frozenset[str]:
 
 
 def _input_config(d: Any) -> InputConfig:
-    """The bundle's ``input``, every field present (no silent defaults) and every number of the
-    right JSON type, then validated by ``InputConfig``/``FeatureConfig`` (the Rust core bounds
-    the sizes)."""
+    """The bundle's ``input``, every field present (no silent defaults; only the
+    :data:`~ser_edge.inputs.OPTIONAL_FIELDS` added later may be left out, meaning off) and every
+    number of the right JSON type, then validated by ``InputConfig``/``FeatureConfig`` (the Rust
+    core bounds the sizes)."""
     if not isinstance(d, dict):
         raise BundleError("input must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(InputConfig) if f.init}
-    missing = sorted(set(fields) - set(d))
+    missing = sorted(set(fields) - set(d) - set(OPTIONAL_FIELDS))
     if missing:
         raise BundleError(f"input is missing {', '.join(missing)} (a bundle states every field)")
     feats = d["features"]

@@ -5,6 +5,10 @@ the MFCC) -> ``voiced`` (frames within ``vad_db`` of the clip's loudest) -> spea
 normalisation (:class:`FrameStats`, :class:`Adapter`) -> ``pool`` (an utterance vector, or a
 fixed-length frame sequence) -> the model. Training, ``predict``, ``listen`` and the federated
 client all call these functions with the bundle's :class:`InputConfig`.
+
+A raw-waveform model (``InputConfig.waveform`` set, :class:`~ser_edge.waveform.WaveformConfig`)
+reads chunks of the loudness-normalised clip instead (:meth:`InputConfig.waveform_inputs`), and
+its chunk probabilities are pooled into one prediction (:meth:`InputConfig.pool_chunks`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 
 from ser_edge.features import FeatureConfig, delta, extract
 from ser_edge.features import _input as _in
+from ser_edge.waveform import WaveformConfig
 
 #: Rows replaced by ``log(x + LOG_EPS)``: energy-like values spread over orders of magnitude.
 LOG_FEATURES = ("rms", "spectral_flatness", "spectral_flux")
@@ -38,8 +43,9 @@ DEFAULT_FEATURES = FeatureConfig(
 )
 
 
-#: Fields added after the first bundles, with the value that turns them off.
-_ADDED: dict[str, Any] = {"vad_floor_db": None}
+#: Fields added after the first bundles, with the value that turns them off: a bundle may leave
+#: them out (then they are off), so older bundles keep loading.
+OPTIONAL_FIELDS: dict[str, Any] = {"vad_floor_db": None, "waveform": None}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class InputConfig:
       ``"sequence"`` gives ``(seq_frames, n_frame_features)`` (centre crop or zero padding).
     - ``normalization``: ``"speaker"`` (frames z-scored with the speaker's statistics, adapted on
       the device) or ``"global"`` (the training population's statistics only).
+    - ``waveform``: set for a raw-waveform model (:attr:`kind` ``"waveform"``): the model reads
+      chunks of samples at ``features.sr`` (:meth:`waveform_inputs`), with no frame features,
+      voice gate or speaker normalisation (``deltas=0``, ``vad_db=None``). None: frame features.
     """
 
     features: FeatureConfig = DEFAULT_FEATURES
@@ -68,6 +77,7 @@ class InputConfig:
     pooling: str = "stats"
     seq_frames: int = 300
     normalization: str = "speaker"
+    waveform: Optional[WaveformConfig] = None
     _rows: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +104,11 @@ class InputConfig:
         width = _in.count("delta_width", self.delta_width, minimum=3)
         if width % 2 != 1 or width > MAX_DELTA_WIDTH:
             raise ValueError(f"delta_width={width} must be an odd integer in [3, {MAX_DELTA_WIDTH}]")
+        if self.waveform is not None:
+            if not isinstance(self.waveform, WaveformConfig):
+                raise ValueError(f"waveform must be a WaveformConfig; got {type(self.waveform).__name__}")
+            if self.deltas or self.vad_db is not None:
+                raise ValueError("a waveform input has no frame features: it needs deltas=0 and vad_db=None")
         object.__setattr__(self, "_rows", _row_ranges(self.features))
 
     @property
@@ -101,13 +116,22 @@ class InputConfig:
         return int(self.features.sr)
 
     @property
+    def kind(self) -> str:
+        """``"frames"`` (frame features) or ``"waveform"`` (raw sample chunks)."""
+        return "frames" if self.waveform is None else "waveform"
+
+    @property
     def n_frame_features(self) -> int:
-        """Values per frame after logs and deltas."""
+        """Values per frame after logs and deltas (0 for a waveform input: no frames)."""
+        if self.waveform is not None:
+            return 0
         return self.features.n_features + self.deltas * self.features.n_mfcc
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one model input (without the batch axis)."""
+        if self.waveform is not None:
+            return (self.waveform.samples(self.sr),)
         d = self.n_frame_features
         return (len(STATS) * d,) if self.pooling == "stats" else (int(self.seq_frames), d)
 
@@ -175,13 +199,31 @@ class InputConfig:
         out[:len(part)] = part
         return out
 
+    def waveform_inputs(self, y: np.ndarray) -> np.ndarray:
+        """The model inputs of a clip at ``self.sr`` for a waveform input: float32
+        ``(n_chunks, *input_shape)`` chunks of the trimmed, loudness-normalised clip."""
+        if self.waveform is None:
+            raise ValueError("waveform_inputs needs a waveform input (InputConfig.waveform)")
+        y = np.asarray(y, np.float32)
+        if y.ndim != 1 or len(y) == 0 or not np.all(np.isfinite(y)):
+            raise ValueError(f"y must be a non-empty, finite mono signal; got shape {y.shape}")
+        return self.waveform.chunks(self.waveform.prepare(y), self.sr)
+
+    def pool_chunks(self, probabilities: np.ndarray) -> np.ndarray:
+        """One clip's probabilities from those of its chunks (waveform inputs)."""
+        if self.waveform is None:
+            raise ValueError("pool_chunks needs a waveform input (InputConfig.waveform)")
+        return self.waveform.pool(probabilities)
+
     # -- the bundle -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         d["features"] = self.features.to_dict()
-        for name, off in _ADDED.items():  # written only when used: older configurations keep their dict
+        for name, off in OPTIONAL_FIELDS.items():  # written only when used: older configurations keep their dict
             if d[name] == off:
                 del d[name]
+        if self.waveform is not None:
+            d["waveform"] = self.waveform.to_dict()
         return d
 
     @classmethod
@@ -196,6 +238,8 @@ class InputConfig:
         d = dict(d)
         if "features" in d:
             d["features"] = FeatureConfig.from_dict(d["features"])
+        if d.get("waveform") is not None:
+            d["waveform"] = WaveformConfig.from_dict(d["waveform"])
         return cls(**d)
 
 

@@ -96,19 +96,31 @@ class Classifier:
         return np.stack([self._one(row) for row in x]) if len(x) else np.zeros((0, len(self.bundle.labels)), np.float32)
 
     def _one(self, row: np.ndarray) -> np.ndarray:
-        d = self._in
-        v = row[None]
-        if d["dtype"] != np.float32:
-            scale, zero = d["quantization"]
-            info = np.iinfo(d["dtype"])
-            v = np.clip(np.round(v / scale + zero), info.min, info.max).astype(d["dtype"])
-        self._interp.set_tensor(d["index"], v)
-        self._interp.invoke()
-        y = self._interp.get_tensor(self._out["index"])[0]
-        if self._out["dtype"] != np.float32:
-            scale, zero = self._out["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
+        return run_one(self._interp, self._in, self._out, row)
+
+
+def run_one(interpreter: Any, inp: dict[str, Any], out: dict[str, Any], row: np.ndarray) -> np.ndarray:
+    """One model input (no batch axis) through ``interpreter`` (input/output details ``inp``,
+    ``out``): quantised inputs and outputs are scaled here, and the output is float32.
+
+    Every call starts from a zero recurrent state: TFLite's fused LSTM keeps its hidden and cell
+    state in variable tensors that persist from one ``invoke`` to the next, so without the reset a
+    window would start from the previous window's final state (Keras starts every sequence from
+    zeros). That was the cause of the Keras/TFLite divergence of the trained LSTM models
+    (docs/results.md). The reset is a no-op for models without variable tensors."""
+    v = np.asarray(row, np.float32)[None]
+    if inp["dtype"] != np.float32:
+        scale, zero = inp["quantization"]
+        info = np.iinfo(inp["dtype"])
+        v = np.clip(np.round(v / scale + zero), info.min, info.max).astype(inp["dtype"])
+    interpreter.reset_all_variables()
+    interpreter.set_tensor(inp["index"], v)
+    interpreter.invoke()
+    y = interpreter.get_tensor(out["index"])[0]
+    if out["dtype"] != np.float32:
+        scale, zero = out["quantization"]
+        y = (y.astype(np.float32) - zero) * scale
+    return y.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,8 @@ class Recognizer:
 
     def _inputs(self, frames: np.ndarray, new_frames: Optional[int]) -> tuple[np.ndarray, int]:
         """:meth:`inputs` and the number of voiced frames."""
+        if self.bundle.input.waveform is not None:
+            raise ValueError(f"{self.bundle.name} reads raw audio (a waveform bundle): use predict(y), not frames")
         cfg, norm = self.bundle.input, self.bundle.normalization
         voiced = cfg.voiced(frames)
         n_new = len(frames) if new_frames is None else max(0, min(int(new_frames), len(frames)))
@@ -189,7 +203,15 @@ class Recognizer:
     def predict(self, y: np.ndarray, *, new_samples: Optional[int] = None) -> Prediction:
         """Emotion of a clip at ``bundle.input.sr`` (mono float32); ``new_samples``: only the last
         that many samples are new (see :meth:`inputs`). Raises ``ValueError`` for a clip too short
-        for one frame or with non-finite samples."""
+        for one frame or with non-finite samples.
+
+        A waveform bundle (``input.kind == "waveform"``) classifies the clip's chunks and pools
+        their probabilities (:meth:`~ser_edge.inputs.InputConfig.waveform_inputs`); its
+        :class:`Prediction` counts chunks in ``n_frames`` and ``voiced_frames``."""
+        cfg = self.bundle.input
+        if cfg.waveform is not None:
+            x = cfg.waveform_inputs(y)
+            return self._prediction(cfg.pool_chunks(self.classifier.probabilities(x)), len(x), len(x))
         frames = self.bundle.input.frames(y)
         new_frames = None
         if new_samples is not None:

@@ -1,8 +1,9 @@
 """Waveform preprocessing and train-only augmentation (numpy and the Rust resampler only).
 
-Preprocessing: :func:`loudness_normalize` (RMS to a target dBFS), :func:`trim_silence`
-(leading/trailing frames more than ``top_db`` below the loudest), :func:`pad_or_crop`,
-:func:`sliding_windows` (and :func:`parse_windows` for ``--windows 2.0,1.0``); spectral-gating
+Preprocessing (defined in :mod:`ser_edge.waveform`, which the edge path shares):
+:func:`loudness_normalize` (RMS to a target dBFS), :func:`trim_silence` (leading/trailing frames
+more than ``top_db`` below the loudest), :func:`pad_or_crop`, :func:`sliding_windows` (and
+:func:`parse_windows` for ``--windows 2.0,1.0``); spectral-gating
 noise reduction is in ``denoise.py``.
 Augmentation (:class:`Augmentation`, parsed from ``"noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,copies=1"``):
 additive white noise at a random SNR in ``[noise, noise + 10]`` dB, gain in ``±gain`` dB, circular
@@ -21,79 +22,8 @@ import numpy as np
 
 from ser_edge.audio import resample
 from ser_edge.inputs import InputConfig
-from ser_edge.training.dataset import Denoise, FrameSet, clip_frames, window_starts
-
-
-def rms_dbfs(y: np.ndarray) -> float:
-    """RMS level in dB relative to full scale (-inf dB for silence is returned as -200)."""
-    r = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
-    return 20.0 * np.log10(r) if r > 1e-10 else -200.0
-
-
-def loudness_normalize(y: np.ndarray, target_dbfs: float = -23.0, *, peak: float = 0.999) -> np.ndarray:
-    """Scales ``y`` to an RMS level of ``target_dbfs`` (then down, if needed, so no sample exceeds
-    ``peak``). Silence is returned unchanged."""
-    level = rms_dbfs(y)
-    if level <= -200.0:
-        return np.asarray(y, np.float32)
-    out = np.asarray(y, np.float64) * 10.0 ** ((target_dbfs - level) / 20.0)
-    m = np.abs(out).max()
-    if m > peak:
-        out *= peak / m
-    return out.astype(np.float32)
-
-
-def trim_silence(y: np.ndarray, *, top_db: float = 40.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
-    """Drops leading and trailing audio whose frame RMS is more than ``top_db`` below the
-    loudest frame (like ``librosa.effects.trim``). Returns ``y`` unchanged if it is all silence."""
-    y = np.asarray(y, np.float32)
-    if len(y) < frame_length:
-        return y
-    n = 1 + (len(y) - frame_length) // hop_length
-    idx = np.arange(frame_length)[None, :] + hop_length * np.arange(n)[:, None]
-    rms = np.sqrt(np.mean(np.square(y[idx], dtype=np.float64), axis=1))
-    db = 20 * np.log10(np.maximum(rms, 1e-10))
-    loud = np.flatnonzero(db > db.max() - top_db)
-    if rms.max() <= 1e-10 or len(loud) == 0:
-        return y
-    start, stop = loud[0] * hop_length, min(len(y), loud[-1] * hop_length + frame_length)
-    return y[start:stop]
-
-
-def pad_or_crop(y: np.ndarray, n: int, *, where: str = "center") -> np.ndarray:
-    """Exactly ``n`` samples: zero padding or cropping at the end (``where="end"``) or
-    symmetrically (``"center"``)."""
-    if n < 1:
-        raise ValueError(f"n={n} must be >= 1")
-    if where not in ("center", "end"):
-        raise ValueError(f"where={where!r} must be 'center' or 'end'")
-    y = np.asarray(y, np.float32)
-    if len(y) >= n:
-        start = (len(y) - n) // 2 if where == "center" else 0
-        return y[start:start + n].copy()
-    before = (n - len(y)) // 2 if where == "center" else 0
-    return np.pad(y, (before, n - len(y) - before))
-
-
-def sliding_windows(y: np.ndarray, sr: int, *, window: float = 1.0, hop: float = 0.5) -> np.ndarray:
-    """Windows of ``window`` seconds every ``hop`` seconds of ``y``: float32
-    ``(n_windows, round(window * sr))``.
-
-    Rule (:func:`~ser_edge.training.dataset.window_starts`): full windows start at 0, hop,
-    2·hop, ...; if samples are left after the last full window, one more window ends at the
-    clip's last sample (it overlaps its neighbour more than the others do), so no window is
-    padded and every sample is in one. A clip shorter than one window gives one window, zero-padded
-    at the end. ``hop`` must be in ``(0, window]``."""
-    y = np.asarray(y, np.float32)
-    if y.ndim != 1 or len(y) == 0:
-        raise ValueError(f"y must be a non-empty mono signal; got shape {y.shape}")
-    if sr <= 0 or not window > 0 or not 0 < hop <= window:
-        raise ValueError(f"need sr > 0, window > 0 and 0 < hop <= window; got sr={sr}, window={window}, hop={hop}")
-    n, step = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
-    if len(y) < n:
-        return pad_or_crop(y, n, where="end")[None]
-    starts = window_starts(len(y), n, min(step, n))
-    return np.stack([y[s:s + n] for s in starts])
+from ser_edge.training.dataset import Denoise, FrameSet, clip_frames
+from ser_edge.waveform import loudness_normalize, pad_or_crop, rms_dbfs, sliding_windows, trim_silence
 
 
 def parse_windows(spec: object) -> tuple[float, float]:

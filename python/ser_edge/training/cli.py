@@ -40,6 +40,9 @@ def add_parsers(sub: Any) -> None:
                    help="spectral-gating noise reduction of every clip (train and test); optional settings, "
                         "e.g. n_std=1.5,prop_decrease=1")
     t.add_argument("--quantization", choices=("int8", "dynamic", "float32"))
+    t.add_argument("--float-parity", action="store_true",
+                   help="evaluations also score the float32 TFLite model (agreement and max probability "
+                        "difference with Keras)")
     t.add_argument("--name", help="bundle name")
     t.add_argument("--out", help="write the bundle to this directory")
     t.add_argument("--hold-out", action="store_true",
@@ -119,6 +122,8 @@ def _train(args: argparse.Namespace) -> int:
             recipe.out = None
         if args.hold_out:
             recipe.hold_out = True
+        if args.float_parity:
+            recipe.float_parity = True
         for key in ("epochs", "batch_size", "lr", "seed", "windows"):
             if getattr(args, key) is not None:
                 recipe.train[key] = getattr(args, key)

@@ -31,6 +31,7 @@ import numpy as np
 from ser_edge.audio import load
 from ser_edge.inputs import FrameStats, InputConfig, normalize
 from ser_edge.training.corpora import Clip
+from ser_edge.waveform import window_starts
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: ``augment(y, sr, rng) -> y``: a train-only change of the waveform (see ``augment.py``).
@@ -118,25 +119,6 @@ def clip_frames(clip: Clip, config: InputConfig, *, augment: Optional[Augment] =
     if len(frames) == 0:
         raise ValueError(f"{clip.path}: too short for one frame ({len(y)} samples)")
     return config.voiced(frames)
-
-
-def window_starts(n: int, window: int, hop: int) -> np.ndarray:
-    """Start indices of sliding windows of ``window`` items every ``hop`` items over ``n`` items.
-
-    The rule: full windows start at ``0, hop, 2 * hop, ...``; if items are left after the last
-    full window (the last partial window), one more window ends exactly at ``n``, so every item is
-    in a window and no window is padded; a sequence shorter than one window (``n <= window``) is
-    one window starting at 0 (the caller pads it or pools it short). ``hop`` must be in
-    ``[1, window]``; ``n = 0`` gives no windows."""
-    window, hop, n = int(window), int(hop), int(n)
-    if window < 1 or not 1 <= hop <= window:
-        raise ValueError(f"window={window} must be >= 1 and hop={hop} in [1, window]")
-    if n < 0:
-        raise ValueError(f"n={n} must be >= 0")
-    if n <= window:
-        return np.zeros(1 if n else 0, int)
-    starts = np.arange(0, n - window + 1, hop)
-    return starts if starts[-1] + window == n else np.append(starts, n - window)
 
 
 def seconds_to_frames(seconds: float, config: InputConfig) -> int:

@@ -44,7 +44,30 @@ def to_tflite(model: Any, quantization: str, *, input_shape: Sequence[int],
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    blob = bytes(conv.convert())
+    return blob if quantization == "int8" else unclip_lstm_cells(blob)
+
+
+def unclip_lstm_cells(tflite: bytes) -> bytes:
+    """The model with the cell-state clip of its fused LSTM ops turned off. The converter writes
+    ``cell_clip = 10`` into every ``UNIDIRECTIONAL_SEQUENCE_LSTM``, but Keras never clips the cell
+    state, and a trained LSTM's cell state can exceed 10 (the 128-unit ``lstm`` reached 133 on
+    RAVDESS: the float32 model then disagreed with Keras by up to 0.27). Float and dynamic-range
+    kernels run unclipped; the full-int8 kernel keeps the clip (its 16-bit cell state needs a range)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
+    lstm = {schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, schema.BuiltinOperator.BIDIRECTIONAL_SEQUENCE_LSTM,
+            schema.BuiltinOperator.LSTM}
+    changed = False
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) in lstm and getattr(op.builtinOptions, "cellClip", 0):
+                op.builtinOptions.cellClip = 0.0
+                changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else tflite
 
 
 def export_bundle(model: Any, out_dir: PathLike, *, name: str, labels: Sequence[str], input: InputConfig,
@@ -62,28 +85,27 @@ def export_bundle(model: Any, out_dir: PathLike, *, name: str, labels: Sequence[
 
 
 def tflite_probabilities(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    """Runs a TFLite model (bytes) on inputs ``x`` (float32, batch axis first) with LiteRT,
-    quantising int8 inputs/outputs like the runtime does; used for parity checks before a
-    bundle is written."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Runs a TFLite model (bytes) on inputs ``x`` (float32, batch axis first) with the edge
+    runtime's interpreter and :func:`ser_edge.runtime.run_one` (int8 scaling, recurrent state
+    reset before every input), exactly as a bundle runs on the device; used for parity checks."""
+    return tflite_run(tflite, x)[0]
 
-    it = Interpreter(model_content=tflite, num_threads=1)
-    it.allocate_tensors()
+
+def tflite_run(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`tflite_probabilities` and the median seconds of one input (one thread)."""
+    import time
+
+    from ser_edge.runtime import load_interpreter, run_one
+
+    it = load_interpreter(tflite, num_threads=1)
     (i,), (o,) = it.get_input_details(), it.get_output_details()
-    out = []
+    out, seconds = [], []
     for row in np.asarray(x, np.float32):
-        v = row[None]
-        if i["dtype"] != np.float32:
-            s, z = i["quantization"]
-            v = np.clip(np.round(v / s + z), -128, 127).astype(i["dtype"])
-        it.set_tensor(i["index"], v)
-        it.invoke()
-        y = it.get_tensor(o["index"])[0]
-        if o["dtype"] != np.float32:
-            s, z = o["quantization"]
-            y = (y.astype(np.float32) - z) * s
-        out.append(y.astype(np.float32))
-    return np.array(out).reshape(len(out), -1)
+        t0 = time.perf_counter()
+        out.append(run_one(it, i, o, row))
+        seconds.append(time.perf_counter() - t0)
+    probs = np.array(out, np.float32).reshape(len(out), -1)
+    return probs, float(np.median(seconds)) if seconds else float("nan")
 
 
-__all__ = ["export_bundle", "tflite_probabilities", "to_tflite"]
+__all__ = ["export_bundle", "tflite_probabilities", "tflite_run", "to_tflite", "unclip_lstm_cells"]

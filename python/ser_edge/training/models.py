@@ -10,7 +10,7 @@ mlp       the default. Dropout 0.1 + Gaussian noise 0.1 -> Dense 128 -> BN -> Re
           each trained on its own loss, output = their mean probability
 knn       k = 5 nearest training vectors (Euclidean) vote; the training set is stored  stats 1055
           in the model (``fit`` memorises it; exports to TFLite as constants)
-lstm      LSTM 256 -> Dropout 0.3 -> Dense 128 -> Dense 64 -> softmax                 sequence
+lstm      LSTM 128 -> Dropout 0.3 -> Dense 128 -> Dense 64 -> softmax                 sequence
 cnn1d     3 x (Conv1D 5 -> BN -> ReLU -> MaxPool 2 -> Dropout 0.2), 64/96/128          sequence
           filters, then global average+max pooling -> Dense 64 -> softmax
 cnn_lstm  Conv1D front end (2 x Conv1D 5 -> BN -> ReLU -> MaxPool 2; 64/96 filters)   sequence
@@ -28,10 +28,10 @@ _wave     then 2 x (Conv1D 3 -> BN -> ReLU -> MaxPool 4), 32/64 filters (62 step
 Inputs: "stats 1055" is the default :class:`InputConfig` (211 frame features, 5 statistics);
 "sequence" is 200 frames x 211 features (2 s, centre crop / zero padding); "sequence34" is
 80 windows x 34 features; "logmel" is 200 frames x 65. All are speaker-normalised frames.
-"wave 16000" is 1 s of raw, loudness-normalised audio at 16 kHz (``wave.py``): the model bundle
-and the edge runtime feed frame features only (:class:`~ser_edge.inputs.InputConfig`), so the
-raw-waveform models (:data:`WAVE_MODELS`) are trained and evaluated in training only, with no
-bundle and no :func:`default_input`.
+"wave 16000" is 1 s of raw, loudness-normalised audio at 16 kHz: a waveform
+:class:`~ser_edge.inputs.InputConfig` (:data:`WAVE_INPUT`; chunking and pooling of the chunks'
+probabilities in :class:`~ser_edge.waveform.WaveformConfig`), trained by ``wave.py`` and run by
+the same bundle/runtime code as every other model.
 Measured figures: docs/results.md.
 
 :func:`default_input` gives each model's :class:`~ser_edge.inputs.InputConfig`; :func:`build`
@@ -44,6 +44,7 @@ from typing import Any
 
 from ser_edge.features import FeatureConfig
 from ser_edge.inputs import InputConfig
+from ser_edge.waveform import WaveformConfig
 
 MODELS = ("mlp", "knn", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d", "cnn_lstm_wave")
 #: Models that read raw waveform chunks (``wave.py``), not InputConfig frame features.
@@ -60,6 +61,9 @@ FEATURES34 = FeatureConfig(
     features=("zero_crossing_rate", "rms", "energy_entropy", "spectral_centroid", "spectral_bandwidth",
               "spectral_entropy", "spectral_flux", "spectral_rolloff", "mfcc", "chroma_stft", "spectral_flatness"),
 )
+#: The raw-waveform models' input: 1 s chunks every 0.5 s at 16 kHz, mean of the chunks' probabilities.
+WAVE_INPUT = InputConfig(features=FeatureConfig(sr=16000, features=("rms",)), deltas=0, vad_db=None,
+                         pooling="sequence", normalization="global", waveform=WaveformConfig())
 LOGMEL = FeatureConfig(sr=16000, n_fft=1024, win_length=800, hop_length=160, n_mels=64, fmax=8000.0,
                        features=("log_melspectrogram", "rms"))
 
@@ -68,7 +72,7 @@ def default_input(name: str) -> InputConfig:
     """The input configuration model ``name`` is trained with."""
     _check(name)
     if name in WAVE_MODELS:
-        raise ValueError(f"model {name!r} reads raw waveform chunks, not frame features: it has no InputConfig")
+        return WAVE_INPUT
     if name in ("mlp", "knn"):
         return InputConfig()
     if name == "bilstm34":
@@ -154,7 +158,7 @@ def _ensemble(K: Any, inp: Any, outs: list[Any]) -> Any:
 
 def _lstm(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
     inp = K.Input(shape)
-    h = K.layers.LSTM(int(hp.pop("units", 256)))(K.layers.Masking(0.0)(inp) if hp.pop("mask", False) else inp)
+    h = K.layers.LSTM(int(hp.pop("units", 128)))(K.layers.Masking(0.0)(inp) if hp.pop("mask", False) else inp)
     h = K.layers.Dropout(float(hp.pop("dropout", 0.3)))(h)
     h = K.layers.Dense(64, activation="relu")(K.layers.Dense(128, activation="relu")(h))
     return K.Model(inp, K.layers.Dense(n, activation="softmax")(h), name="lstm")
@@ -207,8 +211,7 @@ def _cnn2d(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
 
 def _cnn_lstm_wave(K: Any, shape: tuple[int, ...], n: int, hp: dict[str, Any]) -> Any:
     """``cnn_lstm`` on raw samples (input ``(n_samples,)``): a strided Conv1D front end (kernel
-    80, stride 4: 5 ms receptive field at 16 kHz), two more conv blocks, LSTM, softmax.
-    Evaluated in training only: the bundle/runtime cannot feed raw audio."""
+    80, stride 4: 5 ms receptive field at 16 kHz), two more conv blocks, LSTM, softmax."""
     if len(shape) != 1 or shape[0] < 1024:
         raise ValueError(f"cnn_lstm_wave reads (n_samples,) with n_samples >= 1024; got {shape}")
     filters = [int(f) for f in hp.pop("filters", (32, 32, 64))]
@@ -265,4 +268,4 @@ def _knn(K: Any, shape: tuple[int, ...], n: int, k: int) -> Any:
 _BUILDERS = {"mlp": _mlp, "lstm": _lstm, "cnn1d": _cnn1d, "cnn_lstm": _cnn_lstm, "bilstm34": _bilstm34,
              "cnn2d": _cnn2d, "cnn_lstm_wave": _cnn_lstm_wave}
 
-__all__ = ["MODELS", "WAVE_MODELS", "build", "default_input"]
+__all__ = ["MODELS", "WAVE_INPUT", "WAVE_MODELS", "build", "default_input"]

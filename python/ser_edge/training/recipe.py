@@ -2,8 +2,8 @@
 speaker-independent evaluations, and where the bundle goes. :func:`run` evaluates every split,
 then trains on all clips and writes the bundle (and, if asked, reports and a checkpoint).
 
-``model = "cnn_lstm_wave"`` (raw 1 s waveform chunks) is evaluated only: the bundle cannot feed
-raw audio, so it needs no ``out`` and no checkpoint.
+``model = "cnn_lstm_wave"`` reads raw 1 s waveform chunks (``[train] windows`` sets the chunk
+length and hop); its bundle's ``input.waveform`` tells the runtime how to chunk and pool.
 
 Paths in a recipe file are relative to the file's folder. Keys::
 
@@ -26,6 +26,7 @@ Paths in a recipe file are relative to the file's folder. Keys::
     babble_data = "../../shared/data/tess"
     snr = [0, 20]
     copies = 2
+    float_parity = false          # evaluations also score the float32 TFLite model against Keras
     [[corpus]]                    # one table per corpus
     name = "emodb"
     data = "../../shared/data/emodb"
@@ -64,6 +65,7 @@ class Recipe:
     denoise: Union[bool, str] = False
     hold_out: bool = False
     room: dict[str, Any] = field(default_factory=dict)
+    float_parity: bool = False
     corpus: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)
     input: dict[str, Any] = field(default_factory=dict)
@@ -152,13 +154,11 @@ def prepare(recipe: Recipe, *, cache_dir: Optional[PathLike] = None, use_cache: 
     if recipe.model in WAVE_MODELS:
         if augmentation is not None or recipe.room:
             raise ValueError(f"model {recipe.model!r}: augment is not supported for raw-waveform models")
-        if recipe.out is not None:
-            raise ValueError(f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
-                             "in training only (give --no-bundle --reports DIR)")
-        from ser_edge.training.wave import load_waves
+        from ser_edge.training.wave import load_waves, wave_input
 
-        config, modes = None, ("speaker",)  # no speaker normalisation: "cold" would be the same
-        frames: Any = load_waves(clips, denoise=gate, progress=progress)
+        config, modes = wave_input(input_config(recipe), tc.windows), ("speaker",)  # no speaker normalisation
+        assert config.waveform is not None
+        frames: Any = load_waves(clips, denoise=gate, progress=progress, waveform=config.waveform)
         log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, raw waveform chunks, "
             f"audio {time.time() - t0:.0f} s")
     else:
@@ -215,7 +215,7 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     for ev in recipe.evaluate:
         split = ev.get("split", "loso")
         r = T.evaluate_split(frames, config, labels, tc, split=split, corpus=ev["corpus"],
-                             quantizations=(recipe.quantization,) if recipe.quantization != "float32" else (),
+                             quantizations=quantizations(recipe),
                              extra=extra, progress=progress, modes=modes)
         key = f"{ev['corpus']} {split}"
         metrics[key] = summary(r, recipe.quantization)
@@ -264,16 +264,24 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     return out
 
 
+def quantizations(recipe: Recipe) -> tuple[str, ...]:
+    """The TFLite models an evaluation scores: the recipe's quantization, and float32 first with
+    ``float_parity``."""
+    qs = ("float32",) if recipe.float_parity or recipe.quantization == "float32" else ()
+    return qs + ((recipe.quantization,) if recipe.quantization != "float32" else ())
+
+
 def summary(r: dict[str, Any], quantization: str) -> dict[str, Any]:
     """The figures of one evaluation that go into the bundle metrics."""
     s = {"n": r["float"]["speaker"]["n"], "labels": r["labels"],
          "uar": round(r["float"]["speaker"]["uar"], 4), "accuracy": round(r["float"]["speaker"]["accuracy"], 4)}
     if "cold" in r["float"]:
         s.update(cold_uar=round(r["float"]["cold"]["uar"], 4), cold_accuracy=round(r["float"]["cold"]["accuracy"], 4))
-    if quantization in r:
-        s.update({f"{quantization}_uar": round(r[quantization]["uar"], 4),
-                  f"{quantization}_accuracy": round(r[quantization]["accuracy"], 4),
-                  f"{quantization}_agreement": round(r[quantization]["agreement_with_float"], 4)})
+    for q in dict.fromkeys(("float32", quantization)):
+        if q in r:
+            s.update({f"{q}_uar": round(r[q]["uar"], 4), f"{q}_accuracy": round(r[q]["accuracy"], 4),
+                      f"{q}_agreement": round(r[q]["agreement_with_float"], 4),
+                      f"{q}_max_prob_diff": round(r[q]["max_prob_diff"], 4)})
     return s
 
 
@@ -336,4 +344,5 @@ def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name:
                          metrics=meta["metrics"])
 
 
-__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "prepare", "room_augmentation", "run", "save_checkpoint", "summary"]
+__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "prepare", "quantizations",
+           "room_augmentation", "run", "save_checkpoint", "summary"]

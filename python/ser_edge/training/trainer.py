@@ -183,13 +183,14 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
         verbose: int = 0) -> Any:
     """Fits model ``tc.model`` on ``train`` (labels must be among ``labels``): a
     :class:`Trained` from a FrameSet, or for the raw-waveform models (``models.WAVE_MODELS``) a
-    ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config`` is then unused)."""
+    ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config``: a waveform InputConfig, None for
+    ``models.WAVE_INPUT``)."""
     from ser_edge.training.models import WAVE_MODELS, build
 
     if tc.model in WAVE_MODELS:
         from ser_edge.training.wave import fit_wave
 
-        return fit_wave(train, labels, tc, verbose=verbose)
+        return fit_wave(train, labels, tc, config=config, verbose=verbose)
     if config is None:
         raise ValueError(f"model {tc.model!r} needs an InputConfig")
     t0 = time.time()
@@ -269,14 +270,17 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
 
     Returns ``{"float": {mode: report}, "<quantization>": {"speaker": report, "agreement": ...},
     "folds": [...], "histories": [...], "seconds": ...}``. The quantised models are scored with
-    speaker normalisation; ``agreement`` is the share of clips with the same top-1 as float.
+    speaker normalisation; ``agreement_with_float`` is the share of clips with the same top-1 as
+    Keras, ``max_prob_diff`` the largest difference of a model output (window) from Keras, and
+    ``latency_ms`` the median time of one input on LiteRT with one thread. ``quantizations`` may
+    include ``"float32"`` (the unquantised TFLite model: the conversion's own parity).
     ``extra``: augmented copies (``source`` = index into ``frames``); a fold trains on the
     copies of its training clips only.
     ``restrict``: the argmax is taken over the labels of ``corpus`` only (documented default).
     With windows (``tc.windows``, or a raw-waveform model), every probability, float and
     quantised, is the mean over a clip's windows. ``frames`` may be a ``wave.WaveSet`` for the
     raw-waveform models (they have no frame normalisation: pass ``modes=("speaker",)``)."""
-    from ser_edge.training.export import tflite_probabilities
+    from ser_edge.training.export import tflite_run
 
     corpus_labels = [label for label in labels if label in {c.label for c in frames.clips if c.corpus == corpus}]
     allowed = corpus_labels if restrict else None
@@ -284,6 +288,8 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
     pred: dict[str, list[str]] = {f"float/{m}": [] for m in modes}
     pred.update({f"{q}/speaker": [] for q in quantizations})
     folds, histories, sizes = [], [], {}
+    max_diff: dict[str, float] = {q: 0.0 for q in quantizations}
+    latency: dict[str, list[float]] = {q: [] for q in quantizations}
     t0 = time.time()
     for name, tr, te in splits(frames, split, corpus):
         train = frames.subset(tr)
@@ -295,14 +301,20 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
         fold = {"fold": name, "n_train": len(train), "n_test": len(te), "train_seconds": round(trained.seconds, 1)}
         if len(trained.train_inputs) != len(train):
             fold["n_train_windows"] = len(trained.train_inputs)
-        for m in modes:
-            p = restricted_argmax(trained.probabilities(test, m), labels, allowed)
-            pred[f"float/{m}"] += [labels[i] for i in p]
         x, owner = trained.window_inputs(test, "speaker")
+        keras = np.asarray(trained.model.predict(x, verbose=0)) if len(x) else np.zeros((0, len(labels)))
+        for m in modes:
+            probs = ds.clip_mean(keras, owner, len(test)) if m == "speaker" else trained.probabilities(test, m)
+            p = restricted_argmax(probs, labels, allowed)
+            pred[f"float/{m}"] += [labels[i] for i in p]
         for q in quantizations:
             blob = trained.tflite(q)
             sizes[q] = len(blob)
-            p = restricted_argmax(ds.clip_mean(tflite_probabilities(blob, x), owner, len(test)), labels, allowed)
+            lite, seconds = tflite_run(blob, x)
+            if len(x):
+                max_diff[q] = max(max_diff[q], float(np.abs(lite - keras).max()))
+                latency[q].append(seconds)
+            p = restricted_argmax(ds.clip_mean(lite, owner, len(test)), labels, allowed)
             pred[f"{q}/speaker"] += [labels[i] for i in p]
         folds.append(fold)
         histories.append(trained.history)
@@ -317,6 +329,8 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
         same = np.mean([a == b for a, b in zip(pred[f"{q}/speaker"], pred["float/speaker"])]) \
             if "speaker" in modes else None
         r["agreement_with_float"] = None if same is None else float(same)
+        r["max_prob_diff"] = max_diff[q]  # model outputs (windows), TFLite vs Keras, every fold
+        r["latency_ms"] = round(1e3 * float(np.median(latency[q])), 4) if latency[q] else None
         out[q] = r
     return out
 

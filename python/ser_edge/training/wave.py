@@ -1,14 +1,14 @@
-"""Raw-waveform training for ``cnn_lstm_wave`` (training-side only).
+"""Raw-waveform training for ``cnn_lstm_wave``.
 
-The model bundle and the edge runtime feed frame features (:class:`~ser_edge.inputs.InputConfig`),
-not raw audio, so a raw-waveform model is trained, converted to TFLite (for its size and parity)
-and evaluated here, but never bundled.
+The model's input is a waveform :class:`~ser_edge.inputs.InputConfig` (``models.WAVE_INPUT``):
+its :class:`~ser_edge.waveform.WaveformConfig` prepares and chunks the audio here exactly as the
+edge runtime does, so the trained model exports to a bundle that ``predict`` and ``listen`` run.
 
 Flow: :func:`load_waves` reads each clip at 16 kHz, applies the optional noise reduction
 (``denoise``), trims leading/trailing silence (40 dB) and normalises the loudness to -23 dBFS
-(:func:`prepare`); :func:`chunk_inputs` cuts every clip into sliding windows of ``window``
-seconds every ``hop`` seconds (``augment.sliding_windows``: 1 s and 0.5 s by default; a clip
-shorter than a window is zero-padded). Each chunk inherits its clip's label, each clip's sample
+(:func:`prepare`, ``WaveformConfig.prepare``); :func:`chunk_inputs` cuts every clip into sliding
+windows of ``chunk`` seconds every ``hop`` seconds (``WaveformConfig.chunks``: 1 s and 0.5 s by
+default; a clip shorter than a window is zero-padded). Each chunk inherits its clip's label, each clip's sample
 weight is shared among its chunks, and a clip's prediction is the mean of its chunks'
 probabilities. There is no speaker normalisation: the clip's loudness normalisation is the only
 one, so "speaker" and "cold" evaluations would be the same and only "speaker" is reported.
@@ -16,17 +16,20 @@ one, so "speaker" and "cold" evaluations would be the same and only "speaker" is
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ser_edge.inputs import InputConfig
 from ser_edge.training.corpora import Clip
 from ser_edge.training.dataset import ClipSet, Denoise, subset_index
+from ser_edge.training.trainer import Trained
+from ser_edge.waveform import WaveformConfig
 
 SR = 16000
-DEFAULT_WINDOWS = (1.0, 0.5)  # seconds: window, hop
 
 
 @dataclass
@@ -44,20 +47,18 @@ class WaveSet(ClipSet):
                        None if self.source is None else self.source[idx])
 
 
-def prepare(y: np.ndarray, sr: int, *, denoise: Optional[Denoise] = None, top_db: float = 40.0,
-            target_dbfs: float = -23.0) -> np.ndarray:
-    """One clip as the waveform model reads it: ``denoise`` (optional), then silence trimmed at
-    ``top_db`` and loudness normalised to ``target_dbfs``."""
-    from ser_edge.training.augment import loudness_normalize, trim_silence
-
+def prepare(y: np.ndarray, sr: int, *, denoise: Optional[Denoise] = None,
+            waveform: WaveformConfig = WaveformConfig()) -> np.ndarray:
+    """One clip as the waveform model reads it: ``denoise`` (optional), then
+    ``waveform.prepare`` (silence trimmed, loudness normalised), as on the device."""
     y = np.asarray(y, np.float32)
     if denoise is not None:
         y = denoise(y, sr)
-    return loudness_normalize(trim_silence(y, top_db=top_db), target_dbfs)
+    return waveform.prepare(y)
 
 
 def load_waves(clips: Sequence[Clip], *, sr: int = SR, denoise: Optional[Denoise] = None,
-               progress: bool = False) -> WaveSet:
+               progress: bool = False, waveform: WaveformConfig = WaveformConfig()) -> WaveSet:
     """Every clip read at ``sr`` and :func:`prepare`-d (not cached: reading is fast)."""
     from ser_edge.audio import load
 
@@ -71,59 +72,51 @@ def load_waves(clips: Sequence[Clip], *, sr: int = SR, denoise: Optional[Denoise
         y, _ = load(clip.path, sr=sr)
         if len(y) == 0:
             raise ValueError(f"{clip.path}: no audio")
-        waves.append(prepare(y, sr, denoise=denoise))
+        waves.append(prepare(y, sr, denoise=denoise, waveform=waveform))
     return WaveSet(list(clips), waves, sr)
 
 
-def chunk_inputs(waves: WaveSet, window: float, hop: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, owner)``: float32 ``(n_chunks, round(window * sr))`` sliding windows of every clip
-    and the index of each chunk's clip."""
-    from ser_edge.training.augment import sliding_windows
-
-    parts = [sliding_windows(y, waves.sr, window=window, hop=hop) for y in waves.waves]
+def chunk_inputs(waves: WaveSet, waveform: WaveformConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, owner)``: float32 ``(n_chunks, waveform.samples(sr))`` chunks of every (prepared)
+    clip and the index of each chunk's clip."""
+    parts = [waveform.chunks(y, waves.sr) for y in waves.waves]
     if not parts:
-        return np.zeros((0, int(round(window * waves.sr))), np.float32), np.zeros(0, int)
+        return np.zeros((0, waveform.samples(waves.sr)), np.float32), np.zeros(0, int)
     owner = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
     return np.concatenate(parts).astype(np.float32), owner
 
 
-@dataclass
-class TrainedWave:
-    """A fitted raw-waveform model; the same interface as ``trainer.Trained`` for
-    ``trainer.evaluate_split`` (``mode`` is accepted and ignored: no speaker normalisation)."""
+class TrainedWave(Trained):
+    """A fitted raw-waveform model: a :class:`~ser_edge.training.trainer.Trained` whose inputs
+    are the chunks of a ``WaveSet`` (``mode`` is accepted and ignored: no speaker normalisation).
+    It exports to a bundle like any other model."""
 
-    model: Any
-    labels: tuple[str, ...]
-    windows: tuple[float, float]
-    train_inputs: np.ndarray
-    history: dict[str, list[float]]
-    seconds: float
-    config: Any  # trainer.TrainConfig
-
-    def window_inputs(self, waves: WaveSet, mode: str = "speaker") -> tuple[np.ndarray, np.ndarray]:
+    def window_inputs(self, waves: WaveSet, mode: str = "speaker") -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
         """The chunks of ``waves`` and the clip of each."""
-        return chunk_inputs(waves, *self.windows)
-
-    def inputs(self, waves: WaveSet, mode: str = "speaker") -> np.ndarray:
-        return self.window_inputs(waves, mode)[0]
-
-    def probabilities(self, waves: WaveSet, mode: str = "speaker") -> np.ndarray:
-        """Per-clip probabilities: the mean over each clip's chunks."""
-        from ser_edge.training.dataset import clip_mean
-
-        x, owner = self.window_inputs(waves, mode)
-        return clip_mean(np.asarray(self.model.predict(x, batch_size=64, verbose=0)), owner, len(waves))
-
-    def tflite(self, quantization: str) -> bytes:
-        from ser_edge.training.export import to_tflite
-
-        return to_tflite(self.model, quantization, input_shape=self.train_inputs.shape[1:],
-                         representative=self.train_inputs, seed=self.config.seed)
+        assert self.input.waveform is not None
+        return chunk_inputs(waves, self.input.waveform)
 
 
-def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, verbose: int = 0) -> TrainedWave:
-    """Fits ``tc.model`` (a raw-waveform model) on the chunks of ``train``: ``tc.windows`` (default
-    :data:`DEFAULT_WINDOWS`) gives the chunk length and hop in seconds."""
+def wave_input(config: Optional[InputConfig], windows: Optional[Sequence[float]]) -> InputConfig:
+    """``config`` (default ``models.WAVE_INPUT``) with the chunk length and hop ``windows``
+    (seconds), if given."""
+    from ser_edge.training.models import WAVE_INPUT
+
+    config = config or WAVE_INPUT
+    if config.waveform is None:
+        raise ValueError("a raw-waveform model needs a waveform InputConfig")
+    if windows is None:
+        return config
+    return dataclasses.replace(config, waveform=dataclasses.replace(config.waveform, chunk=float(windows[0]),
+                                                                    hop=float(windows[1])))
+
+
+def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, config: Optional[InputConfig] = None,
+             verbose: int = 0) -> TrainedWave:
+    """Fits ``tc.model`` (a raw-waveform model) on the chunks of ``train``: ``config`` (default
+    ``models.WAVE_INPUT``) chunks the audio; ``tc.windows`` overrides its chunk length and hop
+    (seconds)."""
+    from ser_edge.bundle import Normalization
     from ser_edge.training.models import build
     from ser_edge.training.trainer import sample_weights, window_weights
 
@@ -132,8 +125,9 @@ def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, verbose: int = 0
     t0 = time.time()
     labels = tuple(labels)
     y = train.label_indices(labels)
-    windows = tuple(tc.windows) if tc.windows is not None else DEFAULT_WINDOWS
-    x, owner = chunk_inputs(train, *windows)
+    config = wave_input(config, tc.windows)
+    assert config.waveform is not None
+    x, owner = chunk_inputs(train, config.waveform)
     y = y[owner]
     w = sample_weights(train.clips) if tc.balance else np.ones(len(train), np.float32)
     model = build(tc.model, x.shape[1:], len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
@@ -141,7 +135,9 @@ def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, verbose: int = 0
     hist = model.fit(x, onehot, sample_weight=window_weights(w, owner), batch_size=tc.batch_size, epochs=tc.epochs,
                      verbose=verbose, shuffle=True)
     history = {k: [float(v) for v in vs] for k, vs in getattr(hist, "history", {}).items()}
-    return TrainedWave(model, labels, (float(windows[0]), float(windows[1])), x, history, time.time() - t0, tc)
+    none = Normalization(frame_mean=np.zeros(0), frame_std=np.zeros(0), prior_frames=0.0)
+    return TrainedWave(model, config, labels, none, x, history, time.time() - t0, tc)
 
 
-__all__ = ["DEFAULT_WINDOWS", "SR", "TrainedWave", "WaveSet", "chunk_inputs", "fit_wave", "load_waves", "prepare"]
+__all__ = ["SR", "TrainedWave", "WaveSet", "chunk_inputs", "fit_wave", "load_waves", "prepare",
+           "wave_input"]
