@@ -55,7 +55,8 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
     file is judged on its own (``adapt=False``: the training population's normalisation, no
     memory of earlier files).
 
-    Files are streamed (:mod:`ser_edge.file_input`): memory does not grow with their length."""
+    Files are streamed (:mod:`ser_edge.file_input`): memory does not grow with their length (a
+    raw-waveform bundle holds the file's samples at the model's rate)."""
     from ser_edge.audio import blocks
     from ser_edge.file_input import ColumnStore, frames_to_store
     from ser_edge.listen.speech import make_gate
@@ -65,24 +66,32 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
     cfg = recognizer.bundle.input
     for path in files:
         try:
-            with ColumnStore(cfg.n_frame_features) as store:
-                n_samples = 0
-                gate = make_gate(cfg.sr, FILE_GATE)  # speech or not: the gate of `listen`
-                found: list[Any] = []
+            n_samples = 0
+            gate = make_gate(cfg.sr, FILE_GATE)  # speech or not: the gate of `listen`
+            found: list[Any] = []
 
-                def counted() -> Iterator[np.ndarray]:
-                    nonlocal n_samples
-                    for b in blocks(path, sr=cfg.sr):
-                        n_samples += len(b)
-                        found.extend(x for x in gate.push(b) if x.kind == "start")
-                        yield b
-                    found.extend(x for x in gate.flush() if x.kind == "start")
-                chunks = frames_to_store(cfg, counted(), store)
-                events = predict_segments(recognizer, chunks) if segments else None
-                for _ in chunks if not segments else ():
-                    pass  # frames only
-                speech = bool(found)
-                p = recognizer.predict_store(store) if speech else None
+            def counted() -> Iterator[np.ndarray]:
+                nonlocal n_samples
+                for b in blocks(path, sr=cfg.sr):
+                    n_samples += len(b)
+                    found.extend(x for x in gate.push(b) if x.kind == "start")
+                    yield b
+                found.extend(x for x in gate.flush() if x.kind == "start")
+
+            if cfg.kind == "waveform":  # the model reads the clip's samples (held whole), not frames
+                audio = np.concatenate([np.zeros(0, np.float32), *counted()])
+                events = predict_segments(recognizer, audio) if segments else None
+                p = recognizer.predict(audio) if found else None
+            else:
+                with ColumnStore(cfg.n_frame_features) as store:
+                    chunks = frames_to_store(cfg, counted(), store)
+                    if segments:
+                        events = predict_segments(recognizer, chunks)
+                    else:
+                        for _ in chunks:  # frames only
+                            pass
+                    p = recognizer.predict_store(store) if found else None
+            speech = bool(found)
             out: dict[str, Any] = {"file": os.fspath(path), "speech": speech, **(p.to_dict() if p else {}),
                                    "model_id": recognizer.model_id, "seconds": round(n_samples / cfg.sr, 3)}
             if segments:

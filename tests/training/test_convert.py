@@ -73,7 +73,7 @@ def test_int8_bundle_is_stateless_on_the_device_path(tmp_path: Path) -> None:
     x = _inputs(shape)
     blob = to_tflite(model, quantization, input_shape=shape, representative=x)
     d = config.n_frame_features
-    bundle = save_bundle(tmp_path / "b", tflite=blob, name="lstm-test", labels=[f"l{i}" for i in range(LABELS)],
+    bundle = save_bundle(tmp_path / "b", tflite=blob, name="lstm-test", labels=["neutral", "happy", "sad", "angry"][:LABELS],
                          input=config, normalization=Normalization(np.zeros(d), np.ones(d)),
                          quantization=quantization)
     clf = Classifier(bundle)

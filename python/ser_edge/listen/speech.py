@@ -26,6 +26,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ser_edge.audio import Resampler
 from ser_edge.features import FeatureConfig, Stream, extract
 from ser_edge.listen.gate import Boundary, GateConfig, VoiceGate
 
@@ -121,12 +122,14 @@ class _Pending:
 
 
 class SpeechGate:
-    """:class:`VoiceGate` whose utterances are confirmed as speech by :class:`SpeechModel`."""
+    """:class:`VoiceGate` whose utterances are confirmed as speech by :class:`SpeechModel`.
+
+    Audio at another rate than the model's 16 kHz is resampled (streaming) for the model only;
+    boundaries stay in samples at ``sr``."""
 
     def __init__(self, sr: int, config: GateConfig = GateConfig(), model: Optional[SpeechModel] = None) -> None:
-        if int(sr) != FEATURES.sr:
-            raise ValueError(f"the speech gate runs at {FEATURES.sr} Hz; got sr={sr} (set gate.speech = false)")
         self.energy = VoiceGate(sr, config)
+        self._resampler = None if int(sr) == FEATURES.sr else Resampler(int(sr), FEATURES.sr)
         self.sr, self.config = int(sr), config
         self.model = model if model is not None else shared_model()
         self.threshold = float(config.speech_threshold)
@@ -163,7 +166,12 @@ class SpeechGate:
         for b in self.energy.push(chunk):
             self._energy(b)
         out = self._resolve(final=False)
-        f = self._stream.push(chunk).T
+        return out + self._model_frames(chunk if self._resampler is None else self._resampler.push(chunk))
+
+    def _model_frames(self, y16: np.ndarray) -> list[Boundary]:
+        """Feeds 16 kHz audio to the model's feature stream; a decision every STEP frames."""
+        out: list[Boundary] = []
+        f = self._stream.push(y16).T
         if len(f):
             buf = np.concatenate([self._ctx, f])
             first, self._frames = self._frames, self._frames + len(f)
@@ -181,6 +189,8 @@ class SpeechGate:
         for b in self.energy.flush():
             self._energy(b)
         out = self._resolve(final=False)
+        if self._resampler is not None:
+            out += self._model_frames(self._resampler.flush())
         if self._open and self._frames % STEP:
             out += self._decide(self._ctx, self._frames)
         out += self._resolve(final=True)
@@ -205,7 +215,8 @@ class SpeechGate:
         self.decisions += 1
         self.last_probability = prob
         hop = FEATURES.hop_length
-        self._centre = self._offset + (k - 1) * hop + FEATURES.n_fft - (CONTEXT * hop) // 2
+        centre16 = (k - 1) * hop + FEATURES.n_fft - (CONTEXT * hop) // 2  # in 16 kHz samples
+        self._centre = self._offset + round(centre16 * self.sr / FEATURES.sr)
         out: list[Boundary] = []
         for p in self._open:
             if p.start <= self._centre and (p.end is None or self._centre <= p.end):
