@@ -20,8 +20,9 @@ print(time.perf_counter() - t)
 
 def cold_start(mod: str, call: str) -> float:
     """Seconds from a fresh interpreter to the first mfcc of 1 s (import + first call)."""
-    out = subprocess.run([sys.executable, "-c", COLD.format(mod=mod, call=call)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", COLD.format(mod=mod, call=call)], check=True, capture_output=True, text=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -32,7 +33,7 @@ def write_section(path: Path, name: str, text: str) -> None:
     block = f"{begin}\n{text.rstrip()}\n{end}\n"
     page = path.read_text() if path.exists() else "# Benchmarks\n"
     if begin in page and end in page:
-        page = page[:page.index(begin)] + block + page[page.index(end) + len(end):].lstrip("\n")
+        page = page[: page.index(begin)] + block + page[page.index(end) + len(end) :].lstrip("\n")
     else:
         page = page.rstrip("\n") + "\n\n" + block
     path.write_text(page)
@@ -47,7 +48,11 @@ def main(path: str, out: str) -> None:
 
     rows = []
     for s in (1, 60):
-        lib, ours, floor = med(f"test_mfcc_librosa[{s}]"), med(f"test_mfcc_ser_edge[{s}]"), med(f"test_mfcc_fft_floor[{s}]")
+        lib, ours, floor = (
+            med(f"test_mfcc_librosa[{s}]"),
+            med(f"test_mfcc_ser_edge[{s}]"),
+            med(f"test_mfcc_fft_floor[{s}]"),
+        )
         rows.append(("mfcc (librosa defaults)", f"{s} s", lib, ours, f"{lib / ours:.1f}x", f"{ours / floor:.2f}x"))
     for s in (1, 60):
         lib, ours = med(f"test_melspectrogram_librosa[{s}]"), med(f"test_melspectrogram_ser_edge[{s}]")
@@ -69,9 +74,11 @@ def main(path: str, out: str) -> None:
         "",
         "Produced by `scripts/bench` (pytest-benchmark over `benches/`, then `benches/report.py`).",
         "Every ratio compares two timings taken in the same run on the same machine and signals:",
-        "real speech (RAVDESS actors 01-04, 16 kHz). Medians; librosa " + data.get("machine_info", {}).get("python_version", "")
+        "real speech (RAVDESS actors 01-04, 16 kHz). Medians; librosa "
+        + data.get("machine_info", {}).get("python_version", "")
         and f"librosa {__import__('librosa').__version__}, numpy {__import__('numpy').__version__}, "
-        f"Python {platform.python_version()}, {data['machine_info'].get('cpu', {}).get('brand_raw', platform.processor())}, "
+        f"Python {platform.python_version()}, "
+        f"{data['machine_info'].get('cpu', {}).get('brand_raw', platform.processor())}, "
         f"{data['machine_info'].get('cpu', {}).get('count', '?')} cores; run {data['datetime'][:19]}.",
         "",
         "| function | input | librosa | ser-edge | speed-up | ser-edge / FFT floor |",

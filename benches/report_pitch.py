@@ -20,8 +20,9 @@ def main(path: str, out: str) -> None:
         for s in (1, 60):
             lib, ours = t[f"test_librosa[{fn}-{s}]"], t[f"test_{fn}_ser_edge[{s}]"]
             rows.append(f"| {fn} | {s} s | {ms(lib)} | {ms(ours)} | {lib / ours:.1f}x |")
-            targets.append(f"| {fn}, {s} s: >= {goal}x librosa | {lib / ours:.1f}x | "
-                           f"{'yes' if lib / ours >= goal else '**no**'} |")
+            targets.append(
+                f"| {fn}, {s} s: >= {goal}x librosa | {lib / ours:.1f}x | {'yes' if lib / ours >= goal else '**no**'} |"
+            )
     timer = data["benchmarks"][0]["options"].get("timer", "?")
     lines = [
         "## Pitch: `yin` and `pyin` vs librosa (issue 12)",

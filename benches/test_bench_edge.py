@@ -82,26 +82,28 @@ class Reference:
         import librosa
 
         f = self.cfg.features
-        kw = dict(n_fft=f.n_fft, hop_length=f.hop_length, win_length=f.win_length, center=f.center,
-                  pad_mode=f.pad_mode)
+        kw = dict(n_fft=f.n_fft, hop_length=f.hop_length, win_length=f.win_length, center=f.center, pad_mode=f.pad_mode)
         X = librosa.stft(y, **kw)
         mag = np.abs(X)
-        power = mag ** 2
+        power = mag**2
         mel = librosa.feature.melspectrogram(S=power, sr=f.sr, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax)
         logmel = librosa.power_to_db(mel, ref=f.ref, amin=f.amin, top_db=None)
         rows = {
             "log_melspectrogram": logmel,
             "mfcc": librosa.feature.mfcc(S=logmel, n_mfcc=f.n_mfcc),
-            "rms": librosa.feature.rms(y=y, frame_length=f.n_fft, hop_length=f.hop_length, center=f.center,
-                                       pad_mode=f.pad_mode),
-            "zero_crossing_rate": librosa.feature.zero_crossing_rate(y, frame_length=f.n_fft,
-                                                                     hop_length=f.hop_length, center=f.center),
+            "rms": librosa.feature.rms(
+                y=y, frame_length=f.n_fft, hop_length=f.hop_length, center=f.center, pad_mode=f.pad_mode
+            ),
+            "zero_crossing_rate": librosa.feature.zero_crossing_rate(
+                y, frame_length=f.n_fft, hop_length=f.hop_length, center=f.center
+            ),
             "spectral_centroid": librosa.feature.spectral_centroid(S=mag, sr=f.sr),
             "spectral_bandwidth": librosa.feature.spectral_bandwidth(S=mag, sr=f.sr),
             "spectral_rolloff": librosa.feature.spectral_rolloff(S=mag, sr=f.sr),
             "spectral_flatness": librosa.feature.spectral_flatness(S=mag),
-            "spectral_contrast": librosa.feature.spectral_contrast(S=mag, sr=f.sr, fmin=f.contrast_fmin,
-                                                                   n_bands=f.contrast_bands),
+            "spectral_contrast": librosa.feature.spectral_contrast(
+                S=mag, sr=f.sr, fmin=f.contrast_fmin, n_bands=f.contrast_bands
+            ),
             "chroma_stft": librosa.feature.chroma_stft(S=power, sr=f.sr, tuning=0.0, n_chroma=f.n_chroma),
         }
         p = mag / np.maximum(mag.sum(0, keepdims=True), np.finfo(np.float32).tiny)
@@ -120,9 +122,11 @@ class Reference:
                 x[a] = np.log(x[a] + 1e-8)
         if self.cfg.deltas:
             a = self.cfg.row("mfcc")
-            m = x[a:a + f.n_mfcc]
-            x = np.vstack([x] + [librosa.feature.delta(m, width=self.cfg.delta_width, order=k)
-                                 for k in range(1, self.cfg.deltas + 1)])
+            m = x[a : a + f.n_mfcc]
+            x = np.vstack(
+                [x]
+                + [librosa.feature.delta(m, width=self.cfg.delta_width, order=k) for k in range(1, self.cfg.deltas + 1)]
+            )
         return np.ascontiguousarray(x.T)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -166,8 +170,9 @@ def test_predict_100_files_ser_edge(benchmark, files, bundle):
 
 @pytest.mark.benchmark(group="predict-100")
 def test_predict_100_files_tensorflow_librosa(benchmark, files, reference):
-    out = benchmark.pedantic(lambda: [reference.predict_file(f) for f in files], rounds=3, iterations=1,
-                             warmup_rounds=1)
+    out = benchmark.pedantic(
+        lambda: [reference.predict_file(f) for f in files], rounds=3, iterations=1, warmup_rounds=1
+    )
     assert len(out) == 100
     FIGURES["predict_reference_s"] = benchmark.stats.stats.median
     FIGURES["labels_reference"] = out
@@ -192,8 +197,11 @@ def test_stage_resample_100_files(benchmark, native, impl):
 
     from ser_edge.audio import resample
 
-    fn = (lambda y, sr: resample(y, orig_sr=sr, target_sr=16000)) if impl == "ser_edge" else \
-        (lambda y, sr: librosa.resample(y, orig_sr=sr, target_sr=16000, res_type="soxr_hq"))
+    fn = (
+        (lambda y, sr: resample(y, orig_sr=sr, target_sr=16000))
+        if impl == "ser_edge"
+        else (lambda y, sr: librosa.resample(y, orig_sr=sr, target_sr=16000, res_type="soxr_hq"))
+    )
     benchmark.pedantic(lambda: [fn(y, sr) for y, sr in native if sr != 16000], rounds=3, iterations=1, warmup_rounds=1)
     FIGURES[f"resample_{impl}_s"] = benchmark.stats.stats.median
 
@@ -272,8 +280,12 @@ def test_listen_realtime_continuous_speech(benchmark, tmp_path, scene):
     def run() -> dict[str, Any]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "ser_edge", "listen", "--source", str(wav), "--realtime"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "ser_edge", "listen", "--source", str(wav), "--realtime"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         peak = [0.0]
 
         def watch() -> None:  # the daemon's own high-water mark (rusage would count the fork of pytest)
@@ -299,16 +311,27 @@ def test_listen_realtime_continuous_speech(benchmark, tmp_path, scene):
         assert p.returncode == 0, err
         events = [json.loads(x) for x in out.splitlines()]
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        return {"wall": wall, "cpu": cpu, "ready": ready, "rss_mb": peak[0],
-                "delays": [e["delay_ms"] for e in events if e["type"] == "utterance"]}
+        return {
+            "wall": wall,
+            "cpu": cpu,
+            "ready": ready,
+            "rss_mb": peak[0],
+            "delays": [e["delay_ms"] for e in events if e["type"] == "utterance"],
+        }
 
     r = benchmark.pedantic(run, rounds=1, iterations=1)
     assert r["delays"], "no utterance events"
     steady_cpu = r["cpu"]  # includes start-up (imports, model load): an upper bound for the steady state
-    FIGURES["listen" if scene == "speech" else "listen_noise"] = {"seconds": seconds, "cpu_pct": 100 * steady_cpu / r["wall"], "rss_mb": r["rss_mb"],
-                         "startup_s": r["ready"], "utterances": len(r["delays"]),
-                         "delay_median_ms": float(np.median(r["delays"])), "delay_p95_ms": float(np.percentile(r["delays"], 95)),
-                         "delay_max_ms": float(np.max(r["delays"]))}
+    FIGURES["listen" if scene == "speech" else "listen_noise"] = {
+        "seconds": seconds,
+        "cpu_pct": 100 * steady_cpu / r["wall"],
+        "rss_mb": r["rss_mb"],
+        "startup_s": r["ready"],
+        "utterances": len(r["delays"]),
+        "delay_median_ms": float(np.median(r["delays"])),
+        "delay_p95_ms": float(np.percentile(r["delays"], 95)),
+        "delay_max_ms": float(np.max(r["delays"])),
+    }
 
 
 def test_startup_time_cold_process():
@@ -317,8 +340,13 @@ def test_startup_time_cold_process():
     times = []
     for _ in range(5):
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "ser_edge", "listen", "--source", "-"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "ser_edge", "listen", "--source", "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for line in p.stderr:
             if '"source open"' in line:
                 times.append(time.monotonic() - t0)
@@ -329,57 +357,95 @@ def test_startup_time_cold_process():
 
 def write_report(path: Path) -> None:
     f = FIGURES
-    lines = ["## The edge path: `predict` and `listen` (issue 4)", "",
-             "Produced by `.venv/bin/python -m pytest benches/test_bench_edge.py -p no:cacheprovider -q`",
-             f"(writes this section; `scripts/bench` runs it too). Python {platform.python_version()}, {platform.machine()}, "
-             f"{len(__import__('os').sched_getaffinity(0))} cores shared with other jobs; "
-             f"run {time.strftime('%Y-%m-%d %H:%M')}. Ratios compare timings from the same run.", ""]
+    lines = [
+        "## The edge path: `predict` and `listen` (issue 4)",
+        "",
+        "Produced by `.venv/bin/python -m pytest benches/test_bench_edge.py -p no:cacheprovider -q`",
+        f"(writes this section; `scripts/bench` runs it too). Python {platform.python_version()}, "
+        f"{platform.machine()}, "
+        f"{len(__import__('os').sched_getaffinity(0))} cores shared with other jobs; "
+        f"run {time.strftime('%Y-%m-%d %H:%M')}. Ratios compare timings from the same run.",
+        "",
+    ]
     if "predict_ser_edge_s" in f and "predict_reference_s" in f:
         agree = np.mean([a == b for a, b in zip(f["labels_ser_edge"], f["labels_reference"])])
-        lines += ["### `ser-edge predict` on 100 files", "",
-                  "| | 100 files | per file |", "|---|---|---|",
-                  f"| ser-edge (Rust features + LiteRT) | {f['predict_ser_edge_s']:.2f} s | {f['predict_ser_edge_s'] * 10:.1f} ms |",
-                  f"| TensorFlow `tf.lite` + librosa features | {f['predict_reference_s']:.2f} s | {f['predict_reference_s'] * 10:.1f} ms |",
-                  f"| ser-edge speed-up | **{f['predict_reference_s'] / f['predict_ser_edge_s']:.2f}x** (>1: faster) | |", "",
-                  f"Same int8 model, same files (50 EMO-DB, 50 RAVDESS), file reading included, warm (median of 3). "
-                  f"Labels agree on {agree:.0%} of the files (librosa's spectral contrast clips at 80 dB and "
-                  f"its features differ by float rounding).", ""]
+        lines += [
+            "### `ser-edge predict` on 100 files",
+            "",
+            "| | 100 files | per file |",
+            "|---|---|---|",
+            f"| ser-edge (Rust features + LiteRT) | {f['predict_ser_edge_s']:.2f} s "
+            f"| {f['predict_ser_edge_s'] * 10:.1f} ms |",
+            f"| TensorFlow `tf.lite` + librosa features | {f['predict_reference_s']:.2f} s "
+            f"| {f['predict_reference_s'] * 10:.1f} ms |",
+            f"| ser-edge speed-up | **{f['predict_reference_s'] / f['predict_ser_edge_s']:.2f}x** (>1: faster) | |",
+            "",
+            f"Same int8 model, same files (50 EMO-DB, 50 RAVDESS), file reading included, warm (median of 3). "
+            f"Labels agree on {agree:.0%} of the files (librosa's spectral contrast clips at 80 dB and "
+            f"its features differ by float rounding).",
+            "",
+        ]
     if "resample_ser_edge_s" in f and "frames_ser_edge_s" in f:
-        lines += ["Where the time goes (same 100 files, same run):", "",
-                  "| stage | ser-edge | reference | ratio |", "|---|---|---|---|",
-                  f"| resample 22.05 -> 16 kHz (50 EMO-DB files) | {f['resample_ser_edge_s']:.2f} s (`ser_edge.audio.resample`) "
-                  f"| {f['resample_soxr_hq_s']:.2f} s (soxr_hq, librosa's default) "
-                  f"| {f['resample_soxr_hq_s'] / f['resample_ser_edge_s']:.2f}x |",
-                  f"| frame features (100 files) | {f['frames_ser_edge_s']:.2f} s (Rust core) | {f['frames_librosa_s']:.2f} s (librosa) "
-                  f"| {f['frames_librosa_s'] / f['frames_ser_edge_s']:.1f}x |", "",
-                  "Of ser-edge's predict time, resampling (polyphase Kaiser sinc in the Rust core) takes "
-                  f"{f['resample_ser_edge_s'] / f.get('predict_ser_edge_s', float('nan')):.0%} and the frame features "
-                  f"{f['frames_ser_edge_s'] / f.get('predict_ser_edge_s', float('nan')):.0%}.", ""]
+        lines += [
+            "Where the time goes (same 100 files, same run):",
+            "",
+            "| stage | ser-edge | reference | ratio |",
+            "|---|---|---|---|",
+            f"| resample 22.05 -> 16 kHz (50 EMO-DB files) "
+            f"| {f['resample_ser_edge_s']:.2f} s (`ser_edge.audio.resample`) "
+            f"| {f['resample_soxr_hq_s']:.2f} s (soxr_hq, librosa's default) "
+            f"| {f['resample_soxr_hq_s'] / f['resample_ser_edge_s']:.2f}x |",
+            f"| frame features (100 files) | {f['frames_ser_edge_s']:.2f} s (Rust core) "
+            f"| {f['frames_librosa_s']:.2f} s (librosa) "
+            f"| {f['frames_librosa_s'] / f['frames_ser_edge_s']:.1f}x |",
+            "",
+            "Of ser-edge's predict time, resampling (polyphase Kaiser sinc in the Rust core) takes "
+            f"{f['resample_ser_edge_s'] / f.get('predict_ser_edge_s', float('nan')):.0%} and the frame features "
+            f"{f['frames_ser_edge_s'] / f.get('predict_ser_edge_s', float('nan')):.0%}.",
+            "",
+        ]
     if "inference_litert_s" in f:
-        lines += ["### int8 inference per window", "",
-                  f"LiteRT {f['inference_litert_s'] * 1e3:.3f} ms per window (1 thread), TensorFlow's interpreter "
-                  f"{f.get('inference_tensorflow_s', float('nan')) * 1e3:.3f} ms (target <= 1 ms).", ""]
+        lines += [
+            "### int8 inference per window",
+            "",
+            f"LiteRT {f['inference_litert_s'] * 1e3:.3f} ms per window (1 thread), TensorFlow's interpreter "
+            f"{f.get('inference_tensorflow_s', float('nan')) * 1e3:.3f} ms (target <= 1 ms).",
+            "",
+        ]
     if "listen" in f:
         li = f["listen"]
-        lines += ["### `ser-edge listen --realtime` on continuous speech", "",
-                  f"{li['seconds']:.0f} s of EMO-DB utterances with 0.4-0.8 s pauses ({li['utterances']} utterance events), "
-                  "paced like a microphone, default settings, stdout output.", "",
-                  "| figure | measured | target |", "|---|---|---|",
-                  f"| CPU, % of one core (whole run incl. start-up) | {li['cpu_pct']:.1f} % | <= 3 % |",
-                  f"| peak RSS | {li['rss_mb']:.0f} MB | <= 120 MB |",
-                  f"| start-up (process start -> listening) | {f.get('startup_median_s', li['startup_s']):.2f} s | <= 1 s |",
-                  f"| end of utterance -> event, median / p95 / max | {li['delay_median_ms']:.0f} / {li['delay_p95_ms']:.0f} / "
-                  f"{li['delay_max_ms']:.0f} ms | <= 300 ms |", ""]
+        lines += [
+            "### `ser-edge listen --realtime` on continuous speech",
+            "",
+            f"{li['seconds']:.0f} s of EMO-DB utterances with 0.4-0.8 s pauses ({li['utterances']} utterance events), "
+            "paced like a microphone, default settings, stdout output.",
+            "",
+            "| figure | measured | target |",
+            "|---|---|---|",
+            f"| CPU, % of one core (whole run incl. start-up) | {li['cpu_pct']:.1f} % | <= 3 % |",
+            f"| peak RSS | {li['rss_mb']:.0f} MB | <= 120 MB |",
+            f"| start-up (process start -> listening) | {f.get('startup_median_s', li['startup_s']):.2f} s | <= 1 s |",
+            f"| end of utterance -> event, median / p95 / max "
+            f"| {li['delay_median_ms']:.0f} / {li['delay_p95_ms']:.0f} / "
+            f"{li['delay_max_ms']:.0f} ms | <= 300 ms |",
+            "",
+        ]
         if "listen_noise" in f:
             ln = f["listen_noise"]
-            lines += [f"With held-out household noise (UrbanSound8K fold 2) at 10 dB SNR under the same speech, so "
-                      f"that the speech gate's model runs throughout ({ln['utterances']} utterance events): "
-                      f"**{ln['cpu_pct']:.1f} %** of one core, peak RSS **{ln['rss_mb']:.0f} MB**, "
-                      f"end of utterance -> event median {ln['delay_median_ms']:.0f} ms.", ""]
-        lines += ["End of utterance = capture time of the last voiced sample; the latency includes the gate's "
-                  "hangover (0.2 s of silence that closes an utterance), the chunk size (50 ms) and the "
-                  "final window's features and inference. The voice gate includes the speech model "
-                  "(`python -m ser_edge.listen.gatebench`; [raspberry-pi.md](raspberry-pi.md#speech-not-sound)).", ""]
+            lines += [
+                f"With held-out household noise (UrbanSound8K fold 2) at 10 dB SNR under the same speech, so "
+                f"that the speech gate's model runs throughout ({ln['utterances']} utterance events): "
+                f"**{ln['cpu_pct']:.1f} %** of one core, peak RSS **{ln['rss_mb']:.0f} MB**, "
+                f"end of utterance -> event median {ln['delay_median_ms']:.0f} ms.",
+                "",
+            ]
+        lines += [
+            "End of utterance = capture time of the last voiced sample; the latency includes the gate's "
+            "hangover (0.2 s of silence that closes an utterance), the chunk size (50 ms) and the "
+            "final window's features and inference. The voice gate includes the speech model "
+            "(`python -m ser_edge.listen.gatebench`; [raspberry-pi.md](raspberry-pi.md#speech-not-sound)).",
+            "",
+        ]
     from report import write_section
 
     write_section(path, "edge", "\n".join(lines))

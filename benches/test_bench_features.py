@@ -3,8 +3,9 @@
 import librosa
 import numpy as np
 import pytest
-import ser_edge.features as F
 from conftest import hop_pusher
+
+import ser_edge.features as F
 from ser_edge import _dsp
 
 SR = 16000
@@ -86,6 +87,5 @@ def test_extract_many(benchmark, speech, n_jobs):
     y = speech[60]
     clips = [y[(i % 59) * SR : (i % 59 + 1) * SR] for i in range(500)]
     config = F.FeatureConfig()
-    out = benchmark.pedantic(F.extract_many, args=(clips, config), kwargs={"n_jobs": n_jobs}, rounds=5,
-                             warmup_rounds=1)
+    out = benchmark.pedantic(F.extract_many, args=(clips, config), kwargs={"n_jobs": n_jobs}, rounds=5, warmup_rounds=1)
     assert len(out) == 500

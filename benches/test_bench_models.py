@@ -32,9 +32,13 @@ FIGURES: dict[str, Any] = {}
 def report():
     yield
     if FIGURES:
-        FIGURES["_run"] = {"python": platform.python_version(), "machine": platform.machine(),
-                           "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
-                           "command": "python -m pytest benches/test_bench_models.py -p no:cacheprovider -q"}
+        FIGURES["_run"] = {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "command": "python -m pytest benches/test_bench_models.py -p no:cacheprovider -q",
+        }
         ref = FIGURES.get("default", {}).get("ms")
         for k, v in FIGURES.items():
             if ref and isinstance(v, dict) and "ms" in v and k in FIGURES:
@@ -69,10 +73,23 @@ def _make_bundle(name: str, tmp: Path, quantization: str) -> Any:
         rep *= 0.05  # loudness-normalised audio
     d = config.n_frame_features
     stats = config.pooling == "stats" and config.waveform is None
-    norm = Normalization(np.zeros(d), np.ones(d), 300.0, np.zeros(config.input_shape) if stats else None,
-                         np.ones(config.input_shape) if stats else None)
-    return export_bundle(model, tmp / name, name=name, labels=CANONICAL, input=config, normalization=norm,
-                         quantization=quantization, representative=rep)
+    norm = Normalization(
+        np.zeros(d),
+        np.ones(d),
+        300.0,
+        np.zeros(config.input_shape) if stats else None,
+        np.ones(config.input_shape) if stats else None,
+    )
+    return export_bundle(
+        model,
+        tmp / name,
+        name=name,
+        labels=CANONICAL,
+        input=config,
+        normalization=norm,
+        quantization=quantization,
+        representative=rep,
+    )
 
 
 @pytest.mark.benchmark(group="window")
@@ -137,8 +154,20 @@ def test_listen_realtime_with_a_sequence_bundle(benchmark, name, tmp_path, tmp_p
 
     def run() -> dict[str, Any]:
         # /usr/bin/time (GNU time) reports the daemon's own peak RSS and CPU seconds
-        cmd = ["/usr/bin/time", "-f", "%M %U %S %e", sys.executable, "-m", "ser_edge", "listen", "--source", str(wav),
-               "--realtime", "--model", str(b.path)]
+        cmd = [
+            "/usr/bin/time",
+            "-f",
+            "%M %U %S %e",
+            sys.executable,
+            "-m",
+            "ser_edge",
+            "listen",
+            "--source",
+            str(wav),
+            "--realtime",
+            "--model",
+            str(b.path),
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
         assert p.returncode == 0, p.stderr
         rss_kb, user, system, wall = (float(v) for v in p.stderr.strip().splitlines()[-1].split())
@@ -147,5 +176,9 @@ def test_listen_realtime_with_a_sequence_bundle(benchmark, name, tmp_path, tmp_p
 
     r = benchmark.pedantic(run, rounds=1, iterations=1)
     assert r["utterances"] > 0
-    FIGURES[f"listen_{name}"] = {"seconds": round(seconds, 1), "cpu_pct": round(r["cpu_pct"], 2),
-                                 "rss_mb": round(r["rss_mb"], 1), "utterances": r["utterances"]}
+    FIGURES[f"listen_{name}"] = {
+        "seconds": round(seconds, 1),
+        "cpu_pct": round(r["cpu_pct"], 2),
+        "rss_mb": round(r["rss_mb"], 1),
+        "utterances": r["utterances"],
+    }

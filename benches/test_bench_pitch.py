@@ -7,6 +7,7 @@ librosa's recommended range (C2-C7: fmin 65.4 Hz, fmax 2093 Hz), frame_length 20
 import librosa
 import numpy as np
 import pytest
+
 import ser_edge.features as F
 
 SR = 16000

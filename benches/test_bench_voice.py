@@ -3,8 +3,9 @@ machine, same run, same audio), and the streaming cost of one 10 ms hop."""
 
 import opensmile
 import pytest
-import ser_edge.features as F
 from conftest import hop_pusher
+
+import ser_edge.features as F
 
 SR = 16000
 LENGTHS = [1, 60]
@@ -14,8 +15,9 @@ VOICE = F.FeatureConfig(sr=SR, n_fft=1024, hop_length=160, features=F.voice.VOIC
 
 @pytest.fixture(scope="module")
 def smile():
-    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                           feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
+    )
 
 
 @pytest.mark.parametrize("seconds", LENGTHS)

@@ -24,8 +24,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_import_is_light():
-    out = run("-c", "import sys, ser_edge, ser_edge.features, ser_edge.audio; "
-                    f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    out = run(
+        "-c",
+        f"import sys, ser_edge, ser_edge.features, ser_edge.audio; print([m for m in {HEAVY!r} if m in sys.modules])",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -45,8 +47,9 @@ def test_cli_features_matches_the_api(tmp_path):
 def test_console_script_runs():
     script = Path(sys.executable).with_name("ser-edge")
     assert script.exists(), "the ser-edge console script is not installed next to this interpreter"
-    out = subprocess.run([str(script), "features", str(SPEECH), "--kind", "zcr"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [str(script), "features", str(SPEECH), "--kind", "zcr"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["kind"] == "zero_crossing_rate"
 
@@ -105,8 +108,11 @@ def _native_signature(obj: object) -> list[tuple[str, str, bool]]:
 
     sig = inspect.signature(obj)  # PyO3 fills __text_signature__
     kinds = {inspect.Parameter.KEYWORD_ONLY: "keyword"}
-    return [(p.name, kinds.get(p.kind, "positional"), p.default is not inspect.Parameter.empty)
-            for p in sig.parameters.values() if p.name != "self"]
+    return [
+        (p.name, kinds.get(p.kind, "positional"), p.default is not inspect.Parameter.empty)
+        for p in sig.parameters.values()
+        if p.name != "self"
+    ]
 
 
 def test_stub_signatures_equal_the_native_module():

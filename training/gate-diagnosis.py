@@ -32,11 +32,11 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONDITIONS = ("clean", "white@10", f"noise:{DATA}/noise/urbansound8k/fold2@10", f"reverb:{DATA}/rir/house")
 
 
-
 def _mask(cfg, frames: np.ndarray) -> np.ndarray:
     """Which of ``frames`` the bundle's voice gate keeps (boolean ``(t,)``)."""
     keep = cfg.voiced_mask(frames[:, cfg.row("rms")])
     return np.ones(len(frames), bool) if keep is None else keep
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -45,8 +45,9 @@ def main() -> None:
     ap.add_argument("--speakers", default="17,18,19,20")
     args = ap.parse_args()
     bundle = load_bundle(None)
-    cfg = dataclasses.replace(bundle.input, vad_db=bundle.input.vad_db if args.vad_db is None else args.vad_db,
-                              vad_floor_db=args.vad_floor_db)
+    cfg = dataclasses.replace(
+        bundle.input, vad_db=bundle.input.vad_db if args.vad_db is None else args.vad_db, vad_floor_db=args.vad_floor_db
+    )
     norm = bundle.normalization
     speakers = args.speakers.split(",")
     clips = [c for c in load_corpus("ravdess", DATA / "ravdess") if c.speaker in speakers]
@@ -69,15 +70,18 @@ def main() -> None:
     for cond in CONDITIONS:
         kept = np.concatenate(gates[cond])
         clean = np.concatenate(gates["clean"])
-        g = {"kept": float(kept.mean()), "noise_frames": float((kept & ~clean).sum() / max(kept.sum(), 1)),
-             "speech_kept": float((kept & clean).sum() / max(clean.sum(), 1))}
+        g = {
+            "kept": float(kept.mean()),
+            "noise_frames": float((kept & ~clean).sum() / max(kept.sum(), 1)),
+            "speech_kept": float((kept & clean).sum() / max(clean.sum(), 1)),
+        }
         stats: dict[str, FrameStats] = {}
         for c, f, m in zip(clips, frames[cond], gates[cond]):
             stats.setdefault(c.speaker, FrameStats.empty(d)).add(f[m])
         for mode in ("speaker", "cold"):
             rows = []
             for c, f, m in zip(clips, frames[cond], gates[cond]):
-                s = stats[c.speaker] if mode == "speaker" else FrameStats(1.0, norm.frame_mean, norm.frame_std ** 2)
+                s = stats[c.speaker] if mode == "speaker" else FrameStats(1.0, norm.frame_mean, norm.frame_std**2)
                 v = cfg.pool(normalize(f[m], s.mean, s.std))
                 rows.append((v - norm.input_mean) / (norm.input_std + 1e-5))
             pooled[(cond, mode)] = np.stack(rows)
@@ -88,7 +92,8 @@ def main() -> None:
             out[cond][f"shift_{mode}"] = {
                 "all": round(float(diff.mean()), 3),
                 "by_stat": {s: round(float(diff[:, i].mean()), 3) for i, s in enumerate(STATS)},
-                "by_family": {k: round(float(diff[:, :, v].mean()), 3) for k, v in families.items()}}
+                "by_family": {k: round(float(diff[:, :, v].mean()), 3) for k, v in families.items()},
+            }
     print(json.dumps(out, indent=1))
 
 

@@ -22,10 +22,10 @@ from ser_edge.labels import group_labels  # noqa: E402
 from ser_edge.training import dataset as ds  # noqa: E402
 from ser_edge.training import trainer as T  # noqa: E402
 from ser_edge.training.augment import add_noise  # noqa: E402
+from ser_edge.training.corpora import grouped, load_corpus  # noqa: E402
 from ser_edge.training.denoise import SpectralGate  # noqa: E402
 from ser_edge.training.metrics import report, restricted_argmax  # noqa: E402
 from ser_edge.training.recipe import input_config, load_recipe  # noqa: E402
-from ser_edge.training.corpora import grouped, load_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 TEST = ("17", "18", "19", "20")
@@ -53,8 +53,11 @@ def main() -> None:
         frames = ds.load_frames(clips, config, denoise=gate)
         trained = T.fit(frames.subset(~is_test), config, labels, tc)
         for snr, aug in ((None, None), (args.snr, noise)):
-            test = ds.load_frames(test_clips, config, augment=aug, seed=args.seed, denoise=gate) if aug \
+            test = (
+                ds.load_frames(test_clips, config, augment=aug, seed=args.seed, denoise=gate)
+                if aug
                 else frames.subset(is_test)
+            )
             out = {"denoise": gate is not None, "test_snr_db": snr}
             for mode in ("speaker", "cold"):
                 p = restricted_argmax(trained.probabilities(test, mode), labels, ravdess)

@@ -3,7 +3,8 @@
 Every function raises ``ValueError`` for bad values; arrays must be contiguous float32.
 """
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,16 +21,16 @@ class Spec:
         sr: float = 22050.0,
         n_fft: int = 2048,
         hop_length: int = 512,
-        win_length: Optional[int] = None,
-        window: Union[str, Sequence[float], None] = None,
+        win_length: int | None = None,
+        window: str | Sequence[float] | None = None,
         center: bool = True,
         pad_mode: str = "constant",
         power: float = 2.0,
         n_mels: int = 128,
         fmin: float = 0.0,
-        fmax: Optional[float] = None,
+        fmax: float | None = None,
         htk: bool = False,
-        mel_norm: Union[str, float, None] = None,
+        mel_norm: str | float | None = None,
         n_mfcc: int = 20,
         dct_ortho: bool = True,
         lifter: float = 0.0,
@@ -73,10 +74,10 @@ def extract_many(clips: list[F32], spec: Spec, n_jobs: int) -> list[F32]:
 def from_spectrogram(s: F32, spec: Spec) -> F32:
     """One feature from precomputed columns ``(n_bins, t)`` (or log-mel for MFCC)."""
 
-def mfcc(y: F32, spec: Spec, top_db: Optional[float]) -> F32:
+def mfcc(y: F32, spec: Spec, top_db: float | None) -> F32:
     """MFCC with librosa's whole-signal ``top_db`` clip when given."""
 
-def power_to_db(s: F32, ref: float, amin: float, top_db: Optional[float]) -> F32:
+def power_to_db(s: F32, ref: float, amin: float, top_db: float | None) -> F32:
     """``librosa.power_to_db`` of a flat array."""
 
 def contrast_db(raw: F32) -> F32:
@@ -85,8 +86,8 @@ def contrast_db(raw: F32) -> F32:
 def estimate_tuning(
     spec: Spec,
     bins_per_octave: int,
-    y: Optional[F32] = None,
-    s: Optional[npt.NDArray[np.float64]] = None,
+    y: F32 | None = None,
+    s: npt.NDArray[np.float64] | None = None,
 ) -> float:
     """Tuning deviation (``librosa.estimate_tuning``) from audio ``y`` (the STFT as ``spec`` gives it)
     or from a float64 power spectrogram ``s``."""
@@ -109,12 +110,37 @@ def resample(y: F32, orig_sr: float, target_sr: float) -> F32:
 def fft_floor(y: F32, n_fft: int, hop_length: int) -> int:
     """Runs only the real FFTs of ``extract``'s frames (benchmark floor); returns the frame count."""
 
-def yin(y: F32, *, sr: float, fmin: float, fmax: float, frame_length: int, hop_length: Optional[int],
-        trough_threshold: float, center: bool, pad_mode: str) -> F32:
+def yin(
+    y: F32,
+    *,
+    sr: float,
+    fmin: float,
+    fmax: float,
+    frame_length: int,
+    hop_length: int | None,
+    trough_threshold: float,
+    center: bool,
+    pad_mode: str,
+) -> F32:
     """``librosa.yin``: f0 (Hz) of every frame."""
 
-def pyin(y: F32, *, sr: float, fmin: float, fmax: float, frame_length: int, hop_length: Optional[int],
-         n_thresholds: int, beta_parameters: tuple[float, float], boltzmann_parameter: float, resolution: float,
-         max_transition_rate: float, switch_prob: float, no_trough_prob: float, fill_na: Optional[float],
-         center: bool, pad_mode: str) -> tuple[F32, npt.NDArray[np.bool_], F32]:
+def pyin(
+    y: F32,
+    *,
+    sr: float,
+    fmin: float,
+    fmax: float,
+    frame_length: int,
+    hop_length: int | None,
+    n_thresholds: int,
+    beta_parameters: tuple[float, float],
+    boltzmann_parameter: float,
+    resolution: float,
+    max_transition_rate: float,
+    switch_prob: float,
+    no_trough_prob: float,
+    fill_na: float | None,
+    center: bool,
+    pad_mode: str,
+) -> tuple[F32, npt.NDArray[np.bool_], F32]:
     """``librosa.pyin``: ``(f0, voiced_flag, voiced_prob)`` of every frame."""

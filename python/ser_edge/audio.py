@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Iterator, Optional, Union
+from collections.abc import Iterator
+from typing import Any, Union
 
 import numpy as np
 
@@ -20,7 +21,7 @@ MAX_CHANNELS = 64
 _READ_ERRORS = (RuntimeError, TypeError, OSError, EOFError, ValueError)
 
 
-def load(path: PathLike, *, sr: Optional[float] = None, mono: bool = True) -> tuple[np.ndarray, int]:
+def load(path: PathLike, *, sr: float | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
     """Reads ``path``; returns ``(y, sr)`` with ``y`` float32, resampled to ``sr`` if given.
 
     ``mono=True`` averages the channels (shape ``(n,)``); otherwise ``y`` is ``(channels, n)``.
@@ -47,7 +48,7 @@ def load(path: PathLike, *, sr: Optional[float] = None, mono: bool = True) -> tu
     return y, int(native_sr)
 
 
-def blocks(path: PathLike, *, sr: Optional[float] = None, seconds: float = 1.0) -> Iterator[np.ndarray]:
+def blocks(path: PathLike, *, sr: float | None = None, seconds: float = 1.0) -> Iterator[np.ndarray]:
     """The file as mono float32 blocks (about ``seconds`` each) at ``sr``: read, mixed and
     resampled block by block, so memory does not grow with the file's length. Concatenated,
     the blocks equal ``load(path, sr=sr)[0]`` exactly. Errors as :func:`load`."""
@@ -91,8 +92,9 @@ def _open(path: PathLike) -> Any:
     if stat.S_ISDIR(st.st_mode):
         raise ValueError(f"{name}: is a directory, not an audio file")
     if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{name}: not a regular file (a FIFO, socket or device); refused, since reading it "
-                         "could block forever")
+        raise ValueError(
+            f"{name}: not a regular file (a FIFO, socket or device); refused, since reading it could block forever"
+        )
     _check_wav_length(path)
     try:
         f = sf.SoundFile(name)
@@ -101,8 +103,10 @@ def _open(path: PathLike) -> Any:
     lo, hi = FILE_SR_RANGE
     if not lo <= f.samplerate <= hi or not 1 <= f.channels <= MAX_CHANNELS:
         f.close()
-        raise ValueError(f"{name}: the header declares {f.samplerate} Hz and {f.channels} channel(s); a usable "
-                         f"file has {lo}-{hi} Hz and 1-{MAX_CHANNELS} channels")
+        raise ValueError(
+            f"{name}: the header declares {f.samplerate} Hz and {f.channels} channel(s); a usable "
+            f"file has {lo}-{hi} Hz and 1-{MAX_CHANNELS} channels"
+        )
     return f
 
 
@@ -122,8 +126,10 @@ def _check_wav_length(path: PathLike) -> None:
                 if chunk[:4] == b"data":
                     available = os.fstat(f.fileno()).st_size - f.tell()
                     if size not in (0, 0xFFFFFFFF) and size > available:
-                        raise ValueError(f"{os.fspath(path)}: truncated WAV: the header declares {size} bytes of "
-                                         f"audio but the file holds {available}")
+                        raise ValueError(
+                            f"{os.fspath(path)}: truncated WAV: the header declares {size} bytes of "
+                            f"audio but the file holds {available}"
+                        )
                     return
                 f.seek(size + (size & 1), os.SEEK_CUR)
     except OSError as e:

@@ -19,16 +19,17 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import stat
 import re
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
 from ser_edge.features import FeatureConfig
-from ser_edge.inputs import OPTIONAL_FIELDS, InputConfig
+from ser_edge.inputs import OPTIONAL_FIELDS, InputConfig, normalize
 from ser_edge.labels import CANONICAL, GROUPINGS
 
 FORMAT = "ser-edge-bundle"
@@ -62,30 +63,44 @@ class Normalization:
     frame_mean: np.ndarray
     frame_std: np.ndarray
     prior_frames: float = 3000.0
-    input_mean: Optional[np.ndarray] = None
-    input_std: Optional[np.ndarray] = None
+    input_mean: np.ndarray | None = None
+    input_std: np.ndarray | None = None
+
+    def standardize_input(self, x: np.ndarray) -> np.ndarray:
+        """The pooled input ``x`` standardised with ``input_mean``/``input_std`` (the stats pooling)."""
+        if self.input_mean is None or self.input_std is None:
+            raise BundleError("normalization has no input_mean/input_std, which stats pooling needs")
+        return normalize(x, self.input_mean, self.input_std)
 
     def to_dict(self) -> dict[str, Any]:
-        def vec(a: Optional[np.ndarray]) -> Optional[list[float]]:
+        def vec(a: np.ndarray | None) -> list[float] | None:
             return None if a is None else [float(v) for v in np.asarray(a, np.float64)]
 
-        return {"frame_mean": vec(self.frame_mean), "frame_std": vec(self.frame_std),
-                "prior_frames": float(self.prior_frames), "input_mean": vec(self.input_mean),
-                "input_std": vec(self.input_std)}
+        return {
+            "frame_mean": vec(self.frame_mean),
+            "frame_std": vec(self.frame_std),
+            "prior_frames": float(self.prior_frames),
+            "input_mean": vec(self.input_mean),
+            "input_std": vec(self.input_std),
+        }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Normalization":
+    def from_dict(cls, d: Any) -> Normalization:
         if not isinstance(d, dict):
             raise BundleError("normalization must be a mapping")
         unknown = sorted(set(d) - {"frame_mean", "frame_std", "prior_frames", "input_mean", "input_std"})
         if unknown:
             raise BundleError(f"normalization has unknown keys: {', '.join(unknown)}")
 
-        def vec(key: str, required: bool) -> Optional[np.ndarray]:
+        def required(key: str) -> np.ndarray:
+            a = vec(key)
+            if a is None:
+                raise BundleError(f"normalization.{key} is missing")
+            return a
+
+        def vec(key: str) -> np.ndarray | None:
             v = d.get(key)
             if v is None:
-                if required:
-                    raise BundleError(f"normalization.{key} is missing")
                 return None
             if not isinstance(v, (list, tuple, np.ndarray)) or not all(_is_number(x) for x in v):
                 raise BundleError(f"normalization.{key} must be a list of finite numbers")
@@ -102,8 +117,13 @@ class Normalization:
         prior = d.get("prior_frames", 3000.0)
         if not _is_number(prior) or not 0 <= prior <= MAX_PRIOR_FRAMES:
             raise BundleError(f"normalization.prior_frames={prior!r} must be a number in [0, {MAX_PRIOR_FRAMES:g}]")
-        return cls(vec("frame_mean", True), vec("frame_std", True), float(prior),
-                   vec("input_mean", False), vec("input_std", False))
+        return cls(
+            required("frame_mean"),
+            required("frame_std"),
+            float(prior),
+            vec("input_mean"),
+            vec("input_std"),
+        )
 
 
 @dataclass(frozen=True)
@@ -134,13 +154,24 @@ class Bundle:
         return f"{self.name}-{self.sha256[:12]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "name": self.name, "labels": list(self.labels),
-                "input": self.input.to_dict(), "normalization": self.normalization.to_dict(),
-                "quantization": self.quantization, "input_shape": list(self.input_shape),
-                "sample_rate": self.input.sr, "n_fft": self.input.features.n_fft,
-                "win_length": self.input.features.win_length or self.input.features.n_fft,
-                "hop_length": self.input.features.hop_length, "sha256": self.sha256,
-                "created": self.created, "training": self.training, "metrics": self.metrics}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "labels": list(self.labels),
+            "input": self.input.to_dict(),
+            "normalization": self.normalization.to_dict(),
+            "quantization": self.quantization,
+            "input_shape": list(self.input_shape),
+            "sample_rate": self.input.sr,
+            "n_fft": self.input.features.n_fft,
+            "win_length": self.input.features.win_length or self.input.features.n_fft,
+            "hop_length": self.input.features.hop_length,
+            "sha256": self.sha256,
+            "created": self.created,
+            "training": self.training,
+            "metrics": self.metrics,
+        }
 
 
 def default_bundle_path() -> Path:
@@ -148,7 +179,7 @@ def default_bundle_path() -> Path:
     return Path(__file__).resolve().parent / "models" / "default"
 
 
-def load_bundle(path: Optional[PathLike] = None) -> Bundle:
+def load_bundle(path: PathLike | None = None) -> Bundle:
     """Reads and validates a bundle: its directory, its ``bundle.json`` or its ``model.tflite``
     (default: the bundled default model). Raises :class:`BundleError`."""
     directory = _directory(default_bundle_path() if path is None else Path(os.fspath(path)))
@@ -165,8 +196,9 @@ def load_bundle(path: Optional[PathLike] = None) -> Bundle:
         raise BundleError(f"{meta_path}: not a ser-edge bundle (format must be {FORMAT!r})")
     version = meta.get("version")
     if isinstance(version, bool) or version not in VERSIONS:
-        raise BundleError(f"{meta_path}: bundle version {version!r} is not supported (this reads "
-                          f"{', '.join(map(str, VERSIONS))})")
+        raise BundleError(
+            f"{meta_path}: bundle version {version!r} is not supported (this reads {', '.join(map(str, VERSIONS))})"
+        )
     try:
         return _validated(directory, meta, read_capped(model_path, MAX_MODEL_BYTES))
     except BundleError as e:
@@ -212,18 +244,36 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool) and np.isfinite(x)
 
 
-def save_bundle(out_dir: PathLike, *, tflite: bytes, name: str, labels: Sequence[str], input: InputConfig,
-                normalization: Normalization, quantization: str, training: Optional[dict[str, Any]] = None,
-                metrics: Optional[dict[str, Any]] = None) -> Bundle:
+def save_bundle(
+    out_dir: PathLike,
+    *,
+    tflite: bytes,
+    name: str,
+    labels: Sequence[str],
+    input: InputConfig,
+    normalization: Normalization,
+    quantization: str,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Bundle:
     """Writes ``model.tflite`` and ``bundle.json`` into ``out_dir`` (created if needed) and returns
     the bundle as :func:`load_bundle` reads it back. The metadata is written last, through a
     temporary file, so a watcher never sees a bundle.json that does not match its model."""
     directory = Path(os.fspath(out_dir))
-    meta = {"format": FORMAT, "version": VERSION, "name": name, "labels": list(labels), "input": input.to_dict(),
-            "normalization": normalization.to_dict(), "quantization": quantization,
-            "input_shape": list(input.input_shape), "sha256": hashlib.sha256(tflite).hexdigest(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "training": training or {}, "metrics": metrics or {}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": name,
+        "labels": list(labels),
+        "input": input.to_dict(),
+        "normalization": normalization.to_dict(),
+        "quantization": quantization,
+        "input_shape": list(input.input_shape),
+        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "training": training or {},
+        "metrics": metrics or {},
+    }
     meta = {**meta, "content_sha256": content_sha256(meta)}
     bundle = _validated(directory, meta, tflite)
     directory.mkdir(parents=True, exist_ok=True)
@@ -239,13 +289,19 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise BundleError(f"name={name!r} must be 1-64 characters of letters, digits, '.', '_' or '-'")
     labels = meta.get("labels")
-    if (not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels)
-            or len(set(labels)) != len(labels)):
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(x, str) and x for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
         raise BundleError(f"labels={labels!r} must be a list of at least two distinct names")
     unknown = [x for x in labels if x not in _model_labels()]
     if unknown:
-        raise BundleError(f"labels {unknown!r} are not canonical labels or group names "
-                          f"(ser_edge.labels: {', '.join(CANONICAL)}, or a grouping's names)")
+        raise BundleError(
+            f"labels {unknown!r} are not canonical labels or group names "
+            f"(ser_edge.labels: {', '.join(CANONICAL)}, or a grouping's names)"
+        )
     config = _input_config(meta.get("input"))
     norm = Normalization.from_dict(meta.get("normalization"))
     d = config.n_frame_features
@@ -263,8 +319,11 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
     shape = meta.get("input_shape")
     if not isinstance(shape, list) or tuple(shape) != config.input_shape:
         raise BundleError(f"input_shape={shape!r} does not match the input configuration {list(config.input_shape)}")
-    for key, want in (("sample_rate", config.sr), ("hop_length", config.features.hop_length),
-                      ("n_fft", config.features.n_fft)):
+    for key, want in (
+        ("sample_rate", config.sr),
+        ("hop_length", config.features.hop_length),
+        ("n_fft", config.features.n_fft),
+    ):
         if key in meta and meta[key] != want:
             raise BundleError(f"{key}={meta[key]!r} does not match the input configuration ({want})")
     if len(model) < 8 or model[4:8] != b"TFL3" or len(model) > MAX_MODEL_BYTES:
@@ -277,9 +336,20 @@ def _validated(directory: Path, meta: dict[str, Any], model: bytes) -> Bundle:
             raise BundleError(f"{key} must be a mapping")
     if meta.get("version", VERSION) >= 2 and meta.get("content_sha256") != content_sha256(meta):
         raise BundleError(f"{META_FILE} does not match its content_sha256 (edited, corrupt or partly written)")
-    return Bundle(path=directory, name=name, labels=tuple(labels), input=config, normalization=norm,
-                  quantization=quant, input_shape=tuple(shape), sha256=digest, created=str(meta.get("created", "")),
-                  training=meta.get("training", {}), metrics=meta.get("metrics", {}), model=model)
+    return Bundle(
+        path=directory,
+        name=name,
+        labels=tuple(labels),
+        input=config,
+        normalization=norm,
+        quantization=quant,
+        input_shape=tuple(shape),
+        sha256=digest,
+        created=str(meta.get("created", "")),
+        training=meta.get("training", {}),
+        metrics=meta.get("metrics", {}),
+        model=model,
+    )
 
 
 def _model_labels() -> frozenset[str]:
@@ -310,10 +380,15 @@ def _input_config(d: Any) -> InputConfig:
             if f is None or value is None or key in ("sr", "features"):
                 continue
             kind = str(f.type).replace("Optional[", "").rstrip("]")
-            want = {"int": "an integer", "float": "a finite number", "bool": "true or false",
-                    "str": "a string"}.get(kind)
-            ok = {"int": isinstance(value, int) and not isinstance(value, bool), "float": _is_number(value),
-                  "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(kind, True)
+            want = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string"}.get(
+                kind
+            )
+            ok = {
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "float": _is_number(value),
+                "bool": isinstance(value, bool),
+                "str": isinstance(value, str),
+            }.get(kind, True)
             if not ok:
                 raise BundleError(f"{prefix}.{key}={value!r} must be {want}")
     sr = feats["sr"]

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 #: Modules that add their own sub-commands (``add_parsers(sub)``); each imports only argparse at
 #: the top, so ``ser-edge --help`` stays fast and the edge commands never load training code.
@@ -27,8 +27,14 @@ def _features(args: argparse.Namespace) -> int:
         return 2
     try:
         y, sr = load(args.file, sr=args.sr)
-        config = FeatureConfig(sr=sr, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
-                               n_mfcc=args.n_mfcc, features=(kind,))
+        config = FeatureConfig(
+            sr=sr,
+            n_fft=args.n_fft,
+            hop_length=args.hop_length,
+            n_mels=args.n_mels,
+            n_mfcc=args.n_mfcc,
+            features=(kind,),
+        )
         x = extract(y, config)
     except ValueError as e:
         print(f"ser-edge features: {e}", file=sys.stderr)
@@ -55,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("features", help="compute audio features of a file (one JSON line; --out saves .npy)")
     f.add_argument("file")
-    f.add_argument("--kind", default="mfcc", help="feature name (mfcc, melspectrogram, log_melspectrogram, rms, zcr, spectral_centroid, ...)")
+    f.add_argument(
+        "--kind",
+        default="mfcc",
+        help="feature name (mfcc, melspectrogram, log_melspectrogram, rms, zcr, spectral_centroid, ...)",
+    )
     f.add_argument("--sr", type=int, default=16000, help="resample to this rate first (default 16000)")
     f.add_argument("--n-fft", type=int, default=512)
     f.add_argument("--hop-length", type=int, default=160)
@@ -68,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.run(args))
 

@@ -12,7 +12,7 @@ whole loaded clip exactly (the streaming resampler and feature stream equal thei
 from __future__ import annotations
 
 import tempfile
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class FrameStream:
             return np.zeros((0, cfg.n_frame_features), np.float32)
         full = cfg.with_deltas(buf)  # at the ends of the signal: the same edge fits as the whole clip
         stop = buf.shape[1] if final else buf.shape[1] - h
-        out = full[:, self._first:stop]
+        out = full[:, self._first : stop]
         # Keep 2h frames of context before the held ones, so the end fit always has delta_width frames.
         keep = max(stop - 2 * h, 0)
         self._buf, self._first = buf[:, keep:], stop - keep
@@ -88,14 +88,17 @@ class ColumnStore:
 
     def rows(self, index: np.ndarray) -> np.ndarray:
         """Whole frames ``index`` (few of them), float32 ``(len(index), n_cols)``."""
-        return np.hstack([self.group(i)[index] for i in range(len(self.groups))]) if self.groups else \
-            np.zeros((len(index), 0), np.float32)
+        return (
+            np.hstack([self.group(i)[index] for i in range(len(self.groups))])
+            if self.groups
+            else np.zeros((len(index), 0), np.float32)
+        )
 
     def close(self) -> None:
         for f in self._files:
             f.close()
 
-    def __enter__(self) -> "ColumnStore":
+    def __enter__(self) -> ColumnStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -35,11 +35,29 @@ MAX_DELTA_WIDTH = 1025
 MAX_VAD_DB = 200.0
 
 DEFAULT_FEATURES = FeatureConfig(
-    sr=16000, n_fft=1024, win_length=800, hop_length=160, n_mels=64, fmax=8000.0, n_mfcc=40,
-    contrast_fmin=100.0, contrast_bands=6,
-    features=("log_melspectrogram", "mfcc", "rms", "zero_crossing_rate", "spectral_centroid",
-              "spectral_bandwidth", "spectral_rolloff", "spectral_flatness", "spectral_contrast",
-              "chroma_stft", "spectral_flux", "spectral_entropy"),
+    sr=16000,
+    n_fft=1024,
+    win_length=800,
+    hop_length=160,
+    n_mels=64,
+    fmax=8000.0,
+    n_mfcc=40,
+    contrast_fmin=100.0,
+    contrast_bands=6,
+    features=(
+        "log_melspectrogram",
+        "mfcc",
+        "rms",
+        "zero_crossing_rate",
+        "spectral_centroid",
+        "spectral_bandwidth",
+        "spectral_rolloff",
+        "spectral_flatness",
+        "spectral_contrast",
+        "chroma_stft",
+        "spectral_flux",
+        "spectral_entropy",
+    ),
 )
 
 
@@ -71,13 +89,13 @@ class InputConfig:
     features: FeatureConfig = DEFAULT_FEATURES
     deltas: int = 2
     delta_width: int = 9
-    vad_db: Optional[float] = 35.0
-    vad_floor_db: Optional[float] = None
+    vad_db: float | None = 35.0
+    vad_floor_db: float | None = None
     min_frames: int = 5
     pooling: str = "stats"
     seq_frames: int = 300
     normalization: str = "speaker"
-    waveform: Optional[WaveformConfig] = None
+    waveform: WaveformConfig | None = None
     _rows: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,8 +108,10 @@ class InputConfig:
         if self.vad_db is not None and not (0 < _in.number("vad_db", self.vad_db) <= MAX_VAD_DB):
             raise ValueError(f"vad_db={self.vad_db!r} must be a positive number of dB (at most {MAX_VAD_DB:g}) or None")
         if self.vad_floor_db is not None and not (0 <= _in.number("vad_floor_db", self.vad_floor_db) <= MAX_VAD_DB):
-            raise ValueError(f"vad_floor_db={self.vad_floor_db!r} must be a non-negative number of dB (at most "
-                             f"{MAX_VAD_DB:g}) or None")
+            raise ValueError(
+                f"vad_floor_db={self.vad_floor_db!r} must be a non-negative number of dB (at most "
+                f"{MAX_VAD_DB:g}) or None"
+            )
         if (self.vad_db is not None or self.vad_floor_db is not None) and "rms" not in self.features.features:
             raise ValueError("vad_db and vad_floor_db need 'rms' in features.features")
         if self.pooling not in POOLINGS:
@@ -162,8 +182,10 @@ class InputConfig:
             return np.vstack([x, np.zeros((self.deltas * (b - a), 0), np.float32)])
         if x.shape[1] < self.delta_width:
             hop = self.features.hop_length
-            raise ValueError(f"the clip is too short: {x.shape[1]} frame(s); the model needs at least "
-                             f"{self.delta_width} (about {(self.delta_width - 1) * hop / self.sr:.2f} s of audio)")
+            raise ValueError(
+                f"the clip is too short: {x.shape[1]} frame(s); the model needs at least "
+                f"{self.delta_width} (about {(self.delta_width - 1) * hop / self.sr:.2f} s of audio)"
+            )
         return np.vstack([x] + [delta(x[a:b], width=self.delta_width, order=k) for k in range(1, self.deltas + 1)])
 
     def voiced(self, frames: np.ndarray) -> np.ndarray:
@@ -173,7 +195,7 @@ class InputConfig:
         keep = self.voiced_mask(frames[:, self.row("rms")])
         return frames if keep is None else frames[keep]
 
-    def voiced_mask(self, rms: np.ndarray) -> Optional[np.ndarray]:
+    def voiced_mask(self, rms: np.ndarray) -> np.ndarray | None:
         """Which frames the gate keeps, from their (logged) ``rms`` values; ``None``: all."""
         if (self.vad_db is None and self.vad_floor_db is None) or len(rms) == 0:
             return None
@@ -195,8 +217,8 @@ class InputConfig:
             return v.astype(np.float32)
         n, out = int(self.seq_frames), np.zeros(self.input_shape, np.float32)
         start = max(0, (len(normalized) - n) // 2)
-        part = normalized[start:start + n]
-        out[:len(part)] = part
+        part = normalized[start : start + n]
+        out[: len(part)] = part
         return out
 
     def waveform_inputs(self, y: np.ndarray) -> np.ndarray:
@@ -227,7 +249,7 @@ class InputConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "InputConfig":
+    def from_dict(cls, d: dict[str, Any]) -> InputConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         if not isinstance(d, dict):
             raise ValueError(f"input configuration must be a mapping; got {type(d).__name__}")
@@ -252,11 +274,11 @@ class FrameStats:
     m2: np.ndarray
 
     @classmethod
-    def empty(cls, dim: int) -> "FrameStats":
+    def empty(cls, dim: int) -> FrameStats:
         return cls(0.0, np.zeros(dim), np.zeros(dim))
 
     @classmethod
-    def of(cls, frames: np.ndarray) -> "FrameStats":
+    def of(cls, frames: np.ndarray) -> FrameStats:
         f = np.asarray(frames, np.float64)
         mean = f.mean(0) if len(f) else np.zeros(f.shape[1])
         return cls(float(len(f)), mean, ((f - mean) ** 2).sum(0))
@@ -265,7 +287,7 @@ class FrameStats:
         """Adds frames ``(t, dim)``."""
         self.merge(FrameStats.of(frames))
 
-    def merge(self, other: "FrameStats") -> None:
+    def merge(self, other: FrameStats) -> None:
         """Adds another set's statistics."""
         n = self.count + other.count
         if other.count == 0:
@@ -286,8 +308,9 @@ class Adapter:
     this device has heard. With ``normalization="global"`` it never moves."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, prior_frames: float, adapt: bool = True) -> None:
-        self.prior = FrameStats(float(prior_frames), np.asarray(mean, np.float64),
-                                np.asarray(std, np.float64) ** 2 * float(prior_frames))
+        self.prior = FrameStats(
+            float(prior_frames), np.asarray(mean, np.float64), np.asarray(std, np.float64) ** 2 * float(prior_frames)
+        )
         self.heard = FrameStats.empty(len(self.prior.mean))
         self.adapt = adapt
 
@@ -317,8 +340,13 @@ def normalize(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarr
 
 
 def _row_ranges(config: FeatureConfig) -> dict[str, tuple[int, int]]:
-    sizes = {"mfcc": config.n_mfcc, "log_melspectrogram": config.n_mels, "melspectrogram": config.n_mels,
-             "chroma_stft": config.n_chroma, "spectral_contrast": config.contrast_bands + 1}
+    sizes = {
+        "mfcc": config.n_mfcc,
+        "log_melspectrogram": config.n_mels,
+        "melspectrogram": config.n_mels,
+        "chroma_stft": config.n_chroma,
+        "spectral_contrast": config.contrast_bands + 1,
+    }
     rows, start = {}, 0
     for name in config.features:
         rows[name] = (start, start + sizes.get(name, 1))

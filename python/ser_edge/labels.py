@@ -6,44 +6,92 @@ or, for a grouped model, the group names of :data:`GROUPINGS`.
 
 from __future__ import annotations
 
-from typing import Optional
-
 CANONICAL = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "boredom")
 
 SYNONYMS = {
-    "neutral": "neutral", "neu": "neutral",
-    "calm": "calm", "calmness": "calm",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "hap": "happy",
-    "sad": "sad", "sadness": "sad",
-    "angry": "angry", "anger": "angry", "ang": "angry", "wut": "angry",
-    "fearful": "fearful", "fear": "fearful", "fea": "fearful", "afraid": "fearful",
-    "disgust": "disgust", "disgusted": "disgust", "dis": "disgust",
-    "surprised": "surprised", "surprise": "surprised", "ps": "surprised",
-    "pleasant_surprise": "surprised", "pleasant_surprised": "surprised",
-    "boredom": "boredom", "bored": "boredom",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "calm": "calm",
+    "calmness": "calm",
+    "happy": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "hap": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "angry": "angry",
+    "anger": "angry",
+    "ang": "angry",
+    "wut": "angry",
+    "fearful": "fearful",
+    "fear": "fearful",
+    "fea": "fearful",
+    "afraid": "fearful",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "dis": "disgust",
+    "surprised": "surprised",
+    "surprise": "surprised",
+    "ps": "surprised",
+    "pleasant_surprise": "surprised",
+    "pleasant_surprised": "surprised",
+    "boredom": "boredom",
+    "bored": "boredom",
 }
 
 # Each grouping maps a canonical label to its group, or leaves it out (clips with that label are
 # not used by a model of that grouping). Order of the group tuples = order of the model outputs.
 GROUPINGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "full": (CANONICAL, {c: c for c in CANONICAL}),
-    "4class": (("neutral", "happy", "sad", "angry"),
-               {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}),
+    "4class": (
+        ("neutral", "happy", "sad", "angry"),
+        {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"},
+    ),
     # Valence.
-    "3class": (("positive", "neutral", "negative"),
-               {"happy": "positive", "surprised": "positive", "neutral": "neutral", "calm": "neutral",
-                "sad": "negative", "angry": "negative", "fearful": "negative", "disgust": "negative",
-                "boredom": "negative"}),
+    "3class": (
+        ("positive", "neutral", "negative"),
+        {
+            "happy": "positive",
+            "surprised": "positive",
+            "neutral": "neutral",
+            "calm": "neutral",
+            "sad": "negative",
+            "angry": "negative",
+            "fearful": "negative",
+            "disgust": "negative",
+            "boredom": "negative",
+        },
+    ),
     # Emotional (any non-neutral label) against neutral speech.
-    "2class": (("neutral", "emotional"),
-               {"neutral": "neutral", "calm": "neutral", "happy": "emotional", "sad": "emotional",
-                "angry": "emotional", "fearful": "emotional", "disgust": "emotional",
-                "surprised": "emotional", "boredom": "emotional"}),
+    "2class": (
+        ("neutral", "emotional"),
+        {
+            "neutral": "neutral",
+            "calm": "neutral",
+            "happy": "emotional",
+            "sad": "emotional",
+            "angry": "emotional",
+            "fearful": "emotional",
+            "disgust": "emotional",
+            "surprised": "emotional",
+            "boredom": "emotional",
+        },
+    ),
     # Arousal (high/low) x valence (positive/negative), after Russell's circumplex.
-    "quadrants": (("high-positive", "high-negative", "low-positive", "low-negative"),
-                  {"happy": "high-positive", "surprised": "high-positive", "angry": "high-negative",
-                   "fearful": "high-negative", "disgust": "high-negative", "neutral": "low-positive",
-                   "calm": "low-positive", "sad": "low-negative", "boredom": "low-negative"}),
+    "quadrants": (
+        ("high-positive", "high-negative", "low-positive", "low-negative"),
+        {
+            "happy": "high-positive",
+            "surprised": "high-positive",
+            "angry": "high-negative",
+            "fearful": "high-negative",
+            "disgust": "high-negative",
+            "neutral": "low-positive",
+            "calm": "low-positive",
+            "sad": "low-negative",
+            "boredom": "low-negative",
+        },
+    ),
 }
 
 
@@ -61,7 +109,7 @@ def group_labels(grouping: str) -> tuple[str, ...]:
     return _grouping(grouping)[0]
 
 
-def group(label: str, grouping: str) -> Optional[str]:
+def group(label: str, grouping: str) -> str | None:
     """The group of canonical ``label`` in ``grouping``, or ``None`` if the grouping leaves it out."""
     return _grouping(grouping)[1].get(canonical(label))
 

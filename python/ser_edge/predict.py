@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Iterable, Iterator, Optional, Sequence, TextIO, Union
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -25,8 +26,9 @@ from ser_edge.listen.gate import GateConfig
 FILE_GATE = GateConfig(threshold_db=-80.0)
 
 
-def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]], *,
-                     chunk: float = 0.1) -> list[dict[str, Any]]:
+def predict_segments(
+    recognizer: Any, y: np.ndarray | Iterable[np.ndarray], *, chunk: float = 0.1
+) -> list[dict[str, Any]]:
     """Utterance events of a clip (or of its blocks, in order) at the recogniser's rate, pushed
     through the ``listen`` pipeline in ``chunk``-second pieces as a microphone would deliver them."""
     from ser_edge.listen.utterances import Utterances
@@ -35,11 +37,11 @@ def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]]
     n = max(1, round(chunk * pipeline.sr))
     events: list[dict[str, Any]] = []
     pending = np.zeros(0, np.float32)
-    for block in ([y] if isinstance(y, np.ndarray) else y):
+    for block in [y] if isinstance(y, np.ndarray) else y:
         pending = np.concatenate([pending, block])
         cut = len(pending) - len(pending) % n
         for i in range(0, cut, n):
-            events += pipeline.push(pending[i:i + n])
+            events += pipeline.push(pending[i : i + n])
         pending = pending[cut:]
     if len(pending):
         events += pipeline.push(pending)
@@ -47,8 +49,34 @@ def predict_segments(recognizer: Any, y: Union[np.ndarray, Iterable[np.ndarray]]
     return [{k: v for k, v in e.items() if k not in ("type", "time")} for e in events if e["type"] == "utterance"]
 
 
-def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments: bool = False,
-                  adapt: bool = False) -> Iterable[dict[str, Any]]:
+class _Scan:
+    """A file's blocks at ``sr``, counted and passed through the speech gate of ``listen`` as
+    they are read: after :meth:`blocks` is consumed, ``samples`` and ``speech`` are known."""
+
+    def __init__(self, path: str, sr: int) -> None:
+        from ser_edge.listen.speech import make_gate
+
+        self.path, self.sr = path, sr
+        self.gate = make_gate(sr, FILE_GATE)
+        self.samples, self.starts = 0, 0
+
+    @property
+    def speech(self) -> bool:
+        return self.starts > 0
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        from ser_edge.audio import blocks
+
+        for b in blocks(self.path, sr=self.sr):
+            self.samples += len(b)
+            self.starts += sum(x.kind == "start" for x in self.gate.push(b))
+            yield b
+        self.starts += sum(x.kind == "start" for x in self.gate.flush())
+
+
+def predict_files(
+    files: Iterable[str], *, model: str | None = None, segments: bool = False, adapt: bool = False
+) -> Iterable[dict[str, Any]]:
     """One dict per file: ``file``, ``speech`` (true), ``label``, ``confidence``, ``scores``,
     ``model_id``, ``seconds`` (and ``segments``); ``file``, ``speech`` (false), ``model_id`` and
     ``seconds`` (and empty ``segments``) when it holds no speech; or ``file`` and ``error``. Each
@@ -57,43 +85,35 @@ def predict_files(files: Iterable[str], *, model: Optional[str] = None, segments
 
     Files are streamed (:mod:`ser_edge.file_input`): memory does not grow with their length (a
     raw-waveform bundle holds the file's samples at the model's rate)."""
-    from ser_edge.audio import blocks
     from ser_edge.file_input import ColumnStore, frames_to_store
-    from ser_edge.listen.speech import make_gate
     from ser_edge.runtime import Recognizer
 
     recognizer = Recognizer(model, adapt=adapt)
     cfg = recognizer.bundle.input
     for path in files:
         try:
-            n_samples = 0
-            gate = make_gate(cfg.sr, FILE_GATE)  # speech or not: the gate of `listen`
-            found: list[Any] = []
-
-            def counted() -> Iterator[np.ndarray]:
-                nonlocal n_samples
-                for b in blocks(path, sr=cfg.sr):
-                    n_samples += len(b)
-                    found.extend(x for x in gate.push(b) if x.kind == "start")
-                    yield b
-                found.extend(x for x in gate.flush() if x.kind == "start")
-
+            scan = _Scan(path, cfg.sr)
             if cfg.kind == "waveform":  # the model reads the clip's samples (held whole), not frames
-                audio = np.concatenate([np.zeros(0, np.float32), *counted()])
+                audio = np.concatenate([np.zeros(0, np.float32), *scan.blocks()])
                 events = predict_segments(recognizer, audio) if segments else None
-                p = recognizer.predict(audio) if found else None
+                p = recognizer.predict(audio) if scan.speech else None
             else:
                 with ColumnStore(cfg.n_frame_features) as store:
-                    chunks = frames_to_store(cfg, counted(), store)
+                    chunks = frames_to_store(cfg, scan.blocks(), store)
                     if segments:
                         events = predict_segments(recognizer, chunks)
                     else:
                         for _ in chunks:  # frames only
                             pass
-                    p = recognizer.predict_store(store) if found else None
-            speech = bool(found)
-            out: dict[str, Any] = {"file": os.fspath(path), "speech": speech, **(p.to_dict() if p else {}),
-                                   "model_id": recognizer.model_id, "seconds": round(n_samples / cfg.sr, 3)}
+                    p = recognizer.predict_store(store) if scan.speech else None
+            speech = scan.speech
+            out: dict[str, Any] = {
+                "file": os.fspath(path),
+                "speech": speech,
+                **(p.to_dict() if p else {}),
+                "model_id": recognizer.model_id,
+                "seconds": round(scan.samples / cfg.sr, 3),
+            }
             if segments:
                 out["segments"] = events
         except (ValueError, OSError) as e:  # OSError: the temporary frame files (a full disk)
@@ -113,8 +133,15 @@ def _text(r: dict[str, Any]) -> str:
     return line
 
 
-def run(files: Sequence[str], *, model: Optional[str] = None, as_json: bool = False, segments: bool = False,
-        out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(
+    files: Sequence[str],
+    *,
+    model: str | None = None,
+    as_json: bool = False,
+    segments: bool = False,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     """The command: prints results, errors to ``err``; returns 1 if any file failed, 2 if the
     model cannot be used, else 0."""
     from ser_edge.bundle import BundleError

@@ -11,8 +11,9 @@ import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -82,17 +83,22 @@ class Classifier:
             raise BundleError(f"{bundle.path}: {e}") from None
         (inp,), (out,) = self._interp.get_input_details(), self._interp.get_output_details()
         if tuple(inp["shape"][1:]) != bundle.input_shape:
-            raise BundleError(f"{bundle.path}: the model's input {list(inp['shape'][1:])} is not the bundle's "
-                              f"input_shape {list(bundle.input_shape)}")
+            raise BundleError(
+                f"{bundle.path}: the model's input {list(inp['shape'][1:])} is not the bundle's "
+                f"input_shape {list(bundle.input_shape)}"
+            )
         if int(out["shape"][-1]) != len(bundle.labels):
-            raise BundleError(f"{bundle.path}: the model has {int(out['shape'][-1])} outputs for "
-                              f"{len(bundle.labels)} labels")
+            raise BundleError(
+                f"{bundle.path}: the model has {int(out['shape'][-1])} outputs for {len(bundle.labels)} labels"
+            )
         self._in, self._out = inp, out
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
         if x.shape[1:] != self.bundle.input_shape:
-            raise ValueError(f"inputs must be shaped (n, {', '.join(map(str, self.bundle.input_shape))}); got {x.shape}")
+            raise ValueError(
+                f"inputs must be shaped (n, {', '.join(map(str, self.bundle.input_shape))}); got {x.shape}"
+            )
         return np.stack([self._one(row) for row in x]) if len(x) else np.zeros((0, len(self.bundle.labels)), np.float32)
 
     def _one(self, row: np.ndarray) -> np.ndarray:
@@ -132,9 +138,13 @@ class Prediction:
     voiced_frames: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "confidence": round(self.confidence, 4),
-                "scores": {k: round(v, 4) for k, v in self.scores.items()},
-                "n_frames": self.n_frames, "voiced_frames": self.voiced_frames}
+        return {
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+            "n_frames": self.n_frames,
+            "voiced_frames": self.voiced_frames,
+        }
 
 
 class Recognizer:
@@ -147,14 +157,21 @@ class Recognizer:
     ``allowed`` restricts the argmax (and the renormalised scores) to those labels.
     """
 
-    def __init__(self, bundle: Union[Bundle, str, "os.PathLike[str]", None] = None, *, adapt: bool = True,
-                 allowed: Optional[Iterable[str]] = None, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        bundle: Bundle | str | os.PathLike[str] | None = None,
+        *,
+        adapt: bool = True,
+        allowed: Iterable[str] | None = None,
+        num_threads: int = 1,
+    ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.classifier = Classifier(self.bundle, num_threads=num_threads)
         n = self.bundle.normalization
-        self.adapter = Adapter(n.frame_mean, n.frame_std, n.prior_frames,
-                               adapt=adapt and self.bundle.input.normalization == "speaker")
-        self._allowed: Optional[np.ndarray] = None
+        self.adapter = Adapter(
+            n.frame_mean, n.frame_std, n.prior_frames, adapt=adapt and self.bundle.input.normalization == "speaker"
+        )
+        self._allowed: np.ndarray | None = None
         if allowed is not None:
             self.restrict(allowed)
 
@@ -166,7 +183,7 @@ class Recognizer:
     def model_id(self) -> str:
         return self.bundle.model_id
 
-    def restrict(self, labels: Optional[Iterable[str]]) -> None:
+    def restrict(self, labels: Iterable[str] | None) -> None:
         """Takes the argmax over ``labels`` only (``None``: all the model's labels)."""
         if labels is None:
             self._allowed = None
@@ -179,14 +196,14 @@ class Recognizer:
             raise ValueError("allowed labels must not be empty")
         self._allowed = np.array([label in wanted for label in self.labels])
 
-    def inputs(self, frames: np.ndarray, *, new_frames: Optional[int] = None) -> np.ndarray:
+    def inputs(self, frames: np.ndarray, *, new_frames: int | None = None) -> np.ndarray:
         """The model input for one clip's frames (``InputConfig.frames``). When adapting, the
         speaker statistics first learn the voiced frames among the last ``new_frames`` (all when
         ``None``, none when 0): overlapping windows pass only the frames they add, so no audio
         counts twice."""
         return self._inputs(frames, new_frames)[0]
 
-    def _inputs(self, frames: np.ndarray, new_frames: Optional[int]) -> tuple[np.ndarray, int]:
+    def _inputs(self, frames: np.ndarray, new_frames: int | None) -> tuple[np.ndarray, int]:
         """:meth:`inputs` and the number of voiced frames."""
         if self.bundle.input.waveform is not None:
             raise ValueError(f"{self.bundle.name} reads raw audio (a waveform bundle): use predict(y), not frames")
@@ -194,13 +211,13 @@ class Recognizer:
         voiced = cfg.voiced(frames)
         n_new = len(frames) if new_frames is None else max(0, min(int(new_frames), len(frames)))
         if n_new:
-            self.adapter.update(voiced if n_new == len(frames) else cfg.voiced(frames[len(frames) - n_new:]))
+            self.adapter.update(voiced if n_new == len(frames) else cfg.voiced(frames[len(frames) - n_new :]))
         x = cfg.pool(self.adapter.normalize(voiced))
         if cfg.pooling == "stats":
-            x = ((x - norm.input_mean) / (norm.input_std + 1e-5)).astype(np.float32)
+            x = norm.standardize_input(x)
         return x, len(voiced)
 
-    def predict(self, y: np.ndarray, *, new_samples: Optional[int] = None) -> Prediction:
+    def predict(self, y: np.ndarray, *, new_samples: int | None = None) -> Prediction:
         """Emotion of a clip at ``bundle.input.sr`` (mono float32); ``new_samples``: only the last
         that many samples are new (see :meth:`inputs`). Raises ``ValueError`` for a clip too short
         for one frame or with non-finite samples.
@@ -218,7 +235,7 @@ class Recognizer:
             new_frames = min(len(frames), -(-int(new_samples) // self.bundle.input.features.hop_length))
         return self.predict_frames(frames, new_frames=new_frames)
 
-    def predict_frames(self, frames: np.ndarray, *, new_frames: Optional[int] = None) -> Prediction:
+    def predict_frames(self, frames: np.ndarray, *, new_frames: int | None = None) -> Prediction:
         x, voiced = self._inputs(frames, new_frames)
         return self._prediction(self._probabilities(x), len(frames), voiced)
 
@@ -228,24 +245,30 @@ class Recognizer:
         cfg, norm, n = self.bundle.input, self.bundle.normalization, store.n_rows
         if n == 0:
             raise ValueError("the clip has no frames (shorter than one hop?)")
-        mask = (cfg.voiced_mask(store.column(cfg.row("rms")))
-                if cfg.vad_db is not None or cfg.vad_floor_db is not None else None)
+        mask = (
+            cfg.voiced_mask(store.column(cfg.row("rms")))
+            if cfg.vad_db is not None or cfg.vad_floor_db is not None
+            else None
+        )
         keep = np.arange(n) if mask is None else np.flatnonzero(mask)
         if self.adapter.adapt:
             parts = [FrameStats.of(store.group(i)[keep]) for i in range(len(store.groups))]
-            self.adapter.heard.merge(FrameStats(float(len(keep)), np.concatenate([p.mean for p in parts]),
-                                                np.concatenate([p.m2 for p in parts])))
+            self.adapter.heard.merge(
+                FrameStats(
+                    float(len(keep)), np.concatenate([p.mean for p in parts]), np.concatenate([p.m2 for p in parts])
+                )
+            )
         if cfg.pooling != "stats":
             start = max(0, (len(keep) - int(cfg.seq_frames)) // 2)
-            x = cfg.pool(self.adapter.normalize(store.rows(keep[start:start + int(cfg.seq_frames)])))
+            x = cfg.pool(self.adapter.normalize(store.rows(keep[start : start + int(cfg.seq_frames)])))
         else:
             d = cfg.n_frame_features
             x = np.empty(cfg.input_shape, np.float32)
             for i, (a, b) in enumerate(store.groups):
                 v = cfg.pool(self.adapter.normalize(store.group(i)[keep], cols=slice(a, b))).reshape(-1, b - a)
                 for s in range(len(v)):
-                    x[s * d + a:s * d + b] = v[s]
-            x = ((x - norm.input_mean) / (norm.input_std + 1e-5)).astype(np.float32)
+                    x[s * d + a : s * d + b] = v[s]
+            x = norm.standardize_input(x)
         return self._prediction(self._probabilities(x), n, len(keep))
 
     def _probabilities(self, x: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ class WaveformConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "WaveformConfig":
+    def from_dict(cls, d: Any) -> WaveformConfig:
         if not isinstance(d, dict):
             raise ValueError(f"waveform must be a mapping; got {type(d).__name__}")
         unknown = sorted(set(d) - {"chunk", "hop", "pooling", "trim_db", "loudness_dbfs"})
@@ -134,7 +134,7 @@ def pad_or_crop(y: np.ndarray, n: int, *, where: str = "center") -> np.ndarray:
     y = np.asarray(y, np.float32)
     if len(y) >= n:
         start = (len(y) - n) // 2 if where == "center" else 0
-        return y[start:start + n].copy()
+        return y[start : start + n].copy()
     before = (n - len(y)) // 2 if where == "center" else 0
     return np.pad(y, (before, n - len(y) - before))
 
@@ -157,8 +157,16 @@ def sliding_windows(y: np.ndarray, sr: int, *, window: float = 1.0, hop: float =
     if len(y) < n:
         return pad_or_crop(y, n, where="end")[None]
     starts = window_starts(len(y), n, min(step, n))
-    return np.stack([y[s:s + n] for s in starts])
+    return np.stack([y[s : s + n] for s in starts])
 
 
-__all__ = ["CHUNK_POOLINGS", "WaveformConfig", "loudness_normalize", "pad_or_crop", "rms_dbfs", "sliding_windows",
-           "trim_silence", "window_starts"]
+__all__ = [
+    "CHUNK_POOLINGS",
+    "WaveformConfig",
+    "loudness_normalize",
+    "pad_or_crop",
+    "rms_dbfs",
+    "sliding_windows",
+    "trim_silence",
+    "window_starts",
+]

@@ -1,6 +1,7 @@
 //! Whole-signal functions: framing a signal for the extractor, and the librosa functions whose
 //! result depends on the whole signal (`top_db` clipping, tuning estimation, contrast in dB).
 
+use crate::chroma;
 use crate::db::{check_top_db, clip_top_db, dct_block, power_to_db, DCT_ROWS};
 use crate::error::{self, Result};
 use crate::fail;
@@ -9,7 +10,6 @@ use crate::mel::MelBank;
 use crate::pad::{n_frames, PadMode};
 use crate::pipeline::{Config, Extractor, Feature, Plan};
 use crate::{limits, window};
-use crate::chroma;
 use realfft::num_complex::Complex;
 
 /// A row-major `(rows, cols)` float32 matrix: features × frames.
@@ -62,10 +62,21 @@ impl<'a> Frames<'a> {
         error::positive("hop_length", hop)?;
         let left = if center { n_fft / 2 } else { 0 };
         if !center && n_fft > y.len() {
-            fail!("n_fft={n_fft} is too large for uncentered analysis of input signal of length={}", y.len());
+            fail!(
+                "n_fft={n_fft} is too large for uncentered analysis of input signal of length={}",
+                y.len()
+            );
         }
         let count = n_frames(y.len() + 2 * left, n_fft, hop)?;
-        Ok(Frames { y, left, n_fft, hop, mode, count, scratch: vec![0.0; n_fft] })
+        Ok(Frames {
+            y,
+            left,
+            n_fft,
+            hop,
+            mode,
+            count,
+            scratch: vec![0.0; n_fft],
+        })
     }
 
     pub fn get(&mut self, t: usize) -> &[f32] {
@@ -125,11 +136,18 @@ pub fn from_spectrogram(s: &Matrix, cfg: &Config) -> Result<Matrix> {
     let [feature] = cfg.features.as_slice() else {
         fail!("features: exactly one feature is computed from S");
     };
-    if matches!(feature, Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Spectrogram { .. } | Feature::Voice(_)) {
+    if matches!(
+        feature,
+        Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Spectrogram { .. } | Feature::Voice(_)
+    ) {
         fail!("features: {feature:?} is computed from audio, not from S");
     }
     let n_bins = cfg.n_fft / 2 + 1;
-    let expected = if matches!(feature, Feature::Mfcc) { cfg.n_mels } else { n_bins };
+    let expected = if matches!(feature, Feature::Mfcc) {
+        cfg.n_mels
+    } else {
+        n_bins
+    };
     if s.rows != expected {
         fail!("S has {} rows; expected {expected}", s.rows);
     }
@@ -152,7 +170,10 @@ pub fn from_spectrogram(s: &Matrix, cfg: &Config) -> Result<Matrix> {
 
 /// MFCC with librosa's `top_db` rule (clip log-mel at its maximum minus `top_db`) when given.
 pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
-    let mfcc_cfg = Config { features: vec![Feature::Mfcc], ..cfg.clone() };
+    let mfcc_cfg = Config {
+        features: vec![Feature::Mfcc],
+        ..cfg.clone()
+    };
     let Some(top_db) = top_db else {
         return extract(y, &mfcc_cfg);
     };
@@ -160,10 +181,26 @@ pub fn mfcc(y: &[f32], cfg: &Config, top_db: Option<f64>) -> Result<Matrix> {
     let mfcc_plan = Plan::get(&mfcc_cfg)?;
     // Clipped at `top_db` below the maximum, the float32 noise floor never shows.
     let single_precision = cfg.single_precision || top_db <= 100.0;
-    let logmel_plan = Plan::get(&Config { features: vec![Feature::LogMel], single_precision, ..cfg.clone() })?;
+    let logmel_plan = Plan::get(&Config {
+        features: vec![Feature::LogMel],
+        single_precision,
+        ..cfg.clone()
+    })?;
     if single_precision && cfg.power == 2.0 {
-        if let (Some(fft), Some(bank), Some(dct)) = (PowerFft::new(logmel_plan.window()), logmel_plan.mel_bank(), mfcc_plan.dct()) {
-            return mfcc_blocked(y, &logmel_plan, fft, bank, (dct, mfcc_plan.dct_sums()), top_db, Vector::detect());
+        if let (Some(fft), Some(bank), Some(dct)) = (
+            PowerFft::new(logmel_plan.window()),
+            logmel_plan.mel_bank(),
+            mfcc_plan.dct(),
+        ) {
+            return mfcc_blocked(
+                y,
+                &logmel_plan,
+                fft,
+                bank,
+                (dct, mfcc_plan.dct_sums()),
+                top_db,
+                Vector::detect(),
+            );
         }
     }
     let mut logmel = frame_major(&mut Extractor::new(logmel_plan), y)?;
@@ -220,10 +257,17 @@ fn mfcc_blocked(
         vector.clipped_dct(&dct[..rows * n_mels], n_mels, lm, (floor, centre), &mut coefs);
         for ((c, src), &sum) in coefs.chunks_exact(BLOCK).enumerate().zip(sums).take(n_mfcc) {
             let offset = centre * sum;
-            out[c * n + t0..c * n + t0 + width].iter_mut().zip(src).for_each(|(o, &v)| *o = v + offset);
+            out[c * n + t0..c * n + t0 + width]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(o, &v)| *o = v + offset);
         }
     }
-    Ok(Matrix { rows: n_mfcc, cols: n, data: out })
+    Ok(Matrix {
+        rows: n_mfcc,
+        cols: n,
+        data: out,
+    })
 }
 
 /// The block kernels of `mfcc_blocked`, compiled twice on x86-64: for the baseline and for
@@ -285,8 +329,16 @@ fn log_mel<const FMA: bool>(bank: &MelBank, spec: &[f32], lm: &mut [f32], ref_db
 }
 
 #[inline(always)]
-fn clipped_dct<const FMA: bool>(dct: &[f32], n_mels: usize, lm: &mut [f32], floor: f32, centre: f32, coefs: &mut [f32]) {
-    lm.iter_mut().for_each(|v| *v = (if *v > floor { *v } else { floor }) - centre);
+fn clipped_dct<const FMA: bool>(
+    dct: &[f32],
+    n_mels: usize,
+    lm: &mut [f32],
+    floor: f32,
+    centre: f32,
+    coefs: &mut [f32],
+) {
+    lm.iter_mut()
+        .for_each(|v| *v = (if *v > floor { *v } else { floor }) - centre);
     dct_block::<BLOCK, FMA>(dct, n_mels, lm, coefs);
 }
 
@@ -318,11 +370,18 @@ pub fn db(x: &mut [f32], ref_value: f64, amin: f64, top_db: Option<f64>) -> Resu
 /// Spectral contrast in dB from the raw peaks and valleys (`(2 (n_bands + 1), t)`).
 pub fn contrast_db(raw: &Matrix) -> Result<Matrix> {
     let bands = raw.rows / 2;
-    let (mut peaks, mut valleys) = (raw.data[..bands * raw.cols].to_vec(), raw.data[bands * raw.cols..].to_vec());
+    let (mut peaks, mut valleys) = (
+        raw.data[..bands * raw.cols].to_vec(),
+        raw.data[bands * raw.cols..].to_vec(),
+    );
     db(&mut peaks, 1.0, 1e-10, Some(80.0))?;
     db(&mut valleys, 1.0, 1e-10, Some(80.0))?;
     let data = peaks.iter().zip(&valleys).map(|(p, v)| p - v).collect();
-    Ok(Matrix { rows: bands, cols: raw.cols, data })
+    Ok(Matrix {
+        rows: bands,
+        cols: raw.cols,
+        data,
+    })
 }
 
 /// Tuning of `y` (`librosa.estimate_tuning`) from its float64 power spectrogram: the estimate is
@@ -333,7 +392,10 @@ pub fn estimate_tuning(y: &[f32], cfg: &Config, bins_per_octave: usize) -> Resul
     let mut fft = FrameFft::<f64>::new(&win);
     let columns = (0..frames.count).map(|t| {
         fft.transform(frames.get(t));
-        fft.spectrum.iter().map(|c| c.re * c.re + c.im * c.im).collect::<Vec<f64>>()
+        fft.spectrum
+            .iter()
+            .map(|c| c.re * c.re + c.im * c.im)
+            .collect::<Vec<f64>>()
     });
     Ok(chroma::estimate_tuning(columns, cfg.sr, cfg.n_fft, bins_per_octave))
 }
@@ -366,7 +428,11 @@ pub fn frame(y: &[f32], frame_length: usize, hop_length: usize) -> Result<Matrix
             data[r * cols + t] = y[t * hop_length + r];
         }
     }
-    Ok(Matrix { rows: frame_length, cols, data })
+    Ok(Matrix {
+        rows: frame_length,
+        cols,
+        data,
+    })
 }
 
 /// Runs only the real FFTs (float32, complex output; the transform `mfcc` with its default
@@ -391,7 +457,9 @@ mod tests {
     use super::*;
 
     fn sine(n: usize, f: f64, sr: f64) -> Vec<f32> {
-        (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32).collect()
+        (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32)
+            .collect()
     }
 
     #[test]
@@ -399,14 +467,22 @@ mod tests {
         let y = sine(22050, 440.0, 22050.0);
         let m = extract(&y, &Config::default()).unwrap();
         assert_eq!((m.rows, m.cols), (20, 1 + 22050 / 512));
-        let cfg = Config { center: false, ..Config::default() };
+        let cfg = Config {
+            center: false,
+            ..Config::default()
+        };
         assert_eq!(extract(&y, &cfg).unwrap().cols, 1 + (22050 - 2048) / 512);
         assert!(extract(&y[..100], &cfg).unwrap_err().0.starts_with("n_fft=2048"));
     }
 
     #[test]
     fn centroid_of_a_sine_is_its_frequency() {
-        let cfg = Config { features: vec![Feature::Centroid], n_fft: 1024, sr: 16000.0, ..Config::default() };
+        let cfg = Config {
+            features: vec![Feature::Centroid],
+            n_fft: 1024,
+            sr: 16000.0,
+            ..Config::default()
+        };
         let y = sine(16000, 1000.0, 16000.0);
         let m = extract(&y, &cfg).unwrap();
         let mid = m.row(0)[m.cols / 2];
@@ -415,20 +491,51 @@ mod tests {
 
     #[test]
     fn audio_errors_name_the_input() {
-        assert!(extract(&[], &Config::default()).unwrap_err().0.starts_with("y is empty"));
-        assert!(extract(&[0.0, f32::NAN], &Config::default()).unwrap_err().0.contains("y[1]=NaN"));
+        assert!(extract(&[], &Config::default())
+            .unwrap_err()
+            .0
+            .starts_with("y is empty"));
+        assert!(extract(&[0.0, f32::NAN], &Config::default())
+            .unwrap_err()
+            .0
+            .contains("y[1]=NaN"));
     }
 
     #[test]
     fn blocked_mfcc_equals_per_frame_mfcc() {
         // Frame counts around the block size, and DCT rows that are not a multiple of DCT_ROWS.
-        for (len, n_mfcc, lifter) in [(1usize, 20usize, 0.0), (4000, 13, 22.0), (8192, 20, 0.0), (16000, 7, 0.0)] {
-            let y: Vec<f32> = sine(len, 440.0, 16000.0).iter().enumerate().map(|(i, v)| v * (i as f32 * 1e-3).sin()).collect();
-            let cfg = Config { sr: 16000.0, n_fft: 512, hop_length: 128, n_mels: 40, n_mfcc, lifter, ..Config::default() };
-            let lm_cfg = Config { features: vec![Feature::LogMel], single_precision: true, ..cfg.clone() };
+        for (len, n_mfcc, lifter) in [
+            (1usize, 20usize, 0.0),
+            (4000, 13, 22.0),
+            (8192, 20, 0.0),
+            (16000, 7, 0.0),
+        ] {
+            let y: Vec<f32> = sine(len, 440.0, 16000.0)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * (i as f32 * 1e-3).sin())
+                .collect();
+            let cfg = Config {
+                sr: 16000.0,
+                n_fft: 512,
+                hop_length: 128,
+                n_mels: 40,
+                n_mfcc,
+                lifter,
+                ..Config::default()
+            };
+            let lm_cfg = Config {
+                features: vec![Feature::LogMel],
+                single_precision: true,
+                ..cfg.clone()
+            };
             let mut logmel = frame_major(&mut Extractor::new(Plan::get(&lm_cfg).unwrap()), &y).unwrap();
             clip_top_db(&mut logmel, 80.0).unwrap();
-            let mfcc_plan = Plan::get(&Config { features: vec![Feature::Mfcc], ..cfg.clone() }).unwrap();
+            let mfcc_plan = Plan::get(&Config {
+                features: vec![Feature::Mfcc],
+                ..cfg.clone()
+            })
+            .unwrap();
             let mut want = vec![0.0; n_mfcc * logmel.len() / 40];
             for (l, o) in logmel.chunks_exact(40).zip(want.chunks_exact_mut(n_mfcc)) {
                 mfcc_plan.mfcc_of(l, o);
@@ -440,7 +547,12 @@ mod tests {
                 let fft = PowerFft::new(plan.window()).unwrap();
                 let got = mfcc_blocked(&y, &plan, fft, plan.mel_bank().unwrap(), dct, 80.0, vector).unwrap();
                 assert_eq!((got.rows, got.cols), (want.rows, want.cols));
-                let worst = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                let worst = got
+                    .data
+                    .iter()
+                    .zip(&want.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
                 assert!(worst < 1e-3, "len {len}: {worst}");
             }
             assert_eq!(mfcc(&y, &cfg, Some(80.0)).unwrap().cols, want.cols);
@@ -450,9 +562,24 @@ mod tests {
     #[test]
     fn spectrogram_route_equals_audio_route() {
         let y = sine(8000, 300.0, 8000.0);
-        let base = Config { sr: 8000.0, n_fft: 256, hop_length: 64, ..Config::default() };
-        let mag = extract(&y, &Config { features: vec![Feature::Spectrogram { power: 1.0 }], ..base.clone() }).unwrap();
-        let cfg = Config { features: vec![Feature::Rolloff { roll_percent: 0.85 }], ..base };
+        let base = Config {
+            sr: 8000.0,
+            n_fft: 256,
+            hop_length: 64,
+            ..Config::default()
+        };
+        let mag = extract(
+            &y,
+            &Config {
+                features: vec![Feature::Spectrogram { power: 1.0 }],
+                ..base.clone()
+            },
+        )
+        .unwrap();
+        let cfg = Config {
+            features: vec![Feature::Rolloff { roll_percent: 0.85 }],
+            ..base
+        };
         assert_eq!(from_spectrogram(&mag, &cfg).unwrap(), extract(&y, &cfg).unwrap());
     }
 }

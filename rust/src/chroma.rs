@@ -21,12 +21,20 @@ pub fn chroma_filters(sr: f64, n_fft: usize, n_chroma: usize, tuning: f64) -> Re
     }
     let nc = n_chroma as f64;
     let step = sr / n_fft as f64;
-    let mut frqbins: Vec<f64> = (1..n_fft).map(|i| nc * hz_to_octs(i as f64 * step, tuning, n_chroma)).collect();
+    let mut frqbins: Vec<f64> = (1..n_fft)
+        .map(|i| nc * hz_to_octs(i as f64 * step, tuning, n_chroma))
+        .collect();
     let first = frqbins.first().copied().unwrap_or(0.0) - 1.5 * nc;
     frqbins.insert(0, first);
     let n = frqbins.len();
     let widths: Vec<f64> = (0..n)
-        .map(|k| if k + 1 < n { (frqbins[k + 1] - frqbins[k]).max(1.0) } else { 1.0 })
+        .map(|k| {
+            if k + 1 < n {
+                (frqbins[k + 1] - frqbins[k]).max(1.0)
+            } else {
+                1.0
+            }
+        })
         .collect();
     let half = (nc / 2.0).round_ties_even();
     let mut wts = vec![0f64; n_chroma * n];
@@ -72,13 +80,20 @@ where
         let ref_value = 0.1 * x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let m = |i: usize| if x[i] > ref_value { x[i] } else { 0.0 };
         for i in 1..n {
-            let is_max = if i + 1 < n { m(i) > m(i - 1) && m(i) >= m(i + 1) } else { m(i) > m(i - 1) };
-            if !is_max || !(150.0 <= freqs[i] && freqs[i] < fmax) {
+            let is_max = if i + 1 < n {
+                m(i) > m(i - 1) && m(i) >= m(i + 1)
+            } else {
+                m(i) > m(i - 1)
+            };
+            if !(is_max && 150.0 <= freqs[i] && freqs[i] < fmax) {
                 continue;
             }
             let (shift, grad) = if i + 1 < n {
                 let (a, b) = (x[i + 1] + x[i - 1] - 2.0 * x[i], (x[i + 1] - x[i - 1]) / 2.0);
-                (if b.abs() >= a.abs() { 0.0 } else { -b / a }, (x[i + 1] - x[i - 1]) / 2.0)
+                (
+                    if b.abs() >= a.abs() { 0.0 } else { -b / a },
+                    (x[i + 1] - x[i - 1]) / 2.0,
+                )
             } else {
                 (0.0, x[i] - x[i - 1])
             };
@@ -94,8 +109,17 @@ where
     let mut sorted = m.clone();
     sorted.sort_unstable_by(|a, b| a.total_cmp(b));
     let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 };
-    let selected: Vec<f64> = p.iter().zip(&m).filter(|(_, &mg)| mg >= median).map(|(&f, _)| f).collect();
+    let median = if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    };
+    let selected: Vec<f64> = p
+        .iter()
+        .zip(&m)
+        .filter(|(_, &mg)| mg >= median)
+        .map(|(&f, _)| f)
+        .collect();
     pitch_tuning(&selected, 0.01, bins_per_octave)
 }
 

@@ -18,13 +18,21 @@ fn ln_normal(x: f32) -> f32 {
     let series = s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
     // Infinity and NaN (exponent 255) stay non-finite, so that an overflowed power is caught
     // downstream instead of turning into a plausible 385 dB (a select: still vectorises).
-    if e >= 128 { f32::INFINITY } else { e as f32 * std::f32::consts::LN_2 + series }
+    if e >= 128 {
+        f32::INFINITY
+    } else {
+        e as f32 * std::f32::consts::LN_2 + series
+    }
 }
 
 /// `max(amin, v)` that keeps a NaN (`f32::max` would drop it and give `amin`).
 #[inline(always)]
 fn floor_nan(v: f32, amin: f32) -> f32 {
-    if v < amin { amin } else { v }
+    if v < amin {
+        amin
+    } else {
+        v
+    }
 }
 
 /// `10 log10(max(amin, x)) - 10 log10(max(amin, ref))`, in place (`librosa.power_to_db` without `top_db`).
@@ -34,9 +42,11 @@ pub fn power_to_db(x: &mut [f32], ref_value: f64, amin: f64) {
     let amin32 = amin as f32;
     if amin32 >= f32::MIN_POSITIVE {
         const DB_PER_NEPER: f32 = 10.0 / std::f32::consts::LN_10;
-        x.iter_mut().for_each(|v| *v = DB_PER_NEPER * ln_normal(floor_nan(*v, amin32)) - offset);
+        x.iter_mut()
+            .for_each(|v| *v = DB_PER_NEPER * ln_normal(floor_nan(*v, amin32)) - offset);
     } else {
-        x.iter_mut().for_each(|v| *v = 10.0 * floor_nan(*v, amin32).log10() - offset);
+        x.iter_mut()
+            .for_each(|v| *v = 10.0 * floor_nan(*v, amin32).log10() - offset);
     }
 }
 

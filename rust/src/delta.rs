@@ -98,14 +98,21 @@ pub fn delta(data: &[f32], len: usize, width: usize, order: usize, mode: DeltaMo
             let v: f64 = match mode {
                 DeltaMode::Interp if !interior => {
                     let start = if t < h { 0 } else { len - width };
-                    edge.iter().zip(&row[start..start + width]).map(|(w, &y)| w * y as f64).sum()
+                    edge.iter()
+                        .zip(&row[start..start + width])
+                        .map(|(w, &y)| w * y as f64)
+                        .sum()
                 }
                 DeltaMode::Pad(pad) if !interior => centre
                     .iter()
                     .enumerate()
                     .map(|(k, w)| w * pad.sample(row, t as isize + k as isize - h as isize) as f64)
                     .sum(),
-                _ => centre.iter().zip(&row[t - h..t + h + 1]).map(|(w, &y)| w * y as f64).sum(),
+                _ => centre
+                    .iter()
+                    .zip(&row[t - h..t + h + 1])
+                    .map(|(w, &y)| w * y as f64)
+                    .sum(),
             };
             *ot = v as f32;
         }
@@ -136,7 +143,13 @@ mod tests {
     #[test]
     fn bad_width_is_named() {
         let mut out = vec![0.0; 10];
-        assert!(delta(&[0.0; 10], 10, 4, 1, DeltaMode::Interp, &mut out).unwrap_err().0.starts_with("width"));
-        assert!(delta(&[0.0; 10], 10, 11, 1, DeltaMode::Interp, &mut out).unwrap_err().0.contains("width=11"));
+        assert!(delta(&[0.0; 10], 10, 4, 1, DeltaMode::Interp, &mut out)
+            .unwrap_err()
+            .0
+            .starts_with("width"));
+        assert!(delta(&[0.0; 10], 10, 11, 1, DeltaMode::Interp, &mut out)
+            .unwrap_err()
+            .0
+            .contains("width=11"));
     }
 }

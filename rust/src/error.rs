@@ -65,7 +65,9 @@ pub fn finite_result(x: &[f32]) -> Result<()> {
 /// Index of the first NaN or infinity.
 fn first_non_finite(y: &[f32]) -> Option<usize> {
     // A branch-free OR over the exponent bits vectorises; the slow search runs only on failure.
-    let non_finite = y.iter().fold(0u32, |acc, v| acc | ((v.to_bits() & 0x7f80_0000) == 0x7f80_0000) as u32);
+    let non_finite = y
+        .iter()
+        .fold(0u32, |acc, v| acc | ((v.to_bits() & 0x7f80_0000) == 0x7f80_0000) as u32);
     if non_finite == 0 {
         return None;
     }

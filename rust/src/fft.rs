@@ -14,7 +14,10 @@ type Plan<T> = Arc<dyn RealToComplex<T>>;
 
 fn plan<T: FftNum>(n_fft: usize) -> Plan<T> {
     static PLANS: OnceLock<Mutex<HashMap<(usize, usize), Box<dyn Any + Send>>>> = OnceLock::new();
-    let mut plans = PLANS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+    let mut plans = PLANS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let entry = plans
         .entry((n_fft, std::mem::size_of::<T>()))
         .or_insert_with(|| Box::new(RealFftPlanner::<T>::new().plan_fft_forward(n_fft)));
@@ -27,7 +30,10 @@ fn plan<T: FftNum>(n_fft: usize) -> Plan<T> {
 /// The cached inverse real FFT plan of size `n_fft` (unnormalised, as realfft computes it).
 pub fn inverse_plan<T: FftNum>(n_fft: usize) -> Arc<dyn ComplexToReal<T>> {
     static PLANS: OnceLock<Mutex<HashMap<(usize, usize), Box<dyn Any + Send>>>> = OnceLock::new();
-    let mut plans = PLANS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+    let mut plans = PLANS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let entry = plans
         .entry((n_fft, std::mem::size_of::<T>()))
         .or_insert_with(|| Box::new(RealFftPlanner::<T>::new().plan_fft_inverse(n_fft)));
@@ -89,7 +95,9 @@ where
 
     fn run(&mut self) {
         // Lengths are consistent by construction, so this cannot fail.
-        let _ = self.plan.process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
+        let _ = self
+            .plan
+            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
     }
 
     /// `|X|` and/or `|X|^2` of the last transform, as float32.
@@ -155,7 +163,7 @@ impl PowerFft {
     /// `None` for odd `n` (use `FrameFft`).
     pub fn new(window: &[f64]) -> Option<PowerFft> {
         let n = window.len();
-        if n % 2 != 0 || n < 2 {
+        if !n.is_multiple_of(2) || n < 2 {
             return None;
         }
         let m = n / 2;
@@ -173,7 +181,12 @@ impl PowerFft {
     /// `|X[k]|^2`, `k = 0..=n/2`, of `frame * window` into `out`.
     #[inline]
     pub fn power(&mut self, frame: &[f32], out: &mut [f32]) {
-        for ((z, x), w) in self.buf.iter_mut().zip(frame.chunks_exact(2)).zip(self.window.chunks_exact(2)) {
+        for ((z, x), w) in self
+            .buf
+            .iter_mut()
+            .zip(frame.chunks_exact(2))
+            .zip(self.window.chunks_exact(2))
+        {
             *z = Complex::new(x[0] * w[0], x[1] * w[1]);
         }
         self.split(out, |x| x.re * x.re + x.im * x.im);
@@ -191,12 +204,22 @@ impl PowerFft {
     /// block stored frame-interleaved (`MelBank::apply_block`). The same transform as `power`.
     #[inline]
     pub fn power_strided<const S: usize>(&mut self, frame: &[f32], out: &mut [f32]) {
-        for ((z, x), w) in self.buf.iter_mut().zip(frame.chunks_exact(2)).zip(self.window.chunks_exact(2)) {
+        for ((z, x), w) in self
+            .buf
+            .iter_mut()
+            .zip(frame.chunks_exact(2))
+            .zip(self.window.chunks_exact(2))
+        {
             *z = Complex::new(x[0] * w[0], x[1] * w[1]);
         }
         self.half_transform();
         let m = self.buf.len();
-        for (((o, &z), &r), &w) in out.chunks_exact_mut(S).zip(&self.buf).zip(&self.rev).zip(self.twiddles.iter()) {
+        for (((o, &z), &r), &w) in out
+            .chunks_exact_mut(S)
+            .zip(&self.buf)
+            .zip(&self.rev)
+            .zip(self.twiddles.iter())
+        {
             let x = unpack(z, r, w);
             o[0] = x.re * x.re + x.im * x.im;
         }
@@ -242,7 +265,9 @@ mod tests {
     #[test]
     fn power_fft_equals_realfft() {
         for n in [2usize, 4, 16, 400, 512, 2048] {
-            let window: Vec<f64> = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()).collect();
+            let window: Vec<f64> = (0..n)
+                .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
+                .collect();
             let frame: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
             let mut want = vec![0.0; n / 2 + 1];
             let mut f = FrameFft::<f64>::new(&window);
@@ -285,4 +310,3 @@ mod tests {
         assert!(mag[2] < 1e-4 && mag[4] < 1e-4);
     }
 }
-

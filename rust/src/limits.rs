@@ -65,6 +65,9 @@ mod tests {
         assert!(matrix("n_mels", usize::MAX, "bins", 3).is_err());
         assert!(output(1 << 40, 1 << 40).is_err());
         assert_eq!(matrix("n_mels", 128, "bins", 257).unwrap(), 128 * 257);
-        assert!(frame_length("n_fft", MAX_N_FFT + 1).unwrap_err().0.starts_with("n_fft="));
+        assert!(frame_length("n_fft", MAX_N_FFT + 1)
+            .unwrap_err()
+            .0
+            .starts_with("n_fft="));
     }
 }

@@ -231,10 +231,20 @@ mod tests {
 
     #[test]
     fn blocked_product_equals_per_frame() {
-        let p = MelParams { sr: 16000.0, n_fft: 2048, n_mels: 128, fmin: 0.0, fmax: None, htk: false, norm: MelNorm::Slaney };
+        let p = MelParams {
+            sr: 16000.0,
+            n_fft: 2048,
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            htk: false,
+            norm: MelNorm::Slaney,
+        };
         let bank = MelBank::new(&p).unwrap();
         const B: usize = 8;
-        let spec: Vec<f32> = (0..bank.n_bins * B).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let spec: Vec<f32> = (0..bank.n_bins * B)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
         let mut block = vec![0.0; 128 * B];
         bank.apply_block::<B, false>(&spec, &mut block);
         let mut fused = vec![0.0; 128 * B];

@@ -74,6 +74,9 @@ mod tests {
         let a: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.01).sin()).collect();
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(threads(usize::MAX), cores);
-        assert_eq!(extract_many(&[&a], &Config::default(), usize::MAX).unwrap()[0], extract(&a, &Config::default()).unwrap());
+        assert_eq!(
+            extract_many(&[&a], &Config::default(), usize::MAX).unwrap()[0],
+            extract(&a, &Config::default()).unwrap()
+        );
     }
 }

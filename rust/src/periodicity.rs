@@ -72,7 +72,10 @@ impl PeriodicityPlan {
         }
         let frame_length = samples(0.060, sr);
         if frame_length > crate::limits::MAX_N_FFT {
-            crate::fail!("sr={sr} is too high: the 60 ms F0 frame would be {frame_length} samples (at most {})", crate::limits::MAX_N_FFT);
+            crate::fail!(
+                "sr={sr} is too high: the 60 ms F0 frame would be {frame_length} samples (at most {})",
+                crate::limits::MAX_N_FFT
+            );
         }
         let mut yin = YinParams::new(sr, FMIN, FMAX.min(sr / 2.0 - 1.0));
         yin.frame_length = frame_length;
@@ -84,7 +87,14 @@ impl PeriodicityPlan {
             let x = (i as f64 - half) / (0.4 * half);
             *w = (-0.5 * x * x).exp();
         }
-        Ok(PeriodicityPlan { sr, periods: true, frame_length, n_fft, window, yin })
+        Ok(PeriodicityPlan {
+            sr,
+            periods: true,
+            frame_length,
+            n_fft,
+            window,
+            yin,
+        })
     }
 }
 
@@ -119,7 +129,13 @@ impl PeriodicityFrame {
         let est = self.yin.estimate(&frame[..plan.frame_length], TROUGH_THRESHOLD);
         let voicing = (1.0 - est.trough).clamp(0.0, 1.0);
         let mut energy = 0.0;
-        for ((t, &s), &w) in self.time.iter_mut().zip(frame).zip(&plan.window).take(plan.frame_length) {
+        for ((t, &s), &w) in self
+            .time
+            .iter_mut()
+            .zip(frame)
+            .zip(&plan.window)
+            .take(plan.frame_length)
+        {
             *t = s as f64 * w;
             energy += *t * *t;
         }
@@ -127,22 +143,41 @@ impl PeriodicityFrame {
         let rms = (energy / plan.frame_length as f64).sqrt();
         let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
         if !voiced {
-            return Periodicity { f0_semitones: 0.0, voicing, hnr: 0.0, jitter: 0.0, shimmer_db: 0.0 };
+            return Periodicity {
+                f0_semitones: 0.0,
+                voicing,
+                hnr: 0.0,
+                jitter: 0.0,
+                shimmer_db: 0.0,
+            };
         }
         // Autocorrelation of the windowed frame (circular over n_fft, as openSMILE's).
-        let _ = self.fwd.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+        let _ = self
+            .fwd
+            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
         for c in self.spectrum.iter_mut() {
             *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
         }
-        let _ = self.inv.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
+        let _ = self
+            .inv
+            .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
         let acf = &mut self.time[..plan.n_fft / 2 + 1];
         acf.iter_mut().for_each(|a| *a = a.abs());
         let lag = ((plan.sr / est.f0).floor() as usize).min(acf.len() - 1);
         let t = closest_peak(acf, lag);
         let hnr = acf_hnr_db(acf, t);
-        let (jitter, shimmer_db) =
-            if plan.periods { jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0) } else { (0.0, 0.0) };
-        Periodicity { f0_semitones: 12.0 * (est.f0 / 27.5).log2(), voicing, hnr, jitter, shimmer_db }
+        let (jitter, shimmer_db) = if plan.periods {
+            jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0)
+        } else {
+            (0.0, 0.0)
+        };
+        Periodicity {
+            f0_semitones: 12.0 * (est.f0 / 27.5).log2(),
+            voicing,
+            hnr,
+            jitter,
+            shimmer_db,
+        }
     }
 }
 
@@ -150,7 +185,12 @@ impl PeriodicityFrame {
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| x as f64 * y as f64)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
             acc[k] += x[k] * y[k];
@@ -247,7 +287,10 @@ pub fn jitter_shimmer(x: &[f32], period: f64) -> (f64, f64) {
             continue;
         };
         let lag = t_min + i;
-        let (a0, a1) = (peak_to_peak(&x[start..start + lag]), peak_to_peak(&x[start + lag..start + 2 * lag]));
+        let (a0, a1) = (
+            peak_to_peak(&x[start..start + lag]),
+            peak_to_peak(&x[start + lag..start + 2 * lag]),
+        );
         let (dx, peak) = vertex(cc[i - 1], cc[i], cc[i + 1]);
         start += lag;
         if peak > 0.5 {
@@ -263,8 +306,16 @@ pub fn jitter_shimmer(x: &[f32], period: f64) -> (f64, f64) {
             sum_amp_diff += (a0 - a1).abs();
         }
     }
-    let jitter = if n_diff > 0 { (sum_diff / n_diff as f64 / (sum_period / n_periods as f64)).min(1.0) } else { 0.0 };
-    let shimmer = if n_periods > 0 && sum_amp > 0.0 { (sum_amp_diff / sum_amp).min(1.0) } else { 0.0 };
+    let jitter = if n_diff > 0 {
+        (sum_diff / n_diff as f64 / (sum_period / n_periods as f64)).min(1.0)
+    } else {
+        0.0
+    };
+    let shimmer = if n_periods > 0 && sum_amp > 0.0 {
+        (sum_amp_diff / sum_amp).min(1.0)
+    } else {
+        0.0
+    };
     (jitter, 20.0 * (1.0 + shimmer).log10())
 }
 
@@ -379,7 +430,10 @@ mod tests {
             let mut y = Vec::new();
             for (k, &p) in periods.iter().enumerate() {
                 let a = amps[k % amps.len()];
-                y.extend((0..p).map(|i| a * (-(i as f32) / 8.0).exp() * (2.0 * std::f32::consts::PI * i as f32 / 20.0).cos()));
+                y.extend(
+                    (0..p)
+                        .map(|i| a * (-(i as f32) / 8.0).exp() * (2.0 * std::f32::consts::PI * i as f32 / 20.0).cos()),
+                );
             }
             y
         };

@@ -7,19 +7,20 @@ use crate::fail;
 use crate::fft::{FrameFft, PowerFft};
 use crate::mel::{fft_frequencies, MelBank, MelNorm, MelParams};
 use crate::pad::PadMode;
-use crate::spectral::{self, ContrastBands};
-use crate::window::{self, Window};
 use crate::periodicity::{Periodicity, PeriodicityFrame, PeriodicityPlan};
+use crate::spectral::{self, ContrastBands};
 use crate::voice::{self, VoiceFrame, VoicePlan};
+use crate::window::{self, Window};
 use crate::{chroma, limits, temporal};
 use std::sync::{Arc, Mutex, OnceLock};
-
 
 /// A per-frame feature; each yields one or more rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Feature {
     /// `|X|^power`, `1 + n_fft/2` rows.
-    Spectrogram { power: f32 },
+    Spectrogram {
+        power: f32,
+    },
     /// Mel spectrogram of `|X|^config.power`, `n_mels` rows.
     Mel,
     /// `power_to_db(mel, ref, amin)` (no `top_db`), `n_mels` rows.
@@ -27,18 +28,39 @@ pub enum Feature {
     /// DCT of `LogMel`, `n_mfcc` rows.
     Mfcc,
     Rms,
-    Zcr { threshold: f64 },
+    Zcr {
+        threshold: f64,
+    },
     Centroid,
-    Bandwidth { p: f64, norm: bool },
-    Rolloff { roll_percent: f64 },
-    Flatness { amin: f64, power: f64 },
+    Bandwidth {
+        p: f64,
+        norm: bool,
+    },
+    Rolloff {
+        roll_percent: f64,
+    },
+    Flatness {
+        amin: f64,
+        power: f64,
+    },
     Flux,
-    SpectralEntropy { n_blocks: usize },
-    EnergyEntropy { n_blocks: usize },
+    SpectralEntropy {
+        n_blocks: usize,
+    },
+    EnergyEntropy {
+        n_blocks: usize,
+    },
     /// Chroma of `|X|^2` with fixed tuning; `norm`: `None` or a p-norm (`f64::INFINITY` for max).
-    Chroma { tuning: f64, norm: Option<f64> },
+    Chroma {
+        tuning: f64,
+        norm: Option<f64>,
+    },
     /// Peaks then valleys of each contrast band (`2 (n_bands + 1)` rows), before the dB step.
-    ContrastRaw { fmin: f64, n_bands: usize, quantile: f64 },
+    ContrastRaw {
+        fmin: f64,
+        n_bands: usize,
+        quantile: f64,
+    },
     /// An eGeMAPS v02 descriptor of the 20 ms frame centred in this one (`voice.rs`).
     Voice(VoiceKind),
 }
@@ -61,7 +83,10 @@ pub enum VoiceKind {
 impl VoiceKind {
     /// Read from the 60 ms frame (`periodicity.rs`) rather than the 20 ms one.
     fn periodic(&self) -> bool {
-        matches!(self, VoiceKind::F0Semitones | VoiceKind::Voicing | VoiceKind::Hnr | VoiceKind::Jitter | VoiceKind::Shimmer)
+        matches!(
+            self,
+            VoiceKind::F0Semitones | VoiceKind::Voicing | VoiceKind::Hnr | VoiceKind::Jitter | VoiceKind::Shimmer
+        )
     }
 
     fn of(&self, d: &voice::Descriptors, p: &Periodicity) -> f64 {
@@ -91,11 +116,17 @@ impl Feature {
             "spectral_centroid" => Feature::Centroid,
             "spectral_bandwidth" => Feature::Bandwidth { p: 2.0, norm: true },
             "spectral_rolloff" => Feature::Rolloff { roll_percent: 0.85 },
-            "spectral_flatness" => Feature::Flatness { amin: 1e-10, power: 2.0 },
+            "spectral_flatness" => Feature::Flatness {
+                amin: 1e-10,
+                power: 2.0,
+            },
             "spectral_flux" => Feature::Flux,
             "spectral_entropy" => Feature::SpectralEntropy { n_blocks: 10 },
             "energy_entropy" => Feature::EnergyEntropy { n_blocks: 10 },
-            "chroma_stft" => Feature::Chroma { tuning: 0.0, norm: Some(f64::INFINITY) },
+            "chroma_stft" => Feature::Chroma {
+                tuning: 0.0,
+                norm: Some(f64::INFINITY),
+            },
             "loudness" => Feature::Voice(VoiceKind::Loudness),
             "alpha_ratio" => Feature::Voice(VoiceKind::AlphaRatio),
             "hammarberg_index" => Feature::Voice(VoiceKind::Hammarberg),
@@ -117,7 +148,10 @@ impl Feature {
     }
 
     fn needs_spectrum(&self) -> bool {
-        !matches!(self, Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Voice(_))
+        !matches!(
+            self,
+            Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. } | Feature::Voice(_)
+        )
     }
 }
 
@@ -208,7 +242,12 @@ impl Plan {
     pub fn get(cfg: &Config) -> Result<Arc<Plan>> {
         static CACHE: OnceLock<Mutex<Vec<Arc<Plan>>>> = OnceLock::new();
         let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-        if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|p| &p.cfg == cfg) {
+        if let Some(p) = cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|p| &p.cfg == cfg)
+        {
             return Ok(p.clone());
         }
         let plan = Arc::new(Plan::build(cfg.clone())?);
@@ -237,7 +276,11 @@ impl Plan {
         let freqs = fft_frequencies(cfg.sr, cfg.n_fft);
         let has = |pred: fn(&Feature) -> bool| cfg.features.iter().any(pred);
         let fft = has(Feature::needs_spectrum);
-        let window = if fft { window::padded(&cfg.window, win_length, cfg.n_fft)? } else { Vec::new() };
+        let window = if fft {
+            window::padded(&cfg.window, win_length, cfg.n_fft)?
+        } else {
+            Vec::new()
+        };
         let uses_mel = has(|f| matches!(f, Feature::Mel | Feature::LogMel | Feature::Mfcc));
         if uses_mel {
             // Every size first, before any filterbank is built.
@@ -269,7 +312,9 @@ impl Plan {
             None
         };
         let dct_sums = dct.as_ref().map_or(Vec::new(), |d| {
-            d.chunks_exact(cfg.n_mels).map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32).collect()
+            d.chunks_exact(cfg.n_mels)
+                .map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32)
+                .collect()
         });
         let mut n_features = 0;
         let (mut chroma_fb, mut contrast) = (None, None);
@@ -292,7 +337,11 @@ impl Plan {
                     chroma_fb = Some(chroma::chroma_filters(cfg.sr, cfg.n_fft, cfg.n_chroma, tuning)?);
                     cfg.n_chroma
                 }
-                Feature::ContrastRaw { fmin, n_bands, quantile } => {
+                Feature::ContrastRaw {
+                    fmin,
+                    n_bands,
+                    quantile,
+                } => {
                     contrast = Some(ContrastBands::new(&freqs, cfg.sr, fmin, n_bands, quantile)?);
                     2 * (n_bands + 1)
                 }
@@ -338,9 +387,18 @@ impl Plan {
                     | Feature::ContrastRaw { .. }
             ) || matches!(f, Feature::Spectrogram { power } if *power != 2.0)
         }) || mel_power.is_some_and(|p| p != 2.0);
-        let single = cfg.single_precision && cfg.features.iter().all(|f| {
-            matches!(f, Feature::Mel | Feature::LogMel | Feature::Mfcc | Feature::Rms | Feature::Zcr { .. } | Feature::EnergyEntropy { .. })
-        });
+        let single = cfg.single_precision
+            && cfg.features.iter().all(|f| {
+                matches!(
+                    f,
+                    Feature::Mel
+                        | Feature::LogMel
+                        | Feature::Mfcc
+                        | Feature::Rms
+                        | Feature::Zcr { .. }
+                        | Feature::EnergyEntropy { .. }
+                )
+            });
         let pow2 = has(|f| {
             matches!(f, Feature::SpectralEntropy { .. } | Feature::Chroma { .. })
                 || matches!(f, Feature::Spectrogram { power } if *power == 2.0)
@@ -352,7 +410,10 @@ impl Plan {
                 fail!(
                     "n_fft={} is shorter than the {}-sample (20 ms) frame the eGeMAPS descriptors read at sr={}; \
                      use n_fft >= {}",
-                    cfg.n_fft, v.frame_length, cfg.sr, v.frame_length
+                    cfg.n_fft,
+                    v.frame_length,
+                    cfg.sr,
+                    v.frame_length
                 );
             }
             Some(v)
@@ -366,7 +427,10 @@ impl Plan {
                 fail!(
                     "n_fft={} is shorter than the {}-sample (60 ms) frame F0, voicing and HNR read at sr={}; \
                      use n_fft >= {}",
-                    cfg.n_fft, p.frame_length, cfg.sr, p.frame_length
+                    cfg.n_fft,
+                    p.frame_length,
+                    cfg.sr,
+                    p.frame_length
                 );
             }
             // Built once here so that a bad rate fails now, not in a worker thread.
@@ -483,7 +547,10 @@ impl Extractor {
 
     /// Features of one frame (`n_fft` raw samples) into `out` (`n_features` values).
     pub fn frame(&mut self, frame: &[f32], out: &mut [f32]) {
-        let (mag, pow2) = (self.plan.mag.then_some(&mut self.mag[..]), self.plan.pow2.then_some(&mut self.pow2[..]));
+        let (mag, pow2) = (
+            self.plan.mag.then_some(&mut self.mag[..]),
+            self.plan.pow2.then_some(&mut self.pow2[..]),
+        );
         match self.fft.as_mut() {
             Some(Fft::Power(f)) => f.power(frame, &mut self.pow2),
             Some(Fft::Single(f)) => {
@@ -499,14 +566,14 @@ impl Extractor {
         if self.plan.mel.is_some() {
             let power = self.plan.cfg.power;
             let spec = match power {
-                p if p == 2.0 => std::mem::take(&mut self.pow2),
-                p if p == 1.0 => std::mem::take(&mut self.mag),
+                2.0 => std::mem::take(&mut self.pow2),
+                1.0 => std::mem::take(&mut self.mag),
                 p => self.mag.iter().map(|&m| m.powf(p)).collect(),
             };
             self.mel_from(&spec);
             match power {
-                p if p == 2.0 => self.pow2 = spec,
-                p if p == 1.0 => self.mag = spec,
+                2.0 => self.pow2 = spec,
+                1.0 => self.mag = spec,
                 _ => {}
             }
         }
@@ -557,8 +624,8 @@ impl Extractor {
                     let n = self.mag.len();
                     let dst = &mut out[o..o + n];
                     match power {
-                        p if p == 2.0 => dst.copy_from_slice(&self.pow2),
-                        p if p == 1.0 => dst.copy_from_slice(&self.mag),
+                        2.0 => dst.copy_from_slice(&self.pow2),
+                        1.0 => dst.copy_from_slice(&self.mag),
                         p => dst.iter_mut().zip(&self.mag).for_each(|(d, &m)| *d = m.powf(p)),
                     }
                     o += n;
@@ -654,16 +721,29 @@ mod tests {
     fn plans_are_cached_and_validated() {
         let cfg = Config::default();
         assert!(Arc::ptr_eq(&Plan::get(&cfg).unwrap(), &Plan::get(&cfg).unwrap()));
-        let bad = Config { hop_length: 0, ..Config::default() };
+        let bad = Config {
+            hop_length: 0,
+            ..Config::default()
+        };
         assert!(Plan::get(&bad).err().unwrap().0.starts_with("hop_length=0"));
-        let bad = Config { win_length: Some(4096), ..Config::default() };
+        let bad = Config {
+            win_length: Some(4096),
+            ..Config::default()
+        };
         assert!(Plan::get(&bad).err().unwrap().0.starts_with("win_length=4096"));
     }
 
     #[test]
     fn feature_rows_add_up() {
         let cfg = Config {
-            features: vec![Feature::Mfcc, Feature::Rms, Feature::Chroma { tuning: 0.0, norm: None }],
+            features: vec![
+                Feature::Mfcc,
+                Feature::Rms,
+                Feature::Chroma {
+                    tuning: 0.0,
+                    norm: None,
+                },
+            ],
             ..Config::default()
         };
         assert_eq!(Plan::get(&cfg).unwrap().n_features, 20 + 1 + 12);
@@ -681,7 +761,10 @@ mod timing {
     #[ignore]
     fn batch_costs() {
         let y: Vec<f32> = (0..16000).map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1).collect();
-        let cfg = Config { sr: 16000.0, ..Config::default() };
+        let cfg = Config {
+            sr: 16000.0,
+            ..Config::default()
+        };
         let n: usize = std::env::var("REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
         let time = |label: &str, f: &mut dyn FnMut()| {
             f();
@@ -697,7 +780,11 @@ mod timing {
         time("mfcc top_db 80", &mut || {
             crate::batch::mfcc(&y, &cfg, Some(80.0)).unwrap();
         });
-        let lm = Config { features: vec![Feature::LogMel], single_precision: true, ..cfg.clone() };
+        let lm = Config {
+            features: vec![Feature::LogMel],
+            single_precision: true,
+            ..cfg.clone()
+        };
         time("logmel extract", &mut || {
             crate::batch::extract(&y, &lm).unwrap();
         });
@@ -713,7 +800,11 @@ mod timing {
     #[test]
     #[ignore]
     fn stage_costs() {
-        let cfg = Config { sr: 16000.0, single_precision: true, ..Config::default() };
+        let cfg = Config {
+            sr: 16000.0,
+            single_precision: true,
+            ..Config::default()
+        };
         let plan = Plan::get(&cfg).unwrap();
         let mut ex = Extractor::new(plan.clone());
         let frame: Vec<f32> = (0..2048).map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1).collect();

@@ -40,7 +40,16 @@ pub struct YinParams {
 impl YinParams {
     /// librosa's defaults for the given rate and range.
     pub fn new(sr: f64, fmin: f64, fmax: f64) -> YinParams {
-        YinParams { sr, fmin, fmax, frame_length: 2048, hop_length: None, trough_threshold: 0.1, center: true, pad_mode: PadMode::Constant }
+        YinParams {
+            sr,
+            fmin,
+            fmax,
+            frame_length: 2048,
+            hop_length: None,
+            trough_threshold: 0.1,
+            center: true,
+            pad_mode: PadMode::Constant,
+        }
     }
 
     pub fn hop(&self) -> usize {
@@ -54,7 +63,11 @@ impl YinParams {
             fail!("fmin={} and fmax={} must be finite", self.fmin, self.fmax);
         }
         if self.fmax > self.sr / 2.0 {
-            fail!("fmax={:.3} cannot exceed Nyquist frequency {}", self.fmax, self.sr / 2.0);
+            fail!(
+                "fmax={:.3} cannot exceed Nyquist frequency {}",
+                self.fmax,
+                self.sr / 2.0
+            );
         }
         if self.fmin >= self.fmax {
             fail!("fmin={:.3} must be less than fmax={:.3}", self.fmin, self.fmax);
@@ -64,7 +77,10 @@ impl YinParams {
         }
         positive("frame_length", self.frame_length)?;
         if self.frame_length > MAX_FRAME_LENGTH {
-            fail!("frame_length={} is too large (at most {MAX_FRAME_LENGTH})", self.frame_length);
+            fail!(
+                "frame_length={} is too large (at most {MAX_FRAME_LENGTH})",
+                self.frame_length
+            );
         }
         if self.sr / self.fmin >= self.frame_length as f64 - 1.0 {
             fail!(
@@ -185,11 +201,15 @@ impl Yin {
         }
         self.time[fl..].iter_mut().for_each(|t| *t = 0.0);
         // Lengths are consistent by construction, so the transforms cannot fail.
-        let _ = self.fwd.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+        let _ = self
+            .fwd
+            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
         for c in self.spectrum.iter_mut() {
             *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
         }
-        let _ = self.inv.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
+        let _ = self
+            .inv
+            .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
         let scale = 1.0 / self.n_fft as f64;
         let acf0 = self.time[0] * scale;
         // d(k) = 2 (r(0) - r(k)) - E(k - 1), E the running energy, with E(0) read as 0 (librosa).
@@ -240,7 +260,12 @@ impl Yin {
         let found = (0..x.len()).find(|&i| is_trough(x, i) && x[i] < trough_threshold);
         let i = found.unwrap_or_else(|| argmin(x));
         let period = self.period_at(i);
-        YinEstimate { f0: self.sr / period, period, trough: x[i], below_threshold: found.is_some() }
+        YinEstimate {
+            f0: self.sr / period,
+            period,
+            trough: x[i],
+            below_threshold: found.is_some(),
+        }
     }
 }
 
@@ -290,7 +315,10 @@ pub fn framed_signal(y: &[f32], params: &YinParams) -> Result<(Vec<f32>, usize)>
         crate::pad::pad(y, fl / 2, fl / 2, params.pad_mode)
     } else {
         if y.len() < fl {
-            fail!("frame_length={fl} is too large for uncentered analysis of input signal of length={}", y.len());
+            fail!(
+                "frame_length={fl} is too large for uncentered analysis of input signal of length={}",
+                y.len()
+            );
         }
         y.to_vec()
     };
@@ -303,7 +331,13 @@ pub fn yin(y: &[f32], params: &YinParams) -> Result<Vec<f64>> {
     let mut kernel = Yin::new(params)?;
     let (padded, n) = framed_signal(y, params)?;
     let (fl, hop) = (params.frame_length, params.hop());
-    Ok((0..n).map(|t| kernel.estimate(&padded[t * hop..t * hop + fl], params.trough_threshold).f0).collect())
+    Ok((0..n)
+        .map(|t| {
+            kernel
+                .estimate(&padded[t * hop..t * hop + fl], params.trough_threshold)
+                .f0
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -316,14 +350,22 @@ mod tests {
         let r = |k: usize| (0..y.len() - k).map(|m| y[m] * y[m + k]).sum::<f64>();
         let mut d = vec![0.0; max_p + 1];
         for k in 1..=max_p {
-            let e: f64 = if k == 1 { 0.0 } else { y[..k].iter().map(|v| v * v).sum() };
+            let e: f64 = if k == 1 {
+                0.0
+            } else {
+                y[..k].iter().map(|v| v * v).sum()
+            };
             d[k] = 2.0 * (r(0) - r(k)) - e;
         }
-        (min_p..=max_p).map(|k| d[k] / (d[1..=k].iter().sum::<f64>() / k as f64 + f64::MIN_POSITIVE)).collect()
+        (min_p..=max_p)
+            .map(|k| d[k] / (d[1..=k].iter().sum::<f64>() / k as f64 + f64::MIN_POSITIVE))
+            .collect()
     }
 
     fn sine(f: f64, sr: f64, n: usize) -> Vec<f32> {
-        (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32 * 0.5).collect()
+        (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32 * 0.5)
+            .collect()
     }
 
     #[test]
@@ -337,9 +379,14 @@ mod tests {
 
     #[test]
     fn cmndf_equals_direct_sums() {
-        let p = YinParams { frame_length: 512, ..YinParams::new(16000.0, 80.0, 1000.0) };
+        let p = YinParams {
+            frame_length: 512,
+            ..YinParams::new(16000.0, 80.0, 1000.0)
+        };
         let mut k = Yin::new(&p).unwrap();
-        let frame: Vec<f32> = (0..512).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3 + (i as f32 * 0.05).sin()).collect();
+        let frame: Vec<f32> = (0..512)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3 + (i as f32 * 0.05).sin())
+            .collect();
         k.analyse(&frame);
         let want = cmndf_direct(&frame, k.min_period, k.max_period);
         for (g, w) in k.cmndf().iter().zip(&want) {
@@ -364,7 +411,10 @@ mod tests {
         let p = YinParams::new(16000.0, 60.0, 1000.0);
         let mut k = Yin::new(&p).unwrap();
         let e = k.estimate(&sine(200.0, 16000.0, 2048), 0.1);
-        assert!(e.below_threshold && e.trough < 0.1 && (e.f0 - 200.0).abs() < 1.0, "{e:?}");
+        assert!(
+            e.below_threshold && e.trough < 0.1 && (e.f0 - 200.0).abs() < 1.0,
+            "{e:?}"
+        );
         // Silence: no trough at all; the global minimum (first lag) is used.
         let e = k.estimate(&vec![0.0; 2048], 0.1);
         assert!(!e.below_threshold);
@@ -376,24 +426,67 @@ mod tests {
         let ok = YinParams::new(16000.0, 60.0, 1000.0);
         assert!(Yin::new(&ok).is_ok());
         for p in [
-            YinParams { fmin: 0.0, ..ok.clone() },
-            YinParams { fmin: -5.0, ..ok.clone() },
-            YinParams { fmin: 1000.0, ..ok.clone() },
-            YinParams { fmax: 9000.0, ..ok.clone() },
-            YinParams { fmin: f64::NAN, ..ok.clone() },
-            YinParams { frame_length: 256, ..ok.clone() },
-            YinParams { frame_length: 0, ..ok.clone() },
-            YinParams { frame_length: usize::MAX, ..ok.clone() },
-            YinParams { hop_length: Some(0), ..ok.clone() },
-            YinParams { frame_length: 3, fmin: 10000.0, fmax: 20000.0, sr: 48000.0, ..ok.clone() },
+            YinParams {
+                fmin: 0.0,
+                ..ok.clone()
+            },
+            YinParams {
+                fmin: -5.0,
+                ..ok.clone()
+            },
+            YinParams {
+                fmin: 1000.0,
+                ..ok.clone()
+            },
+            YinParams {
+                fmax: 9000.0,
+                ..ok.clone()
+            },
+            YinParams {
+                fmin: f64::NAN,
+                ..ok.clone()
+            },
+            YinParams {
+                frame_length: 256,
+                ..ok.clone()
+            },
+            YinParams {
+                frame_length: 0,
+                ..ok.clone()
+            },
+            YinParams {
+                frame_length: usize::MAX,
+                ..ok.clone()
+            },
+            YinParams {
+                hop_length: Some(0),
+                ..ok.clone()
+            },
+            YinParams {
+                frame_length: 3,
+                fmin: 10000.0,
+                fmax: 20000.0,
+                sr: 48000.0,
+                ..ok.clone()
+            },
             YinParams { sr: 0.0, ..ok.clone() },
-            YinParams { trough_threshold: f64::NAN, ..ok.clone() },
+            YinParams {
+                trough_threshold: f64::NAN,
+                ..ok.clone()
+            },
         ] {
             assert!(Yin::new(&p).is_err(), "{p:?}");
         }
         assert!(yin(&[], &ok).is_err());
         assert!(yin(&[0.0, f32::NAN], &ok).is_err());
-        assert!(yin(&[0.0; 100], &YinParams { center: false, ..ok.clone() }).is_err());
+        assert!(yin(
+            &[0.0; 100],
+            &YinParams {
+                center: false,
+                ..ok.clone()
+            }
+        )
+        .is_err());
         assert_eq!(yin(&[0.0; 100], &ok).unwrap().len(), 1);
     }
 }

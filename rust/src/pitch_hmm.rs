@@ -194,7 +194,13 @@ pub struct PyinModel {
 /// `scipy.signal.windows.triang(m)` (symmetric).
 fn triang(m: usize) -> Vec<f64> {
     let half: Vec<f64> = (1..=m.div_ceil(2))
-        .map(|k| if m.is_multiple_of(2) { (2.0 * k as f64 - 1.0) / m as f64 } else { 2.0 * k as f64 / (m as f64 + 1.0) })
+        .map(|k| {
+            if m.is_multiple_of(2) {
+                (2.0 * k as f64 - 1.0) / m as f64
+            } else {
+                2.0 * k as f64 / (m as f64 + 1.0)
+            }
+        })
         .collect();
     let mut w = half.clone();
     if m.is_multiple_of(2) {
@@ -209,7 +215,10 @@ impl PyinModel {
     pub fn new(yp: &YinParams, p: &PyinParams, n_lags: usize, min_period: usize) -> Result<PyinModel> {
         positive("n_thresholds", p.n_thresholds)?;
         if p.n_thresholds > MAX_THRESHOLDS {
-            fail!("n_thresholds={} is too large (at most {MAX_THRESHOLDS})", p.n_thresholds);
+            fail!(
+                "n_thresholds={} is too large (at most {MAX_THRESHOLDS})",
+                p.n_thresholds
+            );
         }
         let (a, b) = p.beta_parameters;
         if !(a.is_finite() && a > 0.0 && b.is_finite() && b > 0.0) {
@@ -223,7 +232,10 @@ impl PyinModel {
             fail!("resolution={} must be in (0, 1)", p.resolution);
         }
         if !(p.max_transition_rate.is_finite() && p.max_transition_rate > 0.0) {
-            fail!("max_transition_rate={} must be a positive finite number", p.max_transition_rate);
+            fail!(
+                "max_transition_rate={} must be a positive finite number",
+                p.max_transition_rate
+            );
         }
         if !(p.switch_prob > 0.0 && p.switch_prob < 1.0) {
             fail!("switch_prob={} must be in (0, 1)", p.switch_prob);
@@ -284,8 +296,15 @@ impl PyinModel {
             offset.push(lt_same.len());
             let (mut ms, mut mc) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
             for (rlo, r) in &rows[lo..hi] {
-                let t = if q >= *rlo && q - rlo < r.len() { r[q - rlo] } else { 0.0 };
-                let (s, c) = ((stay * t + f64::MIN_POSITIVE).ln(), (switch * t + f64::MIN_POSITIVE).ln());
+                let t = if q >= *rlo && q - rlo < r.len() {
+                    r[q - rlo]
+                } else {
+                    0.0
+                };
+                let (s, c) = (
+                    (stay * t + f64::MIN_POSITIVE).ln(),
+                    (switch * t + f64::MIN_POSITIVE).ln(),
+                );
                 ms = ms.max(s);
                 mc = mc.max(c);
                 lt_same.push(s);
@@ -332,7 +351,8 @@ impl PyinModel {
         let nt = self.upper.len();
         // j0: the first threshold (of thresholds[1..]) that the trough is below.
         s.first.clear();
-        s.first.extend(s.troughs.iter().map(|&i| self.upper.partition_point(|&t| t <= x[i])));
+        s.first
+            .extend(s.troughs.iter().map(|&i| self.upper.partition_point(|&t| t <= x[i])));
         // Troughs below each threshold.
         s.count.clear();
         s.count.resize(nt + 1, 0);
@@ -502,9 +522,19 @@ pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut 
             let len = hi - lo;
             // Voiced sources first (lower indices), then unvoiced.
             let (lt_v, lt_u, max_v, max_u) = if block == 0 {
-                (&m.lt_same[off..off + len], &m.lt_cross[off..off + len], m.max_same[q], m.max_cross[q])
+                (
+                    &m.lt_same[off..off + len],
+                    &m.lt_cross[off..off + len],
+                    m.max_same[q],
+                    m.max_cross[q],
+                )
             } else {
-                (&m.lt_cross[off..off + len], &m.lt_same[off..off + len], m.max_cross[q], m.max_same[q])
+                (
+                    &m.lt_cross[off..off + len],
+                    &m.lt_same[off..off + len],
+                    m.max_cross[q],
+                    m.max_same[q],
+                )
             };
             let bound_v = wmax_v[q] + max_v;
             let bound_u = wmax_u[q] + max_u;
@@ -556,7 +586,10 @@ pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let model = PyinModel::new(yp, pp, kernel.n_lags(), kernel.min_period)?;
     let (fl, hop, n) = (yp.frame_length, yp.hop(), model.n_pitch_bins);
     if n_frames.saturating_mul(2 * n) > 1 << 30 {
-        fail!("{n_frames} frames x {} states is too large for the Viterbi decoder", 2 * n);
+        fail!(
+            "{n_frames} frames x {} states is too large for the Viterbi decoder",
+            2 * n
+        );
     }
     let mut scratch = FrameScratch::default();
     let mut cands = Vec::new();
@@ -576,9 +609,19 @@ pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let f0 = states
         .iter()
         .zip(&voiced_flag)
-        .map(|(&s, &v)| if v { model.freqs[s as usize % n] } else { pp.fill_na.unwrap_or(model.freqs[s as usize % n]) })
+        .map(|(&s, &v)| {
+            if v {
+                model.freqs[s as usize % n]
+            } else {
+                pp.fill_na.unwrap_or(model.freqs[s as usize % n])
+            }
+        })
         .collect();
-    Ok(Pyin { f0, voiced_flag, voiced_prob })
+    Ok(Pyin {
+        f0,
+        voiced_flag,
+        voiced_prob,
+    })
 }
 
 #[cfg(test)]
@@ -656,8 +699,14 @@ mod tests {
 
     #[test]
     fn banded_viterbi_equals_dense() {
-        let yp = YinParams { hop_length: Some(256), ..YinParams::new(8000.0, 100.0, 400.0) };
-        let pp = PyinParams { resolution: 0.5, ..PyinParams::default() };
+        let yp = YinParams {
+            hop_length: Some(256),
+            ..YinParams::new(8000.0, 100.0, 400.0)
+        };
+        let pp = PyinParams {
+            resolution: 0.5,
+            ..PyinParams::default()
+        };
         let m = PyinModel::new(&yp, &pp, 60, 20).unwrap();
         let n = m.n_pitch_bins;
         // Sparse voiced candidates, unvoiced stretches and exact ties (uniform frames).
@@ -689,11 +738,17 @@ mod tests {
     #[test]
     fn pyin_sine_is_voiced_at_its_pitch() {
         let sr = 16000.0;
-        let y: Vec<f32> = (0..16000).map(|i| (2.0 * std::f64::consts::PI * 220.0 * i as f64 / sr).sin() as f32 * 0.5).collect();
+        let y: Vec<f32> = (0..16000)
+            .map(|i| (2.0 * std::f64::consts::PI * 220.0 * i as f64 / sr).sin() as f32 * 0.5)
+            .collect();
         let out = pyin(&y, &YinParams::new(sr, 60.0, 1000.0), &PyinParams::default()).unwrap();
         let n = out.f0.len();
         for t in 3..n - 3 {
-            assert!(out.voiced_flag[t] && (1200.0 * (out.f0[t] / 220.0).log2()).abs() < 10.0, "{t}: {}", out.f0[t]);
+            assert!(
+                out.voiced_flag[t] && (1200.0 * (out.f0[t] / 220.0).log2()).abs() < 10.0,
+                "{t}: {}",
+                out.f0[t]
+            );
             assert!(out.voiced_prob[t] > 0.5);
         }
         let silent = pyin(&[0.0; 8000], &YinParams::new(sr, 60.0, 1000.0), &PyinParams::default()).unwrap();
@@ -704,15 +759,42 @@ mod tests {
     fn bad_pyin_parameters_are_errors() {
         let yp = YinParams::new(16000.0, 60.0, 1000.0);
         for pp in [
-            PyinParams { n_thresholds: 0, ..Default::default() },
-            PyinParams { n_thresholds: usize::MAX, ..Default::default() },
-            PyinParams { beta_parameters: (0.0, 1.0), ..Default::default() },
-            PyinParams { boltzmann_parameter: f64::NAN, ..Default::default() },
-            PyinParams { resolution: 1.0, ..Default::default() },
-            PyinParams { resolution: 1e-9, ..Default::default() },
-            PyinParams { switch_prob: 0.0, ..Default::default() },
-            PyinParams { no_trough_prob: 1.5, ..Default::default() },
-            PyinParams { max_transition_rate: 1e9, ..Default::default() },
+            PyinParams {
+                n_thresholds: 0,
+                ..Default::default()
+            },
+            PyinParams {
+                n_thresholds: usize::MAX,
+                ..Default::default()
+            },
+            PyinParams {
+                beta_parameters: (0.0, 1.0),
+                ..Default::default()
+            },
+            PyinParams {
+                boltzmann_parameter: f64::NAN,
+                ..Default::default()
+            },
+            PyinParams {
+                resolution: 1.0,
+                ..Default::default()
+            },
+            PyinParams {
+                resolution: 1e-9,
+                ..Default::default()
+            },
+            PyinParams {
+                switch_prob: 0.0,
+                ..Default::default()
+            },
+            PyinParams {
+                no_trough_prob: 1.5,
+                ..Default::default()
+            },
+            PyinParams {
+                max_transition_rate: 1e9,
+                ..Default::default()
+            },
         ] {
             assert!(pyin(&[0.0; 4000], &yp, &pp).is_err(), "{pp:?}");
         }

@@ -33,7 +33,9 @@ fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Err(PyRuntimeError::new_err(format!("ser_edge._dsp internal error (a bug; please report it): {msg}")))
+        Err(PyRuntimeError::new_err(format!(
+            "ser_edge._dsp internal error (a bug; please report it): {msg}"
+        )))
     })
 }
 
@@ -44,40 +46,69 @@ fn to_py<'py>(py: Python<'py>, m: Matrix) -> PyResult<Bound<'py, PyArray2<f32>>>
 }
 
 fn slice<'a>(name: &str, a: &'a PyReadonlyArray1<'_, f32>) -> PyResult<&'a [f32]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be a contiguous array")))
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name} must be a contiguous array")))
 }
 
 fn matrix(s: &PyReadonlyArray2<'_, f32>) -> Matrix {
     let a = s.as_array();
     let (rows, cols) = a.dim();
-    Matrix { rows, cols, data: a.iter().copied().collect() }
+    Matrix {
+        rows,
+        cols,
+        data: a.iter().copied().collect(),
+    }
 }
 
 /// Parses one `(name, params)` feature description.
 fn feature(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Feature> {
     fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, default: T) -> PyResult<T> {
         match d.get_item(key)? {
-            Some(v) if !v.is_none() => v.extract::<T>().map_err(|_| PyValueError::new_err(format!("{key}={v} has the wrong type"))),
+            Some(v) if !v.is_none() => v
+                .extract::<T>()
+                .map_err(|_| PyValueError::new_err(format!("{key}={v} has the wrong type"))),
             _ => Ok(default),
         }
     }
     Ok(match Feature::parse(name) {
-        Ok(Feature::Zcr { threshold }) => Feature::Zcr { threshold: get(params, "threshold", threshold)? },
-        Ok(Feature::Bandwidth { p, norm }) => Feature::Bandwidth { p: get(params, "p", p)?, norm: get(params, "norm", norm)? },
-        Ok(Feature::Rolloff { roll_percent }) => Feature::Rolloff { roll_percent: get(params, "roll_percent", roll_percent)? },
-        Ok(Feature::Flatness { amin, power }) => Feature::Flatness { amin: get(params, "amin", amin)?, power: get(params, "power", power)? },
-        Ok(Feature::SpectralEntropy { n_blocks }) => Feature::SpectralEntropy { n_blocks: get(params, "n_blocks", n_blocks)? },
-        Ok(Feature::EnergyEntropy { n_blocks }) => Feature::EnergyEntropy { n_blocks: get(params, "n_blocks", n_blocks)? },
+        Ok(Feature::Zcr { threshold }) => Feature::Zcr {
+            threshold: get(params, "threshold", threshold)?,
+        },
+        Ok(Feature::Bandwidth { p, norm }) => Feature::Bandwidth {
+            p: get(params, "p", p)?,
+            norm: get(params, "norm", norm)?,
+        },
+        Ok(Feature::Rolloff { roll_percent }) => Feature::Rolloff {
+            roll_percent: get(params, "roll_percent", roll_percent)?,
+        },
+        Ok(Feature::Flatness { amin, power }) => Feature::Flatness {
+            amin: get(params, "amin", amin)?,
+            power: get(params, "power", power)?,
+        },
+        Ok(Feature::SpectralEntropy { n_blocks }) => Feature::SpectralEntropy {
+            n_blocks: get(params, "n_blocks", n_blocks)?,
+        },
+        Ok(Feature::EnergyEntropy { n_blocks }) => Feature::EnergyEntropy {
+            n_blocks: get(params, "n_blocks", n_blocks)?,
+        },
         Ok(Feature::Chroma { tuning, norm }) => {
             let norm = match params.get_item("norm")? {
                 Some(v) if v.is_none() => None,
-                Some(v) => Some(v.extract::<f64>().map_err(|_| PyValueError::new_err(format!("norm={v} must be None or a number")))?),
+                Some(v) => Some(
+                    v.extract::<f64>()
+                        .map_err(|_| PyValueError::new_err(format!("norm={v} must be None or a number")))?,
+                ),
                 None => norm,
             };
-            Feature::Chroma { tuning: get(params, "tuning", tuning)?, norm }
+            Feature::Chroma {
+                tuning: get(params, "tuning", tuning)?,
+                norm,
+            }
         }
         Ok(f) => f,
-        Err(_) if name == "spectrogram" => Feature::Spectrogram { power: get(params, "power", 2.0)? },
+        Err(_) if name == "spectrogram" => Feature::Spectrogram {
+            power: get(params, "power", 2.0)?,
+        },
         Err(_) if name == "spectral_contrast_raw" => Feature::ContrastRaw {
             fmin: get(params, "fmin", 200.0)?,
             n_bands: get(params, "n_bands", 6)?,
@@ -137,11 +168,21 @@ impl Spec {
             None => MelNorm::None,
             Some(v) => match v.extract::<String>() {
                 Ok(s) if s == "slaney" => MelNorm::Slaney,
-                Ok(s) => return Err(PyValueError::new_err(format!("norm={s:?} must be 'slaney', None or a number"))),
-                Err(_) => MelNorm::P(v.extract::<f64>().map_err(|_| PyValueError::new_err(format!("norm={v} must be 'slaney', None or a number")))?),
+                Ok(s) => {
+                    return Err(PyValueError::new_err(format!(
+                        "norm={s:?} must be 'slaney', None or a number"
+                    )))
+                }
+                Err(_) => MelNorm::P(
+                    v.extract::<f64>()
+                        .map_err(|_| PyValueError::new_err(format!("norm={v} must be 'slaney', None or a number")))?,
+                ),
             },
         };
-        let features = features.iter().map(|(n, p)| feature(n, p)).collect::<PyResult<Vec<_>>>()?;
+        let features = features
+            .iter()
+            .map(|(n, p)| feature(n, p))
+            .collect::<PyResult<Vec<_>>>()?;
         let cfg = Config {
             sr,
             n_fft,
@@ -188,7 +229,11 @@ fn extract<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec) -> 
 }
 
 #[pyfunction]
-fn from_spectrogram<'py>(py: Python<'py>, s: PyReadonlyArray2<'py, f32>, spec: &Spec) -> PyResult<Bound<'py, PyArray2<f32>>> {
+fn from_spectrogram<'py>(
+    py: Python<'py>,
+    s: PyReadonlyArray2<'py, f32>,
+    spec: &Spec,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
     guard(|| {
         let s = matrix(&s);
         let m = py.detach(|| batch::from_spectrogram(&s, &spec.cfg))?;
@@ -198,7 +243,12 @@ fn from_spectrogram<'py>(py: Python<'py>, s: PyReadonlyArray2<'py, f32>, spec: &
 
 #[pyfunction]
 #[pyo3(signature = (y, spec, top_db))]
-fn mfcc<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec, top_db: Option<f64>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+fn mfcc<'py>(
+    py: Python<'py>,
+    y: PyReadonlyArray1<'py, f32>,
+    spec: &Spec,
+    top_db: Option<f64>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
     guard(|| {
         let y = slice("y", &y)?;
         let m = py.detach(|| batch::mfcc(y, &spec.cfg, top_db))?;
@@ -207,7 +257,12 @@ fn mfcc<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec, top_db
 }
 
 #[pyfunction]
-fn extract_many<'py>(py: Python<'py>, clips: Vec<PyReadonlyArray1<'py, f32>>, spec: &Spec, n_jobs: usize) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
+fn extract_many<'py>(
+    py: Python<'py>,
+    clips: Vec<PyReadonlyArray1<'py, f32>>,
+    spec: &Spec,
+    n_jobs: usize,
+) -> PyResult<Vec<Bound<'py, PyArray2<f32>>>> {
     guard(|| {
         let slices = clips.iter().map(|c| slice("clips", c)).collect::<PyResult<Vec<_>>>()?;
         let out = py.detach(|| parallel::extract_many(&slices, &spec.cfg, n_jobs))?;
@@ -217,7 +272,13 @@ fn extract_many<'py>(py: Python<'py>, clips: Vec<PyReadonlyArray1<'py, f32>>, sp
 
 #[pyfunction]
 #[pyo3(signature = (s, r#ref, amin, top_db))]
-fn power_to_db<'py>(py: Python<'py>, s: PyReadonlyArray1<'py, f32>, r#ref: f64, amin: f64, top_db: Option<f64>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+fn power_to_db<'py>(
+    py: Python<'py>,
+    s: PyReadonlyArray1<'py, f32>,
+    r#ref: f64,
+    amin: f64,
+    top_db: Option<f64>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
     guard(|| {
         let mut x = s.as_array().to_vec();
         batch::db(&mut x, r#ref, amin, top_db)?;
@@ -228,15 +289,18 @@ fn power_to_db<'py>(py: Python<'py>, s: PyReadonlyArray1<'py, f32>, r#ref: f64, 
 
 #[pyfunction]
 fn contrast_db<'py>(py: Python<'py>, raw: PyReadonlyArray2<'py, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    guard(|| {
-        to_py(py, batch::contrast_db(&matrix(&raw))?)
-    })
+    guard(|| to_py(py, batch::contrast_db(&matrix(&raw))?))
 }
 
 /// Tuning from audio (`spec` gives the STFT) or from a float64 power spectrogram `s`.
 #[pyfunction]
 #[pyo3(signature = (spec, bins_per_octave, y=None, s=None))]
-fn estimate_tuning(spec: &Spec, bins_per_octave: usize, y: Option<PyReadonlyArray1<'_, f32>>, s: Option<PyReadonlyArray2<'_, f64>>) -> PyResult<f64> {
+fn estimate_tuning(
+    spec: &Spec,
+    bins_per_octave: usize,
+    y: Option<PyReadonlyArray1<'_, f32>>,
+    s: Option<PyReadonlyArray2<'_, f64>>,
+) -> PyResult<f64> {
     guard(|| {
         let c = &spec.cfg;
         match (y, s) {
@@ -264,10 +328,13 @@ fn stft<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, spec: &Spec) -> PyR
 }
 
 #[pyfunction]
-fn frame<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, frame_length: usize, hop_length: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    guard(|| {
-        to_py(py, batch::frame(slice("y", &y)?, frame_length, hop_length)?)
-    })
+fn frame<'py>(
+    py: Python<'py>,
+    y: PyReadonlyArray1<'py, f32>,
+    frame_length: usize,
+    hop_length: usize,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    guard(|| to_py(py, batch::frame(slice("y", &y)?, frame_length, hop_length)?))
 }
 
 /// The dense mel filterbank of a spec's mel parameters.
@@ -275,19 +342,43 @@ fn frame<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, frame_length: usiz
 fn mel_filters<'py>(py: Python<'py>, spec: &Spec) -> PyResult<Bound<'py, PyArray2<f32>>> {
     guard(|| {
         let c = &spec.cfg;
-        let p = MelParams { sr: c.sr, n_fft: c.n_fft, n_mels: c.n_mels, fmin: c.fmin, fmax: c.fmax, htk: c.htk, norm: c.mel_norm };
+        let p = MelParams {
+            sr: c.sr,
+            n_fft: c.n_fft,
+            n_mels: c.n_mels,
+            fmin: c.fmin,
+            fmax: c.fmax,
+            htk: c.htk,
+            norm: c.mel_norm,
+        };
         let bank = MelBank::new(&p)?;
-        to_py(py, Matrix { rows: c.n_mels, cols: bank.n_bins, data: bank.dense() })
+        to_py(
+            py,
+            Matrix {
+                rows: c.n_mels,
+                cols: bank.n_bins,
+                data: bank.dense(),
+            },
+        )
     })
 }
 
 #[pyfunction]
-fn delta<'py>(py: Python<'py>, data: PyReadonlyArray2<'py, f32>, width: usize, order: usize, mode: &str) -> PyResult<Bound<'py, PyArray2<f32>>> {
+fn delta<'py>(
+    py: Python<'py>,
+    data: PyReadonlyArray2<'py, f32>,
+    width: usize,
+    order: usize,
+    mode: &str,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
     guard(|| {
         let m = matrix(&data);
         let mode = DeltaMode::parse(mode)?;
         if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
-            return Err(PyValueError::new_err(format!("data is not finite everywhere (data.flat[{i}]={})", m.data[i])));
+            return Err(PyValueError::new_err(format!(
+                "data is not finite everywhere (data.flat[{i}]={})",
+                m.data[i]
+            )));
         }
         let mut out = vec![0.0; m.data.len()];
         crate::delta::delta(&m.data, m.cols, width, order, mode, &mut out)?;
@@ -296,7 +387,12 @@ fn delta<'py>(py: Python<'py>, data: PyReadonlyArray2<'py, f32>, width: usize, o
 }
 
 #[pyfunction]
-fn resample<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, orig_sr: f64, target_sr: f64) -> PyResult<Bound<'py, PyArray1<f32>>> {
+fn resample<'py>(
+    py: Python<'py>,
+    y: PyReadonlyArray1<'py, f32>,
+    orig_sr: f64,
+    target_sr: f64,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
     guard(|| {
         let y = slice("y", &y)?;
         let out = py.detach(|| crate::resample::resample(y, orig_sr, target_sr))?;
@@ -314,8 +410,26 @@ fn fft_floor(py: Python<'_>, y: PyReadonlyArray1<'_, f32>, n_fft: usize, hop_len
 }
 
 #[allow(clippy::too_many_arguments)]
-fn yin_params(sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>, trough_threshold: f64, center: bool, pad_mode: &str) -> PyResult<YinParams> {
-    let p = YinParams { sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode: PadMode::parse(pad_mode)? };
+fn yin_params(
+    sr: f64,
+    fmin: f64,
+    fmax: f64,
+    frame_length: usize,
+    hop_length: Option<usize>,
+    trough_threshold: f64,
+    center: bool,
+    pad_mode: &str,
+) -> PyResult<YinParams> {
+    let p = YinParams {
+        sr,
+        fmin,
+        fmax,
+        frame_length,
+        hop_length,
+        trough_threshold,
+        center,
+        pad_mode: PadMode::parse(pad_mode)?,
+    };
     p.validate()?;
     Ok(p)
 }
@@ -324,9 +438,28 @@ fn yin_params(sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Op
 #[pyfunction]
 #[pyo3(signature = (y, *, sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode))]
 #[allow(clippy::too_many_arguments)]
-fn yin<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>,
-    trough_threshold: f64, center: bool, pad_mode: &str) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let p = yin_params(sr, fmin, fmax, frame_length, hop_length, trough_threshold, center, pad_mode)?;
+fn yin<'py>(
+    py: Python<'py>,
+    y: PyReadonlyArray1<'py, f32>,
+    sr: f64,
+    fmin: f64,
+    fmax: f64,
+    frame_length: usize,
+    hop_length: Option<usize>,
+    trough_threshold: f64,
+    center: bool,
+    pad_mode: &str,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let p = yin_params(
+        sr,
+        fmin,
+        fmax,
+        frame_length,
+        hop_length,
+        trough_threshold,
+        center,
+        pad_mode,
+    )?;
     let y = slice("y", &y)?;
     let f0 = py.detach(|| crate::pitch::yin(y, &p))?;
     Ok(f0.into_iter().map(|v| v as f32).collect::<Vec<f32>>().into_pyarray(py))
@@ -337,17 +470,48 @@ fn yin<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, sr: f64, fmin: f64, 
 #[pyo3(signature = (y, *, sr, fmin, fmax, frame_length, hop_length, n_thresholds, beta_parameters, boltzmann_parameter,
     resolution, max_transition_rate, switch_prob, no_trough_prob, fill_na, center, pad_mode))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn pyin<'py>(py: Python<'py>, y: PyReadonlyArray1<'py, f32>, sr: f64, fmin: f64, fmax: f64, frame_length: usize, hop_length: Option<usize>,
-    n_thresholds: usize, beta_parameters: (f64, f64), boltzmann_parameter: f64, resolution: f64, max_transition_rate: f64,
-    switch_prob: f64, no_trough_prob: f64, fill_na: Option<f64>, center: bool, pad_mode: &str)
-    -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<f32>>)> {
+fn pyin<'py>(
+    py: Python<'py>,
+    y: PyReadonlyArray1<'py, f32>,
+    sr: f64,
+    fmin: f64,
+    fmax: f64,
+    frame_length: usize,
+    hop_length: Option<usize>,
+    n_thresholds: usize,
+    beta_parameters: (f64, f64),
+    boltzmann_parameter: f64,
+    resolution: f64,
+    max_transition_rate: f64,
+    switch_prob: f64,
+    no_trough_prob: f64,
+    fill_na: Option<f64>,
+    center: bool,
+    pad_mode: &str,
+) -> PyResult<(
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
     let yp = yin_params(sr, fmin, fmax, frame_length, hop_length, 0.1, center, pad_mode)?;
-    let pp = crate::pitch_hmm::PyinParams { n_thresholds, beta_parameters, boltzmann_parameter, resolution, max_transition_rate,
-        switch_prob, no_trough_prob, fill_na };
+    let pp = crate::pitch_hmm::PyinParams {
+        n_thresholds,
+        beta_parameters,
+        boltzmann_parameter,
+        resolution,
+        max_transition_rate,
+        switch_prob,
+        no_trough_prob,
+        fill_na,
+    };
     let y = slice("y", &y)?;
     let out = py.detach(|| crate::pitch_hmm::pyin(y, &yp, &pp))?;
     let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-    Ok((f32s(out.f0).into_pyarray(py), out.voiced_flag.into_pyarray(py), f32s(out.voiced_prob).into_pyarray(py)))
+    Ok((
+        f32s(out.f0).into_pyarray(py),
+        out.voiced_flag.into_pyarray(py),
+        f32s(out.voiced_prob).into_pyarray(py),
+    ))
 }
 
 /// Streaming resampler (the native side of `ser_edge.audio.Resampler`).
@@ -360,7 +524,11 @@ pub struct Resampler {
 impl Resampler {
     #[new]
     fn new(orig_sr: f64, target_sr: f64) -> PyResult<Resampler> {
-        guard(|| Ok(Resampler { inner: crate::resample::Resampler::new(orig_sr, target_sr)? }))
+        guard(|| {
+            Ok(Resampler {
+                inner: crate::resample::Resampler::new(orig_sr, target_sr)?,
+            })
+        })
     }
 
     /// A result that overflows float32 raises `ValueError` and resets the resampler.
@@ -397,7 +565,11 @@ pub struct Stream {
 impl Stream {
     #[new]
     fn new(spec: &Spec) -> PyResult<Stream> {
-        guard(|| Ok(Stream { inner: stream::Stream::new(&spec.cfg)? }))
+        guard(|| {
+            Ok(Stream {
+                inner: stream::Stream::new(&spec.cfg)?,
+            })
+        })
     }
 
     /// Frames that overflow float32 raise `ValueError` and reset the stream.

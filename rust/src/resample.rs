@@ -56,7 +56,9 @@ fn kernel(u: f64) -> f64 {
 fn table() -> &'static [f64] {
     static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        (0..ZERO_CROSSINGS * TABLE_PER_CROSSING + 2).map(|i| kernel(i as f64 / TABLE_PER_CROSSING as f64)).collect()
+        (0..ZERO_CROSSINGS * TABLE_PER_CROSSING + 2)
+            .map(|i| kernel(i as f64 / TABLE_PER_CROSSING as f64))
+            .collect()
     })
 }
 
@@ -88,7 +90,13 @@ impl Bank {
                 coef.push((scale * kernel(dist.abs() * scale)) as f32);
             }
         }
-        Bank { up, down, lead: lead as i64, taps, coef }
+        Bank {
+            up,
+            down,
+            lead: lead as i64,
+            taps,
+            coef,
+        }
     }
 
     /// The cached bank of `up/down`.
@@ -117,7 +125,11 @@ fn rational(orig_sr: f64, target_sr: f64) -> Option<(u64, u64)> {
         ((1.0..=1e12).contains(&r) && (x - r).abs() <= 1e-9 * x).then_some(r as u64)
     }
     fn gcd(a: u64, b: u64) -> u64 {
-        if b == 0 { a } else { gcd(b, a % b) }
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
     }
     let (orig, target) = (whole(orig_sr)?, whole(target_sr)?);
     let g = gcd(orig, target);
@@ -143,7 +155,12 @@ enum Filter {
     Identity,
     Poly(Arc<Bank>),
     /// `ratio = target/orig`, `scale = min(ratio, 1)`, kernel half-width `reach` input samples.
-    Table { ratio: f64, scale: f64, reach: f64, span: usize },
+    Table {
+        ratio: f64,
+        scale: f64,
+        reach: f64,
+        span: usize,
+    },
 }
 
 impl Filter {
@@ -157,7 +174,12 @@ impl Filter {
         let ratio = target_sr / orig_sr;
         let scale = ratio.min(1.0);
         let reach = ZERO_CROSSINGS as f64 / scale;
-        Filter::Table { ratio, scale, reach, span: (2.0 * reach).floor() as usize + 2 }
+        Filter::Table {
+            ratio,
+            scale,
+            reach,
+            span: (2.0 * reach).floor() as usize + 2,
+        }
     }
 
     /// Output samples of `n_in` input samples: `ceil(n_in * target / orig)`.
@@ -235,7 +257,13 @@ impl Resampler {
         if !(1.0 / MAX_RATIO..=MAX_RATIO).contains(&ratio) {
             fail!("target_sr/orig_sr={ratio} must be between 1/{MAX_RATIO} and {MAX_RATIO}");
         }
-        let mut r = Resampler { filter: Filter::new(orig_sr, target_sr), buf: Vec::new(), start: 0, n_in: 0, n_done: 0 };
+        let mut r = Resampler {
+            filter: Filter::new(orig_sr, target_sr),
+            buf: Vec::new(),
+            start: 0,
+            n_in: 0,
+            n_done: 0,
+        };
         r.reset();
         Ok(r)
     }
@@ -326,7 +354,13 @@ mod tests {
 
     #[test]
     fn a_sine_keeps_its_frequency_and_level() {
-        for (sr, f, target) in [(48000.0, 1000.0, 16000.0), (22050.0, 440.0, 16000.0), (16000.0, 3000.0, 44100.0), (16000.0 * 1.037, 700.0, 16000.0), (22050.5, 440.0, 16000.0)] {
+        for (sr, f, target) in [
+            (48000.0, 1000.0, 16000.0),
+            (22050.0, 440.0, 16000.0),
+            (16000.0, 3000.0, 44100.0),
+            (16000.0 * 1.037, 700.0, 16000.0),
+            (22050.5, 440.0, 16000.0),
+        ] {
             let z = resample(&sine(f, sr, sr as usize), sr, target).unwrap();
             let want = sine(f, target, z.len());
             let max_err = (200..z.len() - 200).map(|i| (z[i] - want[i]).abs()).fold(0.0, f32::max);
@@ -344,11 +378,18 @@ mod tests {
 
     #[test]
     fn polyphase_equals_the_table_interpolation() {
-        let y: Vec<f32> = (0..5000).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.5).collect();
+        let y: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.5)
+            .collect();
         for (orig, target) in [(22050.0, 16000.0), (48000.0, 16000.0), (8000.0, 44100.0)] {
             let ratio: f64 = target / orig;
             let reach = ZERO_CROSSINGS as f64 / ratio.min(1.0);
-            let table = Filter::Table { ratio, scale: ratio.min(1.0), reach, span: (2.0 * reach).floor() as usize + 2 };
+            let table = Filter::Table {
+                ratio,
+                scale: ratio.min(1.0),
+                reach,
+                span: (2.0 * reach).floor() as usize + 2,
+            };
             let poly = Filter::new(orig, target);
             for n in (0..poly.n_out(y.len() as u64)).step_by(7) {
                 let at = |f: &Filter| {
@@ -367,7 +408,13 @@ mod tests {
     fn aliases_are_rejected() {
         // Tones above the 16 kHz output's Nyquist would fold into the band (8.3 kHz -> 7.7 kHz).
         // (7.9 kHz is no alias: it lies in the transition band above the 7.56 kHz cutoff, -23 dB.)
-        for (sr, f) in [(22050.0, 8300.0), (22050.0, 10000.0), (48000.0, 8300.0), (48000.0, 9000.0), (48000.0, 20000.0)] {
+        for (sr, f) in [
+            (22050.0, 8300.0),
+            (22050.0, 10000.0),
+            (48000.0, 8300.0),
+            (48000.0, 9000.0),
+            (48000.0, 20000.0),
+        ] {
             let z = resample(&sine(f, sr, sr as usize), sr, 16000.0).unwrap();
             let db = 20.0 * (rms(&z[500..z.len() - 500]) / 0.5f64.sqrt()).log10();
             assert!(db < -90.0, "{sr}: {f} Hz at {db:.1} dB");
@@ -376,18 +423,36 @@ mod tests {
 
     #[test]
     fn output_length_is_the_ceiling() {
-        for (orig, target) in [(22050.0, 16000.0), (48000.0, 16000.0), (16000.0, 44100.0), (22050.5, 16000.0), (16000.0, 16000.0)] {
+        for (orig, target) in [
+            (22050.0, 16000.0),
+            (48000.0, 16000.0),
+            (16000.0, 44100.0),
+            (22050.5, 16000.0),
+            (16000.0, 16000.0),
+        ] {
             for len in [1usize, 2, 440, 441, 442, 1000, 4411] {
                 let z = resample(&vec![0.1; len], orig, target).unwrap();
-                assert_eq!(z.len() as f64, (len as f64 * target / orig - 1e-9).ceil(), "{orig} -> {target}, {len}");
+                assert_eq!(
+                    z.len() as f64,
+                    (len as f64 * target / orig - 1e-9).ceil(),
+                    "{orig} -> {target}, {len}"
+                );
             }
         }
     }
 
     #[test]
     fn streaming_equals_batch_for_any_chunking() {
-        let y: Vec<f32> = (0..20000).map(|i| ((i as f64 * 0.013).sin() * 0.7 + ((i * 31 % 97) as f64 / 970.0)) as f32).collect();
-        for (orig, target) in [(22050.0, 16000.0), (48000.0, 16000.0), (8000.0, 16000.0), (22050.5, 16000.0), (16000.0, 16000.0)] {
+        let y: Vec<f32> = (0..20000)
+            .map(|i| ((i as f64 * 0.013).sin() * 0.7 + ((i * 31 % 97) as f64 / 970.0)) as f32)
+            .collect();
+        for (orig, target) in [
+            (22050.0, 16000.0),
+            (48000.0, 16000.0),
+            (8000.0, 16000.0),
+            (22050.5, 16000.0),
+            (16000.0, 16000.0),
+        ] {
             let want = resample(&y, orig, target).unwrap();
             let mut r = Resampler::new(orig, target).unwrap();
             for sizes in [&[1usize, 7, 0, 300][..], &[4096], &[20000], &[3, 1000, 1]] {
@@ -407,12 +472,26 @@ mod tests {
     #[test]
     fn bad_arguments_are_errors() {
         assert!(resample(&[0.0; 10], 0.0, 16000.0).unwrap_err().0.starts_with("orig_sr"));
-        assert!(resample(&[0.0; 10], 16000.0, f64::NAN).unwrap_err().0.starts_with("target_sr"));
+        assert!(resample(&[0.0; 10], 16000.0, f64::NAN)
+            .unwrap_err()
+            .0
+            .starts_with("target_sr"));
         assert!(resample(&[], 16000.0, 8000.0).unwrap_err().0.starts_with("y is empty"));
-        assert!(resample(&[0.0, f32::NAN], 16000.0, 8000.0).unwrap_err().0.starts_with("y is not finite"));
-        assert!(Resampler::new(1e9, 1.0).err().unwrap().0.starts_with("target_sr/orig_sr"));
+        assert!(resample(&[0.0, f32::NAN], 16000.0, 8000.0)
+            .unwrap_err()
+            .0
+            .starts_with("y is not finite"));
+        assert!(Resampler::new(1e9, 1.0)
+            .err()
+            .unwrap()
+            .0
+            .starts_with("target_sr/orig_sr"));
         let mut r = Resampler::new(16000.0, 8000.0).unwrap();
-        assert!(r.push(&[0.0, f32::INFINITY]).unwrap_err().0.starts_with("chunk is not finite"));
+        assert!(r
+            .push(&[0.0, f32::INFINITY])
+            .unwrap_err()
+            .0
+            .starts_with("chunk is not finite"));
         assert!(r.flush().is_empty()); // the refused chunk left nothing behind
     }
 }

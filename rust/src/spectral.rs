@@ -15,7 +15,12 @@ const TINY: f64 = f32::MIN_POSITIVE as f64;
 fn sum_zip(a: &[f32], b: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
     let n = a.len().min(b.len());
     let (ca, cb) = (a[..n].chunks_exact(4), b[..n].chunks_exact(4));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x as f64, y)).sum();
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x as f64, y))
+        .sum();
     let mut acc = [0f64; 4];
     for (x, y) in ca.zip(cb) {
         for k in 0..4 {
@@ -242,7 +247,10 @@ impl ContrastBands {
             fail!("n_bands={n_bands} must be a positive integer");
         }
         if n_bands >= freqs.len() {
-            fail!("n_bands={n_bands} must be smaller than the number of frequency bins ({}): each band needs a bin", freqs.len());
+            fail!(
+                "n_bands={n_bands} must be smaller than the number of frequency bins ({}): each band needs a bin",
+                freqs.len()
+            );
         }
         if !(quantile > 0.0 && quantile < 1.0) {
             fail!("quantile={quantile} must lie in the range (0, 1)");
@@ -453,7 +461,10 @@ mod tests {
                 });
                 let want = (l / n as f64).exp() / (t / n as f64);
                 let got = flatness(&mag, amin, power);
-                assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-300) || got == want, "{n} {amin} {power}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-12 * want.abs().max(1e-300) || got == want,
+                    "{n} {amin} {power}: {got} vs {want}"
+                );
             }
         }
     }
@@ -480,7 +491,10 @@ mod tests {
                         let mean = |x: &[f32]| x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
                         let (wv, wp) = (mean(&s[..q]), mean(&s[s.len() - q..]));
                         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
-                        assert!(close(v[k], wv) && close(p[k], wp), "n_fft {n_fft} q {quantile} band {k}");
+                        assert!(
+                            close(v[k], wv) && close(p[k], wp),
+                            "n_fft {n_fft} q {quantile} band {k}"
+                        );
                         if q <= 8 {
                             assert_eq!((v[k], p[k]), (wv, wp));
                         }

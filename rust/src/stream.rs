@@ -175,7 +175,11 @@ mod tests {
                 let y = signal(5000);
                 let want = extract(&y, &cfg).unwrap();
                 for chunk in [1, 7, 160, 1000, 5000] {
-                    assert_eq!(streamed(&cfg, &y, chunk), want, "{mode:?} center={center} chunk={chunk}");
+                    assert_eq!(
+                        streamed(&cfg, &y, chunk),
+                        want,
+                        "{mode:?} center={center} chunk={chunk}"
+                    );
                 }
             }
         }
@@ -183,7 +187,12 @@ mod tests {
 
     #[test]
     fn short_signals_flush_like_batch() {
-        let cfg = Config { n_fft: 512, hop_length: 128, pad_mode: PadMode::Reflect, ..Config::default() };
+        let cfg = Config {
+            n_fft: 512,
+            hop_length: 128,
+            pad_mode: PadMode::Reflect,
+            ..Config::default()
+        };
         for n in [1, 2, 100, 256, 257, 300] {
             let y = signal(n);
             assert_eq!(streamed(&cfg, &y, 50), extract(&y, &cfg).unwrap(), "n={n}");

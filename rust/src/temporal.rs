@@ -24,7 +24,7 @@ pub fn rms_from_magnitude(mag: &[f32], frame_length: usize) -> f64 {
         .enumerate()
         .map(|(k, &m)| {
             let p = m as f64 * m as f64;
-            if k == 0 || (k == last && frame_length % 2 == 0) {
+            if k == 0 || (k == last && frame_length.is_multiple_of(2)) {
                 0.5 * p
             } else {
                 p
@@ -43,9 +43,17 @@ pub fn zero_crossing_rate(frame: &[f32], threshold: f64) -> f64 {
     let t = threshold as f32;
     let next = frame.get(1..).unwrap_or(&[]);
     let count = |negative: fn(f32, f32) -> bool| -> usize {
-        frame.iter().zip(next).map(|(&a, &b)| (negative(a, t) != negative(b, t)) as usize).sum()
+        frame
+            .iter()
+            .zip(next)
+            .map(|(&a, &b)| (negative(a, t) != negative(b, t)) as usize)
+            .sum()
     };
-    let crossings = if t as f64 > threshold { count(|v, t| v <= -t) } else { count(|v, t| v < -t) };
+    let crossings = if t as f64 > threshold {
+        count(|v, t| v <= -t)
+    } else {
+        count(|v, t| v < -t)
+    };
     crossings as f64 / frame.len() as f64
 }
 
@@ -56,7 +64,9 @@ mod tests {
     #[test]
     fn square_wave_crosses_twice_per_period() {
         let period = 8;
-        let x: Vec<f32> = (0..64).map(|i| if (i / (period / 2)) % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let x: Vec<f32> = (0..64)
+            .map(|i| if (i / (period / 2)) % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         assert_eq!(zero_crossing_rate(&x, 1e-10), 15.0 / 64.0);
         assert_eq!(rms(&x), 1.0);
     }

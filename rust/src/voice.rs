@@ -74,13 +74,32 @@ impl SlopeBand {
     fn new(freqs: &[f64], lo_hz: f64, hi_hz: f64) -> SlopeBand {
         let nb = freqs.len();
         let i = freqs.iter().position(|&f| f > lo_hz).unwrap_or(nb);
-        let w_lo = if i > 0 && i < nb { (freqs[i] - lo_hz) / (freqs[i] - freqs[i - 1]) } else { 1.0 };
+        let w_lo = if i > 0 && i < nb {
+            (freqs[i] - lo_hz) / (freqs[i] - freqs[i - 1])
+        } else {
+            1.0
+        };
         let lo = i.saturating_sub(1).min(nb - 1);
         let j = freqs.iter().position(|&f| f >= hi_hz).unwrap_or(nb);
-        let w_hi = if j > 0 && j < nb { (hi_hz - freqs[j - 1]) / (freqs[j] - freqs[j - 1]) } else { 1.0 };
-        let hi = if j < nb && freqs[j] == hi_hz { j } else { j.saturating_sub(1) }.min(nb - 1);
+        let w_hi = if j > 0 && j < nb {
+            (hi_hz - freqs[j - 1]) / (freqs[j] - freqs[j - 1])
+        } else {
+            1.0
+        };
+        let hi = if j < nb && freqs[j] == hi_hz {
+            j
+        } else {
+            j.saturating_sub(1)
+        }
+        .min(nb - 1);
         let nz = |w: f64| if w == 0.0 { 1.0 } else { w };
-        SlopeBand { lo, hi, w_lo: nz(w_lo), w_hi: nz(w_hi), n: hi as f64 - lo as f64 }
+        SlopeBand {
+            lo,
+            hi,
+            w_lo: nz(w_lo),
+            w_hi: nz(w_hi),
+            n: hi as f64 - lo as f64,
+        }
     }
 
     fn slope(&self, freqs: &[f64], logp: &[f64]) -> f64 {
@@ -133,10 +152,15 @@ impl VoicePlan {
         positive_f64("sr", sr)?;
         let frame_length = samples(0.020, sr);
         if frame_length < 4 || sr < 3000.0 {
-            fail!("sr={sr} is too low for the eGeMAPS descriptors (they read the spectrum up to 1500 Hz); use sr >= 3000");
+            fail!(
+                "sr={sr} is too low for the eGeMAPS descriptors (they read the spectrum up to 1500 Hz); use sr >= 3000"
+            );
         }
         if frame_length > crate::limits::MAX_N_FFT {
-            fail!("sr={sr} is too high: the 20 ms eGeMAPS frame would be {frame_length} samples (at most {})", crate::limits::MAX_N_FFT);
+            fail!(
+                "sr={sr} is too high: the 20 ms eGeMAPS frame would be {frame_length} samples (at most {})",
+                crate::limits::MAX_N_FFT
+            );
         }
         let n_fft = frame_length.next_power_of_two();
         let m = (frame_length - 1) as f64;
@@ -185,8 +209,25 @@ impl VoicePlan {
         let k1k = first(&|f| f >= 1000.0);
         let k2k = first(&|f| f >= 2000.0);
         let k5k = first(&|f| f > 5000.0);
-        let slopes = [SlopeBand::new(&freqs, 0.0, 500.0), SlopeBand::new(&freqs, 500.0, 1500.0)];
-        Ok(VoicePlan { sr, frame_length, n_fft, window, freqs, band, weight, bins: (n_lo, n_hi), eq, k1k, k2k, k5k, slopes })
+        let slopes = [
+            SlopeBand::new(&freqs, 0.0, 500.0),
+            SlopeBand::new(&freqs, 500.0, 1500.0),
+        ];
+        Ok(VoicePlan {
+            sr,
+            frame_length,
+            n_fft,
+            window,
+            freqs,
+            band,
+            weight,
+            bins: (n_lo, n_hi),
+            eq,
+            k1k,
+            k2k,
+            k5k,
+            slopes,
+        })
     }
 }
 
@@ -223,7 +264,11 @@ impl VoiceFrame {
         // dB only where the slopes read it (up to 1500 Hz).
         let top = plan.slopes[1].hi.max(plan.slopes[0].hi) + 1;
         for (l, &p) in self.logp[..top].iter_mut().zip(&self.power) {
-            *l = if p <= POWER_FLOOR { 10.0 * POWER_FLOOR.log10() } else { 10.0 * p.log10() };
+            *l = if p <= POWER_FLOOR {
+                10.0 * POWER_FLOOR.log10()
+            } else {
+                10.0 * p.log10()
+            };
         }
         let p = &self.power;
 
@@ -253,11 +298,19 @@ impl VoiceFrame {
         let end = plan.k5k.min(p.len());
         let low: f64 = p[..plan.k1k.min(end)].iter().sum();
         let high: f64 = p[plan.k1k.min(end)..end].iter().sum();
-        let alpha_ratio = if low > 0.0 { 10.0 * (high.max(POWER_FLOOR) / low).log10() } else { 0.0 };
+        let alpha_ratio = if low > 0.0 {
+            10.0 * (high.max(POWER_FLOOR) / low).log10()
+        } else {
+            0.0
+        };
         let max_of = |s: &[f64]| s.iter().fold(0.0f64, |a, &v| a.max(v));
         let peak_low = max_of(&p[..plan.k2k.min(end)]);
         let peak_high = max_of(&p[plan.k2k.min(end)..end]);
-        let hammarberg = if peak_high > 0.0 { 10.0 * (peak_low.max(POWER_FLOOR) / peak_high).log10() } else { 0.0 };
+        let hammarberg = if peak_high > 0.0 {
+            10.0 * (peak_low.max(POWER_FLOOR) / peak_high).log10()
+        } else {
+            0.0
+        };
 
         Descriptors {
             loudness,
@@ -274,7 +327,9 @@ mod tests {
     use super::*;
 
     fn tone(sr: f64, f: f64, n: usize, a: f32) -> Vec<f32> {
-        (0..n).map(|i| a * (2.0 * PI * f * i as f64 / sr).sin() as f32).collect()
+        (0..n)
+            .map(|i| a * (2.0 * PI * f * i as f64 / sr).sin() as f32)
+            .collect()
     }
 
     #[test]

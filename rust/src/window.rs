@@ -21,9 +21,7 @@ impl Window {
             "hamming" => Window::Hamming,
             "blackman" => Window::Blackman,
             "boxcar" | "rectangular" | "ones" => Window::Rectangular,
-            _ => fail!(
-                "window={name:?} is not supported: use 'hann', 'hamming', 'blackman', 'boxcar' or an array"
-            ),
+            _ => fail!("window={name:?} is not supported: use 'hann', 'hamming', 'blackman', 'boxcar' or an array"),
         })
     }
 
@@ -83,7 +81,10 @@ mod tests {
     #[test]
     fn hann_is_periodic() {
         let w = Window::Hann.coefficients(4).unwrap();
-        assert!(w.iter().zip([0.0, 0.5, 1.0, 0.5]).all(|(a, b)| (a - b).abs() < 1e-15), "{w:?}");
+        assert!(
+            w.iter().zip([0.0, 0.5, 1.0, 0.5]).all(|(a, b)| (a - b).abs() < 1e-15),
+            "{w:?}"
+        );
     }
 
     #[test]

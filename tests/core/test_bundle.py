@@ -6,14 +6,23 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from ser_edge.bundle import (META_FILE, MODEL_FILE, Bundle, BundleError, Normalization, default_bundle_path,
-                             load_bundle, save_bundle)
+from ser_edge.bundle import (
+    META_FILE,
+    MODEL_FILE,
+    Bundle,
+    BundleError,
+    Normalization,
+    default_bundle_path,
+    load_bundle,
+    save_bundle,
+)
 
 Meta = dict[str, Any]
 
@@ -49,9 +58,17 @@ def test_a_bundle_is_found_by_its_directory_or_either_file(bundle_copy: Path, na
 
 def test_save_bundle_round_trips(bundle_copy: Path, tmp_path: Path) -> None:
     b = load_bundle(bundle_copy)
-    out = save_bundle(tmp_path / "saved", tflite=b.model, name="copy", labels=b.labels, input=b.input,
-                      normalization=b.normalization, quantization=b.quantization, training={"corpus": "x"},
-                      metrics={"uar": 0.5})
+    out = save_bundle(
+        tmp_path / "saved",
+        tflite=b.model,
+        name="copy",
+        labels=b.labels,
+        input=b.input,
+        normalization=b.normalization,
+        quantization=b.quantization,
+        training={"corpus": "x"},
+        metrics={"uar": 0.5},
+    )
     again = load_bundle(tmp_path / "saved")
     assert isinstance(out, Bundle) and again.model_id == f"copy-{b.sha256[:12]}"
     assert again.labels == b.labels and again.input == b.input and again.metrics == {"uar": 0.5}
@@ -62,8 +79,15 @@ def test_save_bundle_round_trips(bundle_copy: Path, tmp_path: Path) -> None:
 def test_save_bundle_refuses_an_inconsistent_bundle_and_writes_nothing(tmp_path: Path) -> None:
     b = load_bundle()
     with pytest.raises(BundleError, match="labels"):
-        save_bundle(tmp_path / "bad", tflite=b.model, name="x", labels=["angry", "angry"], input=b.input,
-                    normalization=b.normalization, quantization="int8")
+        save_bundle(
+            tmp_path / "bad",
+            tflite=b.model,
+            name="x",
+            labels=["angry", "angry"],
+            input=b.input,
+            normalization=b.normalization,
+            quantization="int8",
+        )
     assert not (tmp_path / "bad").exists()
 
 
@@ -119,8 +143,10 @@ BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
     "no metadata": (lambda d: (d / META_FILE).unlink(), "not a model bundle"),
     "empty model": (lambda d: (d / MODEL_FILE).write_bytes(b""), "not a TFLite flatbuffer"),
     "not a model": (lambda d: (d / MODEL_FILE).write_bytes(b"RIFF0000WAVEfmt " * 64), "not a TFLite flatbuffer"),
-    "truncated model": (lambda d: (d / MODEL_FILE).write_bytes((d / MODEL_FILE).read_bytes()[:5000]),
-                        "does not match the sha256"),
+    "truncated model": (
+        lambda d: (d / MODEL_FILE).write_bytes((d / MODEL_FILE).read_bytes()[:5000]),
+        "does not match the sha256",
+    ),
     "bad JSON": (lambda d: (d / META_FILE).write_text("{'labels': "), "not valid JSON"),
     "binary metadata": (lambda d: (d / META_FILE).write_bytes(b"\xff\xfe\x00"), "not valid JSON"),
     "JSON list": (lambda d: (d / META_FILE).write_text("[1, 2]"), "not a ser-edge bundle"),
@@ -145,8 +171,9 @@ def test_paths_that_are_not_bundles(tmp_path: Path) -> None:
         load_bundle(tmp_path)
 
 
-def test_a_valid_flatbuffer_that_is_a_different_model_is_refused_by_the_runtime(bundle_copy: Path,
-                                                                                  tmp_path: Path) -> None:
+def test_a_valid_flatbuffer_that_is_a_different_model_is_refused_by_the_runtime(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
     """A bundle whose metadata matches its bytes but whose model has another input size (a
     consistent-looking but wrong model) fails when the runtime loads it, not at inference."""
     from ser_edge.runtime import Classifier
@@ -158,17 +185,32 @@ def test_a_valid_flatbuffer_that_is_a_different_model_is_refused_by_the_runtime(
     small = InputConfig.from_dict(other)
     d = small.n_frame_features
     norm = Normalization(np.zeros(d), np.ones(d), 10.0, np.zeros(small.input_shape[0]), np.ones(small.input_shape[0]))
-    wrong = save_bundle(tmp_path / "wrong", tflite=good.model, name="wrong", labels=good.labels, input=small,
-                        normalization=norm, quantization="int8")
+    wrong = save_bundle(
+        tmp_path / "wrong",
+        tflite=good.model,
+        name="wrong",
+        labels=good.labels,
+        input=small,
+        normalization=norm,
+        quantization="int8",
+    )
     with pytest.raises(BundleError, match="is not the bundle's input_shape"):
         Classifier(wrong)
-    few = save_bundle(tmp_path / "few", tflite=good.model, name="few", labels=good.labels[:2], input=good.input,
-                      normalization=good.normalization, quantization="int8")
+    few = save_bundle(
+        tmp_path / "few",
+        tflite=good.model,
+        name="few",
+        labels=good.labels[:2],
+        input=good.input,
+        normalization=good.normalization,
+        quantization="int8",
+    )
     with pytest.raises(BundleError, match="outputs for 2 labels"):
         Classifier(few)
 
 
 # -- issue 14: one validation of every number, size caps, a hash over bundle.json -----------------
+
 
 def _feat(key: str, value: Any) -> Callable[[Meta], None]:
     return lambda m: m["input"]["features"].__setitem__(key, value)
@@ -210,13 +252,16 @@ def test_every_number_and_label_is_validated_in_a_child_process(bundle_copy: Pat
 
     change, message = HOSTILE_META[case]
     edit_meta(bundle_copy, change)
-    code = ("import sys\nfrom ser_edge.bundle import load_bundle, BundleError\n"
-            f"try:\n    load_bundle({str(bundle_copy)!r})\n    print('LOADED')\n"
-            "except BundleError as e:\n    print('BundleError:', e)\n")
+    code = (
+        "import sys\nfrom ser_edge.bundle import load_bundle, BundleError\n"
+        f"try:\n    load_bundle({str(bundle_copy)!r})\n    print('LOADED')\n"
+        "except BundleError as e:\n    print('BundleError:', e)\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-1500:]
     assert p.stdout.startswith("BundleError:"), p.stdout
     import re
+
     assert re.search(message, p.stdout) and str(bundle_copy) in p.stdout, p.stdout
 
 
@@ -234,6 +279,7 @@ def test_a_version_1_bundle_without_content_hash_still_loads(bundle_copy: Path) 
     def to_v1(m: Meta) -> None:
         m["version"] = 1
         m.pop("content_sha256")
+
     edit_meta(bundle_copy, to_v1)
     assert load_bundle(bundle_copy).sha256 == load_bundle().sha256
 
@@ -242,8 +288,15 @@ def test_saved_bundles_carry_a_content_hash(bundle_copy: Path, tmp_path: Path) -
     from ser_edge.bundle import content_sha256
 
     b = load_bundle(bundle_copy)
-    save_bundle(tmp_path / "s", tflite=b.model, name="s", labels=b.labels, input=b.input,
-                normalization=b.normalization, quantization=b.quantization)
+    save_bundle(
+        tmp_path / "s",
+        tflite=b.model,
+        name="s",
+        labels=b.labels,
+        input=b.input,
+        normalization=b.normalization,
+        quantization=b.quantization,
+    )
     meta = json.loads((tmp_path / "s" / META_FILE).read_text())
     assert meta["version"] == 2 and meta["content_sha256"] == content_sha256(meta)
 

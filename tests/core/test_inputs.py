@@ -41,8 +41,8 @@ def test_frames_are_the_feature_core_plus_logs_and_deltas(speech):
     np.testing.assert_allclose(x[:, CFG.row("rms")], np.log(rms + LOG_EPS), atol=1e-4)
     d1 = F.delta(x[:, 64:104].T, width=9)
     d2 = F.delta(x[:, 64:104].T, width=9, order=2)
-    np.testing.assert_allclose(x[:, 211 - 80:211 - 40], d1.T, atol=1e-5)
-    np.testing.assert_allclose(x[:, 211 - 40:], d2.T, atol=1e-5)
+    np.testing.assert_allclose(x[:, 211 - 80 : 211 - 40], d1.T, atol=1e-5)
+    np.testing.assert_allclose(x[:, 211 - 40 :], d2.T, atol=1e-5)
 
 
 def test_voice_gate_drops_silence_and_keeps_short_clips_whole(speech):
@@ -76,8 +76,9 @@ def test_no_frames_is_an_error():
         CFG.pool(np.zeros((0, 211), np.float32))
 
 
-@pytest.mark.parametrize("bad, match", [(np.zeros(0, np.float32), "empty"),
-                                        (np.full(1600, np.nan, np.float32), "finite|NaN")])
+@pytest.mark.parametrize(
+    "bad, match", [(np.zeros(0, np.float32), "empty"), (np.full(1600, np.nan, np.float32), "finite|NaN")]
+)
 def test_bad_audio_is_an_error(bad, match):
     with pytest.raises(ValueError, match=match):
         CFG.frames(bad)
@@ -89,14 +90,17 @@ def test_round_trip_through_json():
     assert again == cfg and again.features == cfg.features
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(deltas=3), "deltas=3"),
-    (dict(pooling="max"), "pooling='max'"),
-    (dict(normalization="utterance"), "normalization='utterance'"),
-    (dict(vad_db=-3), "vad_db=-3"),
-    (dict(features=F.FeatureConfig(features=("mfcc",))), "vad_db and vad_floor_db need 'rms'"),
-    (dict(features=F.FeatureConfig(features=("rms",))), "deltas need 'mfcc'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(deltas=3), "deltas=3"),
+        (dict(pooling="max"), "pooling='max'"),
+        (dict(normalization="utterance"), "normalization='utterance'"),
+        (dict(vad_db=-3), "vad_db=-3"),
+        (dict(features=F.FeatureConfig(features=("mfcc",))), "vad_db and vad_floor_db need 'rms'"),
+        (dict(features=F.FeatureConfig(features=("rms",))), "deltas need 'mfcc'"),
+    ],
+)
 def test_invalid_configuration_names_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         InputConfig(**kwargs)

@@ -5,12 +5,29 @@ import pytest
 from ser_edge.labels import CANONICAL, GROUPINGS, canonical, group, group_labels
 
 
-@pytest.mark.parametrize("name, want", [
-    ("Anger", "angry"), ("ANGRY", "angry"), ("Happiness", "happy"), ("happy", "happy"), ("Sadness", "sad"),
-    ("fear", "fearful"), ("Disgusted", "disgust"), ("surprise", "surprised"), ("ps", "surprised"),
-    ("Pleasant Surprise", "surprised"), ("bored", "boredom"), ("Neutral ", "neutral"), ("calm", "calm"),
-    ("ANG", "angry"), ("hap", "happy"), ("fea", "fearful"), ("dis", "disgust"), ("neu", "neutral"),
-])
+@pytest.mark.parametrize(
+    "name, want",
+    [
+        ("Anger", "angry"),
+        ("ANGRY", "angry"),
+        ("Happiness", "happy"),
+        ("happy", "happy"),
+        ("Sadness", "sad"),
+        ("fear", "fearful"),
+        ("Disgusted", "disgust"),
+        ("surprise", "surprised"),
+        ("ps", "surprised"),
+        ("Pleasant Surprise", "surprised"),
+        ("bored", "boredom"),
+        ("Neutral ", "neutral"),
+        ("calm", "calm"),
+        ("ANG", "angry"),
+        ("hap", "happy"),
+        ("fea", "fearful"),
+        ("dis", "disgust"),
+        ("neu", "neutral"),
+    ],
+)
 def test_synonyms_map_to_canonical(name, want):
     assert canonical(name) == want
 
@@ -33,7 +50,13 @@ def test_groupings_cover_every_label(grouping):
 
 def test_four_classes_leave_the_others_out():
     assert group_labels("4class") == ("neutral", "happy", "sad", "angry")
-    assert [c for c in CANONICAL if group(c, "4class") is None] == ["calm", "fearful", "disgust", "surprised", "boredom"]
+    assert [c for c in CANONICAL if group(c, "4class") is None] == [
+        "calm",
+        "fearful",
+        "disgust",
+        "surprised",
+        "boredom",
+    ]
 
 
 def test_group_accepts_synonyms_and_checks_the_grouping():

@@ -104,8 +104,7 @@ def test_non_finite_or_too_short_audio_is_a_value_error(speech: np.ndarray) -> N
         r.predict(np.zeros(0, np.float32))
 
 
-def test_a_model_file_replaced_on_disk_does_not_touch_the_running_model(speech: np.ndarray,
-                                                                         tmp_path: Path) -> None:
+def test_a_model_file_replaced_on_disk_does_not_touch_the_running_model(speech: np.ndarray, tmp_path: Path) -> None:
     d = tmp_path / "bundle"
     shutil.copytree(default_bundle_path(), d)
     r = Recognizer(d, adapt=False)
@@ -125,11 +124,19 @@ def test_no_tflite_runtime_is_a_clear_runtime_error(tmp_path: Path) -> None:
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in ('ai_edge_litert', 'tflite_runtime', 'tensorflow'):\n"
         "            raise ImportError(name)\n"
-        "sys.meta_path.insert(0, Block())\n")
-    code = ("from ser_edge.runtime import Recognizer\n"
-            "try:\n    Recognizer()\nexcept RuntimeError as e:\n    print('RuntimeError:', e)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(site)})
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    code = (
+        "from ser_edge.runtime import Recognizer\n"
+        "try:\n    Recognizer()\nexcept RuntimeError as e:\n    print('RuntimeError:', e)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("RuntimeError: no TFLite runtime: install ai-edge-litert"), r.stdout
 
@@ -137,6 +144,7 @@ def test_no_tflite_runtime_is_a_clear_runtime_error(tmp_path: Path) -> None:
 def test_a_clean_run_writes_nothing_to_stderr() -> None:
     """LiteRT's one-off "Created TensorFlow Lite XNNPACK delegate" line is kept off stderr, which
     carries only errors (predict) and structured logs (listen)."""
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "predict", str(ANGRY)], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ser_edge", "predict", str(ANGRY)], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stdout.startswith(str(ANGRY)) and r.stderr == "", r.stderr

@@ -58,7 +58,7 @@ def data_path(rel: str) -> Path:
     return p
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_raw(rel: str):
     import soundfile as sf
 
@@ -72,7 +72,7 @@ ALL_SIGNALS = SPEECH + SYNTH
 SAMPLE_RATES = (8000, 16000, 22050, 44100, 48000)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _natural(name: str):
     """(float64 1-D signal, natural sr) for the real-speech signals."""
     if name in ("emodb", "clipped"):
@@ -92,7 +92,7 @@ def _natural(name: str):
     raise KeyError(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _signal_cached(name: str, sr: int, seconds: float) -> np.ndarray:
     n = int(round(seconds * sr))
     t = np.arange(n) / sr
@@ -215,8 +215,7 @@ def call_guarded(fn, *args, **kwargs):
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         raise AssertionError(
-            f"{getattr(fn, '__name__', fn)} raised {type(e).__module__}.{type(e).__name__} "
-            f"(not ValueError): {e!r}"
+            f"{getattr(fn, '__name__', fn)} raised {type(e).__module__}.{type(e).__name__} (not ValueError): {e!r}"
         ) from e
 
 
@@ -239,8 +238,13 @@ def ref_magnitude(y, n_fft, hop_length, win_length=None, window="hann", center=T
 
     return np.abs(
         librosa.stft(
-            as_ref64(y), n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-            window=window, center=center, pad_mode=pad_mode,
+            as_ref64(y),
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
         )
     )
 

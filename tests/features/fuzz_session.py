@@ -18,7 +18,8 @@ import os
 import sys
 import warnings
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -27,23 +28,75 @@ from hypothesis import strategies as st
 import ser_edge.features as F
 from ser_edge.audio import Resampler, resample
 
-HUGE_INTS = [2**20 + 1, 2**25, 2**31, 2**32 + 1, 2**40, 2**62, 2**63 - 1, 2**63, 2**64, 2**64 + 1, 2**100,
-             -1, -(2**63), 0]
-INT_NAMES = {"n_fft", "hop_length", "win_length", "n_mels", "n_mfcc", "n_chroma", "n_bands", "n_blocks",
-             "frame_length", "width", "order", "axis", "dct_type", "n_jobs", "contrast_bands"}
-STR_CHOICES = {"window": ["hann", "hamming", "blackman", "boxcar", "kaiser", ""],
-               "pad_mode": ["constant", "reflect", "edge", "wrap", "symmetric"],
-               "mode": ["interp", "nearest", "mirror", "constant", "wrap", "bogus"],
-               "mel_norm": ["slaney", "htk"], "norm": ["slaney", "ortho", "max"]}
+HUGE_INTS = [
+    2**20 + 1,
+    2**25,
+    2**31,
+    2**32 + 1,
+    2**40,
+    2**62,
+    2**63 - 1,
+    2**63,
+    2**64,
+    2**64 + 1,
+    2**100,
+    -1,
+    -(2**63),
+    0,
+]
+INT_NAMES = {
+    "n_fft",
+    "hop_length",
+    "win_length",
+    "n_mels",
+    "n_mfcc",
+    "n_chroma",
+    "n_bands",
+    "n_blocks",
+    "frame_length",
+    "width",
+    "order",
+    "axis",
+    "dct_type",
+    "n_jobs",
+    "contrast_bands",
+}
+STR_CHOICES = {
+    "window": ["hann", "hamming", "blackman", "boxcar", "kaiser", ""],
+    "pad_mode": ["constant", "reflect", "edge", "wrap", "symmetric"],
+    "mode": ["interp", "nearest", "mirror", "constant", "wrap", "bogus"],
+    "mel_norm": ["slaney", "htk"],
+    "norm": ["slaney", "ortho", "max"],
+}
 ARRAY_NAMES = {"y", "S", "data", "clips", "chunk"}
 
 small_ints = st.integers(-4, 2100)
 sizes = st.sampled_from([1, 2, 3, 4, 8, 16, 64, 128, 256, 512, 1024, 2048])
 ints = st.one_of(sizes, sizes, small_ints, st.sampled_from(HUGE_INTS), st.integers(-(2**70), 2**70))
-floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e6, 1e6),
-                   st.sampled_from([0.0, -0.0, 1e-300, 5e-324, 1e300, 16000.0, 8000.0, 0.5, 2.0, 1.0]))
-odd = st.sampled_from([None, "x", "512", b"1", [], [1, 2], {}, True, False, object(), 1j, np.float32(2.0),
-                       np.int64(512), np.array(3), 2**2000])
+floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-1e6, 1e6),
+    st.sampled_from([0.0, -0.0, 1e-300, 5e-324, 1e300, 16000.0, 8000.0, 0.5, 2.0, 1.0]),
+)
+odd = st.sampled_from(
+    [
+        None,
+        "x",
+        "512",
+        b"1",
+        [],
+        [1, 2],
+        {},
+        True,
+        False,
+        object(),
+        1j,
+        np.float32(2.0),
+        np.int64(512),
+        np.array(3),
+        2**2000,
+    ]
+)
 
 
 @st.composite
@@ -78,22 +131,38 @@ def arrays(draw: Any) -> Any:
     return x.tolist()
 
 
-CLEAN_STR = {"window": ["hann", "hamming", "blackman", "boxcar"], "pad_mode": ["constant", "reflect", "edge"],
-             "mode": ["interp", "nearest", "mirror", "constant", "wrap"], "mel_norm": ["slaney", None], "norm": [None]}
-CLEAN_FLOATS = {"sr": st.sampled_from([8000, 16000, 22050, 44100.0]), "fmin": st.floats(0, 400),
-                "fmax": st.sampled_from([None, 4000.0, 8000.0]), "power": st.sampled_from([1.0, 2.0, 0.5, 3.0]),
-                "top_db": st.sampled_from([None, 80.0, 40.0]), "roll_percent": st.floats(0.01, 0.99),
-                "quantile": st.floats(0.01, 0.5), "tuning": st.floats(-0.5, 0.5),
-                "orig_sr": st.sampled_from([8000, 44100]),
-                "target_sr": st.sampled_from([16000, 22050]), "contrast_fmin": st.sampled_from([100.0, 200.0])}
+CLEAN_STR = {
+    "window": ["hann", "hamming", "blackman", "boxcar"],
+    "pad_mode": ["constant", "reflect", "edge"],
+    "mode": ["interp", "nearest", "mirror", "constant", "wrap"],
+    "mel_norm": ["slaney", None],
+    "norm": [None],
+}
+CLEAN_FLOATS = {
+    "sr": st.sampled_from([8000, 16000, 22050, 44100.0]),
+    "fmin": st.floats(0, 400),
+    "fmax": st.sampled_from([None, 4000.0, 8000.0]),
+    "power": st.sampled_from([1.0, 2.0, 0.5, 3.0]),
+    "top_db": st.sampled_from([None, 80.0, 40.0]),
+    "roll_percent": st.floats(0.01, 0.99),
+    "quantile": st.floats(0.01, 0.5),
+    "tuning": st.floats(-0.5, 0.5),
+    "orig_sr": st.sampled_from([8000, 44100]),
+    "target_sr": st.sampled_from([16000, 22050]),
+    "contrast_fmin": st.sampled_from([100.0, 200.0]),
+}
 
 
 def value(name: str, clean: bool = False) -> st.SearchStrategy[Any]:
     """A strategy for keyword ``name``: its own kind (a sane value when ``clean``), or anything."""
     if clean:
         if name in ("S", "data"):
-            return st.builds(lambda r, t, s: np.abs(np.random.default_rng(s).standard_normal((r, t)), dtype=np.float32),
-                             st.sampled_from([3, 40, 128, 257, 513]), st.sampled_from([1, 5, 40]), st.integers(0, 99))
+            return st.builds(
+                lambda r, t, s: np.abs(np.random.default_rng(s).standard_normal((r, t)), dtype=np.float32),
+                st.sampled_from([3, 40, 128, 257, 513]),
+                st.sampled_from([1, 5, 40]),
+                st.integers(0, 99),
+            )
         if name in STR_CHOICES:
             return st.sampled_from(CLEAN_STR[name])
         if name in ("center", "htk", "linear"):
@@ -103,8 +172,11 @@ def value(name: str, clean: bool = False) -> st.SearchStrategy[Any]:
         if name == "dct_type":
             return st.just(2)
         if name in ARRAY_NAMES:
-            good = st.builds(lambda n, s: np.random.default_rng(s).uniform(-1, 1, n).astype(np.float32),
-                             st.sampled_from([100, 1000, 4000]), st.integers(0, 99))
+            good = st.builds(
+                lambda n, s: np.random.default_rng(s).uniform(-1, 1, n).astype(np.float32),
+                st.sampled_from([100, 1000, 4000]),
+                st.integers(0, 99),
+            )
             return good if name != "clips" else st.lists(good, min_size=1, max_size=3)
         if name in INT_NAMES:
             return st.sampled_from([1, 2, 4, 8, 64, 128, 256, 512] if name != "axis" else [-1, 0])
@@ -159,6 +231,7 @@ def cases(draw: Any) -> tuple[str, Callable[[], Any]]:
                 except (ValueError, TypeError):
                     pass
             return out + [s.flush()]
+
         return name, stream
     if name == "Resampler":
         orig, target = draw(value("orig_sr")), draw(value("target_sr"))
@@ -167,6 +240,7 @@ def cases(draw: Any) -> tuple[str, Callable[[], Any]]:
         def resampler() -> list[Any]:
             r = Resampler(orig, target)
             return [r.push(c) for c in chunks] + [r.flush()]
+
         return name, resampler
     fn = FUNCTIONS[name]
     params = keywords(fn)
@@ -180,11 +254,14 @@ def cases(draw: Any) -> tuple[str, Callable[[], Any]]:
     clean = draw(st.booleans())
     wild = draw(st.sampled_from(chosen)) if chosen and clean else None
     kwargs = {p: draw(value(p, clean=clean and p != wild)) for p in chosen}
-    positional = [p for p, v in inspect.signature(fn).parameters.items()
-                  if v.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and v.default is inspect.Parameter.empty]
+    positional = [
+        p
+        for p, v in inspect.signature(fn).parameters.items()
+        if v.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and v.default is inspect.Parameter.empty
+    ]
     args = [kwargs.pop(p) for p in positional if p in kwargs]
     if len(args) < len(positional):
-        args += [draw(value(p)) for p in positional[len(args):]]
+        args += [draw(value(p)) for p in positional[len(args) :]]
     return name, lambda: fn(*args, **kwargs)
 
 
@@ -208,8 +285,14 @@ def main(n_cases: int, seed: int) -> int:
     counts: Counter[str] = Counter()
     failures: dict[str, str] = {}
 
-    @settings(max_examples=n_cases, deadline=None, database=None, derandomize=False, print_blob=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n_cases,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(cases())
     def one(case: tuple[str, Callable[[], Any]]) -> None:
         name, call = case
@@ -233,11 +316,14 @@ def main(n_cases: int, seed: int) -> int:
             failures.setdefault(f"{name}: {type(e).__name__}: {str(e)[:200]}", "")
 
     import random
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     one()
-    print(f"cases={counts['cases']} returned={counts['returned']} "
-          f"value_or_type_errors={counts['ValueError/TypeError']} failures={len(failures)}")
+    print(
+        f"cases={counts['cases']} returned={counts['returned']} "
+        f"value_or_type_errors={counts['ValueError/TypeError']} failures={len(failures)}"
+    )
     for f in failures:
         print("FAILURE", f)
     return 1 if failures else 0

@@ -17,10 +17,10 @@ except ImportError as _e:  # fail every test of this module (not the whole sessi
 from conftest import (
     EMODB_FILE,
     EMODB_FILE_2,
+    HYPOTHESIS_DERANDOMIZE,
     RAVDESS_FILE,
     RAVDESS_FILE_2,
     RAVDESS_STEREO_FILE,
-    HYPOTHESIS_DERANDOMIZE,
     as_ref64,
     data_path,
     expect_value_error,
@@ -87,8 +87,16 @@ def test_load_stereo_keep_channels():
     assert np.array_equal(y, ref.T)
 
 
-@pytest.mark.parametrize("rel,target", [(EMODB_FILE, 16000), (RAVDESS_FILE, 16000), (RAVDESS_FILE, 22050),
-                                        (RAVDESS_STEREO_FILE, 8000), (EMODB_FILE_2, 44100)])
+@pytest.mark.parametrize(
+    "rel,target",
+    [
+        (EMODB_FILE, 16000),
+        (RAVDESS_FILE, 16000),
+        (RAVDESS_FILE, 22050),
+        (RAVDESS_STEREO_FILE, 8000),
+        (EMODB_FILE_2, 44100),
+    ],
+)
 def test_load_with_resampling_matches_librosa(rel, target):
     path = data_path(rel)
     y, sr = audio.load(path, sr=target)
@@ -112,8 +120,14 @@ def test_load_same_rate_is_identity():
 # resample
 # ---------------------------------------------------------------------------------------------
 
-TONE_CASES = [(48000, 16000, 1000.0), (22050, 16000, 440.0), (16000, 22050, 3000.0), (8000, 44100, 1234.0),
-              (44100, 8000, 300.0), (16000, 48000, 7000.0)]
+TONE_CASES = [
+    (48000, 16000, 1000.0),
+    (22050, 16000, 440.0),
+    (16000, 22050, 3000.0),
+    (8000, 44100, 1234.0),
+    (44100, 8000, 300.0),
+    (16000, 48000, 7000.0),
+]
 
 
 @pytest.mark.parametrize("orig,target,freq", TONE_CASES)
@@ -161,8 +175,17 @@ def lowpass(x, sr, cutoff):
     return np.fft.irfft(X, len(x))
 
 
-@pytest.mark.parametrize("rel,target", [(EMODB_FILE, 16000), (EMODB_FILE_2, 16000), (EMODB_FILE, 8000),
-                                        (EMODB_FILE_2, 48000), (RAVDESS_FILE, 22050), (RAVDESS_FILE_2, 8000)])
+@pytest.mark.parametrize(
+    "rel,target",
+    [
+        (EMODB_FILE, 16000),
+        (EMODB_FILE_2, 16000),
+        (EMODB_FILE, 8000),
+        (EMODB_FILE_2, 48000),
+        (RAVDESS_FILE, 22050),
+        (RAVDESS_FILE_2, 8000),
+    ],
+)
 def test_resample_speech_passband_vs_librosa_soxr_hq(rel, target):
     y, sr = sf.read(str(data_path(rel)), dtype="float32")
     out = audio.resample(y, orig_sr=sr, target_sr=target)
@@ -173,8 +196,18 @@ def test_resample_speech_passband_vs_librosa_soxr_hq(rel, target):
     assert snr > PASSBAND_SNR_DB, f"passband SNR {snr:.1f} dB"
 
 
-@pytest.mark.parametrize("orig,target", [(22050, 16000), (48000, 16000), (44100, 16000), (8000, 16000),
-                                         (16000, 16000), (22050.5, 16000), (16000 * 1.05, 16000)])
+@pytest.mark.parametrize(
+    "orig,target",
+    [
+        (22050, 16000),
+        (48000, 16000),
+        (44100, 16000),
+        (8000, 16000),
+        (16000, 16000),
+        (22050.5, 16000),
+        (16000 * 1.05, 16000),
+    ],
+)
 def test_resample_output_length_is_the_ceiling(orig, target):
     for n in [1, 2, 440, 441, 882, 1000, 4411]:
         out = audio.resample(np.full(n, 0.1, np.float32), orig_sr=orig, target_sr=target)
@@ -185,14 +218,31 @@ def test_resample_output_length_is_the_ceiling(orig, target):
 # streaming Resampler
 # ---------------------------------------------------------------------------------------------
 
-STREAM_RATES = [(22050, 16000), (48000, 16000), (44100, 16000), (8000, 16000), (16000, 22050), (16000, 16000),
-                (22050.5, 16000)]
+STREAM_RATES = [
+    (22050, 16000),
+    (48000, 16000),
+    (44100, 16000),
+    (8000, 16000),
+    (16000, 22050),
+    (16000, 16000),
+    (22050.5, 16000),
+]
 
 
-@settings(max_examples=60, deadline=None, database=None, derandomize=HYPOTHESIS_DERANDOMIZE,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
-@given(rates=st.sampled_from(STREAM_RATES), n=st.integers(1, 6000), seed=st.integers(0, 2**31 - 1),
-       sizes=st.lists(st.integers(0, 1500), min_size=1, max_size=8).filter(any))
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    derandomize=HYPOTHESIS_DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+@given(
+    rates=st.sampled_from(STREAM_RATES),
+    n=st.integers(1, 6000),
+    seed=st.integers(0, 2**31 - 1),
+    sizes=st.lists(st.integers(0, 1500), min_size=1, max_size=8).filter(any),
+)
 def test_resampler_stream_equals_batch_for_any_chunking(rates, n, seed, sizes):
     orig, target = rates
     y = np.random.default_rng(seed).uniform(-1, 1, n).astype(np.float32)
@@ -200,7 +250,7 @@ def test_resampler_stream_equals_batch_for_any_chunking(rates, n, seed, sizes):
     parts, pos, k = [], 0, 0
     while pos < n:
         step = sizes[k % len(sizes)]  # empty chunks included
-        parts.append(r.push(y[pos:pos + step]))
+        parts.append(r.push(y[pos : pos + step]))
         pos, k = pos + step, k + 1
     parts.append(r.flush())
     assert all(p.dtype == np.float32 and p.ndim == 1 for p in parts)
@@ -223,15 +273,21 @@ def test_resampler_accepts_int16_and_float64_chunks():
     y = (np.random.default_rng(5).uniform(-1, 1, 3000) * 32767).astype(np.int16)
     want = audio.resample(y.astype(np.float32) / 32768, orig_sr=48000, target_sr=16000)
     r = audio.Resampler(48000, 16000)
-    assert np.array_equal(np.concatenate([r.push(y[:1234]), r.push(y[1234:].astype(np.float64) / 32768), r.flush()]),
-                          want)
+    assert np.array_equal(
+        np.concatenate([r.push(y[:1234]), r.push(y[1234:].astype(np.float64) / 32768), r.flush()]), want
+    )
 
 
-@pytest.mark.parametrize("kw,name", [(dict(orig_sr=0, target_sr=16000), "orig_sr"),
-                                     (dict(orig_sr=16000, target_sr=-1), "target_sr"),
-                                     (dict(orig_sr=float("nan"), target_sr=16000), "orig_sr"),
-                                     (dict(orig_sr="fast", target_sr=16000), "orig_sr"),
-                                     (dict(orig_sr=1e9, target_sr=1), "target_sr/orig_sr")])
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        (dict(orig_sr=0, target_sr=16000), "orig_sr"),
+        (dict(orig_sr=16000, target_sr=-1), "target_sr"),
+        (dict(orig_sr=float("nan"), target_sr=16000), "orig_sr"),
+        (dict(orig_sr="fast", target_sr=16000), "orig_sr"),
+        (dict(orig_sr=1e9, target_sr=1), "target_sr/orig_sr"),
+    ],
+)
 def test_resampler_bad_rates(kw, name):
     e = expect_value_error(audio.Resampler, **kw)
     assert name in str(e), str(e)
@@ -260,8 +316,10 @@ def _tone(sr=16000, n=8000):
     return 0.7 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t)
 
 
-@pytest.mark.parametrize("subtype,step", [("PCM_U8", 2.0**-7), ("PCM_16", 2.0**-15), ("PCM_24", 2.0**-23),
-                                          ("PCM_32", 2.0**-31), ("FLOAT", 1e-7)])
+@pytest.mark.parametrize(
+    "subtype,step",
+    [("PCM_U8", 2.0**-7), ("PCM_16", 2.0**-15), ("PCM_24", 2.0**-23), ("PCM_32", 2.0**-31), ("FLOAT", 1e-7)],
+)
 def test_load_bit_depths(tmp_path, subtype, step):
     x = _tone()
     p = tmp_path / f"tone_{subtype}.wav"

@@ -9,9 +9,9 @@ import warnings
 import librosa
 import numpy as np
 import pytest
+from conftest import as_ref64, call_guarded, expect_value_error, get_signal
 
 import ser_edge.features as F
-from conftest import as_ref64, call_guarded, expect_value_error, get_signal
 
 SR = 16000
 GOOD = np.random.default_rng(1).uniform(-0.5, 0.5, 4000).astype(np.float32)
@@ -21,10 +21,14 @@ Y_FUNCS = {
     "frame": lambda y, **k: F.frame(y, frame_length=k.get("n_fft", 512), hop_length=k.get("hop_length", 160)),
     "stft": lambda y, **k: F.stft(y, **{"n_fft": 512, "hop_length": 160, **k}),
     "spectrogram": lambda y, **k: F.spectrogram(y, **{"n_fft": 512, "hop_length": 160, **k}),
-    "melspectrogram": lambda y, **k: F.melspectrogram(y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, "n_mels": 40, **k}),
+    "melspectrogram": lambda y, **k: F.melspectrogram(
+        y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, "n_mels": 40, **k}
+    ),
     "mfcc": lambda y, **k: F.mfcc(y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, "n_mels": 40, **k}),
     "rms": lambda y, **k: F.rms(y=y, **{"frame_length": k.pop("n_fft", 512), "hop_length": 160, **k}),
-    "zero_crossing_rate": lambda y, **k: F.zero_crossing_rate(y, **{"frame_length": k.pop("n_fft", 512), "hop_length": 160, **k}),
+    "zero_crossing_rate": lambda y, **k: F.zero_crossing_rate(
+        y, **{"frame_length": k.pop("n_fft", 512), "hop_length": 160, **k}
+    ),
     "spectral_centroid": lambda y, **k: F.spectral_centroid(y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, **k}),
     "spectral_bandwidth": lambda y, **k: F.spectral_bandwidth(y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, **k}),
     "spectral_rolloff": lambda y, **k: F.spectral_rolloff(y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, **k}),
@@ -33,18 +37,40 @@ Y_FUNCS = {
     "chroma_stft": lambda y, **k: F.chroma_stft(y=y, **{"sr": SR, "n_fft": 512, "hop_length": 160, "tuning": 0.0, **k}),
     "spectral_flux": lambda y, **k: F.spectral_flux(y=y, **{"n_fft": 512, "hop_length": 160, **k}),
     "spectral_entropy": lambda y, **k: F.spectral_entropy(y=y, **{"n_fft": 512, "hop_length": 160, **k}),
-    "energy_entropy": lambda y, **k: F.energy_entropy(y=y, **{"frame_length": k.pop("n_fft", 512), "hop_length": 160, **k}),
+    "energy_entropy": lambda y, **k: F.energy_entropy(
+        y=y, **{"frame_length": k.pop("n_fft", 512), "hop_length": 160, **k}
+    ),
     "extract": lambda y, **k: F.extract(y, F.FeatureConfig(**k)),
 }
 ALL_Y = list(Y_FUNCS)
 # functions that have an STFT (n_fft/win_length/window/pad_mode)
-STFT_FUNCS = ["stft", "spectrogram", "melspectrogram", "mfcc", "spectral_centroid", "spectral_bandwidth",
-              "spectral_rolloff", "spectral_flatness", "spectral_contrast", "chroma_stft", "spectral_flux",
-              "spectral_entropy", "extract"]
+STFT_FUNCS = [
+    "stft",
+    "spectrogram",
+    "melspectrogram",
+    "mfcc",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_rolloff",
+    "spectral_flatness",
+    "spectral_contrast",
+    "chroma_stft",
+    "spectral_flux",
+    "spectral_entropy",
+    "extract",
+]
 # functions that frame the signal (hop_length)
 HOP_FUNCS = ALL_Y  # extract: FeatureConfig(...) or extract(...) may raise, either is fine
-SR_FUNCS = ["melspectrogram", "mfcc", "spectral_centroid", "spectral_bandwidth", "spectral_rolloff",
-            "spectral_contrast", "chroma_stft", "extract"]
+SR_FUNCS = [
+    "melspectrogram",
+    "mfcc",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_rolloff",
+    "spectral_contrast",
+    "chroma_stft",
+    "extract",
+]
 PAD_FUNCS = STFT_FUNCS + ["rms", "energy_entropy"]
 
 
@@ -116,7 +142,9 @@ def test_bad_hop_length(func, hop):
     expect_param_error(Y_FUNCS[func], "hop_length", GOOD, hop_length=hop)
 
 
-@pytest.mark.parametrize("func", [f for f in STFT_FUNCS if f != "extract"] + ["rms", "zero_crossing_rate", "energy_entropy", "frame"])
+@pytest.mark.parametrize(
+    "func", [f for f in STFT_FUNCS if f != "extract"] + ["rms", "zero_crossing_rate", "energy_entropy", "frame"]
+)
 def test_n_fft_larger_than_signal_uncentered(func):
     short = GOOD[:300]
     kw = {"n_fft": 512}
@@ -188,18 +216,28 @@ def test_fmax_above_nyquist_is_allowed_like_librosa():
     np.testing.assert_allclose(ours, ref, atol=1e-4 * float(np.max(ref)))
 
 
-@pytest.mark.parametrize("kw,param", [
-    (dict(width=4), "width"), (dict(width=1), "width"), (dict(width=0), "width"), (dict(width=-3), "width"),
-    (dict(order=0), "order"), (dict(order=-1), "order"), (dict(mode="bogus"), "mode"),
-    (dict(width=31), "width"),  # interp mode: width cannot exceed the number of frames (20)
-    (dict(axis=2), "axis"),
-])
+@pytest.mark.parametrize(
+    "kw,param",
+    [
+        (dict(width=4), "width"),
+        (dict(width=1), "width"),
+        (dict(width=0), "width"),
+        (dict(width=-3), "width"),
+        (dict(order=0), "order"),
+        (dict(order=-1), "order"),
+        (dict(mode="bogus"), "mode"),
+        (dict(width=31), "width"),  # interp mode: width cannot exceed the number of frames (20)
+        (dict(axis=2), "axis"),
+    ],
+)
 def test_bad_delta(kw, param):
     data = np.random.default_rng(2).standard_normal((13, 20)).astype(np.float32)
     expect_param_error(F.delta, param, data, **kw)
 
 
-@pytest.mark.parametrize("kw,param", [(dict(amin=0.0), "amin"), (dict(amin=-1.0), "amin"), (dict(top_db=-1.0), "top_db")])
+@pytest.mark.parametrize(
+    "kw,param", [(dict(amin=0.0), "amin"), (dict(amin=-1.0), "amin"), (dict(top_db=-1.0), "top_db")]
+)
 def test_bad_power_to_db(kw, param):
     expect_param_error(F.power_to_db, param, np.ones((4, 5), dtype=np.float32), **kw)
 
@@ -208,9 +246,22 @@ def test_rms_S_frame_length_mismatch():
     expect_param_error(F.rms, "frame_length", S=np.ones((257, 3), dtype=np.float32), frame_length=1024)
 
 
-@pytest.mark.parametrize("func", ["melspectrogram", "mfcc", "rms", "spectral_centroid", "spectral_bandwidth",
-                                  "spectral_rolloff", "spectral_flatness", "spectral_contrast", "chroma_stft",
-                                  "spectral_flux", "spectral_entropy"])
+@pytest.mark.parametrize(
+    "func",
+    [
+        "melspectrogram",
+        "mfcc",
+        "rms",
+        "spectral_centroid",
+        "spectral_bandwidth",
+        "spectral_rolloff",
+        "spectral_flatness",
+        "spectral_contrast",
+        "chroma_stft",
+        "spectral_flux",
+        "spectral_entropy",
+    ],
+)
 def test_neither_y_nor_S(func):
     e = expect_value_error(getattr(F, func))
     assert mentions(e, "y") or mentions(e, "S"), str(e)
@@ -294,8 +345,14 @@ def test_mfcc_checks_survive_its_config_cache():
     one is still checked, and audio is checked on every call."""
     kw = dict(sr=SR, n_fft=512, hop_length=160, n_mels=40)
     F.mfcc(y=GOOD, **kw)
-    for bad, name in [(dict(dct_type=3), "dct_type"), (dict(norm="l2"), "norm"), (dict(lifter=-1.0), "lifter"),
-                      (dict(n_mfcc=41), "n_mfcc"), (dict(top_db=-1.0), "top_db"), (dict(fmin=9000.0), "fmax")]:
+    for bad, name in [
+        (dict(dct_type=3), "dct_type"),
+        (dict(norm="l2"), "norm"),
+        (dict(lifter=-1.0), "lifter"),
+        (dict(n_mfcc=41), "n_mfcc"),
+        (dict(top_db=-1.0), "top_db"),
+        (dict(fmin=9000.0), "fmax"),
+    ]:
         for _ in range(2):
             expect_value_error(lambda bad=bad: F.mfcc(y=GOOD, **{**kw, **bad}), match=name)
     expect_value_error(lambda: F.mfcc(y=np.array([0.0, np.nan], np.float32), **kw), match="y[1]")

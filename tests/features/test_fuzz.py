@@ -17,8 +17,13 @@ SESSION = Path(__file__).with_name("fuzz_session.py")
 
 def test_ten_thousand_hostile_calls_raise_only_value_or_type_errors() -> None:
     seed = int(os.environ.get("SER_EDGE_FUZZ_SEED", "0"))
-    p = subprocess.run([sys.executable, str(SESSION), str(CASES), str(seed)], capture_output=True, text=True,
-                       timeout=1800, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    p = subprocess.run(
+        [sys.executable, str(SESSION), str(CASES), str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 0, f"fuzz session rc={p.returncode}:\n{out[-4000:]}"
     assert "PanicException" not in out and "panicked" not in out, out[-4000:]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import ser_edge.features as F
 from conftest import (
     assert_abs,
     assert_rel_peak,
@@ -16,6 +14,8 @@ from conftest import (
     ref_spectral_entropy_from_power,
     ref_spectral_flux_from_S,
 )
+
+import ser_edge.features as F
 
 ENTROPY_TOL = 1e-4  # bits, vs the numpy reference implementation of the API.md definition
 FLUX_TOL = 1e-4  # relative to the peak, vs the numpy reference implementation
@@ -59,7 +59,9 @@ def test_spectral_shape_of_exact_three_bin_spectrum(sr, n_fft, hop, k):
     the float32 noise floor that makes bandwidth of a real sine far-leakage dominated)."""
     df = sr / n_fft
     S = np.zeros((n_fft // 2 + 1, 3), dtype=np.float32)
-    S[k - 1 : k + 2, :] = np.array([1.0, 2.0, 1.0], dtype=np.float32)[:, None] * np.array([1.0, 0.01, 100.0], dtype=np.float32)
+    S[k - 1 : k + 2, :] = np.array([1.0, 2.0, 1.0], dtype=np.float32)[:, None] * np.array(
+        [1.0, 0.01, 100.0], dtype=np.float32
+    )
     np.testing.assert_allclose(F.spectral_centroid(S=S, sr=sr, n_fft=n_fft)[0], k * df, rtol=1e-6)
     np.testing.assert_allclose(F.spectral_bandwidth(S=S, sr=sr, n_fft=n_fft)[0], df / np.sqrt(2.0), rtol=1e-4)
     np.testing.assert_allclose(F.spectral_bandwidth(S=S, sr=sr, n_fft=n_fft, p=1.0)[0], df / 2.0, rtol=1e-4)
@@ -131,8 +133,12 @@ def test_stft_of_dc_is_window_sum_in_bin0():
 def test_power_to_db_known_values():
     S = np.array([[1.0, 10.0, 100.0, 1e-12, 0.0]], dtype=np.float32)
     np.testing.assert_allclose(F.power_to_db(S, top_db=None)[0], [0.0, 10.0, 20.0, -100.0, -100.0], atol=1e-4)
-    np.testing.assert_allclose(F.power_to_db(S, ref=10.0, top_db=None)[0], [-10.0, 0.0, 10.0, -110.0, -110.0], atol=1e-4)
-    np.testing.assert_allclose(F.power_to_db(S, ref=np.max, top_db=None)[0], [-20.0, -10.0, 0.0, -120.0, -120.0], atol=1e-4)
+    np.testing.assert_allclose(
+        F.power_to_db(S, ref=10.0, top_db=None)[0], [-10.0, 0.0, 10.0, -110.0, -110.0], atol=1e-4
+    )
+    np.testing.assert_allclose(
+        F.power_to_db(S, ref=np.max, top_db=None)[0], [-20.0, -10.0, 0.0, -120.0, -120.0], atol=1e-4
+    )
     np.testing.assert_allclose(F.power_to_db(S, top_db=15.0)[0], [5.0, 10.0, 20.0, 5.0, 5.0], atol=1e-4)
 
 
@@ -216,7 +222,7 @@ def test_spectral_flux_stationary_sine_and_onset():
     first = (start - n_fft) // hop + 1
     last = start // hop
     assert float(np.max(fo[0, first : last + 1])) > 1e-2
-    far = np.r_[2:first - 1, last + 2 : fo.shape[1]]
+    far = np.r_[2 : first - 1, last + 2 : fo.shape[1]]
     assert float(np.max(fo[0, far])) < 1e-5
 
 
@@ -225,7 +231,15 @@ def test_spectral_flux_stationary_sine_and_onset():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,sr,n_fft,hop", [("ravdess", 16000, 512, 160), ("emodb", 22050, 2048, 512), ("chirp", 16000, 400, 100), ("impulses", 8000, 256, 80)])
+@pytest.mark.parametrize(
+    "name,sr,n_fft,hop",
+    [
+        ("ravdess", 16000, 512, 160),
+        ("emodb", 22050, 2048, 512),
+        ("chirp", 16000, 400, 100),
+        ("impulses", 8000, 256, 80),
+    ],
+)
 def test_spectral_flux_definition(name, sr, n_fft, hop):
     y = get_signal(name, sr)
     S = ref_magnitude(y, n_fft, hop)
@@ -244,12 +258,19 @@ def test_spectral_flux_silent_columns_are_zero():
 
 
 @pytest.mark.parametrize("n_blocks", [1, 3, 10, 20])
-@pytest.mark.parametrize("name,sr,n_fft,hop", [("ravdess", 16000, 512, 160), ("emodb", 22050, 2048, 512), ("noise", 8000, 256, 100)])
+@pytest.mark.parametrize(
+    "name,sr,n_fft,hop", [("ravdess", 16000, 512, 160), ("emodb", 22050, 2048, 512), ("noise", 8000, 256, 100)]
+)
 def test_spectral_entropy_definition(name, sr, n_fft, hop, n_blocks):
     y = get_signal(name, sr)
     S = ref_magnitude(y, n_fft, hop)
     ref = ref_spectral_entropy_from_power(S**2, n_blocks)
-    assert_abs(F.spectral_entropy(y=y, n_fft=n_fft, hop_length=hop, n_blocks=n_blocks), ref, ENTROPY_TOL, "spectral_entropy(y=)")
+    assert_abs(
+        F.spectral_entropy(y=y, n_fft=n_fft, hop_length=hop, n_blocks=n_blocks),
+        ref,
+        ENTROPY_TOL,
+        "spectral_entropy(y=)",
+    )
 
 
 def test_spectral_entropy_S_route_is_power():
@@ -263,14 +284,19 @@ def test_spectral_entropy_S_route_is_power():
 
 
 @pytest.mark.parametrize("n_blocks", [1, 7, 10])
-@pytest.mark.parametrize("name,frame_length,hop,center,pad_mode", [
-    ("ravdess", 512, 160, True, "constant"),
-    ("emodb", 2048, 512, True, "reflect"),
-    ("impulses", 1000, 333, False, "constant"),
-    ("clipped", 400, 100, True, "edge"),
-])
+@pytest.mark.parametrize(
+    "name,frame_length,hop,center,pad_mode",
+    [
+        ("ravdess", 512, 160, True, "constant"),
+        ("emodb", 2048, 512, True, "reflect"),
+        ("impulses", 1000, 333, False, "constant"),
+        ("clipped", 400, 100, True, "edge"),
+    ],
+)
 def test_energy_entropy_definition(name, frame_length, hop, center, pad_mode, n_blocks):
     y = get_signal(name, 16000)
-    ours = F.energy_entropy(y=y, frame_length=frame_length, hop_length=hop, center=center, pad_mode=pad_mode, n_blocks=n_blocks)
+    ours = F.energy_entropy(
+        y=y, frame_length=frame_length, hop_length=hop, center=center, pad_mode=pad_mode, n_blocks=n_blocks
+    )
     ref = ref_energy_entropy(y, frame_length, hop, center, pad_mode, n_blocks)
     assert_abs(ours, ref, ENTROPY_TOL, "energy_entropy")

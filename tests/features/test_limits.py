@@ -34,30 +34,35 @@ def outcome(call: str) -> str:
     return p.stdout.strip()
 
 
-@pytest.mark.parametrize("call, names", [
-    ("F.mfcc(y=y, sr=16000, n_fft=2**40)", "n_fft=1099511627776 is too large"),
-    ("F.stft(y, n_fft=2**62)", "n_fft=4611686018427387904 is too large"),
-    ("F.stft(y, n_fft=2**30)", "n_fft=1073741824 is too large"),
-    ("F.FeatureConfig(n_fft=2**40)", "n_fft="),
-    ("F.mfcc(y=y, sr=16000, n_mels=2**40)", "n_mels=1099511627776 is too large"),
-    ("F.mel_filters(sr=16000, n_fft=512, n_mels=2**40)", "n_mels="),
-    ("F.mfcc(y=y, sr=16000, n_fft=4, n_mels=2**24)", "n_mels=16777216 is too large"),
-    ("F.mfcc(y=y, sr=16000, n_fft=4, n_mels=2**14, n_mfcc=2**14)", "n_mfcc=16384 is too large"),
-    ("F.chroma_stft(y=y, sr=16000, n_chroma=2**40)", "n_chroma=1099511627776 is too large"),
-    ("F.chroma_stft(y=y, sr=16000, n_chroma=2**62, tuning=0.0)", "n_chroma="),
-    ("F.spectral_contrast(y=y, sr=16000, n_bands=2**40)", "n_bands=1099511627776"),
-    ("F.frame(np.zeros(40000, np.float32), frame_length=20000, hop_length=1)", "more than 268435456"),
-    ("F.delta(np.ones((2, 50)), width=2**40 + 1, mode='nearest')", "width="),
-    ("F.spectrogram(y, n_fft=2**18, hop_length=1)", "result would hold"),
-    ("F.mfcc(y=y, sr=16000, n_fft=2**64)", "n_fft=18446744073709551616 is too large"),
-])
+@pytest.mark.parametrize(
+    "call, names",
+    [
+        ("F.mfcc(y=y, sr=16000, n_fft=2**40)", "n_fft=1099511627776 is too large"),
+        ("F.stft(y, n_fft=2**62)", "n_fft=4611686018427387904 is too large"),
+        ("F.stft(y, n_fft=2**30)", "n_fft=1073741824 is too large"),
+        ("F.FeatureConfig(n_fft=2**40)", "n_fft="),
+        ("F.mfcc(y=y, sr=16000, n_mels=2**40)", "n_mels=1099511627776 is too large"),
+        ("F.mel_filters(sr=16000, n_fft=512, n_mels=2**40)", "n_mels="),
+        ("F.mfcc(y=y, sr=16000, n_fft=4, n_mels=2**24)", "n_mels=16777216 is too large"),
+        ("F.mfcc(y=y, sr=16000, n_fft=4, n_mels=2**14, n_mfcc=2**14)", "n_mfcc=16384 is too large"),
+        ("F.chroma_stft(y=y, sr=16000, n_chroma=2**40)", "n_chroma=1099511627776 is too large"),
+        ("F.chroma_stft(y=y, sr=16000, n_chroma=2**62, tuning=0.0)", "n_chroma="),
+        ("F.spectral_contrast(y=y, sr=16000, n_bands=2**40)", "n_bands=1099511627776"),
+        ("F.frame(np.zeros(40000, np.float32), frame_length=20000, hop_length=1)", "more than 268435456"),
+        ("F.delta(np.ones((2, 50)), width=2**40 + 1, mode='nearest')", "width="),
+        ("F.spectrogram(y, n_fft=2**18, hop_length=1)", "result would hold"),
+        ("F.mfcc(y=y, sr=16000, n_fft=2**64)", "n_fft=18446744073709551616 is too large"),
+    ],
+)
 def test_huge_sizes_raise_value_error_before_allocating(call: str, names: str) -> None:
     got = outcome(call)
     assert got.startswith("ValueError:") and names in got, got
 
 
 def test_distinct_n_jobs_do_not_keep_a_pool_each() -> None:
-    code = PRELUDE + """
+    code = (
+        PRELUDE
+        + """
 import os
 cfg = F.FeatureConfig()
 for n in range(1, 200):
@@ -66,6 +71,7 @@ F.extract_many([y], cfg, n_jobs=2**62)
 threads = int([l for l in open('/proc/self/status') if l.startswith('Threads:')][0].split()[1])
 print(threads)
 """
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-1500:]
     cores = os.cpu_count() or 1
@@ -77,8 +83,13 @@ print(threads)
 def test_samples_that_overflow_float32_features_are_refused(scale: float) -> None:
     y = (np.random.default_rng(0).uniform(-1, 1, 8000) * scale).astype(np.float32)
     cfg = F.FeatureConfig(features=("log_melspectrogram", "mfcc", "chroma_stft", "spectral_entropy", "rms"))
-    for call in (lambda: F.extract(y, cfg), lambda: F.mfcc(y=y, sr=16000), lambda: F.spectrogram(y),
-                 lambda: F.melspectrogram(y=y, sr=16000), lambda: F.chroma_stft(y=y, sr=16000, tuning=0.0)):
+    for call in (
+        lambda: F.extract(y, cfg),
+        lambda: F.mfcc(y=y, sr=16000),
+        lambda: F.spectrogram(y),
+        lambda: F.melspectrogram(y=y, sr=16000),
+        lambda: F.chroma_stft(y=y, sr=16000, tuning=0.0),
+    ):
         with pytest.raises(ValueError, match="not finite"):
             call()
     s = F.Stream(cfg)

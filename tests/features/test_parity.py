@@ -12,8 +12,6 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-
-import ser_edge.features as F
 from conftest import (
     as_ref64,
     assert_abs,
@@ -26,6 +24,8 @@ from conftest import (
     ref_spectral_flux_from_S,
     rel_peak_err,
 )
+
+import ser_edge.features as F
 
 # ---------------------------------------------------------------------------------------------
 # Tolerances.  "rel" = max|ours - librosa| / max|librosa| over the whole output array.
@@ -208,7 +208,9 @@ DB_VARIANTS = [
 
 
 @pytest.mark.parametrize("variant", DB_VARIANTS, ids=[str(v) for v in DB_VARIANTS])
-@pytest.mark.parametrize("case", [CASES[i] for i in (0, 1, 4, 8, 10, 11, 12)], ids=[CASE_IDS[i] for i in (0, 1, 4, 8, 10, 11, 12)])
+@pytest.mark.parametrize(
+    "case", [CASES[i] for i in (0, 1, 4, 8, 10, 11, 12)], ids=[CASE_IDS[i] for i in (0, 1, 4, 8, 10, 11, 12)]
+)
 def test_power_to_db(case, variant):
     y, y64, sr = _sig(case)
     S = _lib(librosa.feature.melspectrogram, y=y64, sr=sr, n_mels=40, **_stft_kw(case)).astype(np.float32)
@@ -254,9 +256,9 @@ def test_mfcc_variants(case, variant):
 @pytest.mark.parametrize("case", SMALL[:3], ids=SMALL_IDS[:3])
 def test_mfcc_from_S(case, n_mfcc, lifter):
     y, y64, sr = _sig(case)
-    S = librosa.power_to_db(
-        _lib(librosa.feature.melspectrogram, y=y64, sr=sr, n_mels=40, **_stft_kw(case))
-    ).astype(np.float32)
+    S = librosa.power_to_db(_lib(librosa.feature.melspectrogram, y=y64, sr=sr, n_mels=40, **_stft_kw(case))).astype(
+        np.float32
+    )
     ours = F.mfcc(S=S, sr=sr, n_mfcc=n_mfcc, lifter=lifter)
     ref = librosa.feature.mfcc(S=as_ref64(S), sr=sr, n_mfcc=n_mfcc, lifter=lifter)
     assert_abs(ours, ref, DB_TOL, "mfcc(S=)")
@@ -283,7 +285,9 @@ def mfcc_data():
 def test_delta(mfcc_data, width, order, mode):
     ours = F.delta(mfcc_data, width=width, order=order, mode=mode)
     ref = librosa.feature.delta(as_ref64(mfcc_data), width=width, order=order, mode=mode)
-    assert_abs(ours, ref, DELTA_TOL * float(np.max(np.abs(mfcc_data))), f"delta width={width} order={order} mode={mode}")
+    assert_abs(
+        ours, ref, DELTA_TOL * float(np.max(np.abs(mfcc_data))), f"delta width={width} order={order} mode={mode}"
+    )
 
 
 @pytest.mark.parametrize("order", [1, 2])
@@ -378,8 +382,10 @@ def _rolloff_tie_report(y64, case, ours, ref, roll_percent=0.85):
     for t in np.flatnonzero(np.abs(ours[0] - ref[0]) > 0)[:5]:
         k = int(np.argmax(cs[:, t] >= thr[t]))
         margins = [(cs[j, t] - thr[t]) / max(thr[t], 1e-300) for j in (k - 1, k) if j >= 0]
-        lines.append(f"frame {t}: ours {ours[0, t]:.3f} Hz librosa {ref[0, t]:.3f} Hz, "
-                     f"relative margins to threshold at bins k-1,k = {margins}")
+        lines.append(
+            f"frame {t}: ours {ours[0, t]:.3f} Hz librosa {ref[0, t]:.3f} Hz, "
+            f"relative margins to threshold at bins k-1,k = {margins}"
+        )
     return "\n".join(lines)
 
 
@@ -443,7 +449,9 @@ def test_spectral_variants(case, name, variant):
     assert_rel_peak(ours, ref, FEAT_TOL, f"{name} {variant}")
 
 
-@pytest.mark.parametrize("case", [CASES[i] for i in (0, 1, 2, 5, 9, 10, 11)], ids=[CASE_IDS[i] for i in (0, 1, 2, 5, 9, 10, 11)])
+@pytest.mark.parametrize(
+    "case", [CASES[i] for i in (0, 1, 2, 5, 9, 10, 11)], ids=[CASE_IDS[i] for i in (0, 1, 2, 5, 9, 10, 11)]
+)
 def test_chroma_stft_estimated_tuning(case):
     y, y64, sr = _sig(case)
     kw = dict(sr=sr, tuning=None, **_stft_kw(case))

@@ -17,10 +17,11 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-import ser_edge.features as F
 from conftest import HYPOTHESIS_DERANDOMIZE, as_ref64, get_signal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import ser_edge.features as F
 
 # (sr, frame_length, hop_length, fmin, fmax)
 SETTINGS = [
@@ -41,7 +42,7 @@ PYIN_CENTS = 1.0  # |f0 difference| where both call a frame voiced
 PYIN_PROB = 1e-6  # |voiced_prob difference|
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def signal(name: str, sr: int) -> np.ndarray:
     if name in SPEECH:
         return get_signal(name, sr)
@@ -89,8 +90,13 @@ def yin_case(name: str, setting) -> dict:
     assert ours.shape == ref.shape and ours.dtype == np.float32
     d = cents(ours, ref)
     loud = frame_peaks(y, setting) > NEAR_SILENT
-    return dict(frames=len(d), loud=int(loud.sum()), max_cents=float(d[loud].max(initial=0.0)),
-                within=int((d[loud] <= YIN_CENTS).sum()), quiet_differ=int((d[~loud] > YIN_CENTS).sum()))
+    return dict(
+        frames=len(d),
+        loud=int(loud.sum()),
+        max_cents=float(d[loud].max(initial=0.0)),
+        within=int((d[loud] <= YIN_CENTS).sum()),
+        quiet_differ=int((d[~loud] > YIN_CENTS).sum()),
+    )
 
 
 def pyin_case(name: str, setting) -> dict:
@@ -103,9 +109,14 @@ def pyin_case(name: str, setting) -> dict:
     assert np.array_equal(np.isnan(f0), ~vf)
     loud = frame_peaks(y, setting) > NEAR_SILENT
     dp = np.abs(vp - rvp)
-    return dict(frames=len(vf), voicing_equal=int((vf == rvf).sum()), both_voiced=int(both.sum()),
-                f0_within=int((d <= PYIN_CENTS).sum()), max_prob_diff=float(dp[loud].max(initial=0.0)),
-                max_prob_diff_quiet=float(dp[~loud].max(initial=0.0)))
+    return dict(
+        frames=len(vf),
+        voicing_equal=int((vf == rvf).sum()),
+        both_voiced=int(both.sum()),
+        f0_within=int((d <= PYIN_CENTS).sum()),
+        max_prob_diff=float(dp[loud].max(initial=0.0)),
+        max_prob_diff_quiet=float(dp[~loud].max(initial=0.0)),
+    )
 
 
 CASES = [(n, s) for s in SETTINGS for n in SPEECH + SYNTH]
@@ -131,9 +142,13 @@ def test_pyin_equals_librosa(name, setting):
 def test_pyin_options_equal_librosa():
     y = signal("ravdess", 16000)
     kw = dict(sr=16000, fmin=70.0, fmax=600.0, frame_length=1024, hop_length=256)
-    for opts in [dict(fill_na=None), dict(fill_na=-1.0, center=False), dict(pad_mode="reflect", switch_prob=0.05),
-                 dict(n_thresholds=40, beta_parameters=(1.5, 10.0), boltzmann_parameter=1.0),
-                 dict(resolution=0.05, max_transition_rate=20.0, no_trough_prob=0.05)]:
+    for opts in [
+        dict(fill_na=None),
+        dict(fill_na=-1.0, center=False),
+        dict(pad_mode="reflect", switch_prob=0.05),
+        dict(n_thresholds=40, beta_parameters=(1.5, 10.0), boltzmann_parameter=1.0),
+        dict(resolution=0.05, max_transition_rate=20.0, no_trough_prob=0.05),
+    ]:
         f0, vf, vp = F.pyin(y, **kw, **opts)
         rf0, rvf, rvp = librosa.pyin(as_ref64(y), **kw, **opts)
         assert (vf == rvf).mean() >= PYIN_VOICING, opts
@@ -149,8 +164,12 @@ def test_pyin_options_equal_librosa():
 
 def test_yin_options_equal_librosa():
     y = signal("emodb", 22050)
-    for opts in [dict(center=False), dict(pad_mode="reflect"), dict(pad_mode="edge", trough_threshold=0.3),
-                 dict(trough_threshold=0.02, hop_length=100)]:
+    for opts in [
+        dict(center=False),
+        dict(pad_mode="reflect"),
+        dict(pad_mode="edge", trough_threshold=0.3),
+        dict(trough_threshold=0.02, hop_length=100),
+    ]:
         kw = dict(sr=22050, fmin=70.0, fmax=900.0, frame_length=2048, **opts)
         assert cents(F.yin(y, **kw), librosa.yin(as_ref64(y), **kw)).max() <= YIN_CENTS, opts
 
@@ -193,8 +212,14 @@ def test_input_types():
 # properties
 # --------------------------------------------------------------------------------------------
 
-PROFILE = settings(max_examples=30, deadline=None, database=None, derandomize=HYPOTHESIS_DERANDOMIZE,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
+PROFILE = settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    derandomize=HYPOTHESIS_DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
 
 
 @st.composite
@@ -221,8 +246,9 @@ def pitch_inputs(draw):
         y = np.where((t * rng.uniform(fmin, fmax)) % 1 < 0.5, 1.0, -1.0)
     amp = 10.0 ** draw(st.floats(-6.0, 3.0))
     center = draw(st.booleans())
-    return (amp * y).astype(np.float32), dict(sr=sr, frame_length=fl, hop_length=hop, fmin=fmin, fmax=fmax,
-                                              center=center)
+    return (amp * y).astype(np.float32), dict(
+        sr=sr, frame_length=fl, hop_length=hop, fmin=fmin, fmax=fmax, center=center
+    )
 
 
 def _frames(n: int, kw: dict) -> int:
@@ -356,8 +382,9 @@ def test_fewer_than_two_periods_warns_like_librosa():
 def main() -> None:
     """Prints the parity figures over every case."""
     warnings.simplefilter("ignore")
-    totals = dict(yin_frames=0, yin_loud=0, yin_within=0, yin_quiet=0, yin_max=0.0, frames=0, voicing=0, both=0,
-                  f0=0, prob=0.0)
+    totals = dict(
+        yin_frames=0, yin_loud=0, yin_within=0, yin_quiet=0, yin_max=0.0, frames=0, voicing=0, both=0, f0=0, prob=0.0
+    )
     for name, s in CASES:
         y, p = yin_case(name, s), pyin_case(name, s)
         totals["yin_frames"] += y["frames"]
@@ -370,22 +397,27 @@ def main() -> None:
         totals["both"] += p["both_voiced"]
         totals["f0"] += p["f0_within"]
         totals["prob"] = max(totals["prob"], p["max_prob_diff"])
-        print(f"{name:15s} sr={s[0]:5d} frame={s[1]:4d}  yin max {y['max_cents']:.2e} cents  "
-              f"pyin voicing {p['voicing_equal']}/{p['frames']}  f0 within 1 cent {p['f0_within']}/{p['both_voiced']}")
+        print(
+            f"{name:15s} sr={s[0]:5d} frame={s[1]:4d}  yin max {y['max_cents']:.2e} cents  "
+            f"pyin voicing {p['voicing_equal']}/{p['frames']}  f0 within 1 cent {p['f0_within']}/{p['both_voiced']}"
+        )
     t = totals
-    print(f"\n{len(CASES)} cases. yin: {t['yin_within']}/{t['yin_loud']} frames above 2 LSB within {YIN_CENTS} cent "
-          f"(max {t['yin_max']:.2e} cents); {t['yin_quiet']} of the {t['yin_frames'] - t['yin_loud']} near-silent "
-          f"frames differ. pyin: voicing equal on {t['voicing']}/{t['frames']} frames "
-          f"({100 * t['voicing'] / t['frames']:.2f} %), f0 within 1 cent on {t['f0']}/{t['both']} frames voiced in "
-          f"both, voiced_prob max difference {t['prob']:.1e}")
+    print(
+        f"\n{len(CASES)} cases. yin: {t['yin_within']}/{t['yin_loud']} frames above 2 LSB within {YIN_CENTS} cent "
+        f"(max {t['yin_max']:.2e} cents); {t['yin_quiet']} of the {t['yin_frames'] - t['yin_loud']} near-silent "
+        f"frames differ. pyin: voicing equal on {t['voicing']}/{t['frames']} frames "
+        f"({100 * t['voicing'] / t['frames']:.2f} %), f0 within 1 cent on {t['f0']}/{t['both']} frames voiced in "
+        f"both, voiced_prob max difference {t['prob']:.1e}"
+    )
 
 
 if __name__ == "__main__":
     main()
 
 
-@pytest.mark.parametrize("kw", [{"boltzmann_parameter": 1e-300}, {"beta_parameters": (1e300, 1)},
-                                {"fill_na": 10**400}, {"fill_na": "x"}])
+@pytest.mark.parametrize(
+    "kw", [{"boltzmann_parameter": 1e-300}, {"beta_parameters": (1e300, 1)}, {"fill_na": 10**400}, {"fill_na": "x"}]
+)
 def test_pyin_extreme_priors_and_fill_values_are_value_errors(kw):
     y = np.random.default_rng(0).uniform(-0.3, 0.3, 8000).astype(np.float32)
     with pytest.raises(ValueError, match="boltzmann_parameter|fill_na"):

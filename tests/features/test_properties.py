@@ -13,12 +13,11 @@ import warnings
 
 import librosa
 import numpy as np
-import pytest
+from conftest import HYPOTHESIS_DERANDOMIZE, as_ref64, assert_abs, assert_rel_peak, call_guarded, check_shape_dtype
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import ser_edge.features as F
-from conftest import HYPOTHESIS_DERANDOMIZE, as_ref64, assert_abs, assert_rel_peak, call_guarded, check_shape_dtype
 
 SPEC_TOL = 1e-4  # relative to peak (stft, spectrogram, mel)
 DB_TOL = 1e-2  # absolute (dB, MFCC)
@@ -69,7 +68,13 @@ def framing(draw):
     hop = draw(st.integers(max(1, n_fft // 8), n_fft))
     use_win = draw(st.booleans())
     win = draw(st.integers(max(2, n_fft // 2), n_fft)) if use_win else None
-    return dict(n_fft=n_fft, hop_length=hop, win_length=win, center=draw(st.booleans()), pad_mode=draw(st.sampled_from(PAD_MODES)))
+    return dict(
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=win,
+        center=draw(st.booleans()),
+        pad_mode=draw(st.sampled_from(PAD_MODES)),
+    )
 
 
 def _run_pair(ours_fn, ref_fn, y, what):
@@ -99,19 +104,30 @@ def test_stft_and_spectrogram_match_librosa(y, fr):
     pair = _run_pair(lambda: F.stft(y, **fr), lambda: librosa.stft(y64, **fr), y, f"stft {fr}")
     if pair:
         assert_rel_peak(*pair, SPEC_TOL, f"stft {fr} n={y.size}", dtype=np.complex64)
-    pair = _run_pair(lambda: F.spectrogram(y, power=1.0, **fr), lambda: np.abs(librosa.stft(y64, **fr)), y, "spectrogram")
+    pair = _run_pair(
+        lambda: F.spectrogram(y, power=1.0, **fr), lambda: np.abs(librosa.stft(y64, **fr)), y, "spectrogram"
+    )
     if pair:
         assert_rel_peak(*pair, SPEC_TOL, f"spectrogram {fr} n={y.size}")
 
 
 @PROFILE
-@given(y=signals(), fr=framing(), sr=st.sampled_from([8000, 16000, 22050, 44100, 48000]),
-       n_mels=st.integers(1, 64), htk=st.booleans(), n_mfcc=st.integers(1, 20), top_db=st.sampled_from([80.0, None]))
+@given(
+    y=signals(),
+    fr=framing(),
+    sr=st.sampled_from([8000, 16000, 22050, 44100, 48000]),
+    n_mels=st.integers(1, 64),
+    htk=st.booleans(),
+    n_mfcc=st.integers(1, 20),
+    top_db=st.sampled_from([80.0, None]),
+)
 def test_mel_and_mfcc_match_librosa(y, fr, sr, n_mels, htk, n_mfcc, top_db):
     assume(n_mfcc <= n_mels)
     y64 = as_ref64(y)
     kw = dict(sr=sr, n_mels=n_mels, htk=htk, **fr)
-    pair = _run_pair(lambda: F.melspectrogram(y=y, **kw), lambda: librosa.feature.melspectrogram(y=y64, **kw), y, "melspectrogram")
+    pair = _run_pair(
+        lambda: F.melspectrogram(y=y, **kw), lambda: librosa.feature.melspectrogram(y=y64, **kw), y, "melspectrogram"
+    )
     if pair:
         assert_rel_peak(*pair, SPEC_TOL, f"melspectrogram {kw} n={y.size}")
 
@@ -132,24 +148,34 @@ def test_rms_and_zcr_match_librosa(y, fr):
     pair = _run_pair(
         lambda: F.rms(y=y, frame_length=L, hop_length=hop, center=center, pad_mode=pad_mode),
         lambda: librosa.feature.rms(y=y64, frame_length=L, hop_length=hop, center=center, pad_mode=pad_mode),
-        y, "rms",
+        y,
+        "rms",
     )
     if pair:
         assert_rel_peak(*pair, FEAT_TOL, f"rms {fr} n={y.size}")
     pair = _run_pair(
         lambda: F.zero_crossing_rate(y, frame_length=L, hop_length=hop, center=center),
         lambda: librosa.feature.zero_crossing_rate(y64, frame_length=L, hop_length=hop, center=center),
-        y, "zero_crossing_rate",
+        y,
+        "zero_crossing_rate",
     )
     if pair:
         ours, ref = pair
         check_shape_dtype(ours, ref, np.float32, "zero_crossing_rate")
-        assert np.array_equal(ours, ref.astype(np.float32)), f"zcr {fr} n={y.size}: {int(np.sum(ours != ref.astype(np.float32)))} frames differ"
+        assert np.array_equal(ours, ref.astype(np.float32)), (
+            f"zcr {fr} n={y.size}: {int(np.sum(ours != ref.astype(np.float32)))} frames differ"
+        )
 
 
 @PROFILE
-@given(y=signals(max_len=4000), fr=framing(), sr=st.sampled_from([16000, 22050, 44100]),
-       name=st.sampled_from(["spectral_centroid", "spectral_bandwidth", "spectral_flatness", "spectral_contrast", "chroma_stft"]))
+@given(
+    y=signals(max_len=4000),
+    fr=framing(),
+    sr=st.sampled_from([16000, 22050, 44100]),
+    name=st.sampled_from(
+        ["spectral_centroid", "spectral_bandwidth", "spectral_flatness", "spectral_contrast", "chroma_stft"]
+    ),
+)
 def test_spectral_features_match_librosa(y, fr, sr, name):
     y64 = as_ref64(y)
     kw = dict(fr)
@@ -177,8 +203,12 @@ def test_spectral_features_match_librosa(y, fr, sr, name):
 def test_delta_matches_librosa(data, width, order, mode):
     t, rows, seed = data
     x = (np.random.default_rng(seed).standard_normal((rows, t)) * 10).astype(np.float32)
-    pair = _run_pair(lambda: F.delta(x, width=width, order=order, mode=mode),
-                     lambda: librosa.feature.delta(as_ref64(x), width=width, order=order, mode=mode), x, "delta")
+    pair = _run_pair(
+        lambda: F.delta(x, width=width, order=order, mode=mode),
+        lambda: librosa.feature.delta(as_ref64(x), width=width, order=order, mode=mode),
+        x,
+        "delta",
+    )
     if pair:
         # relative to the input's scale: a (near-)zero reference is pure round-off
         assert_abs(*pair, 1e-4 * float(np.max(np.abs(x))), f"delta t={t} width={width} order={order} mode={mode}")
@@ -187,8 +217,12 @@ def test_delta_matches_librosa(data, width, order, mode):
 @PROFILE
 @given(y=signals(), frame_length=st.integers(1, 3000), hop_length=st.integers(-2, 3000))
 def test_frame_matches_librosa(y, frame_length, hop_length):
-    pair = _run_pair(lambda: F.frame(y, frame_length=frame_length, hop_length=hop_length),
-                     lambda: librosa.util.frame(as_ref64(y), frame_length=frame_length, hop_length=hop_length), y, "frame")
+    pair = _run_pair(
+        lambda: F.frame(y, frame_length=frame_length, hop_length=hop_length),
+        lambda: librosa.util.frame(as_ref64(y), frame_length=frame_length, hop_length=hop_length),
+        y,
+        "frame",
+    )
     if pair:
         ours, ref = pair
         check_shape_dtype(ours, ref, np.float32, "frame")
@@ -202,8 +236,16 @@ def test_custom_features_never_panic(y, fr, n_blocks):
     for fn, kw in (
         (F.spectral_flux, dict(fr)),
         (F.spectral_entropy, dict(fr, n_blocks=n_blocks)),
-        (F.energy_entropy, dict(frame_length=fr["n_fft"], hop_length=fr["hop_length"], center=fr["center"],
-                                pad_mode=fr["pad_mode"], n_blocks=n_blocks)),
+        (
+            F.energy_entropy,
+            dict(
+                frame_length=fr["n_fft"],
+                hop_length=fr["hop_length"],
+                center=fr["center"],
+                pad_mode=fr["pad_mode"],
+                n_blocks=n_blocks,
+            ),
+        ),
     ):
         status, res = call_guarded(fn, y=y, **kw)
         size = fr["n_fft"] if fn is F.energy_entropy else fr["n_fft"] // 2 + 1
@@ -212,8 +254,14 @@ def test_custom_features_never_panic(y, fr, n_blocks):
         if y.size == 0 or (n_blocks <= 0 and fn is not F.spectral_flux):
             assert status == "raised", f"{fn.__name__} {kw} n={y.size}: expected ValueError"
             continue
-        status_ref, ref = call_guarded(F.rms, y=y, frame_length=fr["n_fft"], hop_length=fr["hop_length"],
-                                       center=fr["center"], pad_mode=fr["pad_mode"])
+        status_ref, ref = call_guarded(
+            F.rms,
+            y=y,
+            frame_length=fr["n_fft"],
+            hop_length=fr["hop_length"],
+            center=fr["center"],
+            pad_mode=fr["pad_mode"],
+        )
         if status_ref == "raised":
             assert status == "raised", f"{fn.__name__} {kw}: rms raised but this did not"
             continue

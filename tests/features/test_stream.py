@@ -11,18 +11,28 @@ import json
 
 import numpy as np
 import pytest
+from conftest import HYPOTHESIS_DERANDOMIZE, assert_rel_peak, call_guarded, expect_value_error, get_signal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ser_edge.features as F
-from conftest import HYPOTHESIS_DERANDOMIZE, assert_rel_peak, call_guarded, expect_value_error, get_signal
 
 BLOCK_TOL = 1e-5  # extract() row block vs the public function, relative to the block's peak
 
 ALL_FEATURES = (
-    "mfcc", "log_melspectrogram", "melspectrogram", "rms", "zero_crossing_rate", "spectral_centroid",
-    "spectral_bandwidth", "spectral_rolloff", "spectral_flatness", "spectral_flux", "spectral_entropy",
-    "energy_entropy", "chroma_stft",
+    "mfcc",
+    "log_melspectrogram",
+    "melspectrogram",
+    "rms",
+    "zero_crossing_rate",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_rolloff",
+    "spectral_flatness",
+    "spectral_flux",
+    "spectral_entropy",
+    "energy_entropy",
+    "chroma_stft",
 )
 
 CONFIGS = {
@@ -33,20 +43,46 @@ CONFIGS = {
     "all_reflect": dict(features=ALL_FEATURES, pad_mode="reflect"),
     "all_edge": dict(features=ALL_FEATURES, pad_mode="edge"),
     "win400": dict(features=("mfcc", "rms", "spectral_centroid", "zero_crossing_rate"), n_fft=512, win_length=400),
-    "hop_not_dividing": dict(features=("log_melspectrogram", "spectral_flux", "energy_entropy", "chroma_stft"),
-                             n_fft=400, hop_length=128, pad_mode="reflect", n_mels=64),
+    "hop_not_dividing": dict(
+        features=("log_melspectrogram", "spectral_flux", "energy_entropy", "chroma_stft"),
+        n_fft=400,
+        hop_length=128,
+        pad_mode="reflect",
+        n_mels=64,
+    ),
     "contrast": dict(features=("rms", "spectral_contrast", "mfcc"), n_fft=1024, win_length=800, contrast_fmin=100.0),
-    "big_22k": dict(features=("mfcc", "spectral_rolloff", "spectral_entropy"), sr=22050, n_fft=2048, hop_length=512,
-                    n_mfcc=20, n_mels=128, lifter=22.0, fmin=50.0, fmax=8000.0, htk=True),
+    "big_22k": dict(
+        features=("mfcc", "spectral_rolloff", "spectral_entropy"),
+        sr=22050,
+        n_fft=2048,
+        hop_length=512,
+        n_mfcc=20,
+        n_mels=128,
+        lifter=22.0,
+        fmin=50.0,
+        fmax=8000.0,
+        htk=True,
+    ),
     # eGeMAPS descriptors (20 ms frame centred in each n_fft frame), mixed with spectral features.
-    "voice": dict(features=("mfcc", "loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500",
-                            "spectral_flux"), n_fft=512, pad_mode="reflect"),
+    "voice": dict(
+        features=(
+            "mfcc",
+            "loudness",
+            "alpha_ratio",
+            "hammarberg_index",
+            "slope_0_500",
+            "slope_500_1500",
+            "spectral_flux",
+        ),
+        n_fft=512,
+        pad_mode="reflect",
+    ),
     "voice_22k": dict(features=F.voice.VOICE_FEATURES, sr=22050, n_fft=2048, hop_length=221, center=False),
     "voice_f0": dict(features=("f0_semitones", "voicing", "hnr", "mfcc"), n_fft=1024, win_length=400),
 }
 
 
-def cfg(name) -> "F.FeatureConfig":
+def cfg(name) -> F.FeatureConfig:
     return F.FeatureConfig(**CONFIGS[name])
 
 
@@ -60,7 +96,9 @@ def run_stream(config, chunks):
     outs = []
     for c in chunks:
         o = s.push(c)
-        assert isinstance(o, np.ndarray) and o.dtype == np.float32, f"push returned {type(o)} {getattr(o, 'dtype', None)}"
+        assert isinstance(o, np.ndarray) and o.dtype == np.float32, (
+            f"push returned {type(o)} {getattr(o, 'dtype', None)}"
+        )
         assert o.ndim == 2 and o.shape[0] == config.n_features, f"push shape {o.shape}"
         outs.append(o)
     o = s.flush()
@@ -123,7 +161,13 @@ def test_stream_chunk_size_one(name):
     assert_stream_equals_extract(config, y, split(y, 1))
 
 
-@settings(max_examples=25, deadline=None, database=None, derandomize=HYPOTHESIS_DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    derandomize=HYPOTHESIS_DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     name=st.sampled_from(list(CONFIGS)),
     cuts=st.lists(st.integers(0, 16000), max_size=12),
@@ -176,7 +220,9 @@ def test_flush_with_less_than_one_frame(name, n):
 def test_flush_of_empty_stream_does_not_panic():
     s = F.Stream(cfg("all"))
     status, res = call_guarded(s.flush)
-    assert status == "raised" or (res.shape == (F.FeatureConfig(features=ALL_FEATURES).n_features, 0) and res.dtype == np.float32)
+    assert status == "raised" or (
+        res.shape == (F.FeatureConfig(features=ALL_FEATURES).n_features, 0) and res.dtype == np.float32
+    )
 
 
 def test_stream_reset():
@@ -210,7 +256,12 @@ def test_extract_with_ref_and_amin_matches_public_functions():
     row = 0
     for feat in c.features:
         block = _public_block(feat, y, c)
-        assert_rel_peak(out[row : row + block.shape[0]], block.astype(np.float64), BLOCK_TOL, f"extract block {feat} ref=0.01 amin=1e-8")
+        assert_rel_peak(
+            out[row : row + block.shape[0]],
+            block.astype(np.float64),
+            BLOCK_TOL,
+            f"extract block {feat} ref=0.01 amin=1e-8",
+        )
         row += block.shape[0]
 
 
@@ -231,21 +282,32 @@ def test_push_returns_frames_incrementally():
 
 
 def _public_block(name, y, c):
-    stft_kw = dict(n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window=c.window,
-                   center=c.center, pad_mode=c.pad_mode)
+    stft_kw = dict(
+        n_fft=c.n_fft,
+        hop_length=c.hop_length,
+        win_length=c.win_length,
+        window=c.window,
+        center=c.center,
+        pad_mode=c.pad_mode,
+    )
     mel_kw = dict(sr=c.sr, power=c.power, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, htk=c.htk, **stft_kw)
     frame_kw = dict(frame_length=c.n_fft, hop_length=c.hop_length, center=c.center, pad_mode=c.pad_mode)
     if name == "mfcc":
         if c.ref == 1.0 and c.amin == 1e-10:
-            return F.mfcc(y=y, n_mfcc=c.n_mfcc, lifter=c.lifter, mel_norm=c.mel_norm, top_db=getattr(c, "top_db", None), **mel_kw)
+            return F.mfcc(
+                y=y, n_mfcc=c.n_mfcc, lifter=c.lifter, mel_norm=c.mel_norm, top_db=getattr(c, "top_db", None), **mel_kw
+            )
         # mfcc() has no ref/amin: the config's dB step is the S= route
-        log_mel = F.power_to_db(F.melspectrogram(y=y, norm=c.mel_norm, **mel_kw), ref=c.ref, amin=c.amin,
-                                top_db=getattr(c, "top_db", None))
+        log_mel = F.power_to_db(
+            F.melspectrogram(y=y, norm=c.mel_norm, **mel_kw), ref=c.ref, amin=c.amin, top_db=getattr(c, "top_db", None)
+        )
         return F.mfcc(S=log_mel, n_mfcc=c.n_mfcc, lifter=c.lifter)
     if name == "melspectrogram":
         return F.melspectrogram(y=y, norm=c.mel_norm, **mel_kw)
     if name == "log_melspectrogram":
-        return F.power_to_db(F.melspectrogram(y=y, norm=c.mel_norm, **mel_kw), ref=c.ref, amin=c.amin, top_db=getattr(c, "top_db", None))
+        return F.power_to_db(
+            F.melspectrogram(y=y, norm=c.mel_norm, **mel_kw), ref=c.ref, amin=c.amin, top_db=getattr(c, "top_db", None)
+        )
     if name == "rms":
         return F.rms(y=y, **frame_kw)
     if name == "energy_entropy":
@@ -260,7 +322,9 @@ def _public_block(name, y, c):
     return getattr(F, name)(y=y, sr=c.sr, **stft_kw)
 
 
-@pytest.mark.parametrize("name", ["all", "all_uncentered", "all_reflect", "all_edge", "win400", "hop_not_dividing", "big_22k", "log_mel_dB"])
+@pytest.mark.parametrize(
+    "name", ["all", "all_uncentered", "all_reflect", "all_edge", "win400", "hop_not_dividing", "big_22k", "log_mel_dB"]
+)
 def test_extract_blocks_equal_public_functions(name):
     if name == "log_mel_dB":
         c = F.FeatureConfig(features=("log_melspectrogram", "mfcc"), ref=0.01, amin=1e-8)
@@ -287,7 +351,9 @@ def test_extract_contrast_is_per_frame_contrast_in_db():
     assert out.shape[0] == 1 + 7 + 40
     np.testing.assert_allclose(out[1:8], ref, atol=1e-3)
     with pytest.raises(ValueError):
-        F.extract(y, F.FeatureConfig(features=("spectral_contrast",), n_fft=1024, contrast_fmin=400.0))  # 400 x 2^6 > 8 kHz
+        F.extract(
+            y, F.FeatureConfig(features=("spectral_contrast",), n_fft=1024, contrast_fmin=400.0)
+        )  # 400 x 2^6 > 8 kHz
 
 
 def test_extract_default_is_40_mfcc():
@@ -336,9 +402,26 @@ def test_extract_many_empty_list_and_bad_clip():
 
 def test_feature_config_defaults():
     c = F.FeatureConfig()
-    expected = dict(sr=16000, n_fft=512, hop_length=160, win_length=None, window="hann", center=True,
-                    pad_mode="constant", power=2.0, n_mels=40, fmin=0.0, fmax=None, htk=False, mel_norm="slaney",
-                    n_mfcc=40, lifter=0.0, ref=1.0, amin=1e-10, n_chroma=12)
+    expected = dict(
+        sr=16000,
+        n_fft=512,
+        hop_length=160,
+        win_length=None,
+        window="hann",
+        center=True,
+        pad_mode="constant",
+        power=2.0,
+        n_mels=40,
+        fmin=0.0,
+        fmax=None,
+        htk=False,
+        mel_norm="slaney",
+        n_mfcc=40,
+        lifter=0.0,
+        ref=1.0,
+        amin=1e-10,
+        n_chroma=12,
+    )
     for k, v in expected.items():
         assert getattr(c, k) == v, k
     assert tuple(c.features) == ("mfcc",)
@@ -351,8 +434,13 @@ def test_n_features_matches_extract(name):
     c = cfg(name)
     y = speech(c.sr)[:8000]
     assert F.extract(y, c).shape[0] == c.n_features
-    sizes = {"mfcc": c.n_mfcc, "log_melspectrogram": c.n_mels, "melspectrogram": c.n_mels, "chroma_stft": c.n_chroma,
-             "spectral_contrast": c.contrast_bands + 1}
+    sizes = {
+        "mfcc": c.n_mfcc,
+        "log_melspectrogram": c.n_mels,
+        "melspectrogram": c.n_mels,
+        "chroma_stft": c.n_chroma,
+        "spectral_contrast": c.contrast_bands + 1,
+    }
     assert c.n_features == sum(sizes.get(f, 1) for f in c.features)
 
 
@@ -372,11 +460,14 @@ def test_config_is_frozen():
         c.n_fft = 1024
 
 
-@pytest.mark.parametrize("bad", [
-    {"n_fft": 512, "bogus_key": 1},
-    {"features": ["mfcc", "not_a_feature"]},
-    {"features": ["MFCC"]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_fft": 512, "bogus_key": 1},
+        {"features": ["mfcc", "not_a_feature"]},
+        {"features": ["MFCC"]},
+    ],
+)
 def test_from_dict_rejects_bad_input(bad):
     e = expect_value_error(F.FeatureConfig.from_dict, bad)
     key = "bogus_key" if "bogus_key" in bad else "features"
@@ -387,8 +478,9 @@ def test_config_rejects_bad_feature_name():
     expect_value_error(F.FeatureConfig, features=("mfcc", "nope"))
 
 
-@pytest.mark.parametrize("n_fft,hop,center", [(512, 160, True), (400, 160, True), (511, 100, True), (512, 160, False),
-                                              (256, 300, False)])
+@pytest.mark.parametrize(
+    "n_fft,hop,center", [(512, 160, True), (400, 160, True), (511, 100, True), (512, 160, False), (256, 300, False)]
+)
 @pytest.mark.parametrize("n", [1, 255, 256, 511, 512, 513, 1600, 4001])
 def test_n_frames_predicts_extract(n_fft, hop, center, n):
     c = F.FeatureConfig(n_fft=n_fft, hop_length=hop, center=center)

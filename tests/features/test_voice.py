@@ -15,9 +15,9 @@ import functools
 
 import numpy as np
 import pytest
+from conftest import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path, expect_value_error, get_signal
 
 import ser_edge.features as F
-from conftest import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path, expect_value_error, get_signal
 from ser_edge.audio import load
 
 COLUMNS = {
@@ -39,16 +39,22 @@ MIN_VOICING_AGREEMENT = 0.74
 # F0 0.993, HNR 0.933, jitter 0.759, shimmer 0.784. Frame by frame, jitter and shimmer do not
 # track openSMILE's (r 0.08 / 0.18 pooled): see docs/prosody.md.
 MIN_R_UTTERANCE = {"f0_semitones": 0.98, "hnr": 0.9, "jitter": 0.7, "shimmer": 0.7}
-UTTERANCE_COLUMNS = {"f0_semitones": "F0semitoneFrom27.5Hz_sma3nz", "hnr": "HNRdBACF_sma3nz",
-                     "jitter": "jitterLocal_sma3nz", "shimmer": "shimmerLocaldB_sma3nz"}
+UTTERANCE_COLUMNS = {
+    "f0_semitones": "F0semitoneFrom27.5Hz_sma3nz",
+    "hnr": "HNRdBACF_sma3nz",
+    "jitter": "jitterLocal_sma3nz",
+    "shimmer": "shimmerLocaldB_sma3nz",
+}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _opensmile_lld(rel: str):
     import opensmile  # the reference (extra "dev"), imported here so the module loads without it
+
     y, sr = load(data_path(rel), sr=None)
-    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                            feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
+    )
     return y, sr, smile.process_signal(y, sr)
 
 
@@ -104,8 +110,12 @@ def test_f0_and_hnr_correlation_with_opensmile():
         both = (f0 > 0) & (rf0 > 0)
         assert both.sum() > 40, f"{rel}: only {both.sum()} frames voiced in both"
         assert agreement >= MIN_VOICING_AGREEMENT, f"{rel}: voiced/unvoiced agreement {agreement:.3f}"
-        print(rel, f"agreement {agreement:.3f}", f"f0 r {np.corrcoef(f0[both], rf0[both])[0, 1]:.4f}",
-              f"hnr r {np.corrcoef(h[both], rh[both])[0, 1]:.4f}")
+        print(
+            rel,
+            f"agreement {agreement:.3f}",
+            f"f0 r {np.corrcoef(f0[both], rf0[both])[0, 1]:.4f}",
+            f"hnr r {np.corrcoef(h[both], rh[both])[0, 1]:.4f}",
+        )
         for key, a, b in (("f0", f0, rf0), ("hnr", h, rh)):
             pooled[key][0].append(a[both])
             pooled[key][1].append(b[both])
@@ -123,7 +133,10 @@ def test_utterance_means_track_opensmile():
     """Mean of each descriptor over the frames each side calls voiced, per utterance, correlated
     across 40 utterances (every 27th EMO-DB file, every 60th RAVDESS file)."""
     root = data_path(EMODB_FILE).parents[2]
-    files = sorted((root / "emodb" / "wav").glob("*.wav"))[::27][:20] + sorted(root.glob("ravdess/Actor_*/*.flac"))[::60][:20]
+    files = (
+        sorted((root / "emodb" / "wav").glob("*.wav"))[::27][:20]
+        + sorted(root.glob("ravdess/Actor_*/*.flac"))[::60][:20]
+    )
     assert len(files) == 40
     ours, ref = {k: [] for k in UTTERANCE_COLUMNS}, {k: [] for k in UTTERANCE_COLUMNS}
     for f in files:
@@ -191,7 +204,7 @@ def test_descriptors_respond_to_the_spectrum():
     quiet = F.loudness(y=low * 0.1, sr=sr)
     loud = F.loudness(y=low, sr=sr)
     ratio = np.median(loud[0, 5:-5] / quiet[0, 5:-5])
-    assert abs(ratio - 100 ** 0.33) < 0.01 * ratio  # power x100 -> loudness x100^0.33
+    assert abs(ratio - 100**0.33) < 0.01 * ratio  # power x100 -> loudness x100^0.33
 
 
 def test_f0_of_a_harmonic_tone():
@@ -209,6 +222,7 @@ def test_f0_of_a_harmonic_tone():
 def test_jitter_and_shimmer_rise_with_perturbation():
     sr = 16000
     rng = np.random.default_rng(0)
+
     def pulses(jitter, shimmer):
         out, n = [], 0
         while n < sr:
@@ -218,6 +232,7 @@ def test_jitter_and_shimmer_rise_with_perturbation():
             out.append(a * np.exp(-i / 8.0) * np.cos(2 * np.pi * i / 20.0))
             n += p
         return np.concatenate(out)[:sr].astype(np.float32)
+
     steady, rough = pulses(0.0, 0.0), pulses(0.01, 0.1)
     for fn in (F.jitter, F.shimmer):
         a, b = fn(y=steady, sr=sr)[0, 5:-5], fn(y=rough, sr=sr)[0, 5:-5]

@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -23,11 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 EMODB = DATA / "emodb"
 BIN = Path(sys.executable).parent
-QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-         "RAY_USAGE_STATS_ENABLED": "0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0", "CUDA_VISIBLE_DEVICES": ""}
+QUIET = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+    "CUDA_VISIBLE_DEVICES": "",
+}
 
 
-def speaker_csv(path: Path, speakers: list[str], *, limit: Optional[int] = None) -> Path:
+def speaker_csv(path: Path, speakers: list[str], *, limit: int | None = None) -> Path:
     """A CSV corpus (path,label,speaker) of the EMO-DB clips of ``speakers``."""
     from ser_edge.training.corpora import load_corpus
 
@@ -82,8 +88,9 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.cwd / f"{name}.log", "wb")
-        p = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            list(args), stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
+        )
         self.procs.append((name, p, log))
         return p
 
@@ -128,5 +135,10 @@ class Processes:
 @pytest.fixture(scope="session")
 def quiet_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("flwr-home")
-    return {**os.environ, **QUIET, "FLWR_HOME": str(home / "flwr"), "UV_CACHE_DIR": str(home / "uv"),
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        **QUIET,
+        "FLWR_HOME": str(home / "flwr"),
+        "UV_CACHE_DIR": str(home / "uv"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import BIN, EMODB, ROOT, Processes, free_port, speaker_csv
 
 SR = 16000
@@ -26,13 +25,21 @@ class Listener:
     """``ser-edge listen`` reading raw PCM from stdin; JSON events (stdout) and logs (stderr)."""
 
     def __init__(self, procs: Processes, config: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ser_edge", "listen", "--config", str(config)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=procs.env, cwd=procs.cwd, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ser_edge", "listen", "--config", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=procs.env,
+            cwd=procs.cwd,
+            start_new_session=True,
+        )
         self.events: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
-        self.threads = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
-                        for stream, into in ((self.proc.stdout, self.events), (self.proc.stderr, self.logs))]
+        self.threads = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((self.proc.stdout, self.events), (self.proc.stderr, self.logs))
+        ]
         for t in self.threads:
             t.start()
 
@@ -92,56 +99,131 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
     (work / "flwr").mkdir()
     (work / "flwr" / "config.toml").write_text(
         f'[superlink]\ndefault = "test"\n\n[superlink.test]\naddress = "127.0.0.1:{link}"\n'
-        f'root-certificates = "{certs / "ca.crt"}"\n')
+        f'root-certificates = "{certs / "ca.crt"}"\n'
+    )
     node_data = [speaker_csv(work / "device-1.csv", ["03"]), speaker_csv(work / "device-2.csv", ["08"])]
     eval_csv = speaker_csv(work / "server-eval.csv", ["09"])
 
     # the device's daemon, on a copy of the default model, watching its bundle directory
     src = load_bundle()
-    live = save_bundle(work / "device-model", tflite=src.model_path.read_bytes(), name=src.name, labels=src.labels,
-                       input=src.input, normalization=src.normalization, quantization=src.quantization,
-                       training=src.training, metrics=src.metrics)
+    live = save_bundle(
+        work / "device-model",
+        tflite=src.model_path.read_bytes(),
+        name=src.name,
+        labels=src.labels,
+        input=src.input,
+        normalization=src.normalization,
+        quantization=src.quantization,
+        training=src.training,
+        metrics=src.metrics,
+    )
     conf = work / "listen.toml"
     conf.write_text(f'model = "{live.path}"\n[source]\nkind = "-"\n[watch]\ninterval = 0.2\n')
     listener = Listener(procs, conf)
     speech, _ = load(str(EMODB / "wav" / "10a01Wa.wav"), sr=SR)
 
-    procs.start("superlink", str(BIN / "flower-superlink"), "--ssl-ca-certfile", str(certs / "ca.crt"),
-                "--ssl-certfile", str(certs / "server.crt"), "--ssl-keyfile", str(certs / "server.key"),
-                "--enable-supernode-auth", "--host", "127.0.0.1", "--port", str(link),
-                "--disable-runtime-dependency-installation", "--database", str(work / "state.db"))
+    procs.start(
+        "superlink",
+        str(BIN / "flower-superlink"),
+        "--ssl-ca-certfile",
+        str(certs / "ca.crt"),
+        "--ssl-certfile",
+        str(certs / "server.crt"),
+        "--ssl-keyfile",
+        str(certs / "server.key"),
+        "--enable-supernode-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(link),
+        "--disable-runtime-dependency-installation",
+        "--database",
+        str(work / "state.db"),
+    )
     registered = []
     end = time.monotonic() + 60
     for i in (1, 2):  # register the two devices' public keys (retries while the SuperLink starts)
         while True:
-            r = subprocess.run([str(BIN / "flwr"), "supernode", "register", str(certs / f"supernode-{i}.pub"), "test",
-                                "--format", "json"], env=env, cwd=work, capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    str(BIN / "flwr"),
+                    "supernode",
+                    "register",
+                    str(certs / f"supernode-{i}.pub"),
+                    "test",
+                    "--format",
+                    "json",
+                ],
+                env=env,
+                cwd=work,
+                capture_output=True,
+                text=True,
+            )
             answer = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip().startswith("{") else {}
             if answer.get("success") or time.monotonic() > end:
                 break
             time.sleep(1)
         registered.append(answer)
     for i, data in enumerate(node_data, 1):
-        procs.start(f"supernode-{i}", str(BIN / "flower-supernode"), "--root-certificates", str(certs / "ca.crt"),
-                    "--superlink", f"127.0.0.1:{link}", "--port", str(free_port()),
-                    "--auth-supernode-private-key", str(certs / f"supernode-{i}"),
-                    "--node-config", f'corpus="csv" data="{data}"')
+        procs.start(
+            f"supernode-{i}",
+            str(BIN / "flower-supernode"),
+            "--root-certificates",
+            str(certs / "ca.crt"),
+            "--superlink",
+            f"127.0.0.1:{link}",
+            "--port",
+            str(free_port()),
+            "--auth-supernode-private-key",
+            str(certs / f"supernode-{i}"),
+            "--node-config",
+            f'corpus="csv" data="{data}"',
+        )
     # a third SuperNode whose key was never registered: must not take part
-    procs.start("supernode-unregistered", str(BIN / "flower-supernode"), "--root-certificates", str(certs / "ca.crt"),
-                "--superlink", f"127.0.0.1:{link}", "--port", str(free_port()),
-                "--auth-supernode-private-key", str(certs / "supernode-3"), "--max-retries", "3",
-                "--max-wait-time", "20", "--node-config", f'corpus="csv" data="{node_data[0]}"')
+    procs.start(
+        "supernode-unregistered",
+        str(BIN / "flower-supernode"),
+        "--root-certificates",
+        str(certs / "ca.crt"),
+        "--superlink",
+        f"127.0.0.1:{link}",
+        "--port",
+        str(free_port()),
+        "--auth-supernode-private-key",
+        str(certs / "supernode-3"),
+        "--max-retries",
+        "3",
+        "--max-wait-time",
+        "20",
+        "--node-config",
+        f'corpus="csv" data="{node_data[0]}"',
+    )
 
     listener.speak(speech)
     listener.wait_for(lambda: len(listener.utterances()) == 1, message="the first event")
     before = listener.utterances()[0]["model_id"]
 
-    overrides = (f"num-server-rounds=1 local-epochs=2 min-nodes=2 out='{live.path}' name='fl-test' "
-                 f"eval-corpus='csv' eval-data='{eval_csv}' secagg='on'")
+    overrides = (
+        f"num-server-rounds=1 local-epochs=2 min-nodes=2 out='{live.path}' name='fl-test' "
+        f"eval-corpus='csv' eval-data='{eval_csv}' secagg='on'"
+    )
     t0 = time.monotonic()
     with open(work / "flwr-run.log", "wb") as log:  # a file, not a pipe: the stream is long
-        run = subprocess.Popen([str(BIN / "flwr"), "run", str(ROOT / "deploy" / "fl" / "app"), "test", "--stream",
-                                "--run-config", overrides], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        run = subprocess.Popen(
+            [
+                str(BIN / "flwr"),
+                "run",
+                str(ROOT / "deploy" / "fl" / "app"),
+                "test",
+                "--stream",
+                "--run-config",
+                overrides,
+            ],
+            env=env,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         while run.poll() is None and time.monotonic() - t0 < 300:
             procs.track()
             time.sleep(1)
@@ -150,8 +232,17 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
         run.wait()
     out = (work / "flwr-run.log").read_text(errors="replace")
     procs.track()
-    yield {"procs": procs, "work": work, "registered": registered, "run_rc": run.returncode, "run_out": out,
-           "bundle_dir": live.path, "listener": listener, "before": before, "speech": speech}
+    yield {
+        "procs": procs,
+        "work": work,
+        "registered": registered,
+        "run_rc": run.returncode,
+        "run_out": out,
+        "bundle_dir": live.path,
+        "listener": listener,
+        "before": before,
+        "speech": speech,
+    }
     listener.stop()
     procs.stop()
 
@@ -187,8 +278,10 @@ def test_the_running_daemon_switches_to_the_federated_model(federation: Any) -> 
 
     listener, new = federation["listener"], load_bundle(federation["bundle_dir"]).model_id
     assert new != federation["before"]
-    listener.wait_for(lambda: [x for x in listener.logs if x.get("msg") == "model loaded" and x.get("model_id") == new],
-                      message="the hot swap")
+    listener.wait_for(
+        lambda: [x for x in listener.logs if x.get("msg") == "model loaded" and x.get("model_id") == new],
+        message="the hot swap",
+    )
     listener.speak(federation["speech"])
     listener.wait_for(lambda: len(listener.utterances()) == 2, message="the second event")
     assert listener.utterances()[1]["model_id"] == new

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EMODB
+
 from ser_edge.fl import privacy
 
 
@@ -36,10 +36,41 @@ def test_a_dp_run_reports_epsilon_in_its_summary_and_bundle(tmp_path: Path, quie
     from ser_edge.bundle import load_bundle
 
     out = tmp_path / "global"
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "fl", "simulate", "--corpus", "emodb", "--data", str(EMODB),
-                        "--clients", "2", "--rounds", "2", "--local-epochs", "1", "--holdout", "15,16", "--out",
-                        str(out), "--json", "--dp", "client", "--dp-epsilon", "8", "--dp-clip", "1"],
-                       env=quiet_env, capture_output=True, text=True, timeout=900, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ser_edge",
+            "fl",
+            "simulate",
+            "--corpus",
+            "emodb",
+            "--data",
+            str(EMODB),
+            "--clients",
+            "2",
+            "--rounds",
+            "2",
+            "--local-epochs",
+            "1",
+            "--holdout",
+            "15,16",
+            "--out",
+            str(out),
+            "--json",
+            "--dp",
+            "client",
+            "--dp-epsilon",
+            "8",
+            "--dp-clip",
+            "1",
+        ],
+        env=quiet_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     dp = summary["privacy"]

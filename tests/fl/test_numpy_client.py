@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import speaker_csv
+
 from ser_edge.fl import numpy_mlp
 
-BLOCKER = '''
+BLOCKER = """
 import sys
 BLOCKED = ("tensorflow", "tf_keras", "keras")
 
@@ -27,9 +27,9 @@ class Blocker:
         return None
 
 sys.meta_path.insert(0, Blocker())
-'''
+"""
 
-CLIENT = '''
+CLIENT = """
 import json, sys, time
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict
@@ -56,7 +56,7 @@ for kind, content in (("query", RecordDict({"config": ConfigRecord({"kind": "sta
         out["update_norm"] = float(np.sqrt(sum(((a - b).astype(np.float64) ** 2).sum() for a, b in zip(new, weights))))
 out["modules"] = sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "tf_keras", "keras"})
 print(json.dumps(out))
-'''
+"""
 
 
 def test_client_app_runs_without_tensorflow(tmp_path: Path) -> None:
@@ -64,11 +64,13 @@ def test_client_app_runs_without_tensorflow(tmp_path: Path) -> None:
     (tmp_path / "site" / "sitecustomize.py").write_text(BLOCKER)
     clips = speaker_csv(tmp_path / "clips.csv", ["03"])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
-    blocked = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True,
-                             timeout=60, check=False)
+    blocked = subprocess.run(
+        [sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert blocked.returncode != 0 and "blocked on the device" in blocked.stderr  # the blocker works
-    r = subprocess.run([sys.executable, "-c", CLIENT, str(clips)], env=env, capture_output=True, text=True,
-                       timeout=300, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(clips)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["modules"] == []
@@ -92,8 +94,9 @@ def test_numpy_mlp_trains_as_tf_keras(problem: tuple[np.ndarray, np.ndarray, np.
     w0 = model.get_weights()
     assert np.abs(model.predict(x, verbose=0) - numpy_mlp.predict(w0, x)).max() < 1e-5
     # one full batch per epoch: no shuffling or dropout draws, so both must agree step for step
-    h = model.fit(x, np.eye(5, dtype=np.float32)[y], sample_weight=sw, epochs=3, batch_size=24, shuffle=False,
-                  verbose=0)
+    h = model.fit(
+        x, np.eye(5, dtype=np.float32)[y], sample_weight=sw, epochs=3, batch_size=24, shuffle=False, verbose=0
+    )
     quiet = numpy_mlp.MLPConfig(dropout=0.0, input_dropout=0.0, noise=0.0)
     w, metrics = numpy_mlp.fit(w0, x, y, sw, epochs=3, batch_size=24, seed=0, cfg=quiet)
     for a, b in zip(model.get_weights(), w):

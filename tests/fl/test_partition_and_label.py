@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EMODB
+
 from ser_edge.fl.task import partition
 
 
@@ -25,7 +25,7 @@ def emodb_clips() -> list:
 def test_speaker_partition_keeps_speakers_whole(emodb_clips: list) -> None:
     parts = [partition(emodb_clips, i, 4) for i in range(4)]
     speakers = [{c.speaker for c in p} for p in parts]
-    assert all(not (a & b) for i, a in enumerate(speakers) for b in speakers[i + 1:])
+    assert all(not (a & b) for i, a in enumerate(speakers) for b in speakers[i + 1 :])
     assert sum(map(len, parts)) == len(emodb_clips)
 
 
@@ -48,17 +48,24 @@ def _recordings(tmp_path: Path) -> Path:
     """Three recordings as ``ser-edge listen --record-dir`` leaves them (audio + event JSON)."""
     rec = tmp_path / "rec"
     rec.mkdir()
-    for name, src, guess in (("20260101T100000_000001Z-angry", "03a01Wa.wav", "angry"),
-                             ("20260101T100005_000001Z-sad", "03a01Fa.wav", "sad"),
-                             ("20260101T100009_000001Z-neutral", "03a01Nc.wav", "neutral")):
+    for name, src, guess in (
+        ("20260101T100000_000001Z-angry", "03a01Wa.wav", "angry"),
+        ("20260101T100005_000001Z-sad", "03a01Fa.wav", "sad"),
+        ("20260101T100009_000001Z-neutral", "03a01Nc.wav", "neutral"),
+    ):
         shutil.copy(EMODB / "wav" / src, rec / f"{name}.wav")
         (rec / f"{name}.json").write_text(json.dumps({"type": "utterance", "label": guess}))
     return rec
 
 
 def label(rec: Path, *args: str, answers: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ser_edge", "fl", "label", str(rec), *args], input=answers,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ser_edge", "fl", "label", str(rec), *args],
+        input=answers,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_label_recordings_interactively_into_a_csv_corpus(tmp_path: Path) -> None:
@@ -72,11 +79,18 @@ def test_label_recordings_interactively_into_a_csv_corpus(tmp_path: Path) -> Non
     assert json.loads(r.stdout.splitlines()[-1])["labelled"] == 2
     clips = load_corpus("csv", rec / "labels.csv")
     assert [(Path(c.path).name[:15], c.label, c.speaker) for c in clips] == [
-        ("20260101T100000", "angry", "me"), ("20260101T100005", "angry", "me")]
+        ("20260101T100000", "angry", "me"),
+        ("20260101T100005", "angry", "me"),
+    ]
     # again: the labelled files are skipped, "s" skips, end of input stops
     r = label(rec, "--speaker", "me", answers="s\n")
     assert json.loads(r.stdout.splitlines()[-1]) | {"node_config": ""} == {
-        "labelled": 0, "skipped": 1, "total": 1, "csv": str(rec / "labels.csv"), "node_config": ""}
+        "labelled": 0,
+        "skipped": 1,
+        "total": 1,
+        "csv": str(rec / "labels.csv"),
+        "node_config": "",
+    }
     r = label(rec, "--label", "calm", "--speaker", "me")
     assert json.loads(r.stdout.splitlines()[-1])["labelled"] == 1
     assert [c.label for c in load_corpus("csv", rec / "labels.csv")] == ["angry", "angry", "calm"]
@@ -90,8 +104,10 @@ def test_label_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_the_fl_commands_import_nothing_heavy() -> None:
-    code = ("import sys, ser_edge.fl.cli, ser_edge.fl; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'flwr', 'tensorflow', 'tf_keras', 'ray', 'numpy'}))")
+    code = (
+        "import sys, ser_edge.fl.cli, ser_edge.fl; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'flwr', 'tensorflow', 'tf_keras', 'ray', 'numpy'}))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import speaker_csv
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, Metadata, MetricRecord, RecordDict
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
 
-from conftest import speaker_csv
 from ser_edge.fl import client_app, task
 from ser_edge.fl.strategy import RejectInvalid
 
@@ -22,9 +22,17 @@ RUN = {"min-clips": 8, "local-epochs": 1}
 
 
 def instruction(content: RecordDict, message_type: str, node: int = 7) -> Message:
-    md = Metadata(run_id=1, message_id=f"m{node}{message_type}", src_node_id=1, dst_node_id=node,
-                  reply_to_message_id="", group_id="1", created_at=time.time(), ttl=3600.0,
-                  message_type=message_type)
+    md = Metadata(
+        run_id=1,
+        message_id=f"m{node}{message_type}",
+        src_node_id=1,
+        dst_node_id=node,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=3600.0,
+        message_type=message_type,
+    )
     return Message(content=content, metadata=md)
 
 
@@ -66,9 +74,15 @@ def _assert_only_arrays_and_scalars(reply: Message, clips: int) -> None:
 def test_train_reply_is_the_weights_and_scalar_metrics(device_csv: Path, global_model: Any) -> None:
     weights, cfg = global_model
     clips = task.client_clips({"corpus": "csv", "data": str(device_csv)}, cfg)
-    msg = instruction(RecordDict({"arrays": ArrayRecord(weights),
-                                  "config": ConfigRecord({"local-epochs": 1, "server-round": 1, **_norm_config(cfg)})}),
-                      "train")
+    msg = instruction(
+        RecordDict(
+            {
+                "arrays": ArrayRecord(weights),
+                "config": ConfigRecord({"local-epochs": 1, "server-round": 1, **_norm_config(cfg)}),
+            }
+        ),
+        "train",
+    )
     reply = client_app.app(msg, context({"corpus": "csv", "data": str(device_csv)}))
     _assert_only_arrays_and_scalars(reply, len(clips))
     (arrays,) = reply.content.array_records.values()
@@ -82,16 +96,24 @@ def test_evaluate_and_stats_replies_hold_no_clip(device_csv: Path, global_model:
     weights, cfg = global_model
     node = {"corpus": "csv", "data": str(device_csv)}
     n = len(task.client_clips(node, cfg))
-    ev = client_app.app(instruction(RecordDict({"arrays": ArrayRecord(weights),
-                                                "config": ConfigRecord(_norm_config(cfg))}), "evaluate"), context(node))
+    ev = client_app.app(
+        instruction(
+            RecordDict({"arrays": ArrayRecord(weights), "config": ConfigRecord(_norm_config(cfg))}), "evaluate"
+        ),
+        context(node),
+    )
     _assert_only_arrays_and_scalars(ev, n)
     assert len(ev.content.array_records) == 0
     st = client_app.app(instruction(RecordDict({"config": ConfigRecord({"kind": "stats"})}), "query"), context(node))
     _assert_only_arrays_and_scalars(st, n)
     (arrays,) = st.content.array_records.values()
     d, p = task.input_config(cfg).n_frame_features, task.input_config(cfg).input_shape[0]
-    assert {k: a.shape for k, a in arrays.items()} == {"frame-mean": (d,), "frame-m2": (d,), "input-mean": (p,),
-                                                       "input-m2": (p,)}
+    assert {k: a.shape for k, a in arrays.items()} == {
+        "frame-mean": (d,),
+        "frame-m2": (d,),
+        "input-mean": (p,),
+        "input-m2": (p,),
+    }
 
 
 def test_a_client_with_too_few_clips_declines(tmp_path: Path, global_model: Any) -> None:
@@ -115,8 +137,9 @@ def test_unreadable_client_data_declines_without_revealing_paths(tmp_path: Path,
 # -- the server -----------------------------------------------------------------------------------
 def _reply(to: Message, arrays: list[np.ndarray] | dict[str, np.ndarray], n: Any = 10) -> Message:
     record = ArrayRecord({k: Array(v) for k, v in arrays.items()}) if isinstance(arrays, dict) else ArrayRecord(arrays)
-    return Message(RecordDict({"arrays": record, "metrics": MetricRecord({"num-examples": n, "train-loss": 1.0})}),
-                   reply_to=to)
+    return Message(
+        RecordDict({"arrays": record, "metrics": MetricRecord({"num-examples": n, "train-loss": 1.0})}), reply_to=to
+    )
 
 
 @pytest.fixture(autouse=False)
@@ -147,9 +170,20 @@ def test_server_rejects_nan_inf_and_mismatched_updates(server_identity: None) ->
     shape = [np.ones((3, 2), np.float32), np.ones(3, np.float32)]
     dtype = [np.ones((2, 3), np.float64), np.ones(3, np.float32)]
     keys = {"w": np.ones((2, 3), np.float32), "b": np.ones(3, np.float32)}
-    _, (arrays, metrics) = _train_round(strategy, lambda m: [
-        _reply(m, good, 10), _reply(m, good3, 30), _reply(m, nan), _reply(m, inf), _reply(m, shape), _reply(m, dtype),
-        _reply(m, keys), _reply(m, good, -1), _reply(m, good, float("nan"))])
+    _, (arrays, metrics) = _train_round(
+        strategy,
+        lambda m: [
+            _reply(m, good, 10),
+            _reply(m, good3, 30),
+            _reply(m, nan),
+            _reply(m, inf),
+            _reply(m, shape),
+            _reply(m, dtype),
+            _reply(m, keys),
+            _reply(m, good, -1),
+            _reply(m, good, float("nan")),
+        ],
+    )
     w, b = arrays.to_numpy_ndarrays()
     assert np.allclose(w, 2.5) and np.allclose(b, 2.5)  # (10 * 1 + 30 * 3) / 40: only the sound replies
     assert metrics["train-loss"] == pytest.approx(1.0)
@@ -160,14 +194,15 @@ def test_server_rejects_nan_inf_and_mismatched_updates(server_identity: None) ->
 
 
 def test_rejection_comes_before_dp_clipping(server_identity: None) -> None:
-    dp = DifferentialPrivacyServerSideFixedClipping(FedAvg(min_available_nodes=1, min_train_nodes=1),
-                                                    noise_multiplier=0.0, clipping_norm=1.0, num_sampled_clients=2)
+    dp = DifferentialPrivacyServerSideFixedClipping(
+        FedAvg(min_available_nodes=1, min_train_nodes=1), noise_multiplier=0.0, clipping_norm=1.0, num_sampled_clients=2
+    )
     strategy = RejectInvalid(dp)
     big = [np.full((2, 3), 10.0, np.float32), np.full(3, 10.0, np.float32)]
     shape = [np.ones((5,), np.float32), np.ones(3, np.float32)]  # would break the clipping
     _, (arrays, _) = _train_round(strategy, lambda m: [_reply(m, big), _reply(m, shape)])
     w, b = arrays.to_numpy_ndarrays()
-    norm = float(np.sqrt((w ** 2).sum() + (b ** 2).sum()))
+    norm = float(np.sqrt((w**2).sum() + (b**2).sum()))
     assert norm == pytest.approx(1.0, rel=1e-5)  # the sound update, clipped to the DP norm
     assert len(strategy.rejected[1]) == 1
 

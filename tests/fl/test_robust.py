@@ -52,13 +52,28 @@ def _round(kind: str, strategy: RejectInvalid) -> tuple[list[np.ndarray], list[n
             honest.append((new, n))
 
         def train(m: Message, ctx: Context, new: Any = new, n: int = n) -> Message:
-            return Message(RecordDict({"arrays": ArrayRecord(new), "metrics": MetricRecord({"num-examples": n})}),
-                           reply_to=m)
+            return Message(
+                RecordDict({"arrays": ArrayRecord(new), "metrics": MetricRecord({"num-examples": n})}), reply_to=m
+            )
 
-        ctx = Context(run_id=1, node_id=msg.metadata.dst_node_id, node_config={"partition-id": i}, state=RecordDict(),
-                      run_config={})
-        md = Metadata(run_id=1, message_id=f"m{i}", src_node_id=1, dst_node_id=msg.metadata.dst_node_id,
-                      reply_to_message_id="", group_id="1", created_at=time.time(), ttl=3600.0, message_type="train")
+        ctx = Context(
+            run_id=1,
+            node_id=msg.metadata.dst_node_id,
+            node_config={"partition-id": i},
+            state=RecordDict(),
+            run_config={},
+        )
+        md = Metadata(
+            run_id=1,
+            message_id=f"m{i}",
+            src_node_id=1,
+            dst_node_id=msg.metadata.dst_node_id,
+            reply_to_message_id="",
+            group_id="1",
+            created_at=time.time(),
+            ttl=3600.0,
+            message_type="train",
+        )
         incoming = Message(content=msg.content, metadata=md)
         replies.append(mod(incoming, ctx, train) if mod else train(incoming, ctx))
     strategy.sent = [r.content["arrays"].to_numpy_ndarrays() for r in replies]  # type: ignore[attr-defined]
@@ -71,8 +86,7 @@ def _round(kind: str, strategy: RejectInvalid) -> tuple[list[np.ndarray], list[n
 
 @pytest.mark.parametrize("kind", ["none", *ATTACKS])
 def test_one_malicious_client_of_8_cannot_take_over(kind: str, server_identity: None) -> None:
-    strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8), max_update_norm=100.0,
-                             max_examples=1000)
+    strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8), max_update_norm=100.0, max_examples=1000)
     current, honest_mean, agg = _round(kind, strategy)
     honest_norm = robust.update_norm(honest_mean, current)
     # the aggregate stays within a third of the honest clients' mean update of it: one reply of 8,
@@ -86,14 +100,20 @@ def test_one_malicious_client_of_8_cannot_take_over(kind: str, server_identity: 
     elif kind != "none":
         assert strategy.bounded[1] >= 1  # clipped or capped, not averaged as sent
     else:
-        assert strategy.rejected == {} and robust.update_norm(agg, honest_mean) < 0.02 * honest_norm  # only the largest honest updates clipped to the median
+        assert (
+            strategy.rejected == {} and robust.update_norm(agg, honest_mean) < 0.02 * honest_norm
+        )  # only the largest honest updates clipped to the median
 
 
 def test_without_the_bounds_each_attack_takes_over(server_identity: None) -> None:
     """What the bounds prevent: the same replies through plain FedAvg (today's screening only)."""
     for kind in ("scale", "flip", "examples", "examples-1e308"):
-        strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8), relative_norm=np.inf,
-                                 relative_weight=np.inf, reject_factor=np.inf)
+        strategy = RejectInvalid(
+            FedAvg(min_available_nodes=8, min_train_nodes=8),
+            relative_norm=np.inf,
+            relative_weight=np.inf,
+            reject_factor=np.inf,
+        )
         current, honest_mean, agg = _round(kind, strategy)
         honest = robust.update_norm(honest_mean, current)
         attacker = strategy.sent[0]  # type: ignore[attr-defined]
@@ -135,9 +155,15 @@ def test_clip_update_bounds_any_update() -> None:
 def test_statistics_with_impossible_counts_or_m2_are_refused() -> None:
     good = {"frame-mean": np.zeros(3), "frame-m2": np.ones(3), "input-mean": np.zeros(5), "input-m2": np.ones(5)}
     assert robust.check_stats(40, 9000, good, 1000) is None
-    for count, frames, why in ((-5, 9000, "num-examples"), (0, 9000, "num-examples"), (1e12, 9000, "num-examples"),
-                               (float("nan"), 9000, "num-examples"), (40, -1, "frames"), (40, 1e15, "frames"),
-                               (40, float("inf"), "frames")):
+    for count, frames, why in (
+        (-5, 9000, "num-examples"),
+        (0, 9000, "num-examples"),
+        (1e12, 9000, "num-examples"),
+        (float("nan"), 9000, "num-examples"),
+        (40, -1, "frames"),
+        (40, 1e15, "frames"),
+        (40, float("inf"), "frames"),
+    ):
         assert why in str(robust.check_stats(count, frames, good, 1000)), (count, frames)
     assert "negative" in str(robust.check_stats(40, 9000, {**good, "input-m2": -np.ones(5)}, 1000))
     assert "negative" in str(robust.check_stats(40, 9000, {**good, "frame-m2": np.array([1.0, -1e-3, 1.0])}, 1000))
@@ -148,8 +174,13 @@ def test_robust_settings_are_checked() -> None:
     from ser_edge.fl import task
 
     assert task.settings({})["median-bounds"] == "on" and task.settings({})["max-update-norm"] == 100.0
-    for key, value in (("median-bounds", "maybe"), ("max-update-norm", 0.0), ("max-examples", 0),
-                       ("max-update-norm", float("inf")), ("secagg", "yes")):
+    for key, value in (
+        ("median-bounds", "maybe"),
+        ("max-update-norm", 0.0),
+        ("max-examples", 0),
+        ("max-update-norm", float("inf")),
+        ("secagg", "yes"),
+    ):
         with pytest.raises(ValueError, match=key):
             task.settings({key: value})
     with pytest.raises(ValueError, match="secagg=on works with dp=off only"):

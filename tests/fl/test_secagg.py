@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from conftest import EMODB
+
 from ser_edge.fl import robust
 
 # One round: from the second on, the two runs start from models that differ by float rounding,
@@ -22,7 +22,7 @@ from ser_edge.fl import robust
 # but noise, which Adam turns into steps of about lr)
 ROUNDS = 1
 
-SPY = '''
+SPY = """
 import json, sys
 import numpy as np
 from flwr.common import bytes_to_ndarray
@@ -62,14 +62,20 @@ np.savez(out + "/globals.npz", **{f"{r}_{w}_{i}": a for r, pair in enumerate(glo
                                    for i, a in enumerate(arrays)})
 print(json.dumps({**seen, "rounds": len(globals_), "uar": summary["uar"], "secagg": summary["secagg"],
                   "seconds_per_round": summary["seconds_per_round"]}))
-'''
+"""
 
 
 def _run(tmp_path: Path, env: dict[str, str], mode: str) -> tuple[dict, list[tuple[list, list]]]:
     out = tmp_path / mode
     out.mkdir()
-    r = subprocess.run([sys.executable, "-c", SPY, mode, str(out), str(EMODB), str(ROUNDS)], env=env,
-                       capture_output=True, text=True, timeout=900, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", SPY, mode, str(out), str(EMODB), str(ROUNDS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     seen = json.loads(r.stdout.strip().splitlines()[-1])
     z = np.load(out / "globals.npz")

@@ -12,8 +12,13 @@ from conftest import EMODB
 
 
 def simulate(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ser_edge", "fl", "simulate", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ser_edge", "fl", "simulate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_speakers_as_clients_with_held_out_speakers(tmp_path: Path, quiet_env: dict[str, str]) -> None:
@@ -22,8 +27,24 @@ def test_speakers_as_clients_with_held_out_speakers(tmp_path: Path, quiet_env: d
     from ser_edge.training.corpora import load_corpus
 
     out = tmp_path / "global"
-    r = simulate(quiet_env, "--corpus", "emodb", "--data", str(EMODB), "--clients", "3", "--rounds", "2",
-                 "--local-epochs", "1", "--holdout", "15,16", "--out", str(out), "--json")
+    r = simulate(
+        quiet_env,
+        "--corpus",
+        "emodb",
+        "--data",
+        str(EMODB),
+        "--clients",
+        "3",
+        "--rounds",
+        "2",
+        "--local-epochs",
+        "1",
+        "--holdout",
+        "15,16",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["rounds"] == 2 and summary["clients"] == 3 and summary["stats_clients"] == 3
@@ -31,7 +52,11 @@ def test_speakers_as_clients_with_held_out_speakers(tmp_path: Path, quiet_env: d
     clips = load_corpus("emodb", EMODB)
     assert summary["eval_clips"] == sum(c.speaker in ("15", "16") for c in clips)
     assert summary["holdout"] == ["15", "16"] and summary["rejected"] == {}
-    assert sorted(summary["history"]["held_out"]) == ["0", "1", "2"] and sorted(summary["rss_mb_by_round"]) == ["0", "1", "2"]
+    assert sorted(summary["history"]["held_out"]) == ["0", "1", "2"] and sorted(summary["rss_mb_by_round"]) == [
+        "0",
+        "1",
+        "2",
+    ]
     roles = summary["rss_mb_by_role"]["2"]  # the client actors are Ray workers, apart from the driver
     assert set(roles) == {"driver", "workers", "ray"} and min(roles.values()) > 0
     assert abs(sum(roles.values()) - summary["rss_mb_by_round"]["2"]) < 1.0
@@ -53,7 +78,10 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path, quiet_env: dict[str, str
         (["--corpus", "emodb", "--data", str(EMODB), "--clients", "2", "--holdout", "99"], "not in the corpus"),
         (["--corpus", "emodb", "--data", str(EMODB), "--clients", "0"], "must be >= 1"),
         (["--corpus", "nope", "--data", str(EMODB), "--clients", "2"], "unknown corpus"),
-        (["--corpus", "emodb", "--data", str(EMODB), "--clients", "2", "--model", "knn"], "cannot be trained by FedAvg"),
+        (
+            ["--corpus", "emodb", "--data", str(EMODB), "--clients", "2", "--model", "knn"],
+            "cannot be trained by FedAvg",
+        ),
     ]
     for args, message in cases:
         r = simulate(quiet_env, *args, timeout=60)

@@ -1,4 +1,5 @@
 """Helpers for the listen tests: real speech, the daemon as a subprocess, mosquitto, PulseAudio."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +35,7 @@ def speech_bounds(y: np.ndarray, sr: int = SR) -> tuple[int, int]:
     """First and last sample louder than -40 dBFS (10 ms frames): where speech is."""
     hop = sr // 100
     frames = y[: len(y) // hop * hop].reshape(-1, hop)
-    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(1)) > 10 ** (-40 / 20))
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(1)) > 10 ** (-40 / 20))
     return int(loud[0] * hop), int((loud[-1] + 1) * hop)
 
 
@@ -64,19 +66,33 @@ def listen_cmd(*args: str) -> list[str]:
 class Daemon:
     """``ser-edge listen`` as a subprocess; stdout events and stderr logs collected by threads."""
 
-    def __init__(self, args: list[str], *, stdin: bool = False, env: Optional[dict[str, str]] = None,
-                 cwd: Optional[Path] = None, python: Optional[list[str]] = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        stdin: bool = False,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        python: list[str] | None = None,
+    ) -> None:
         cmd = listen_cmd(*args)
         if python is not None:  # e.g. [sys.executable, wrapper.py]: a wrapper that execs the rest
             cmd = python + cmd[1:]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})}, cwd=cwd)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
         self.events: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
         self.raw_err: list[str] = []
-        self._threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.events), daemon=True),
-                         threading.Thread(target=self._read, args=(self.proc.stderr, self.logs), daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.events), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.logs), daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
@@ -104,7 +120,9 @@ class Daemon:
                 got = what()
                 if got:
                     return got
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) before {message}: {self.logs} {self.raw_err}")
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}) before {message}: {self.logs} {self.raw_err}"
+                )
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {message}; events={self.events} logs={self.logs} {self.raw_err}")
 
@@ -150,13 +168,15 @@ class Broker:
         self.port, self.workdir = port, workdir
         self.conf = workdir / "mosquitto.conf"
         # persistence keeps a subscriber's session (and its queued QoS 1 messages) over a restart
-        self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             f"persistence_location {workdir}/\n")
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {workdir}/\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Broker":
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, cwd=self.workdir)
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
+        )
         end = time.monotonic() + 10
         while time.monotonic() < end:
             try:
@@ -181,8 +201,9 @@ class Subscriber:
 
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}-{persistent}",
-                                  clean_session=not persistent)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}-{persistent}", clean_session=not persistent
+        )
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, u, f, r, p=None: c.subscribe("#", qos=1)
         self.client.on_message = self._on_message
@@ -207,16 +228,30 @@ class Pulse:
 
     def __init__(self, runtime: Path) -> None:
         self.runtime = runtime
-        self.env = {"XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime), "PULSE_SOURCE": "virt_mic_sink.monitor",
-                    "PULSE_SINK": "virt_mic_sink"}
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.env = {
+            "XDG_RUNTIME_DIR": str(runtime),
+            "HOME": str(runtime),
+            "PULSE_SOURCE": "virt_mic_sink.monitor",
+            "PULSE_SINK": "virt_mic_sink",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Pulse":
+    def start(self) -> Pulse:
         # in the foreground (no -D): works as root too, where pulseaudio only warns
         self.proc = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
-             "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=virt_mic_sink"],
-            env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "pulseaudio",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "-n",
+                "--use-pid-file=no",
+                "--load=module-native-protocol-unix",
+                "--load=module-null-sink sink_name=virt_mic_sink",
+            ],
+            env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         end = time.monotonic() + 15
         while time.monotonic() < end:
             if subprocess.run(["pactl", "info"], env={**os.environ, **self.env}, capture_output=True).returncode == 0:

@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from _listen_support import SR, Broker, Daemon, Pulse, bundle_path, espeak, free_port, speech_bounds
-
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +20,7 @@ def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("xdg-state")
     os.environ["XDG_STATE_HOME"] = str(d)
     return d
+
 
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
@@ -52,8 +51,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     parts[-1] = np.zeros(SR, np.float32)
     conv = np.concatenate(parts)
     sf.write(d / "conversation.wav", conv, SR, subtype="PCM_16")
-    return {"one": one, "two": two, "conversation": d / "conversation.wav", "audio": conv, "truth": truth,
-            "dir": d}
+    return {"one": one, "two": two, "conversation": d / "conversation.wav", "audio": conv, "truth": truth, "dir": d}
 
 
 @pytest.fixture

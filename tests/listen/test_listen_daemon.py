@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-
 from _listen_support import SR, listen_cmd, speech_bounds
+
 from ser_edge.audio import load, resample
 from ser_edge.bundle import load_bundle, save_bundle
 
@@ -27,8 +27,9 @@ def events_of(out: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def check_utterances(events: list[dict[str, Any]], truth: list[tuple[int, int]], labels: tuple[str, ...],
-                     model_id: str) -> None:
+def check_utterances(
+    events: list[dict[str, Any]], truth: list[tuple[int, int]], labels: tuple[str, ...], model_id: str
+) -> None:
     utts = [e for e in events if e["type"] == "utterance"]
     assert len(utts) == len(truth), utts
     for e, (a, b) in zip(utts, truth):
@@ -51,8 +52,17 @@ def test_file_source_gives_one_event_per_utterance(speech: dict, bundle_dir: Pat
 
 
 def test_window_events_and_their_smoothing(speech: dict, bundle_dir: Path) -> None:
-    r = run_listen("--source", str(speech["conversation"]), "--model", str(bundle_dir), "--window-events",
-                   "--window", "1.0", "--hop", "0.5")
+    r = run_listen(
+        "--source",
+        str(speech["conversation"]),
+        "--model",
+        str(bundle_dir),
+        "--window-events",
+        "--window",
+        "1.0",
+        "--hop",
+        "0.5",
+    )
     assert r.returncode == 0, r.stderr
     events = events_of(r.stdout)
     utts = [e for e in events if e["type"] == "utterance"]
@@ -73,8 +83,12 @@ def test_stdin_raw_pcm_at_another_rate_and_channels(speech: dict, bundle_dir: Pa
     b = load_bundle(bundle_dir)
     y = resample(speech["audio"], orig_sr=SR, target_sr=48000)
     raw = (np.clip(np.stack([y, y], 1), -1, 1) * 32767).astype("<i2").tobytes()
-    r = subprocess.run(listen_cmd("--source", "-", "--rate", "48000", "--channels", "2", "--model", str(bundle_dir)),
-                       input=raw, capture_output=True, timeout=60)
+    r = subprocess.run(
+        listen_cmd("--source", "-", "--rate", "48000", "--channels", "2", "--model", str(bundle_dir)),
+        input=raw,
+        capture_output=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     check_utterances(events_of(r.stdout.decode()), speech["truth"], b.labels, b.model_id)
 
@@ -112,9 +126,17 @@ def _speak(d: Any, y: np.ndarray) -> None:
 
 def test_sighup_reloads_configuration_and_model(speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any) -> None:
     src = load_bundle(bundle_dir)
-    other = save_bundle(tmp_path / "other", tflite=src.model_path.read_bytes(), name="reloaded", labels=src.labels,
-                        input=src.input, normalization=src.normalization, quantization=src.quantization,
-                        training=src.training, metrics=src.metrics)
+    other = save_bundle(
+        tmp_path / "other",
+        tflite=src.model_path.read_bytes(),
+        name="reloaded",
+        labels=src.labels,
+        input=src.input,
+        normalization=src.normalization,
+        quantization=src.quantization,
+        training=src.training,
+        metrics=src.metrics,
+    )
     conf = tmp_path / "listen.toml"
     conf.write_text(f'model = "{bundle_dir}"\n[source]\nkind = "-"\n')
     d = daemons("--config", str(conf), stdin=True)
@@ -122,32 +144,46 @@ def test_sighup_reloads_configuration_and_model(speech: dict, bundle_dir: Path, 
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 1, message="first event")
     assert d.utterances()[0]["model_id"] == src.model_id and not [e for e in d.events if e["type"] == "window"]
-    conf.write_text(f'model = "{other.path}"\n[source]\nkind = "-"\n[windows]\nevents = true\nwindow = 1.0\nhop = 0.5\n')
+    conf.write_text(
+        f'model = "{other.path}"\n[source]\nkind = "-"\n[windows]\nevents = true\nwindow = 1.0\nhop = 0.5\n'
+    )
     d.proc.send_signal(signal.SIGHUP)
     d.wait_for(lambda: d.log("configuration reloaded"), message="reload")
     # the new model is checked in a child process while the daemon listens, then swapped in
-    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == other.model_id], timeout=90,
-               message="swap")
+    d.wait_for(
+        lambda: [x for x in d.log("model loaded") if x["model_id"] == other.model_id], timeout=90, message="swap"
+    )
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
     assert d.utterances()[1]["model_id"] == other.model_id
     assert [e for e in d.events if e["type"] == "window"]
     conf.write_text("[gate]\nhangover = 'x'\n")  # a bad file on reload: keep running as before
     d.proc.send_signal(signal.SIGHUP)
-    d.wait_for(lambda: [x for x in d.logs if x.get("msg", "").startswith("configuration reload failed")],
-               message="refused reload")
+    d.wait_for(
+        lambda: [x for x in d.logs if x.get("msg", "").startswith("configuration reload failed")],
+        message="refused reload",
+    )
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 3, message="third event")
     assert d.utterances()[2]["model_id"] == other.model_id
     assert d.stop() == 0
 
 
-def test_new_model_file_is_hot_swapped_and_a_corrupt_one_refused(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                                daemons: Any) -> None:
+def test_new_model_file_is_hot_swapped_and_a_corrupt_one_refused(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     src = load_bundle(bundle_dir)
-    live = save_bundle(tmp_path / "model", tflite=src.model_path.read_bytes(), name=src.name, labels=src.labels,
-                       input=src.input, normalization=src.normalization, quantization=src.quantization,
-                       training=src.training, metrics=src.metrics)
+    live = save_bundle(
+        tmp_path / "model",
+        tflite=src.model_path.read_bytes(),
+        name=src.name,
+        labels=src.labels,
+        input=src.input,
+        normalization=src.normalization,
+        quantization=src.quantization,
+        training=src.training,
+        metrics=src.metrics,
+    )
     conf = tmp_path / "listen.toml"
     conf.write_text(f'model = "{live.path}"\n[source]\nkind = "-"\n[watch]\ninterval = 0.2\n')
     d = daemons("--config", str(conf), stdin=True)
@@ -156,11 +192,20 @@ def test_new_model_file_is_hot_swapped_and_a_corrupt_one_refused(speech: dict, b
     d.wait_for(lambda: len(d.utterances()) == 1, message="first event")
     assert d.utterances()[0]["model_id"] == live.model_id
 
-    swapped = save_bundle(live.path, tflite=src.model_path.read_bytes(), name="swapped", labels=src.labels,
-                          input=src.input, normalization=src.normalization, quantization=src.quantization,
-                          training=src.training, metrics=src.metrics)
-    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id], timeout=90,
-               message="swap")
+    swapped = save_bundle(
+        live.path,
+        tflite=src.model_path.read_bytes(),
+        name="swapped",
+        labels=src.labels,
+        input=src.input,
+        normalization=src.normalization,
+        quantization=src.quantization,
+        training=src.training,
+        metrics=src.metrics,
+    )
+    d.wait_for(
+        lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id], timeout=90, message="swap"
+    )
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
     assert d.utterances()[1]["model_id"] == swapped.model_id
@@ -168,8 +213,9 @@ def test_new_model_file_is_hot_swapped_and_a_corrupt_one_refused(speech: dict, b
     (live.path / "model.tflite").write_bytes(b"TFL3" + os.urandom(5000))  # corrupt: refused
     d.wait_for(lambda: d.log("model refused; keeping the running model"), timeout=90, message="refusal")
     (live.path / "bundle.json").write_text("{ not json")
-    d.wait_for(lambda: len(d.log("model refused; keeping the running model")) >= 2, timeout=90,
-               message="second refusal")
+    d.wait_for(
+        lambda: len(d.log("model refused; keeping the running model")) >= 2, timeout=90, message="second refusal"
+    )
     _speak(d, y)
     d.wait_for(lambda: len(d.utterances()) == 3, message="third event")
     assert d.utterances()[2]["model_id"] == swapped.model_id
@@ -186,8 +232,9 @@ def test_audio_is_written_only_with_record_dir(speech: dict, bundle_dir: Path, t
     assert [list(p.iterdir()) for p in (home, work, tmp)] == [[], [], []]
 
     rec = tmp_path / "rec"
-    r = run_listen("--source", str(speech["conversation"]), "--model", str(bundle_dir), "--record-dir", str(rec),
-                   cwd=work, env=env)
+    r = run_listen(
+        "--source", str(speech["conversation"]), "--model", str(bundle_dir), "--record-dir", str(rec), cwd=work, env=env
+    )
     assert r.returncode == 0, r.stderr
     events = [e for e in events_of(r.stdout) if e["type"] == "utterance"]
     wavs = sorted(rec.glob("*.wav"))

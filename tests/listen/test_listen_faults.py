@@ -8,13 +8,14 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soundfile as sf
-
 from _listen_support import SR, speech_bounds
+
 from ser_edge.audio import load
 from ser_edge.bundle import content_sha256, load_bundle, save_bundle
 from ser_edge.inputs import InputConfig
@@ -31,9 +32,16 @@ def _sentence(path: Path, pad: float = 0.5) -> np.ndarray:
 
 
 def _copy(src: Any, out: Path, **changes: Any) -> Any:
-    kw = dict(tflite=src.model_path.read_bytes(), name=src.name, labels=src.labels, input=src.input,
-              normalization=src.normalization, quantization=src.quantization, training=src.training,
-              metrics=src.metrics)
+    kw = dict(
+        tflite=src.model_path.read_bytes(),
+        name=src.name,
+        labels=src.labels,
+        input=src.input,
+        normalization=src.normalization,
+        quantization=src.quantization,
+        training=src.training,
+        metrics=src.metrics,
+    )
     kw.update(changes)
     return save_bundle(out, **kw)
 
@@ -78,6 +86,7 @@ def _features(**kw: Any) -> Callable[[dict[str, Any]], None]:
         for key, top in (("n_fft", "n_fft"), ("hop_length", "hop_length"), ("sr", "sample_rate")):
             if key in kw:
                 m[top] = kw[key]
+
     return change
 
 
@@ -92,6 +101,7 @@ def _bad_bundles(good: Path) -> list[tuple[str, Callable[[Path], None], str]]:
             if new_model is not None:
                 m["sha256"] = _sha(new_model)
             _write(d, m, new_model if new_model is not None else model)
+
         return write
 
     def sparse(name: str) -> Callable[[Path], None]:
@@ -99,6 +109,7 @@ def _bad_bundles(good: Path) -> list[tuple[str, Callable[[Path], None], str]]:
             _write(d, _meta(good), model)
             with open(d / name, "r+b") as f:
                 f.truncate(1 << 30)  # 1 GiB (sparse): refused by its size, never read
+
         return write
 
     def fifo(d: Path) -> None:
@@ -120,9 +131,9 @@ def _bad_bundles(good: Path) -> list[tuple[str, Callable[[Path], None], str]]:
         ("missing normalization", edited(lambda m: m.pop("normalization")), "normalization"),
         ("missing model", lambda d: _write(d, _meta(good)), "model.tflite"),
         ("labels not the model's outputs", edited(lambda m: m.update(labels=m["labels"][:3])), ""),
-        ("n_fft 2**40", edited(_features(n_fft=2 ** 40)), ""),
-        ("n_fft 2**63", edited(_features(n_fft=2 ** 63)), ""),
-        ("n_mels 2**40", edited(_features(n_mels=2 ** 40)), ""),
+        ("n_fft 2**40", edited(_features(n_fft=2**40)), ""),
+        ("n_fft 2**63", edited(_features(n_fft=2**63)), ""),
+        ("n_mels 2**40", edited(_features(n_mels=2**40)), ""),
         ("hop_length 0", edited(_features(hop_length=0)), ""),
         ("sr 1 Hz", edited(_features(sr=1, fmax=0.5)), ""),
         ("wrong sha256", edited(lambda m: m.update(sha256="0" * 64)), "sha256"),
@@ -135,8 +146,9 @@ def _bad_bundles(good: Path) -> list[tuple[str, Callable[[Path], None], str]]:
     ]
 
 
-def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                                  daemons: Any) -> None:
+def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     src = load_bundle(bundle_dir)
     good = _copy(src, tmp_path / "good")
     live = tmp_path / "live"
@@ -153,19 +165,21 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
         target = tmp_path / f"bad{i}"
         write(target)
         _point(live, target)
-        refusals = d.wait_for(lambda: len(d.log(REFUSED)) == i + 1 and d.log(REFUSED), timeout=90,
-                              message=f"refusal of {kind}")
+        refusals = d.wait_for(
+            lambda i=i: len(d.log(REFUSED)) == i + 1 and d.log(REFUSED), timeout=90, message=f"refusal of {kind}"
+        )
         assert fragment in refusals[-1]["error"], (kind, refusals[-1])
         assert refusals[-1]["model_id"] == good.model_id
         d.write(y)  # and it keeps listening with the old model
-        events = d.wait_for(lambda: len(d.utterances()) == i + 1 and d.utterances(), message=f"event after {kind}")
+        events = d.wait_for(lambda i=i: len(d.utterances()) == i + 1 and d.utterances(), message=f"event after {kind}")
         assert events[-1]["model_id"] == good.model_id, kind
     assert not d.log("model loaded")
 
     recovered = _copy(src, tmp_path / "recovered", name="recovered")  # and a good one is still taken
     _point(live, recovered.path)
-    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == recovered.model_id], timeout=90,
-               message="swap")
+    d.wait_for(
+        lambda: [x for x in d.log("model loaded") if x["model_id"] == recovered.model_id], timeout=90, message="swap"
+    )
     d.write(y)
     d.wait_for(lambda: len(d.utterances()) == len(kinds) + 1, message="event with the new model")
     assert d.utterances()[-1]["model_id"] == recovered.model_id
@@ -175,8 +189,9 @@ def test_bad_bundles_in_the_watched_folder_never_kill_the_daemon(speech: dict, b
     assert list(tmp.iterdir()) == []  # every snapshot removed
 
 
-def test_a_bad_bundle_found_at_start_falls_back_to_the_last_good_one(speech: dict, bundle_dir: Path,
-                                                                     tmp_path: Path, daemons: Any) -> None:
+def test_a_bad_bundle_found_at_start_falls_back_to_the_last_good_one(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     """With a state folder (systemd's StateDirectory=) the bundle that last ran is kept; a bad
     bundle left in the folder (refused while running) is refused again at the next start, which
     runs the kept one instead of dying in a restart loop."""
@@ -214,8 +229,9 @@ def test_a_bad_bundle_found_at_start_falls_back_to_the_last_good_one(speech: dic
     assert sorted(p.name for p in state.iterdir() if p.name != "adapter.json") == ["last-good-model"]
 
 
-def test_a_change_of_bundle_json_alone_is_swapped_in(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                      daemons: Any) -> None:
+def test_a_change_of_bundle_json_alone_is_swapped_in(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     src = load_bundle(bundle_dir)
     live = _copy(src, tmp_path / "model")
     conf = tmp_path / "listen.toml"
@@ -236,8 +252,9 @@ def test_a_change_of_bundle_json_alone_is_swapped_in(speech: dict, bundle_dir: P
     assert d.stop() == 0
 
 
-def test_a_model_at_another_rate_continues_a_file_where_it_was(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                               daemons: Any) -> None:
+def test_a_model_at_another_rate_continues_a_file_where_it_was(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     src = load_bundle(bundle_dir)
     live = tmp_path / "live"
     live.symlink_to(_copy(src, tmp_path / "m16").path)
@@ -266,8 +283,9 @@ def test_a_model_at_another_rate_continues_a_file_where_it_was(speech: dict, bun
     assert abs(utts[1]["end"] - len(y) / SR + (len(audio) - b2) / SR) <= 0.15
 
 
-def test_sighup_neither_cuts_the_open_utterance_nor_restarts_the_clock(speech: dict, bundle_dir: Path,
-                                                                        tmp_path: Path, daemons: Any) -> None:
+def test_sighup_neither_cuts_the_open_utterance_nor_restarts_the_clock(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     conf = tmp_path / "listen.toml"
     conf.write_text(f'model = "{bundle_dir}"\n[source]\nkind = "-"\n')
     d = daemons("--config", str(conf), stdin=True)
@@ -290,8 +308,7 @@ def test_sighup_neither_cuts_the_open_utterance_nor_restarts_the_clock(speech: d
     assert d.stop() == 0
 
 
-def test_nan_inf_and_huge_float_samples_on_stdin_are_one_log_line(speech: dict, bundle_dir: Path,
-                                                                  daemons: Any) -> None:
+def test_nan_inf_and_huge_float_samples_on_stdin_are_one_log_line(speech: dict, bundle_dir: Path, daemons: Any) -> None:
     y = _sentence(speech["one"])
     x = np.stack([y, y], 1).astype("<f4")  # 2 channels, interleaved
     nonfinite = [(100, 0, np.nan), (200, 1, np.inf), (SR + 300, 0, -np.inf), (len(x) // 2, 1, np.nan)]
@@ -340,7 +357,7 @@ def test_split_long_utterances_do_not_overlap(speech: dict, bundle_dir: Path) ->
         assert b["start"] >= a["end"]
 
 
-EXTREMES: list[Any] = [0, -1, 2 ** 31, 2 ** 40, 2 ** 63, 1e308, -1e308, 0.5, 1e-300, "x", None, [], True]
+EXTREMES: list[Any] = [0, -1, 2**31, 2**40, 2**63, 1e308, -1e308, 0.5, 1e-300, "x", None, [], True]
 TOP_LEVEL = {"n_fft": "n_fft", "hop_length": "hop_length", "sr": "sample_rate", "win_length": "win_length"}
 
 
@@ -348,8 +365,10 @@ def _input_shape(config: dict[str, Any]) -> Any:
     import subprocess
     import sys
 
-    code = ("import json, sys; from ser_edge.inputs import InputConfig; "
-            "print(json.dumps(list(InputConfig.from_dict(json.loads(sys.argv[1])).input_shape)))")
+    code = (
+        "import json, sys; from ser_edge.inputs import InputConfig; "
+        "print(json.dumps(list(InputConfig.from_dict(json.loads(sys.argv[1])).input_shape)))"
+    )
     r = subprocess.run([sys.executable, "-c", code, json.dumps(config)], capture_output=True, text=True, timeout=60)
     return json.loads(r.stdout) if r.returncode == 0 else None
 

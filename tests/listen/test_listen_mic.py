@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from _listen_support import Pulse
+
 from ser_edge.bundle import load_bundle
 
 
 def test_devices_lists_the_pulse_input(pulse: Pulse) -> None:
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "devices", "--json"], capture_output=True, text=True,
-                       env={**__import__("os").environ, **pulse.env}, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "ser_edge", "devices", "--json"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **pulse.env},
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     devices = [json.loads(x) for x in r.stdout.splitlines()]
     assert any(d["name"] == "pulse" and d["channels"] >= 1 for d in devices), devices
@@ -37,8 +43,9 @@ def test_microphone_through_pulseaudio_gives_events(speech: dict, bundle_dir: Pa
     assert d.stop() == 0
 
 
-def test_device_loss_is_retried_and_listening_resumes(speech: dict, bundle_dir: Path, pulse: Pulse,
-                                                      daemons: Any) -> None:
+def test_device_loss_is_retried_and_listening_resumes(
+    speech: dict, bundle_dir: Path, pulse: Pulse, daemons: Any
+) -> None:
     d = daemons("--source", "mic", "--model", str(bundle_dir), env=pulse.env)
     d.wait_for(lambda: d.log("source open"), message="the microphone opens")
     pulse.stop()  # the sound server goes away: the device is lost for real

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from _listen_support import Subscriber, utterance, wait
+
 from ser_edge.bundle import load_bundle
 
 
@@ -16,8 +17,19 @@ def test_discovery_state_availability_and_last_will(speech: dict, bundle_dir: Pa
     broker.start()
     sub = Subscriber(broker.port)
     try:
-        d = daemons("--source", "-", "--model", str(bundle_dir), "--mqtt-host", "127.0.0.1",
-                    "--mqtt-port", str(broker.port), "--node-id", "kitchen", stdin=True)
+        d = daemons(
+            "--source",
+            "-",
+            "--model",
+            str(bundle_dir),
+            "--mqtt-host",
+            "127.0.0.1",
+            "--mqtt-port",
+            str(broker.port),
+            "--node-id",
+            "kitchen",
+            stdin=True,
+        )
         wait(lambda: sub.on("kitchen/availability"))
         assert sub.on("kitchen/availability")[-1][1] == "online"
         emotion = json.loads(wait(lambda: sub.on("homeassistant/sensor/kitchen/emotion/config"))[-1][1])
@@ -36,8 +48,13 @@ def test_discovery_state_availability_and_last_will(speech: dict, bundle_dir: Pa
 
     late = Subscriber(broker.port)  # retained: a new subscriber gets discovery, state and availability
     try:
-        wait(lambda: late.on("kitchen/state") and late.on("kitchen/availability")
-              and late.on("sensor/kitchen/emotion/config"))
+        wait(
+            lambda: (
+                late.on("kitchen/state")
+                and late.on("kitchen/availability")
+                and late.on("sensor/kitchen/emotion/config")
+            )
+        )
         assert all(m[2] for m in late.messages)
         assert json.loads(late.on("kitchen/state")[-1][1]) == state
         assert late.on("kitchen/availability")[-1][1] == "offline"
@@ -45,8 +62,9 @@ def test_discovery_state_availability_and_last_will(speech: dict, bundle_dir: Pa
         late.close()
 
 
-def test_events_wait_in_a_bounded_queue_while_the_broker_is_down(speech: dict, bundle_dir: Path, broker: Any,
-                                                                   daemons: Any, tmp_path: Path) -> None:
+def test_events_wait_in_a_bounded_queue_while_the_broker_is_down(
+    speech: dict, bundle_dir: Path, broker: Any, daemons: Any, tmp_path: Path
+) -> None:
     broker.start()
     sub = Subscriber(broker.port, persistent=True)  # its session outlives the broker's restart
     try:

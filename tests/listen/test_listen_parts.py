@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_edge.audio import Resampler
-from ser_edge.audio import load, resample
+from ser_edge.audio import Resampler, load, resample
 from ser_edge.listen.config import ListenConfig, load_config, read_toml
 from ser_edge.listen.gate import GateConfig, VoiceGate
 from ser_edge.listen.outputs import FileOutput
@@ -27,10 +26,10 @@ def test_ring_buffer_keeps_the_last_samples_by_absolute_index() -> None:
     r = RingBuffer(1000)
     pos = 0
     for n in rng.integers(1, 700, 40):
-        r.write(x[pos:pos + n])
+        r.write(x[pos : pos + n])
         pos = min(pos + n, len(x))
         a = max(0, r.total - 1000)
-        assert np.array_equal(r.read(a, r.total), x[a:r.total])
+        assert np.array_equal(r.read(a, r.total), x[a : r.total])
     r.write(x[:2500])  # longer than the buffer
     assert np.array_equal(r.read(r.total - 1000, r.total), x[1500:2500])
     with pytest.raises(ValueError, match="not held"):
@@ -55,7 +54,7 @@ def tone(seconds: float, db: float, freq: float = 220.0) -> np.ndarray:
 
 def gate_run(x: np.ndarray, config: GateConfig = GateConfig(), chunk: int = 800) -> list[tuple[str, int]]:
     g = VoiceGate(SR, config)
-    out = [b for i in range(0, len(x), chunk) for b in g.push(x[i:i + chunk])] + g.flush()
+    out = [b for i in range(0, len(x), chunk) for b in g.push(x[i : i + chunk])] + g.flush()
     return [(b.kind, b.sample) for b in out]
 
 
@@ -112,24 +111,36 @@ def test_score_average_weights_windows() -> None:
 
 def test_config_layers_defaults_file_and_command_line(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
-    f.write_text('model = "/m"\n[source]\nkind = "-"\nrate = 48000\n[gate]\nhangover = 0.3\n'
-                 '[mqtt]\nhost = "broker"\nqueue = 5\n[windows]\nevents = true\n')
+    f.write_text(
+        'model = "/m"\n[source]\nkind = "-"\nrate = 48000\n[gate]\nhangover = 0.3\n'
+        '[mqtt]\nhost = "broker"\nqueue = 5\n[windows]\nevents = true\n'
+    )
     c = load_config(str(f), {"rate": 44100})
-    assert (c.model, c.source, c.rate, c.gate_hangover, c.mqtt_host, c.mqtt_queue, c.window_events) == \
-        ("/m", "-", 44100, 0.3, "broker", 5, True)
+    assert (c.model, c.source, c.rate, c.gate_hangover, c.mqtt_host, c.mqtt_queue, c.window_events) == (
+        "/m",
+        "-",
+        44100,
+        0.3,
+        "broker",
+        5,
+        True,
+    )
     assert c.gate().hangover == 0.3 and c.mqtt().queue == 5 and c.windows().events
     assert load_config(None, {}) == ListenConfig() or Path("/etc/ser-edge/config.toml").exists()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[gate]\nhangoverr = 1\n", "unknown setting 'gate.hangoverr'"),
-    ("[gate]\nhangover = 'long'\n", "gate.hangover: must be a number"),
-    ("[source]\nrate = 1.5\n", "source.rate: must be an integer"),
-    ("[output]\nstdout = 1\n", "output.stdout: must be true or false"),
-    ("model = [\n", "not valid TOML"),
-    ("[windows]\nwindow = 1.0\nhop = 2.0\n", "hop <= window"),
-    ("[source]\nformat = 'u8'\n", "source.format"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[gate]\nhangoverr = 1\n", "unknown setting 'gate.hangoverr'"),
+        ("[gate]\nhangover = 'long'\n", "gate.hangover: must be a number"),
+        ("[source]\nrate = 1.5\n", "source.rate: must be an integer"),
+        ("[output]\nstdout = 1\n", "output.stdout: must be true or false"),
+        ("model = [\n", "not valid TOML"),
+        ("[windows]\nwindow = 1.0\nhop = 2.0\n", "hop <= window"),
+        ("[source]\nformat = 'u8'\n", "source.format"),
+    ],
+)
 def test_config_errors_name_the_setting(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "c.toml"
     f.write_text(text)
@@ -149,8 +160,11 @@ def test_file_output_rotates(tmp_path: Path) -> None:
     out.close(0.1)
     files = sorted(p.name for p in (tmp_path / "ev").iterdir())
     assert files == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
-    lines = [json.loads(x) for p in ["events.jsonl.2", "events.jsonl.1", "events.jsonl"]
-             for x in (tmp_path / "ev" / p).read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for p in ["events.jsonl.2", "events.jsonl.1", "events.jsonl"]
+        for x in (tmp_path / "ev" / p).read_text().splitlines()
+    ]
     assert [x["i"] for x in lines] == list(range(30 - len(lines), 30))  # newest kept, in order
     assert all((tmp_path / "ev" / p).stat().st_size <= 300 for p in files)
 

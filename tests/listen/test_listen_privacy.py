@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from _listen_support import free_port, listen_cmd, utterance, wait
 
 
@@ -24,8 +23,9 @@ def _mode(p: Path) -> int:
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask022", "umask000"])
-def test_recordings_and_event_files_are_0600_in_0700_folders(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                               umask: int) -> None:
+def test_recordings_and_event_files_are_0600_in_0700_folders(
+    speech: dict, bundle_dir: Path, tmp_path: Path, umask: int
+) -> None:
     rec, logs = tmp_path / "rec" / "a" / "b", tmp_path / "logs" / "x"
     existing = tmp_path / "existing"
     existing.mkdir()
@@ -33,9 +33,22 @@ def test_recordings_and_event_files_are_0600_in_0700_folders(speech: dict, bundl
     conf = tmp_path / "c.toml"
     conf.write_text(f'[output]\nfile = "{logs}/events.jsonl"\nfile_max_bytes = 600\n')
     for record_dir in (rec, existing):
-        r = subprocess.run(listen_cmd("--config", str(conf), "--source", str(speech["conversation"]), "--model",
-                                      str(bundle_dir), "--record-dir", str(record_dir)),
-                           capture_output=True, text=True, timeout=60, umask=umask)
+        r = subprocess.run(
+            listen_cmd(
+                "--config",
+                str(conf),
+                "--source",
+                str(speech["conversation"]),
+                "--model",
+                str(bundle_dir),
+                "--record-dir",
+                str(record_dir),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            umask=umask,
+        )
         assert r.returncode == 0, r.stderr
     wavs = sorted(rec.glob("*.wav")) + sorted(existing.glob("*.wav"))
     assert len(wavs) == 4 and len(list(rec.glob("*.json"))) == 2
@@ -47,16 +60,30 @@ def test_recordings_and_event_files_are_0600_in_0700_folders(speech: dict, bundl
         assert _mode(f) == 0o600, f
 
 
-def test_mqtt_events_never_carry_the_recording_path(speech: dict, bundle_dir: Path, tmp_path: Path, broker: Any,
-                                                    daemons: Any) -> None:
+def test_mqtt_events_never_carry_the_recording_path(
+    speech: dict, bundle_dir: Path, tmp_path: Path, broker: Any, daemons: Any
+) -> None:
     from _listen_support import Subscriber
 
     broker.start()
     sub = Subscriber(broker.port)
     try:
         rec = tmp_path / "rec"
-        d = daemons("--source", "-", "--model", str(bundle_dir), "--mqtt-host", "127.0.0.1", "--mqtt-port",
-                    str(broker.port), "--node-id", "den", "--record-dir", str(rec), stdin=True)
+        d = daemons(
+            "--source",
+            "-",
+            "--model",
+            str(bundle_dir),
+            "--mqtt-host",
+            "127.0.0.1",
+            "--mqtt-port",
+            str(broker.port),
+            "--node-id",
+            "den",
+            "--record-dir",
+            str(rec),
+            stdin=True,
+        )
         d.write(utterance(speech["one"]))
         local = d.wait_for(lambda: d.utterances(), message="event")[0]
         assert Path(local["recording"]).is_file()  # stdout (local) has it
@@ -76,16 +103,61 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _ca(d: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-             "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.crt",
+        cwd=d,
+    )
 
 
 def _issue(d: Path, ca: str, name: str, ext: str) -> None:
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        cwd=d,
+    )
     (d / f"{name}.ext").write_text(ext)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=d)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.crt",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+        cwd=d,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +171,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _issue(d, "ca", "broker", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     _issue(d, "ca", "elsewhere", "subjectAltName=DNS:broker.example\nextendedKeyUsage=serverAuth\n")
     _issue(d, "ca", "device", "extendedKeyUsage=clientAuth\n")
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(d / "passwd"), "device", "s3cret pass"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(d / "passwd"), "device", "s3cret pass"], check=True, capture_output=True
+    )
     return d
 
 
@@ -112,11 +185,14 @@ class TlsBroker:
         conf = workdir / "mosquitto.conf"
         # "user root": as root, mosquitto would read the files as the mosquitto user, who cannot
         # enter pytest's 0700 temporary folders (ignored when the tests do not run as root)
-        conf.write_text(f"user root\nper_listener_settings true\nlistener {self.port} 127.0.0.1\ncafile {pki}/ca.crt\n"
-                        f"certfile {pki}/{server}.crt\nkeyfile {pki}/{server}.key\nrequire_certificate true\n"
-                        f"allow_anonymous false\npassword_file {pki}/passwd\n")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        conf.write_text(
+            f"user root\nper_listener_settings true\nlistener {self.port} 127.0.0.1\ncafile {pki}/ca.crt\n"
+            f"certfile {pki}/{server}.crt\nkeyfile {pki}/{server}.key\nrequire_certificate true\n"
+            f"allow_anonymous false\npassword_file {pki}/passwd\n"
+        )
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait(lambda: self._up(), timeout=10)
 
     def _up(self) -> bool:
@@ -133,8 +209,12 @@ class TlsBroker:
 
         messages: list[tuple[str, str]] = []
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"tls-sub-{self.port}")
-        c.tls_set(ca_certs=str(pki / "ca.crt"), certfile=str(pki / "device.crt"), keyfile=str(pki / "device.key"),
-                  cert_reqs=ssl.CERT_REQUIRED)
+        c.tls_set(
+            ca_certs=str(pki / "ca.crt"),
+            certfile=str(pki / "device.crt"),
+            keyfile=str(pki / "device.key"),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
         c.username_pw_set("device", "s3cret pass")
         c.on_connect = lambda cl, u, f, r, p=None: cl.subscribe("#", qos=1)
         c.on_message = lambda cl, u, m: messages.append((m.topic, m.payload.decode()))
@@ -164,16 +244,18 @@ def tls_broker(pki: Path, tmp_path: Path) -> Any:
 
 def _tls_conf(tmp_path: Path, pki: Path, port: int, *, ca: str = "ca", extra: str = "") -> Path:
     conf = tmp_path / "listen.toml"
-    conf.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nnode_id = "hall"\nusername = "device"\n'
-                    f'tls_ca = "{pki}/{ca}.crt"\ntls_cert = "{pki}/device.crt"\ntls_key = "{pki}/device.key"\n'
-                    f"{extra}")
+    conf.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nnode_id = "hall"\nusername = "device"\n'
+        f'tls_ca = "{pki}/{ca}.crt"\ntls_cert = "{pki}/device.crt"\ntls_key = "{pki}/device.key"\n'
+        f"{extra}"
+    )
     return conf
 
 
 @pytest.mark.parametrize("credential", ["password_file", "environment"])
-def test_mqtt_over_tls_with_a_device_certificate_and_a_password(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                                 pki: Path, tls_broker: Any, daemons: Any,
-                                                                 credential: str) -> None:
+def test_mqtt_over_tls_with_a_device_certificate_and_a_password(
+    speech: dict, bundle_dir: Path, tmp_path: Path, pki: Path, tls_broker: Any, daemons: Any, credential: str
+) -> None:
     broker = tls_broker()
     sub = broker.subscriber(pki)
     try:
@@ -199,8 +281,9 @@ def test_mqtt_over_tls_with_a_device_certificate_and_a_password(speech: dict, bu
 
 
 @pytest.mark.parametrize("fault", ["unknown CA", "wrong password", "host name mismatch"])
-def test_mqtt_tls_refusals_keep_the_daemon_listening(speech: dict, bundle_dir: Path, tmp_path: Path, pki: Path,
-                                                     tls_broker: Any, daemons: Any, fault: str) -> None:
+def test_mqtt_tls_refusals_keep_the_daemon_listening(
+    speech: dict, bundle_dir: Path, tmp_path: Path, pki: Path, tls_broker: Any, daemons: Any, fault: str
+) -> None:
     broker = tls_broker("elsewhere" if fault == "host name mismatch" else "broker")
     sub = broker.subscriber(pki) if fault != "host name mismatch" else None
     try:
@@ -230,11 +313,14 @@ def test_mqtt_tls_refusals_keep_the_daemon_listening(speech: dict, bundle_dir: P
 
 
 def test_bad_tls_and_password_settings_are_clear_errors(tmp_path: Path, bundle_dir: Path) -> None:
-    for extra, name in (('tls_ca = "/nonexistent/ca.crt"', "mqtt.tls_ca='/nonexistent/ca.crt': no such readable file"),
-                        (f'password_file = "{tmp_path}/missing"', "mqtt.password_file="),
-                        ('tls_key = "/etc/hostname"', "mqtt.tls_key needs mqtt.tls_cert")):
+    for extra, name in (
+        ('tls_ca = "/nonexistent/ca.crt"', "mqtt.tls_ca='/nonexistent/ca.crt': no such readable file"),
+        (f'password_file = "{tmp_path}/missing"', "mqtt.password_file="),
+        ('tls_key = "/etc/hostname"', "mqtt.tls_key needs mqtt.tls_cert"),
+    ):
         conf = tmp_path / "c.toml"
         conf.write_text(f'[mqtt]\nhost = "127.0.0.1"\n{extra}\n')
-        r = subprocess.run(listen_cmd("--config", str(conf), "--model", str(bundle_dir)), capture_output=True,
-                           text=True, timeout=30)
+        r = subprocess.run(
+            listen_cmd("--config", str(conf), "--model", str(bundle_dir)), capture_output=True, text=True, timeout=30
+        )
         assert r.returncode == 2 and name in r.stderr, (extra, r.stderr)

@@ -10,17 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from _listen_support import DATA, SR, listen_cmd
+
 from ser_edge.audio import load, resample
 from ser_edge.listen.gate import GateConfig
 from ser_edge.listen.gatebench import active_rms
 from ser_edge.listen.sounds import SOUNDS
-from ser_edge.listen.speech import SpeechGate, SpeechModel, speech_spans
+from ser_edge.listen.speech import SpeechModel, speech_spans
 
 ENERGY = GateConfig(speech=False)
-HELD_OUT = [DATA / "emodb/wav/15a01Wa.wav", DATA / "emodb/wav/16b10Tb.wav",
-            DATA / "ravdess/Actor_18/03-01-01-01-01-01-18.flac", DATA / "ravdess/Actor_19/03-01-03-02-02-01-19.flac"]
+HELD_OUT = [
+    DATA / "emodb/wav/15a01Wa.wav",
+    DATA / "emodb/wav/16b10Tb.wav",
+    DATA / "ravdess/Actor_18/03-01-01-01-01-01-18.flac",
+    DATA / "ravdess/Actor_19/03-01-03-02-02-01-19.flac",
+]
 FOLD2 = DATA / "noise/urbansound8k/fold2"
 
 
@@ -55,7 +59,7 @@ def test_held_out_speakers_pass_clean_and_in_10_db_household_noise(path: Path) -
     spans = speech_spans(y, SR)
     assert spans and all(u0 < b and u1 > a for u0, u1 in spans)  # a pause may split it, nothing else
     noise = np.resize(load(FOLD2 / "102858-5-0-0.ogg", sr=SR)[0], len(y))
-    noisy = y + noise * (active_rms(s) / 10 ** (10 / 20) / np.sqrt(np.mean(noise ** 2)))
+    noisy = y + noise * (active_rms(s) / 10 ** (10 / 20) / np.sqrt(np.mean(noise**2)))
     assert any(u0 < b and u1 > a for u0, u1 in speech_spans(noisy.astype(np.float32), SR))
 
 
@@ -115,7 +119,6 @@ def test_listen_emits_nothing_for_an_alarm_and_a_tone_but_does_for_speech(tmp_pa
     utts = [e for e in map(json.loads, r.stdout.splitlines()) if e["type"] == "utterance"]
     speech_start = (3 * SR + 10 * SR) / SR
     assert len(utts) == 1 and utts[0]["end"] > speech_start, utts
-    r = subprocess.run(listen_cmd("--source", str(f), "--no-speech-gate"), capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(listen_cmd("--source", str(f), "--no-speech-gate"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len([e for e in map(json.loads, r.stdout.splitlines()) if e["type"] == "utterance"]) >= 3

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-
 from _listen_support import SR, listen_cmd
+
 from ser_edge.bundle import load_bundle
 from ser_edge.inputs import FrameStats, InputConfig
 from ser_edge.listen.state import FILE, load_stats, save_stats

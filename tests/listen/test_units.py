@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from _listen_support import utterance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +37,15 @@ def test_unit_exposure_is_at_most_3(unit: Path) -> None:
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= MAX_EXPOSURE, r.stdout
     lines = unit.read_text().splitlines()
-    for want in ("UMask=0077", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "ProtectHome=yes",
-                 "CapabilityBoundingSet=", "SystemCallFilter=@system-service"):
+    for want in (
+        "UMask=0077",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "ProtectHome=yes",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+    ):
         assert want in lines, (unit.name, want)
 
 
@@ -75,28 +81,37 @@ os.execv(sys.executable, [sys.executable] + sys.argv[1:])
 """
 
 
-def test_the_daemon_runs_without_writable_executable_memory(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                           daemons: Any) -> None:
+def test_the_daemon_runs_without_writable_executable_memory(
+    speech: dict, bundle_dir: Path, tmp_path: Path, daemons: Any
+) -> None:
     """MemoryDenyWriteExecute=yes, applied with the kernel's own switch (PR_SET_MDWE): LiteRT,
     the Rust core, recording and the child process that checks a new bundle all run."""
     from ser_edge.bundle import load_bundle, save_bundle
 
     src = load_bundle(bundle_dir)
-    kw = dict(labels=src.labels, input=src.input, normalization=src.normalization, quantization=src.quantization,
-              training=src.training, metrics=src.metrics)
+    kw = dict(
+        labels=src.labels,
+        input=src.input,
+        normalization=src.normalization,
+        quantization=src.quantization,
+        training=src.training,
+        metrics=src.metrics,
+    )
     model = save_bundle(tmp_path / "model", tflite=src.model_path.read_bytes(), name=src.name, **kw)
     rec = tmp_path / "rec"
     wrapper = tmp_path / "mdwe.py"
     wrapper.write_text(_MDWE)
     conf = tmp_path / "listen.toml"
-    conf.write_text(f'model = "{model.path}"\n[source]\nkind = "-"\n[record]\ndir = "{rec}"\n'
-                    '[watch]\ninterval = 0.2\n')
+    conf.write_text(f'model = "{model.path}"\n[source]\nkind = "-"\n[record]\ndir = "{rec}"\n[watch]\ninterval = 0.2\n')
     d = daemons("--config", str(conf), stdin=True, python=[sys.executable, str(wrapper)])
     d.write(utterance(speech["one"]))
     d.wait_for(lambda: d.utterances(), message="first event")
     swapped = save_bundle(model.path, tflite=src.model_path.read_bytes(), name="swapped", **kw)
-    d.wait_for(lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id], timeout=90,
-               message="swap (the check runs in a child process)")
+    d.wait_for(
+        lambda: [x for x in d.log("model loaded") if x["model_id"] == swapped.model_id],
+        timeout=90,
+        message="swap (the check runs in a child process)",
+    )
     d.write(utterance(speech["two"]))
     d.wait_for(lambda: len(d.utterances()) == 2, message="second event")
     assert d.utterances()[1]["model_id"] == swapped.model_id
@@ -106,13 +121,22 @@ def test_the_daemon_runs_without_writable_executable_memory(speech: dict, bundle
     assert len(files) == 4 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
 
 
-def test_the_microphone_works_without_writable_executable_memory(speech: dict, bundle_dir: Path, tmp_path: Path,
-                                                                  pulse: Any, daemons: Any) -> None:
+def test_the_microphone_works_without_writable_executable_memory(
+    speech: dict, bundle_dir: Path, tmp_path: Path, pulse: Any, daemons: Any
+) -> None:
     """PortAudio -> PulseAudio (a local socket) capture under PR_SET_MDWE."""
     wrapper = tmp_path / "mdwe.py"
     wrapper.write_text(_MDWE)
-    d = daemons("--source", "mic", "--device", "pulse", "--model", str(bundle_dir), env=pulse.env,
-                python=[sys.executable, str(wrapper)])
+    d = daemons(
+        "--source",
+        "mic",
+        "--device",
+        "pulse",
+        "--model",
+        str(bundle_dir),
+        env=pulse.env,
+        python=[sys.executable, str(wrapper)],
+    )
     d.wait_for(lambda: d.log("source open"), message="the microphone opens")
     assert pulse.play(speech["conversation"]).wait(30) == 0
     d.wait_for(lambda: len(d.utterances()) >= 2, message="2 utterances from the microphone")

@@ -11,7 +11,6 @@ import pytest
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``listen`` keeps the user's adapter state under ``$XDG_STATE_HOME``: the tests (and the
@@ -21,6 +20,7 @@ def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("xdg-state")
     os.environ["XDG_STATE_HOME"] = str(d)
     return d
+
 
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
@@ -35,16 +35,20 @@ def bundle_dir() -> Path:
 def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An English sentence from espeak-ng (22.05 kHz 16-bit WAV)."""
     path = tmp_path_factory.mktemp("espeak") / "spoken.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), "I cannot believe you did that again."], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-w", str(path), "I cannot believe you did that again."], check=True, capture_output=True
+    )
     return path
 
 
 @pytest.fixture(scope="session")
 def corpus() -> list[Path]:
     """Real recordings: EMO-DB WAV (22.05 kHz) and RAVDESS FLAC (16 kHz, one of them stereo)."""
-    files = [DATA / "emodb/wav/03a01Fa.wav", DATA / "emodb/wav/08a01Wa.wav",
-             DATA / "ravdess/Actor_01/03-01-05-01-01-01-01.flac"]
+    files = [
+        DATA / "emodb/wav/03a01Fa.wav",
+        DATA / "emodb/wav/08a01Wa.wav",
+        DATA / "ravdess/Actor_01/03-01-05-01-01-01-01.flac",
+    ]
     for f in files:
         assert f.is_file(), f
     return files

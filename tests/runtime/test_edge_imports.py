@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-BLOCKER = '''
+BLOCKER = """
 import os, sys
 BLOCKED = ("tensorflow", "keras", "tf_keras", "librosa", "torch", "sklearn", "ser_edge.training")
 # the CLI collects each area's sub-command parsers; those two modules only import argparse
@@ -26,7 +26,7 @@ class EdgeImportBlocker:
         return None
 
 sys.meta_path.insert(0, EdgeImportBlocker())
-'''
+"""
 
 
 @pytest.fixture
@@ -45,18 +45,39 @@ def test_the_blocker_works(blocked_env: dict[str, str]) -> None:
     for module in ("librosa", "tensorflow", "ser_edge.training.trainer"):
         r = _run(["-c", f"import {module}"], blocked_env)
         assert r.returncode != 0 and "blocked on the edge path" in r.stderr
-    assert Path(blocked_env["EDGE_IMPORT_LOG"]).read_text().split() == ["librosa", "tensorflow",
-                                                                        "ser_edge.training.trainer"]
+    assert Path(blocked_env["EDGE_IMPORT_LOG"]).read_text().split() == [
+        "librosa",
+        "tensorflow",
+        "ser_edge.training.trainer",
+    ]
 
 
-def test_predict_listen_and_devices_import_no_training_stack(blocked_env: dict[str, str], corpus: list[Path],
-                                                             spoken: Path, bundle_dir: Path, tmp_path: Path) -> None:
-    r = _run(["-m", "ser_edge", "predict", *map(str, corpus), "--model", str(bundle_dir), "--json", "--segments"],
-             blocked_env)
+def test_predict_listen_and_devices_import_no_training_stack(
+    blocked_env: dict[str, str], corpus: list[Path], spoken: Path, bundle_dir: Path, tmp_path: Path
+) -> None:
+    r = _run(
+        ["-m", "ser_edge", "predict", *map(str, corpus), "--model", str(bundle_dir), "--json", "--segments"],
+        blocked_env,
+    )
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == len(corpus)
-    r = _run(["-m", "ser_edge", "listen", "--source", str(spoken), "--model", str(bundle_dir), "--window-events",
-              "--out-file", str(tmp_path / "ev.jsonl"), "--record-dir", str(tmp_path / "rec")], blocked_env)
+    r = _run(
+        [
+            "-m",
+            "ser_edge",
+            "listen",
+            "--source",
+            str(spoken),
+            "--model",
+            str(bundle_dir),
+            "--window-events",
+            "--out-file",
+            str(tmp_path / "ev.jsonl"),
+            "--record-dir",
+            str(tmp_path / "rec"),
+        ],
+        blocked_env,
+    )
     assert r.returncode == 0, r.stderr
     assert '"type": "utterance"' in r.stdout
     r = _run(["-m", "ser_edge", "devices"], blocked_env)

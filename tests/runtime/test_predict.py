@@ -41,8 +41,10 @@ def test_any_rate_bit_depth_and_channel_count(spoken: Path, bundle_dir: Path, tm
     }
     for name, (data, rate, subtype) in variants.items():
         sf.write(tmp_path / name, data, rate, subtype=subtype)
-    results = {Path(r["file"]).name: r for r in predict_files([str(spoken), *(str(tmp_path / n) for n in variants)],
-                                                               model=str(bundle_dir))}
+    results = {
+        Path(r["file"]).name: r
+        for r in predict_files([str(spoken), *(str(tmp_path / n) for n in variants)], model=str(bundle_dir))
+    }
     assert all("error" not in r for r in results.values()), results
     base = results[spoken.name]
     assert results["stereo.wav"]["scores"] == base["scores"]
@@ -57,8 +59,14 @@ def bad_files(tmp_path: Path, spoken: Path) -> dict[str, Path]:
     y, sr = load(spoken)
     trunc = io.BytesIO()
     sf.write(trunc, y, sr, format="WAV", subtype="PCM_16")
-    files = {"missing": tmp_path / "missing.wav", "empty": tmp_path / "empty.wav", "text": tmp_path / "notes.flac",
-             "truncated": tmp_path / "truncated.wav", "directory": tmp_path / "adir", "tiny": tmp_path / "tiny.wav"}
+    files = {
+        "missing": tmp_path / "missing.wav",
+        "empty": tmp_path / "empty.wav",
+        "text": tmp_path / "notes.flac",
+        "truncated": tmp_path / "truncated.wav",
+        "directory": tmp_path / "adir",
+        "tiny": tmp_path / "tiny.wav",
+    }
     files["empty"].write_bytes(b"")
     files["text"].write_text("this is not audio")
     files["truncated"].write_bytes(trunc.getvalue()[:4000])
@@ -67,8 +75,9 @@ def bad_files(tmp_path: Path, spoken: Path) -> dict[str, Path]:
     return files
 
 
-def test_bad_files_get_clear_errors_and_the_rest_get_results(bad_files: dict[str, Path], spoken: Path,
-                                                             bundle_dir: Path) -> None:
+def test_bad_files_get_clear_errors_and_the_rest_get_results(
+    bad_files: dict[str, Path], spoken: Path, bundle_dir: Path
+) -> None:
     paths = [str(spoken), *map(str, bad_files.values()), str(spoken)]
     out, err = io.StringIO(), io.StringIO()
     assert run(paths, model=str(bundle_dir), as_json=True, out=out, err=err) == 1
@@ -98,8 +107,12 @@ def test_cli_text_output_exit_codes_and_bad_model(spoken: Path, bundle_dir: Path
     cmd = [sys.executable, "-m", "ser_edge", "predict"]
     r = subprocess.run([*cmd, str(spoken), "--model", str(bundle_dir)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith(f"{spoken}: ")
-    r = subprocess.run([*cmd, str(spoken), str(tmp_path / "nope.wav"), "--model", str(bundle_dir)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*cmd, str(spoken), str(tmp_path / "nope.wav"), "--model", str(bundle_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1 and r.stdout.startswith(f"{spoken}: ") and "nope.wav" in r.stderr
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -23,8 +23,10 @@ from ser_edge.runtime import Recognizer
 
 
 def _predict_in_child(path: Path, timeout: float = 60) -> str:
-    code = ("import json, sys\nfrom ser_edge.predict import predict_files\n"
-            f"print(json.dumps(list(predict_files([{str(path)!r}]))[0]))\n")
+    code = (
+        "import json, sys\nfrom ser_edge.predict import predict_files\n"
+        f"print(json.dumps(list(predict_files([{str(path)!r}]))[0]))\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stderr[-1500:]
     return p.stdout
@@ -45,8 +47,11 @@ def test_a_header_that_lies_about_the_rate_is_refused_fast(tmp_path: Path, rate:
 def test_fifos_devices_and_directories_are_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
-    for path, what in ((fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file"),
-                       (tmp_path, "is a directory")):
+    for path, what in (
+        (fifo, "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (tmp_path, "is a directory"),
+    ):
         out = _predict_in_child(path, timeout=30)
         assert what in out and '"label"' not in out, out
     with pytest.raises(ValueError, match="not a regular file"):
@@ -80,7 +85,7 @@ def test_the_frame_stream_equals_the_frames_of_the_whole_clip(chunk: int) -> Non
     cfg = Recognizer(adapt=False).bundle.input
     y = load(Path(__file__).resolve().parents[2].parent / "shared/data/emodb/wav/03a01Fa.wav", sr=16000)[0]
     fs = FrameStream(cfg)
-    got = np.vstack([fs.push(y[i:i + chunk]) for i in range(0, len(y), chunk)] + [fs.flush()])
+    got = np.vstack([fs.push(y[i : i + chunk]) for i in range(0, len(y), chunk)] + [fs.flush()])
     assert np.array_equal(got, cfg.frames(y))
     plain = InputConfig(deltas=0)
     fs = FrameStream(plain)
@@ -107,5 +112,6 @@ def test_predict_memory_does_not_follow_the_file_length(tmp_path: Path) -> None:
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+
     short, long = peak(tmp_path / "short.wav"), peak(path)
     assert long - short < 8 << 20, f"peak {short / 2**20:.1f} MB for 2 s, {long / 2**20:.1f} MB for 10 minutes"

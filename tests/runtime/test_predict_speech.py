@@ -50,8 +50,9 @@ def test_segments_are_speech_only(tmp_path: Path, bundle_dir: Path, spoken: Path
     assert r["speech"] is True and len(r["segments"]) >= 1
     for s in r["segments"]:
         assert s["end"] > speech_at[0] and s["start"] < speech_at[1], s
-    (n,) = predict_files([str(_write(tmp_path / "chord.wav", np.concatenate([z, chord, z])))], model=str(bundle_dir),
-                         segments=True)
+    (n,) = predict_files(
+        [str(_write(tmp_path / "chord.wav", np.concatenate([z, chord, z])))], model=str(bundle_dir), segments=True
+    )
     assert n["speech"] is False and n["segments"] == [] and "label" not in n
 
 

@@ -36,7 +36,7 @@ def test_trim_silence() -> None:
     y = np.concatenate([np.zeros(SR // 2, np.float32), tone, np.zeros(SR, np.float32)])
     out = A.trim_silence(y, top_db=40)
     assert SR <= len(out) <= SR + 2048  # the tone plus at most a frame either side
-    assert np.allclose(out[np.flatnonzero(out)[0]:][:100], tone[:100], atol=1e-6) or len(out) >= SR
+    assert np.allclose(out[np.flatnonzero(out)[0] :][:100], tone[:100], atol=1e-6) or len(out) >= SR
 
 
 def test_pad_or_crop() -> None:
@@ -79,9 +79,16 @@ def test_augmentation_is_random_but_seeded(speech: np.ndarray) -> None:
     assert 0.85 * len(speech) <= len(a) <= 1.15 * len(speech) and np.isfinite(a).all()
 
 
-@pytest.mark.parametrize("spec, match", [("noise", "NAME=VALUE"), ("volume=3", "NAME=VALUE"),
-                                         ("gain=loud", "not a number"), ("copies=0", "copies"),
-                                         ("speed=0.9", "speed")])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("noise", "NAME=VALUE"),
+        ("volume=3", "NAME=VALUE"),
+        ("gain=loud", "not a number"),
+        ("copies=0", "copies"),
+        ("speed=0.9", "speed"),
+    ],
+)
 def test_parse_errors(spec: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         A.parse(spec)
@@ -98,7 +105,7 @@ def test_window_starts_rule() -> None:
         starts = window_starts(n, 7, 3)
         covered = np.zeros(n, bool)
         for s in starts:
-            covered[s:s + 7] = True
+            covered[s : s + 7] = True
             assert s + 7 <= n or (n < 7 and s == 0)
         assert covered.all() and (np.diff(starts) > 0).all()
     for window, hop in ((0, 1), (4, 0), (4, 5)):
@@ -111,7 +118,7 @@ def test_sliding_windows(speech: np.ndarray) -> None:
     assert w.shape[1] == SR and w.dtype == np.float32
     n_full = 1 + (len(speech) - SR) // (SR // 2)
     assert len(w) == n_full + (1 if (len(speech) - SR) % (SR // 2) else 0)
-    assert np.array_equal(w[1], speech[SR // 2:SR // 2 + SR])
+    assert np.array_equal(w[1], speech[SR // 2 : SR // 2 + SR])
     assert np.array_equal(w[-1], speech[-SR:])  # the last partial window is aligned to the end
     short = A.sliding_windows(speech[:4000], SR, window=1.0, hop=0.5)
     assert short.shape == (1, SR) and np.array_equal(short[0, :4000], speech[:4000]) and not short[0, 4000:].any()

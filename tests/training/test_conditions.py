@@ -30,7 +30,7 @@ def clips() -> list:
 
 def snr_of(clean: np.ndarray, mixed: np.ndarray) -> float:
     noise = mixed.astype(np.float64) - clean
-    return 20 * np.log10(active_rms(clean, SR) / np.sqrt(np.mean(noise ** 2)))
+    return 20 * np.log10(active_rms(clean, SR) / np.sqrt(np.mean(noise**2)))
 
 
 def test_parse_condition() -> None:
@@ -65,8 +65,13 @@ def test_reverb_with_a_measured_room(clips: list) -> None:
     clean = load(clips[0].path, sr=SR)[0]
     wet = Degrader(SR).clip(clips[0], f"reverb:{HOUSE}")
     assert wet.shape == clean.shape
-    assert np.sqrt(np.mean(wet.astype(np.float64) ** 2)) == pytest.approx(np.sqrt(np.mean(clean.astype(np.float64) ** 2)), rel=1e-3)
-    env = [np.sqrt(np.mean(x[:len(x) // 320 * 320].astype(np.float64).reshape(-1, 320) ** 2, axis=1)) for x in (clean, wet)]
+    assert np.sqrt(np.mean(wet.astype(np.float64) ** 2)) == pytest.approx(
+        np.sqrt(np.mean(clean.astype(np.float64) ** 2)), rel=1e-3
+    )
+    env = [
+        np.sqrt(np.mean(x[: len(x) // 320 * 320].astype(np.float64).reshape(-1, 320) ** 2, axis=1))
+        for x in (clean, wet)
+    ]
     assert np.corrcoef(*env)[0, 1] > 0.5 and not np.allclose(clean, wet)  # the same speech, smeared by the room
     quiet = env[0] < env[0].max() * 1e-2  # pauses fill with the room's reverberation
     assert quiet.any() and env[1][quiet].mean() > 3 * env[0][quiet].mean()
@@ -76,8 +81,8 @@ def test_reverb_with_a_measured_room(clips: list) -> None:
     imp[100] = 1.0
     out = reverberate(imp, rir)
     k = int(np.argmax(np.abs(rir)))
-    tail = rir[k:k + SR - 100].astype(np.float64)
-    assert np.abs(out[:100]).max() < 1e-12 and np.corrcoef(out[100:100 + len(tail)], tail)[0, 1] > 0.9999
+    tail = rir[k : k + SR - 100].astype(np.float64)
+    assert np.abs(out[:100]).max() < 1e-12 and np.corrcoef(out[100 : 100 + len(tail)], tail)[0, 1] > 0.9999
 
 
 def test_babble_never_holds_the_speaker(clips: list) -> None:
@@ -98,8 +103,10 @@ def test_mix_at_snr_errors() -> None:
 
 
 def test_room_augmentation(clips: list) -> None:
-    aug = RoomAugmentation.from_dict({"noise": str(NOISE / "fold1"), "rir": [str(RIR / "warehouse")], "babble": 2,
-                                      "snr": [5, 15], "copies": 2}, babble_pool=clips)
+    aug = RoomAugmentation.from_dict(
+        {"noise": str(NOISE / "fold1"), "rir": [str(RIR / "warehouse")], "babble": 2, "snr": [5, 15], "copies": 2},
+        babble_pool=clips,
+    )
     assert aug.copies == 2 and len(aug.choices()) == 4 and "clean" not in aug.choices()
     y = load(clips[0].path, sr=SR)[0]
     outs = [aug(y, SR, np.random.default_rng(k)) for k in range(6)]

@@ -29,12 +29,13 @@ def _remembering(name: str, shape: tuple[int, ...], **hp: int) -> object:
     survives the whole window) and larger recurrent weights, as after long training."""
     model = build(name, shape, LABELS, **hp)
     for layer in model.layers:
-        cells = [getattr(layer, "cell", None)] + [getattr(getattr(layer, d, None), "cell", None)
-                                                  for d in ("forward_layer", "backward_layer")]
+        cells = [getattr(layer, "cell", None)] + [
+            getattr(getattr(layer, d, None), "cell", None) for d in ("forward_layer", "backward_layer")
+        ]
         for cell in [c for c in cells if c is not None and hasattr(c, "recurrent_kernel")]:
             u = cell.units
             bias = cell.bias.numpy()
-            bias[u:2 * u] = 6.0
+            bias[u : 2 * u] = 6.0
             cell.bias.assign(bias)
             cell.recurrent_kernel.assign(cell.recurrent_kernel.numpy() * 3.0)
     return model
@@ -46,9 +47,12 @@ def _inputs(shape: tuple[int, ...], n: int = 6) -> np.ndarray:
     return x
 
 
-RECURRENT = [("lstm", (STEPS, DIM), {"units": 16}), ("bilstm34", (STEPS, DIM), {"units": 16}),
-             ("cnn_lstm", (STEPS, DIM), {"units": 16, "filters": [8, 8]}),
-             ("cnn_lstm_wave", (4096,), {"units": 16, "filters": [8, 8, 8]})]
+RECURRENT = [
+    ("lstm", (STEPS, DIM), {"units": 16}),
+    ("bilstm34", (STEPS, DIM), {"units": 16}),
+    ("cnn_lstm", (STEPS, DIM), {"units": 16, "filters": [8, 8]}),
+    ("cnn_lstm_wave", (4096,), {"units": 16, "filters": [8, 8, 8]}),
+]
 
 
 @pytest.mark.parametrize("name,shape,hp", RECURRENT, ids=[r[0] for r in RECURRENT])
@@ -66,19 +70,24 @@ def test_int8_bundle_is_stateless_on_the_device_path(tmp_path: Path) -> None:
     """Through the runtime's Classifier (what predict/listen run), an int8 window's output does
     not depend on the windows before it (int8 vs Keras on trained models: docs/results.md)."""
     quantization = "int8"
-    config = InputConfig(features=InputConfig().features, deltas=0, pooling="sequence", seq_frames=STEPS,
-                         vad_db=None)
+    config = InputConfig(features=InputConfig().features, deltas=0, pooling="sequence", seq_frames=STEPS, vad_db=None)
     shape = config.input_shape
     model = _remembering("lstm", shape, units=16)
     x = _inputs(shape)
     blob = to_tflite(model, quantization, input_shape=shape, representative=x)
     d = config.n_frame_features
-    bundle = save_bundle(tmp_path / "b", tflite=blob, name="lstm-test", labels=["neutral", "happy", "sad", "angry"][:LABELS],
-                         input=config, normalization=Normalization(np.zeros(d), np.ones(d)),
-                         quantization=quantization)
+    bundle = save_bundle(
+        tmp_path / "b",
+        tflite=blob,
+        name="lstm-test",
+        labels=["neutral", "happy", "sad", "angry"][:LABELS],
+        input=config,
+        normalization=Normalization(np.zeros(d), np.ones(d)),
+        quantization=quantization,
+    )
     clf = Classifier(bundle)
     together = clf.probabilities(x)
-    alone = np.stack([clf.probabilities(x[i:i + 1])[0] for i in reversed(range(len(x)))][::-1])
+    alone = np.stack([clf.probabilities(x[i : i + 1])[0] for i in reversed(range(len(x)))][::-1])
     np.testing.assert_array_equal(together, alone)  # one by one, in reverse order
     np.testing.assert_array_equal(clf.probabilities(x[::-1])[::-1], together)
 
@@ -93,7 +102,7 @@ def _numpy_lstm(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: 
         for xt in seq:
             z = xt @ k + h @ r + b
             i, f, o = (1 / (1 + np.exp(-z[s])) for s in (slice(0, u), slice(u, 2 * u), slice(3 * u, 4 * u)))
-            c = f * c + i * np.tanh(z[2 * u:3 * u])
+            c = f * c + i * np.tanh(z[2 * u : 3 * u])
             h = o * np.tanh(c)
         out.append(h)
     return np.array(out)
@@ -113,8 +122,9 @@ def test_saturated_lstm_matches_a_float64_reference() -> None:
     x = _inputs((STEPS, DIM), 4)
     want = _numpy_lstm(x, kernel, recurrent, bias)
     np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), want, atol=1e-5)
-    np.testing.assert_allclose(tflite_probabilities(to_tflite(model, "float32", input_shape=(STEPS, DIM)), x), want,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        tflite_probabilities(to_tflite(model, "float32", input_shape=(STEPS, DIM)), x), want, atol=1e-5
+    )
 
 
 def test_cell_state_beyond_the_converters_clip_of_ten() -> None:
@@ -137,5 +147,8 @@ def test_cell_state_beyond_the_converters_clip_of_ten() -> None:
     keras = np.asarray(model.predict(x, verbose=0))
     assert keras.min() > 0.45  # tanh(~20) / 2: the unclipped state is still ~20 (clipped: ~0)
     for q in ("float32", "dynamic"):
-        np.testing.assert_allclose(tflite_probabilities(to_tflite(model, q, input_shape=(STEPS, DIM)), x), keras,
-                                   atol=1e-4 if q == "float32" else 0.02)
+        np.testing.assert_allclose(
+            tflite_probabilities(to_tflite(model, q, input_shape=(STEPS, DIM)), x),
+            keras,
+            atol=1e-4 if q == "float32" else 0.02,
+        )

@@ -18,10 +18,19 @@ from ser_edge.training.corpora import CORPORA, grouped, load_corpus
 def test_emodb_labels_speakers_gender() -> None:
     clips = load_corpus("emodb", EMODB)
     assert len(clips) == 535
-    assert Counter(c.label for c in clips) == {"angry": 127, "boredom": 81, "neutral": 79, "happy": 71,
-                                               "fearful": 69, "sad": 62, "disgust": 46}
+    assert Counter(c.label for c in clips) == {
+        "angry": 127,
+        "boredom": 81,
+        "neutral": 79,
+        "happy": 71,
+        "fearful": 69,
+        "sad": 62,
+        "disgust": 46,
+    }
     assert sorted({c.speaker for c in clips}) == ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
-    assert {c.gender for c in clips if c.speaker == "08"} == {"f"} and {c.gender for c in clips if c.speaker == "03"} == {"m"}
+    assert {c.gender for c in clips if c.speaker == "08"} == {"f"} and {
+        c.gender for c in clips if c.speaker == "03"
+    } == {"m"}
     c = next(c for c in clips if c.path.endswith("03a01Wa.wav"))
     assert (c.label, c.speaker, c.corpus, c.speaker_key) == ("angry", "03", "emodb", "emodb/03")
 
@@ -42,8 +51,9 @@ def test_tess_real_names() -> None:
     assert len(clips) == 1399
     assert {c.speaker for c in clips} == {"OAF", "YAF"} and {c.gender for c in clips} == {"f"}
     counts = Counter((c.speaker, c.label) for c in clips)
-    assert set(counts) == {(s, e) for s in ("OAF", "YAF")
-                           for e in ("angry", "disgust", "fearful", "happy", "neutral", "surprised", "sad")}
+    assert set(counts) == {
+        (s, e) for s in ("OAF", "YAF") for e in ("angry", "disgust", "fearful", "happy", "neutral", "surprised", "sad")
+    }
     odd = next(c for c in clips if c.path.endswith("OA_bite_neutral.flac"))  # the distribution's quirk
     assert (odd.speaker, odd.label) == ("OAF", "neutral")
     ps = next(c for c in clips if c.path.endswith("YAF_dog_ps.flac"))
@@ -52,8 +62,11 @@ def test_tess_real_names() -> None:
     for c in clips:
         folder = Path(c.path).parent.name
         assert folder.startswith(c.speaker + "_")
-        assert c.label == ("surprised" if folder.endswith("pleasant_surprise") else
-                           {"fear": "fearful"}.get(folder.split("_", 1)[1], folder.split("_", 1)[1]))
+        assert c.label == (
+            "surprised"
+            if folder.endswith("pleasant_surprise")
+            else {"fear": "fearful"}.get(folder.split("_", 1)[1], folder.split("_", 1)[1])
+        )
 
 
 def test_turev_speakers_and_calm_as_neutral() -> None:
@@ -90,7 +103,11 @@ def test_tess_tree(tmp_path: Path, speech: list[Path]) -> None:
         write_as(src, tmp_path / f"{name.split('_')[0]}_x" / name, sr=24414, subtype="PCM_16")
     clips = load_corpus("tess", tmp_path)
     assert [(c.speaker, c.label, c.gender) for c in clips] == [
-        ("OAF", "angry", "f"), ("OAF", "surprised", "f"), ("YAF", "fearful", "f"), ("YAF", "neutral", "f")]
+        ("OAF", "angry", "f"),
+        ("OAF", "surprised", "f"),
+        ("YAF", "fearful", "f"),
+        ("YAF", "neutral", "f"),
+    ]
     y, sr = load(clips[0].path, sr=16000)
     assert sr == 16000 and y.ndim == 1 and len(y) > 16000
 
@@ -99,11 +116,16 @@ def test_cremad_tree_with_demographics(tmp_path: Path, speech: list[Path]) -> No
     names = ["1001_DFA_ANG_XX.wav", "1001_IEO_HAP_HI.wav", "1002_TIE_SAD_LO.wav", "1002_DFA_NEU_XX.wav"]
     for src, name in zip(speech, names):
         write_as(src, tmp_path / "AudioWAV" / name, sr=16000, subtype="PCM_24")
-    (tmp_path / "VideoDemographics.csv").write_text("ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,C,N\n"
-                                                    "1002,21,Female,C,N\n")
+    (tmp_path / "VideoDemographics.csv").write_text(
+        "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,C,N\n1002,21,Female,C,N\n"
+    )
     clips = load_corpus("cremad", tmp_path)
     assert [(c.speaker, c.label, c.gender) for c in clips] == [
-        ("1001", "angry", "m"), ("1001", "happy", "m"), ("1002", "neutral", "f"), ("1002", "sad", "f")]
+        ("1001", "angry", "m"),
+        ("1001", "happy", "m"),
+        ("1002", "neutral", "f"),
+        ("1002", "sad", "f"),
+    ]
     # Without the demographics file the gender is unknown, not guessed.
     clips = load_corpus("cremad", tmp_path / "AudioWAV")
     assert {c.gender for c in clips} == {"m", "f"}  # found in the parent folder
@@ -139,18 +161,24 @@ def test_csv_with_and_without_header(tmp_path: Path, speech: list[Path]) -> None
     b = write_as(speech[1], tmp_path / "audio" / "b.wav")
     (tmp_path / "list.csv").write_text(f"path,label,speaker\naudio/a.wav,Anger,s1\n{b},joy,s2\n")
     clips = load_corpus("csv", tmp_path / "list.csv")
-    assert [(Path(c.path).name, c.label, c.speaker) for c in clips] == [("a.wav", "angry", "s1"), ("b.wav", "happy", "s2")]
+    assert [(Path(c.path).name, c.label, c.speaker) for c in clips] == [
+        ("a.wav", "angry", "s1"),
+        ("b.wav", "happy", "s2"),
+    ]
     (tmp_path / "two.csv").write_text("audio/a.wav,sad\n")
     assert [(c.label, c.speaker, c.gender) for c in load_corpus("csv", tmp_path / "two.csv")] == [("sad", "", None)]
     assert a.exists()
 
 
-@pytest.mark.parametrize("content, match", [
-    ("audio/missing.wav,angry\n", "no such audio file"),
-    ("audio/a.wav,grumpy\n", "unknown emotion label 'grumpy'"),
-    ("audio/a.wav\n", "expected path,label"),
-    ("audio/a.wav,angry,s1,x\n", "gender 'x'"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("audio/missing.wav,angry\n", "no such audio file"),
+        ("audio/a.wav,grumpy\n", "unknown emotion label 'grumpy'"),
+        ("audio/a.wav\n", "expected path,label"),
+        ("audio/a.wav,angry,s1,x\n", "gender 'x'"),
+    ],
+)
 def test_csv_errors(tmp_path: Path, speech: list[Path], content: str, match: str) -> None:
     write_as(speech[0], tmp_path / "audio" / "a.wav")
     (tmp_path / "bad.csv").write_text(content)

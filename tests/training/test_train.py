@@ -88,7 +88,7 @@ def test_splits(emodb: ds.FrameSet) -> None:
     for name, tr, te in folds:
         assert {emodb.clips[i].speaker for i in te} == {name} and not set(tr) & set(te)
         assert len(tr) + len(te) == len(emodb)
-    (name, tr, te), = T.splits(emodb, "test-speakers=03,16", "emodb")
+    ((name, tr, te),) = T.splits(emodb, "test-speakers=03,16", "emodb")
     assert {emodb.clips[i].speaker for i in te} == {"03", "16"} and name == "03,16"
     for bad, match in (("test-speakers=99", "not in corpus"), ("random", "use loso"), ("test-speakers=", "not in")):
         with pytest.raises(ValueError, match=match):
@@ -142,8 +142,15 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("csv")
     rows = ["path,label,speaker"]
     for f in emodb_files(("03", "08", "09", "10"), 8):
-        label = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
-                 "N": "neutral"}[f.stem[5]]
+        label = {
+            "W": "anger",
+            "L": "boredom",
+            "E": "disgust",
+            "A": "fear",
+            "F": "happiness",
+            "T": "sadness",
+            "N": "neutral",
+        }[f.stem[5]]
         rows.append(f"{f},{label},{f.stem[:2]}")
     (d / "clips.csv").write_text("\n".join(rows) + "\n")
     return d / "clips.csv"
@@ -152,9 +159,33 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained_cli(small_csv: Path, tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("run")
-    rc = main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "test-speakers=03,08", "--epochs", "3",
-               "--out", str(out / "bundle"), "--reports", str(out / "reports"), "--checkpoint", str(out / "ckpt"),
-               "--cache", str(cache_dir), "--threads", "1", "--name", "tiny", "--hold-out", "--quiet"])
+    rc = main(
+        [
+            "train",
+            "--corpus",
+            "csv",
+            "--data",
+            str(small_csv),
+            "--split",
+            "test-speakers=03,08",
+            "--epochs",
+            "3",
+            "--out",
+            str(out / "bundle"),
+            "--reports",
+            str(out / "reports"),
+            "--checkpoint",
+            str(out / "ckpt"),
+            "--cache",
+            str(cache_dir),
+            "--threads",
+            "1",
+            "--name",
+            "tiny",
+            "--hold-out",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -167,7 +198,9 @@ def test_train_command_writes_bundle_reports_checkpoint(trained_cli: Path, capsy
     m = b.metrics["csv test-speakers=03,08"]
     assert m["n"] == 16 and 0 <= m["uar"] <= 1 and 0 <= m["int8_agreement"] <= 1 and "cold_uar" in m
     r = json.loads((trained_cli / "reports" / "csv-test-speakers.json").read_text())
-    assert r["folds"] == [{"fold": "03,08", "n_train": 16, "n_test": 16, "train_seconds": r["folds"][0]["train_seconds"]}]
+    assert r["folds"] == [
+        {"fold": "03,08", "n_train": 16, "n_test": 16, "train_seconds": r["folds"][0]["train_seconds"]}
+    ]
     assert np.array(r["float"]["speaker"]["confusion"]).sum() == 16
     for png in ("csv-test-speakers-confusion.png", "csv-test-speakers-curves.png"):
         assert (trained_cli / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -175,9 +208,13 @@ def test_train_command_writes_bundle_reports_checkpoint(trained_cli: Path, capsy
 
 
 @pytest.mark.parametrize("quantization", ["float32", "dynamic"])
-def test_export_command(trained_cli: Path, tmp_path: Path, quantization: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_command(
+    trained_cli: Path, tmp_path: Path, quantization: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
-    assert main(["export", str(trained_cli / "ckpt"), "--out", str(tmp_path / "b"), "--quantization", quantization]) == 0
+    assert (
+        main(["export", str(trained_cli / "ckpt"), "--out", str(tmp_path / "b"), "--quantization", quantization]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     b = load_bundle(out["bundle"])
     assert b.quantization == quantization and b.name == "tiny"
@@ -188,57 +225,169 @@ def test_export_command(trained_cli: Path, tmp_path: Path, quantization: str, ca
 
 def test_evaluate_command_json(trained_cli: Path, small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
-    assert main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(trained_cli / "bundle"),
-                 "--json"]) == 0
+    assert (
+        main(
+            ["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(trained_cli / "bundle"), "--json"]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert {"uar", "accuracy", "n", "labels", "per_class", "confusion"} <= set(rep)
-    assert rep["n"] == 32 and rep["n_speakers"] == 4 and rep["labels"] == EMO and rep["skipped"] == {} and rep["normalization"] == "speaker"
+    assert (
+        rep["n"] == 32
+        and rep["n_speakers"] == 4
+        and rep["labels"] == EMO
+        and rep["skipped"] == {}
+        and rep["normalization"] == "speaker"
+    )
     assert rep["confusion_columns"] == EMO  # argmax over the shared labels only
-    assert main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(trained_cli / "bundle"),
-                 "--json", "--all-labels", "--normalization", "cold"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--model",
+                str(trained_cli / "bundle"),
+                "--json",
+                "--all-labels",
+                "--normalization",
+                "cold",
+            ]
+        )
+        == 0
+    )
     cold = json.loads(capsys.readouterr().out)
     assert cold["n"] == 32 and cold["shared_labels"] is False and cold["normalization"] == "cold"
-    assert main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(trained_cli / "bundle"),
-                 "--json", "--speakers", "03,08", "--confusion-png", str(trained_cli / "c.png")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--model",
+                str(trained_cli / "bundle"),
+                "--json",
+                "--speakers",
+                "03,08",
+                "--confusion-png",
+                str(trained_cli / "c.png"),
+            ]
+        )
+        == 0
+    )
     held = json.loads(capsys.readouterr().out)
     assert held["n"] == 16 and held["n_speakers"] == 2
-    assert main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(trained_cli / "bundle"),
-                 "--json", "--normalization", "online"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--model",
+                str(trained_cli / "bundle"),
+                "--json",
+                "--normalization",
+                "online",
+            ]
+        )
+        == 0
+    )
     online = json.loads(capsys.readouterr().out)
     assert online["n"] == 32 and online["normalization"] == "online"
     assert (trained_cli / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_evaluate_maps_and_skips_labels(small_csv: Path, tmp_path: Path, cache_dir: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "none", "--epochs", "2",
-                 "--grouping", "3class", "--out", str(tmp_path / "b3"), "--cache", str(cache_dir), "--quiet",
-                 "--quantization", "dynamic"]) == 0
+def test_evaluate_maps_and_skips_labels(
+    small_csv: Path, tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--split",
+                "none",
+                "--epochs",
+                "2",
+                "--grouping",
+                "3class",
+                "--out",
+                str(tmp_path / "b3"),
+                "--cache",
+                str(cache_dir),
+                "--quiet",
+                "--quantization",
+                "dynamic",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(tmp_path / "b3"), "--json"]) == 0
+    assert (
+        main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(tmp_path / "b3"), "--json"]) == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["labels"] == ["positive", "neutral", "negative"] and rep["n"] == 32 and rep["skipped"] == {}
-    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "none", "--epochs", "2",
-                 "--grouping", "4class", "--out", str(tmp_path / "b4"), "--cache", str(cache_dir), "--quiet",
-                 "--quantization", "float32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--split",
+                "none",
+                "--epochs",
+                "2",
+                "--grouping",
+                "4class",
+                "--out",
+                str(tmp_path / "b4"),
+                "--cache",
+                str(cache_dir),
+                "--quiet",
+                "--quantization",
+                "float32",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", "--corpus", "csv", "--data", str(small_csv), "--model", str(tmp_path / "b4")]) == 0
     text = capsys.readouterr().out
     assert "skipped (labels the model does not know)" in text and "'fearful'" in text
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["train", "--corpus", "csv", "--out", "x"], "one --data per --corpus"),
-    (["train", "--corpus", "csv", "--data", "{csv}", "--split", "test-speakers=77", "--out", "{tmp}"], "not in corpus"),
-    (["train", "--corpus", "csv", "--data", "{csv}", "--model", "svm", "--out", "{tmp}"], "unknown model"),
-    (["train", "--corpus", "csv", "--data", "{csv}"], "nothing to write"),
-    (["train", "--recipe", "{tmp}/missing.toml", "--out", "{tmp}"], "no such recipe"),
-    (["evaluate", "--corpus", "csv", "--data", "{csv}", "--model", "{tmp}/nope"], "no such model bundle"),
-    (["evaluate", "--corpus", "emodb", "--data", "{tmp}"], "no audio files"),
-    (["export", "{tmp}", "--out", "{tmp}/b"], "not a training checkpoint"),
-])
-def test_command_errors(argv: list[str], match: str, small_csv: Path, tmp_path: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--corpus", "csv", "--out", "x"], "one --data per --corpus"),
+        (
+            ["train", "--corpus", "csv", "--data", "{csv}", "--split", "test-speakers=77", "--out", "{tmp}"],
+            "not in corpus",
+        ),
+        (["train", "--corpus", "csv", "--data", "{csv}", "--model", "svm", "--out", "{tmp}"], "unknown model"),
+        (["train", "--corpus", "csv", "--data", "{csv}"], "nothing to write"),
+        (["train", "--recipe", "{tmp}/missing.toml", "--out", "{tmp}"], "no such recipe"),
+        (["evaluate", "--corpus", "csv", "--data", "{csv}", "--model", "{tmp}/nope"], "no such model bundle"),
+        (["evaluate", "--corpus", "emodb", "--data", "{tmp}"], "no audio files"),
+        (["export", "{tmp}", "--out", "{tmp}/b"], "not a training checkpoint"),
+    ],
+)
+def test_command_errors(
+    argv: list[str], match: str, small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [a.format(csv=small_csv, tmp=tmp_path) for a in argv]
     assert main(argv + (["--quiet"] if argv[0] == "train" else [])) == 1
     assert match in capsys.readouterr().err
@@ -271,11 +420,13 @@ def test_default_bundle() -> None:
 
 
 def test_light_imports() -> None:
-    code = ("import sys, ser_edge.training, ser_edge.training.cli, ser_edge.training.corpora, "
-            "ser_edge.training.dataset, ser_edge.training.evaluate, ser_edge.training.metrics, "
-            "ser_edge.training.augment, ser_edge.training.models, ser_edge.training.export, ser_edge.training.trainer, "
-            "ser_edge.training.denoise, ser_edge.training.wave;"
-            "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'librosa') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys, ser_edge.training, ser_edge.training.cli, ser_edge.training.corpora, "
+        "ser_edge.training.dataset, ser_edge.training.evaluate, ser_edge.training.metrics, "
+        "ser_edge.training.augment, ser_edge.training.models, ser_edge.training.export, ser_edge.training.trainer, "
+        "ser_edge.training.denoise, ser_edge.training.wave;"
+        "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'librosa') if m in sys.modules]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -320,8 +471,16 @@ def test_augmented_copies_train_only(emodb: ds.FrameSet) -> None:
     assert len(extra) == 2 * len(small) and sorted(set(extra.source)) == list(range(len(small)))
     assert {c.speaker for c in extra.clips} == {"03~aug0", "03~aug1", "08~aug0", "08~aug1"}
     assert not np.array_equal(extra.frames[0], small.frames[0])
-    r = T.evaluate_split(small, cfg, CANONICAL, T.TrainConfig(epochs=1), split="test-speakers=03", corpus="emodb",
-                         quantizations=(), extra=extra)
+    r = T.evaluate_split(
+        small,
+        cfg,
+        CANONICAL,
+        T.TrainConfig(epochs=1),
+        split="test-speakers=03",
+        corpus="emodb",
+        quantizations=(),
+        extra=extra,
+    )
     n03 = sum(c.speaker == "03" for c in small.clips)
     assert r["folds"][0]["n_test"] == n03
     assert r["folds"][0]["n_train"] == 3 * (len(small) - n03)  # originals + 2 copies of speaker 08 only
@@ -333,7 +492,9 @@ def test_windows_train_and_score_per_clip(emodb: ds.FrameSet) -> None:
     small = emodb.subset([i for i, c in enumerate(emodb.clips) if c.speaker in ("03", "08", "09")][::4])
     tc = T.TrainConfig(epochs=2, windows="1.0,0.5", hparams={"units": (16, 8)})
     assert tc.windows == (1.0, 0.5)
-    r = T.evaluate_split(small, cfg, CANONICAL, tc, split="test-speakers=03", corpus="emodb", quantizations=("dynamic",))
+    r = T.evaluate_split(
+        small, cfg, CANONICAL, tc, split="test-speakers=03", corpus="emodb", quantizations=("dynamic",)
+    )
     fold = r["folds"][0]
     train = small.subset([c.speaker != "03" for c in small.clips])
     x, owner = ds.window_inputs(train, cfg, ds.speaker_stats(train), 100, 50)
@@ -360,8 +521,13 @@ def test_cnn_lstm_wave_trains_converts_and_scores_per_clip() -> None:
     clips = load_corpus("emodb", EMODB)[:120:12]
     waves = W.load_waves(clips)
     assert all(abs(20 * np.log10(np.sqrt(np.mean(w.astype(np.float64) ** 2))) + 23) < 0.1 for w in waves.waves)
-    tc = T.TrainConfig(model="cnn_lstm_wave", epochs=1, batch_size=16, windows=(0.25, 0.25),
-                       hparams={"filters": [8, 8, 16], "units": 16})
+    tc = T.TrainConfig(
+        model="cnn_lstm_wave",
+        epochs=1,
+        batch_size=16,
+        windows=(0.25, 0.25),
+        hparams={"filters": [8, 8, 16], "units": 16},
+    )
     t = T.fit(waves, None, CANONICAL, tc)
     x, owner = t.window_inputs(waves)
     assert x.shape[1:] == (4000,) and len(x) == len(t.train_inputs) > len(waves)
@@ -381,22 +547,88 @@ def test_cnn_lstm_wave_trains_converts_and_scores_per_clip() -> None:
 
 def test_wave_and_denoise_commands(small_csv: Path, tmp_path: Path, cache_dir: Path) -> None:
     reports = tmp_path / "wave"
-    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "test-speakers=03", "--epochs", "1",
-                 "--model", "cnn_lstm_wave", "--windows", "0.25,0.25", "--hparam", "filters=[8,8,16]", "--hparam",
-                 "units=16", "--quantization", "dynamic", "--threads", "1", "--reports", str(reports),
-                 "--no-bundle", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--split",
+                "test-speakers=03",
+                "--epochs",
+                "1",
+                "--model",
+                "cnn_lstm_wave",
+                "--windows",
+                "0.25,0.25",
+                "--hparam",
+                "filters=[8,8,16]",
+                "--hparam",
+                "units=16",
+                "--quantization",
+                "dynamic",
+                "--threads",
+                "1",
+                "--reports",
+                str(reports),
+                "--no-bundle",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     r = json.loads((reports / "csv-test-speakers.json").read_text())
     assert r["model"] == "cnn_lstm_wave" and r["folds"][0]["n_test"] == 8 and r["float"]["speaker"]["n"] == 8
     assert "cold" not in r["float"] and r["folds"][0]["n_train_windows"] > r["folds"][0]["n_train"] == 24
     assert r["tflite_bytes"]["dynamic"] > 0 and r["dynamic"]["agreement_with_float"] >= 0.5
-    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--split", "none", "--epochs", "1",
-                 "--denoise", "--windows", "2.0,1.0", "--quantization", "float32", "--out", str(tmp_path / "dn"),
-                 "--cache", str(cache_dir), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--split",
+                "none",
+                "--epochs",
+                "1",
+                "--denoise",
+                "--windows",
+                "2.0,1.0",
+                "--quantization",
+                "float32",
+                "--out",
+                str(tmp_path / "dn"),
+                "--cache",
+                str(cache_dir),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     b = load_bundle(tmp_path / "dn")
     assert b.training["denoise"] and b.training["train_config"]["windows"] == [2.0, 1.0]
     assert any("-dn" in p.name for p in cache_dir.iterdir())  # denoised frames have their own cache folder
-    assert main(["train", "--corpus", "csv", "--data", str(small_csv), "--windows", "1,2", "--out",
-                 str(tmp_path / "x"), "--quiet"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                "csv",
+                "--data",
+                str(small_csv),
+                "--windows",
+                "1,2",
+                "--out",
+                str(tmp_path / "x"),
+                "--quiet",
+            ]
+        )
+        == 1
+    )
 
 
 def test_evaluate_under_a_condition(trained_cli: Path, small_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -409,16 +641,38 @@ def test_evaluate_under_a_condition(trained_cli: Path, small_csv: Path, capsys: 
     assert "'hum@3' is not clean" in capsys.readouterr().err
 
 
-def test_room_bench_trains_per_fold_and_scores_bundles(small_csv: Path, tmp_path: Path, cache_dir: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_room_bench_trains_per_fold_and_scores_bundles(
+    small_csv: Path, tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ser_edge.training.room import main as room
 
-    (tmp_path / "r.toml").write_text(f'name = "tiny"\nthreads = 1\n[[corpus]]\nname = "csv"\ndata = "{small_csv}"\n'
-                                     '[train]\nepochs = 1\n')
+    (tmp_path / "r.toml").write_text(
+        f'name = "tiny"\nthreads = 1\n[[corpus]]\nname = "csv"\ndata = "{small_csv}"\n[train]\nepochs = 1\n'
+    )
     out = tmp_path / "room.json"
-    assert room(["--recipe", str(tmp_path / "r.toml"), "--eval", "csv:loso", "--folds", "2",
-                 "--babble", f"csv:{small_csv}:10", "--condition", "clean", "--condition", "white@0",
-                 "--normalization", "cold,speaker,neutral", "--out", str(out)]) == 0
+    assert (
+        room(
+            [
+                "--recipe",
+                str(tmp_path / "r.toml"),
+                "--eval",
+                "csv:loso",
+                "--folds",
+                "2",
+                "--babble",
+                f"csv:{small_csv}:10",
+                "--condition",
+                "clean",
+                "--condition",
+                "white@0",
+                "--normalization",
+                "cold,speaker,neutral",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert r["folds"] == {"csv loso": ["03", "08"]} and r["babble_speakers"] == ["csv/10"]
     table = r["results"]["csv loso"]
@@ -432,11 +686,16 @@ def test_room_bench_trains_per_fold_and_scores_bundles(small_csv: Path, tmp_path
 def test_fit_with_cold_and_neutral_inputs(emodb: ds.FrameSet) -> None:
     small = emodb.subset([i for i, c in enumerate(emodb.clips) if c.speaker in ("03", "08")])
     base = T.fit(small, InputConfig(), CANONICAL, T.TrainConfig(epochs=1, hparams={"members": 1, "units": (8,)}))
-    both = T.fit(small, InputConfig(), CANONICAL, T.TrainConfig(epochs=1, cold_inputs=True, neutral_inputs=True,
-                                                                hparams={"members": 1, "units": (8,)}))
+    both = T.fit(
+        small,
+        InputConfig(),
+        CANONICAL,
+        T.TrainConfig(epochs=1, cold_inputs=True, neutral_inputs=True, hparams={"members": 1, "units": (8,)}),
+    )
     assert len(base.train_inputs) == len(small)
     assert len(both.train_inputs) == 3 * len(small)  # speaker, cold and neutral-enrolled inputs of every clip
     pop = both.population
-    x_cold = ds.standardize(ds.model_inputs(small, InputConfig(), pop), both.normalization.input_mean,
-                            both.normalization.input_std)
-    np.testing.assert_allclose(both.train_inputs[len(small):2 * len(small)], x_cold, atol=1e-5)
+    x_cold = ds.standardize(
+        ds.model_inputs(small, InputConfig(), pop), both.normalization.input_mean, both.normalization.input_std
+    )
+    np.testing.assert_allclose(both.train_inputs[len(small) : 2 * len(small)], x_cold, atol=1e-5)

@@ -29,21 +29,61 @@ SR = 16000
 def wave_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An int8 cnn_lstm_wave bundle (0.5 s chunks, 0.25 s hop) trained 1 epoch on 2 EMO-DB speakers."""
     d = tmp_path_factory.mktemp("wave")
-    names = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral"}
+    names = {
+        "W": "anger",
+        "L": "boredom",
+        "E": "disgust",
+        "A": "fear",
+        "F": "happiness",
+        "T": "sadness",
+        "N": "neutral",
+    }
     rows = ["path,label,speaker"] + [f"{f},{names[f.stem[5]]},{f.stem[:2]}" for f in emodb_files(("03", "08"), 10)]
     (d / "clips.csv").write_text("\n".join(rows) + "\n")
     out = d / "bundle"
-    assert main(["train", "--corpus", "csv", "--data", str(d / "clips.csv"), "--split", "none", "--epochs", "1",
-                 "--model", "cnn_lstm_wave", "--windows", "0.5,0.25", "--hparam", "filters=[8,8,16]",
-                 "--hparam", "units=16", "--quantization", "int8", "--threads", "1", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                "csv",
+                "--data",
+                str(d / "clips.csv"),
+                "--split",
+                "none",
+                "--epochs",
+                "1",
+                "--model",
+                "cnn_lstm_wave",
+                "--windows",
+                "0.5,0.25",
+                "--hparam",
+                "filters=[8,8,16]",
+                "--hparam",
+                "units=16",
+                "--quantization",
+                "int8",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_bundle_json_describes_the_chunks_and_their_pooling(wave_bundle: Path) -> None:
     meta = json.loads((wave_bundle / "bundle.json").read_text())
-    assert meta["input"]["waveform"] == {"chunk": 0.5, "hop": 0.25, "pooling": "mean", "trim_db": 40.0,
-                                         "loudness_dbfs": -23.0}
+    assert meta["input"]["waveform"] == {
+        "chunk": 0.5,
+        "hop": 0.25,
+        "pooling": "mean",
+        "trim_db": 40.0,
+        "loudness_dbfs": -23.0,
+    }
     assert meta["input_shape"] == [8000] and meta["quantization"] == "int8"
     b = load_bundle(wave_bundle)
     assert b.input.kind == "waveform" and b.input.input_shape == (8000,)
@@ -80,8 +120,12 @@ def test_predict_command_runs_the_waveform_bundle(wave_bundle: Path, tmp_path: P
     f = tmp_path / "clip.flac"
     y, _ = load(EMODB / "wav" / "11a01Wc.wav", sr=SR)
     sf.write(f, y, SR)
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "predict", str(f), "--model", str(wave_bundle), "--json"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ser_edge", "predict", str(f), "--model", str(wave_bundle), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     want = Recognizer(wave_bundle, adapt=False).predict(y)
@@ -96,8 +140,12 @@ def test_listen_source_runs_the_waveform_bundle(wave_bundle: Path, tmp_path: Pat
     silence = np.zeros(SR, np.float32)
     f = tmp_path / "talk.wav"
     sf.write(f, np.concatenate([silence, a, silence, silence, b, silence]), SR, subtype="PCM_16")
-    r = subprocess.run([sys.executable, "-m", "ser_edge", "listen", "--source", str(f), "--model", str(wave_bundle)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ser_edge", "listen", "--source", str(f), "--model", str(wave_bundle)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     events = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
     utts = [e for e in events if e["type"] == "utterance"]

@@ -43,5 +43,3 @@ def write_as(src: Path, dst: Path, *, sr: int = 16000, subtype: str = "PCM_16", 
     dst.parent.mkdir(parents=True, exist_ok=True)
     sf.write(dst, data, sr, subtype=subtype)
     return dst
-
-

@@ -72,8 +72,10 @@ def spec(features: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> _dsp.Spec
     try:
         # Call sites pass keywords in a fixed order, so no sorting is needed for cache hits. Types
         # are part of the key: 2048.0 == 2048, but only the int passes the checks.
-        key = (tuple([(name, tuple(p.items())) for name, p in features]),
-               tuple([(k, v, type(v)) for k, v in kwargs.items()]))
+        key = (
+            tuple([(name, tuple(p.items())) for name, p in features]),
+            tuple([(k, v, type(v)) for k, v in kwargs.items()]),
+        )
         hash(key)
     except TypeError:  # an array window
         return _build(features, **kwargs)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,9 +18,20 @@ from ser_edge.features import _input as _in
 from ser_edge.features.voice import VOICE_FEATURES
 
 FEATURES = (
-    "mfcc", "log_melspectrogram", "melspectrogram", "rms", "zero_crossing_rate", "spectral_centroid",
-    "spectral_bandwidth", "spectral_rolloff", "spectral_flatness", "spectral_flux", "spectral_entropy",
-    "energy_entropy", "chroma_stft", "spectral_contrast",
+    "mfcc",
+    "log_melspectrogram",
+    "melspectrogram",
+    "rms",
+    "zero_crossing_rate",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_rolloff",
+    "spectral_flatness",
+    "spectral_flux",
+    "spectral_entropy",
+    "energy_entropy",
+    "chroma_stft",
+    "spectral_contrast",
 ) + VOICE_FEATURES
 
 
@@ -41,16 +53,16 @@ class FeatureConfig:
     sr: int = 16000
     n_fft: int = 512
     hop_length: int = 160
-    win_length: Optional[int] = None
+    win_length: int | None = None
     window: str = "hann"
     center: bool = True
     pad_mode: str = "constant"
     power: float = 2.0
     n_mels: int = 40
     fmin: float = 0.0
-    fmax: Optional[float] = None
+    fmax: float | None = None
     htk: bool = False
-    mel_norm: Optional[str] = "slaney"
+    mel_norm: str | None = "slaney"
     n_mfcc: int = 40
     lifter: float = 0.0
     ref: float = 1.0
@@ -68,18 +80,41 @@ class FeatureConfig:
         for name in feats:
             if name not in FEATURES:
                 raise ValueError(f"features: unknown feature {name!r}; known: {', '.join(FEATURES)}")
-        if isinstance(self.sr, float) and self.sr.is_integer():
+        if isinstance(self.sr, float) and float(self.sr).is_integer():
             object.__setattr__(self, "sr", int(self.sr))
         if not isinstance(self.window, str):
             raise ValueError(f"window={self.window!r} must be a window name")
-        native = [("spectral_contrast_raw", {"fmin": _in.number("contrast_fmin", self.contrast_fmin),
-                                            "n_bands": _in.count("contrast_bands", self.contrast_bands)})
-                  if n == "spectral_contrast" else (n, {}) for n in feats]
+        native = [
+            (
+                "spectral_contrast_raw",
+                {
+                    "fmin": _in.number("contrast_fmin", self.contrast_fmin),
+                    "n_bands": _in.count("contrast_bands", self.contrast_bands),
+                },
+            )
+            if n == "spectral_contrast"
+            else (n, {})
+            for n in feats
+        ]
         spec = _in.spec(
-            native, sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length,
-            win_length=self.win_length, window=self.window, center=self.center, pad_mode=self.pad_mode,
-            power=self.power, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax, htk=self.htk,
-            mel_norm=self.mel_norm, n_mfcc=self.n_mfcc, lifter=self.lifter, ref=self.ref, amin=self.amin,
+            native,
+            sr=self.sr,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            power=self.power,
+            n_mels=self.n_mels,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            htk=self.htk,
+            mel_norm=self.mel_norm,
+            n_mfcc=self.n_mfcc,
+            lifter=self.lifter,
+            ref=self.ref,
+            amin=self.amin,
             n_chroma=self.n_chroma,
         )
         object.__setattr__(self, "_spec", spec)
@@ -103,7 +138,7 @@ class FeatureConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not ignored."""
         if not isinstance(d, dict):
             raise ValueError(f"feature configuration must be a mapping; got {type(d).__name__}")
@@ -119,8 +154,7 @@ def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return _finish(_dsp.extract(_in.audio(y), config._spec), config)
 
 
-def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *,
-                 n_jobs: Optional[int] = None) -> list[np.ndarray]:
+def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *, n_jobs: int | None = None) -> list[np.ndarray]:
     """:func:`extract` on every clip, on ``n_jobs`` threads (default: all cores) with the GIL
     released. A bad clip raises ``ValueError`` naming its index."""
     arrays = [_in.audio(c, f"clips[{i}]") for i, c in enumerate(clips)]
@@ -128,12 +162,17 @@ def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *,
     return [_finish(x, config) for x in _dsp.extract_many(arrays, config._spec, jobs)]
 
 
-def _contrast_rows(config: FeatureConfig) -> Optional[tuple[int, int]]:
+def _contrast_rows(config: FeatureConfig) -> tuple[int, int] | None:
     """Native rows ``[start, stop)`` of the raw contrast peaks and valleys, if configured."""
     if "spectral_contrast" not in config.features:
         return None
-    sizes = {"mfcc": config.n_mfcc, "log_melspectrogram": config.n_mels, "melspectrogram": config.n_mels,
-             "chroma_stft": config.n_chroma, "spectral_contrast": 2 * (config.contrast_bands + 1)}
+    sizes = {
+        "mfcc": config.n_mfcc,
+        "log_melspectrogram": config.n_mels,
+        "melspectrogram": config.n_mels,
+        "chroma_stft": config.n_chroma,
+        "spectral_contrast": 2 * (config.contrast_bands + 1),
+    }
     start = 0
     for name in config.features:
         if name == "spectral_contrast":
@@ -149,7 +188,7 @@ def _finish(raw: np.ndarray, config: FeatureConfig) -> np.ndarray:
     a, b = config._contrast
     half = (b - a) // 2
     amin = np.float32(config.amin)
-    peak, valley = raw[a:a + half], raw[a + half:b]
+    peak, valley = raw[a : a + half], raw[a + half : b]
     contrast = 10.0 * (np.log10(np.maximum(peak, amin)) - np.log10(np.maximum(valley, amin)))
     return np.ascontiguousarray(np.vstack([raw[:a], contrast.astype(np.float32), raw[b:]]))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -12,8 +12,9 @@ from ser_edge.features import _input as _in
 from ser_edge.features.spectral import PadMode
 
 
-def _range(sr: Any, fmin: Any, fmax: Any, frame_length: Any, hop_length: Any, win_length: Any,
-           center: Any, pad_mode: Any) -> dict[str, Any]:
+def _range(
+    sr: Any, fmin: Any, fmax: Any, frame_length: Any, hop_length: Any, win_length: Any, center: Any, pad_mode: Any
+) -> dict[str, Any]:
     """Checked framing keywords shared by ``yin`` and ``pyin`` (librosa's rules and messages)."""
     if fmin is None or fmax is None:
         raise ValueError('both "fmin" and "fmax" must be provided')
@@ -25,17 +26,37 @@ def _range(sr: Any, fmin: Any, fmax: Any, frame_length: Any, hop_length: Any, wi
     if not isinstance(pad_mode, str):
         raise ValueError(f"pad_mode={pad_mode!r} must be a string")
     if 0 < fmin < fmax <= sr / 2 and frame_length - 1 > sr / fmin >= frame_length // 2:
-        warnings.warn(f"With fmin={fmin:.3f}, sr={sr} and frame_length={frame_length}, less than two periods of "
-                      f"fmin fit into the frame, which can cause inaccurate pitch detection. Consider increasing "
-                      f"to fmin={sr / (frame_length / 2):.3f} or frame_length={int(np.ceil(sr / fmin) * 2 + 1)}.",
-                      UserWarning, stacklevel=3)
-    return dict(sr=sr, fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length,
-                center=bool(center), pad_mode=pad_mode)
+        warnings.warn(
+            f"With fmin={fmin:.3f}, sr={sr} and frame_length={frame_length}, less than two periods of "
+            f"fmin fit into the frame, which can cause inaccurate pitch detection. Consider increasing "
+            f"to fmin={sr / (frame_length / 2):.3f} or frame_length={int(np.ceil(sr / fmin) * 2 + 1)}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return dict(
+        sr=sr,
+        fmin=fmin,
+        fmax=fmax,
+        frame_length=frame_length,
+        hop_length=hop_length,
+        center=bool(center),
+        pad_mode=pad_mode,
+    )
 
 
-def yin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_length: int = 2048,
-        win_length: Optional[int] = None, hop_length: Optional[int] = None, trough_threshold: float = 0.1,
-        center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def yin(
+    y: np.ndarray,
+    *,
+    fmin: float,
+    fmax: float,
+    sr: float = 22050,
+    frame_length: int = 2048,
+    win_length: int | None = None,
+    hop_length: int | None = None,
+    trough_threshold: float = 0.1,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Fundamental frequency of each frame by YIN (``librosa.yin``).
 
     Parameters
@@ -71,12 +92,26 @@ def yin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_len
     return _dsp.yin(_in.audio(y), trough_threshold=_in.number("trough_threshold", trough_threshold), **kw)
 
 
-def pyin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_length: int = 2048,
-         win_length: Optional[int] = None, hop_length: Optional[int] = None, n_thresholds: int = 100,
-         beta_parameters: tuple[float, float] = (2, 18), boltzmann_parameter: float = 2, resolution: float = 0.1,
-         max_transition_rate: float = 35.92, switch_prob: float = 0.01, no_trough_prob: float = 0.01,
-         fill_na: Optional[float] = np.nan, center: bool = True,
-         pad_mode: PadMode = "constant") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pyin(
+    y: np.ndarray,
+    *,
+    fmin: float,
+    fmax: float,
+    sr: float = 22050,
+    frame_length: int = 2048,
+    win_length: int | None = None,
+    hop_length: int | None = None,
+    n_thresholds: int = 100,
+    beta_parameters: tuple[float, float] = (2, 18),
+    boltzmann_parameter: float = 2,
+    resolution: float = 0.1,
+    max_transition_rate: float = 35.92,
+    switch_prob: float = 0.01,
+    no_trough_prob: float = 0.01,
+    fill_na: float | None = np.nan,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fundamental frequency and voicing of each frame by probabilistic YIN (``librosa.pyin``).
 
     Each frame's troughs of the cumulative mean normalised difference become pitch candidates,

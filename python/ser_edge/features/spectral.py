@@ -3,14 +3,15 @@ keywords and defaults)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Optional, Union
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 
 from ser_edge import _dsp
 from ser_edge.features import _input as _in
 
-Window = Union[str, np.ndarray]
+Window = str | np.ndarray
 PadMode = Literal["constant", "reflect", "edge"]
 
 
@@ -18,8 +19,8 @@ def stft(
     y: np.ndarray,
     *,
     n_fft: int = 2048,
-    hop_length: Optional[int] = None,
-    win_length: Optional[int] = None,
+    hop_length: int | None = None,
+    win_length: int | None = None,
     window: Window = "hann",
     center: bool = True,
     pad_mode: PadMode = "constant",
@@ -42,8 +43,17 @@ def stft(
     """
     win = _in.count("win_length", win_length) if win_length is not None else _in.count("n_fft", n_fft)
     hop = _in.count("hop_length", hop_length) if hop_length is not None else max(win // 4, 1)
-    s = _in.spec([("mfcc", {})], n_fft=n_fft, hop_length=hop, win_length=win_length, window=window,
-                 center=center, pad_mode=pad_mode, n_mels=1, n_mfcc=1)
+    s = _in.spec(
+        [("mfcc", {})],
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        n_mels=1,
+        n_mfcc=1,
+    )
     return _dsp.stft(_in.audio(y), s)
 
 
@@ -51,8 +61,8 @@ def spectrogram(
     y: np.ndarray,
     *,
     n_fft: int = 2048,
-    hop_length: Optional[int] = None,
-    win_length: Optional[int] = None,
+    hop_length: int | None = None,
+    win_length: int | None = None,
     window: Window = "hann",
     center: bool = True,
     pad_mode: PadMode = "constant",
@@ -61,8 +71,15 @@ def spectrogram(
     """``|stft(y)| ** power``: power (2) or magnitude (1) spectrogram, float32 ``(1 + n_fft // 2, t)``."""
     win = _in.count("win_length", win_length) if win_length is not None else _in.count("n_fft", n_fft)
     hop = _in.count("hop_length", hop_length) if hop_length is not None else max(win // 4, 1)
-    s = _in.spec([("spectrogram", {"power": _in.number("power", power)})], n_fft=n_fft, hop_length=hop,
-                 win_length=win_length, window=window, center=center, pad_mode=pad_mode)
+    s = _in.spec(
+        [("spectrogram", {"power": _in.number("power", power)})],
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     return _dsp.extract(_in.audio(y), s)
 
 
@@ -72,37 +89,46 @@ def mel_filters(
     n_fft: int,
     n_mels: int = 128,
     fmin: float = 0.0,
-    fmax: Optional[float] = None,
+    fmax: float | None = None,
     htk: bool = False,
-    norm: Union[Literal["slaney"], float, None] = "slaney",
+    norm: Literal["slaney"] | float | None = "slaney",
 ) -> np.ndarray:
     """Mel filterbank (``librosa.filters.mel``), float32 ``(n_mels, 1 + n_fft // 2)``.
 
     ``htk=False`` is the Slaney scale (linear below 1 kHz, logarithmic above); ``norm='slaney'``
     divides each triangle by its bandwidth, a number p gives unit p-norm rows, None peak 1.
     """
-    s = _in.spec([("melspectrogram", {})], sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
-                 mel_norm=norm, n_mfcc=1)
+    s = _in.spec(
+        [("melspectrogram", {})],
+        sr=sr,
+        n_fft=n_fft,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=fmax,
+        htk=htk,
+        mel_norm=norm,
+        n_mfcc=1,
+    )
     return _dsp.mel_filters(s)
 
 
 def melspectrogram(
     *,
-    y: Optional[np.ndarray] = None,
+    y: np.ndarray | None = None,
     sr: float = 22050,
-    S: Optional[np.ndarray] = None,
+    S: np.ndarray | None = None,
     n_fft: int = 2048,
     hop_length: int = 512,
-    win_length: Optional[int] = None,
+    win_length: int | None = None,
     window: Window = "hann",
     center: bool = True,
     pad_mode: PadMode = "constant",
     power: float = 2.0,
     n_mels: int = 128,
     fmin: float = 0.0,
-    fmax: Optional[float] = None,
+    fmax: float | None = None,
     htk: bool = False,
-    norm: Union[Literal["slaney"], float, None] = "slaney",
+    norm: Literal["slaney"] | float | None = "slaney",
 ) -> np.ndarray:
     """Mel spectrogram (``librosa.feature.melspectrogram``), float32 ``(n_mels, t)``.
 
@@ -111,23 +137,32 @@ def melspectrogram(
     scale. Take dB through ``mfcc``/``FeatureConfig`` for float64 spectra.
     """
     _in.exactly_one(y, S)
-    kw = dict(sr=sr, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, mel_norm=norm, power=power,
-              n_mfcc=1, single_precision=True)
+    kw = dict(
+        sr=sr, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, mel_norm=norm, power=power, n_mfcc=1, single_precision=True
+    )
     if S is not None:
         S = _in.matrix(S)
         s = _in.spec([("melspectrogram", {})], n_fft=_in.n_fft_of(S, n_fft), **kw)
         return _dsp.from_spectrogram(S, s)
-    s = _in.spec([("melspectrogram", {})], n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                 window=window, center=center, pad_mode=pad_mode, **kw)
+    s = _in.spec(
+        [("melspectrogram", {})],
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        **kw,
+    )
     return _dsp.extract(_in.audio(y), s)
 
 
 def power_to_db(
     S: np.ndarray,
     *,
-    ref: Union[float, Callable[[np.ndarray], Any]] = 1.0,
+    ref: float | Callable[[np.ndarray], Any] = 1.0,
     amin: float = 1e-10,
-    top_db: Optional[float] = 80.0,
+    top_db: float | None = 80.0,
 ) -> np.ndarray:
     """``10 log10(S / ref)`` with floor ``amin`` and, if ``top_db``, clipped at ``max - top_db``
     over the whole array (``librosa.power_to_db``). ``ref`` may be a callable such as ``np.max``."""
@@ -146,25 +181,25 @@ def power_to_db(
 
 def mfcc(
     *,
-    y: Optional[np.ndarray] = None,
+    y: np.ndarray | None = None,
     sr: float = 22050,
-    S: Optional[np.ndarray] = None,
+    S: np.ndarray | None = None,
     n_mfcc: int = 20,
     dct_type: int = 2,
-    norm: Optional[Literal["ortho"]] = "ortho",
+    norm: Literal["ortho"] | None = "ortho",
     lifter: float = 0.0,
-    mel_norm: Union[Literal["slaney"], float, None] = "slaney",
-    top_db: Optional[float] = 80.0,
+    mel_norm: Literal["slaney"] | float | None = "slaney",
+    top_db: float | None = 80.0,
     n_fft: int = 2048,
     hop_length: int = 512,
-    win_length: Optional[int] = None,
+    win_length: int | None = None,
     window: Window = "hann",
     center: bool = True,
     pad_mode: PadMode = "constant",
     power: float = 2.0,
     n_mels: int = 128,
     fmin: float = 0.0,
-    fmax: Optional[float] = None,
+    fmax: float | None = None,
     htk: bool = False,
 ) -> np.ndarray:
     """Mel-frequency cepstral coefficients (``librosa.feature.mfcc``), float32 ``(n_mfcc, t)``.
@@ -181,9 +216,32 @@ def mfcc(
         # Repeat calls skip the argument checks: a key is stored only once they have passed.
         # The integer and flag arguments' types are part of the key: 2048.0 == 2048 and 1 == True,
         # but only the int (bool) passes the checks.
-        key = (sr, n_mfcc, dct_type, norm, lifter, mel_norm, n_fft, hop_length, win_length, window, center,
-               pad_mode, power, n_mels, fmin, fmax, htk, type(n_mfcc), type(n_fft), type(hop_length),
-               type(win_length), type(n_mels), type(center), type(htk))
+        key = (
+            sr,
+            n_mfcc,
+            dct_type,
+            norm,
+            lifter,
+            mel_norm,
+            n_fft,
+            hop_length,
+            win_length,
+            window,
+            center,
+            pad_mode,
+            power,
+            n_mels,
+            fmin,
+            fmax,
+            htk,
+            type(n_mfcc),
+            type(n_fft),
+            type(hop_length),
+            type(win_length),
+            type(n_mels),
+            type(center),
+            type(htk),
+        )
         try:
             spec = _MFCC_SPECS.get(key)
         except TypeError:  # an array window
@@ -198,13 +256,31 @@ def mfcc(
     lifter = _in.number("lifter", lifter)
     if lifter < 0:
         raise ValueError(f"lifter={lifter} must be a non-negative number")
-    kw = dict(sr=sr, n_mfcc=n_mfcc, dct_ortho=norm == "ortho", lifter=lifter, mel_norm=mel_norm,
-              fmin=fmin, fmax=fmax, htk=htk, power=power)
+    kw = dict(
+        sr=sr,
+        n_mfcc=n_mfcc,
+        dct_ortho=norm == "ortho",
+        lifter=lifter,
+        mel_norm=mel_norm,
+        fmin=fmin,
+        fmax=fmax,
+        htk=htk,
+        power=power,
+    )
     if S is not None:
         S = _in.matrix(S)
         return _dsp.from_spectrogram(S, _in.spec([("mfcc", {})], n_mels=S.shape[0], **kw))
-    s = _in.spec([("mfcc", {})], n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                 window=window, center=center, pad_mode=pad_mode, n_mels=n_mels, **kw)
+    s = _in.spec(
+        [("mfcc", {})],
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        n_mels=n_mels,
+        **kw,
+    )
     if key is not None:
         if len(_MFCC_SPECS) >= 256:
             _MFCC_SPECS.clear()
@@ -240,79 +316,179 @@ def delta(
     return np.moveaxis(out.reshape(moved.shape), -1, axis)
 
 
-def _spectral(name: str, params: dict[str, Any], y: Any, S: Any, sr: float, n_fft: int,
-              hop_length: int, win_length: Any, window: Any, center: bool, pad_mode: str) -> np.ndarray:
+def _spectral(
+    name: str,
+    params: dict[str, Any],
+    y: Any,
+    S: Any,
+    sr: float,
+    n_fft: int,
+    hop_length: int,
+    win_length: Any,
+    window: Any,
+    center: bool,
+    pad_mode: str,
+) -> np.ndarray:
     """One spectral feature from audio or from a magnitude (power, for chroma) spectrogram."""
     _in.exactly_one(y, S)
     if S is not None:
         S = _in.matrix(S)
         return _dsp.from_spectrogram(S, _in.spec([(name, params)], sr=sr, n_fft=_in.n_fft_of(S, n_fft)))
-    s = _in.spec([(name, params)], sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                 window=window, center=center, pad_mode=pad_mode)
+    s = _in.spec(
+        [(name, params)],
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     return _dsp.extract(_in.audio(y), s)
 
 
-def spectral_centroid(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optional[np.ndarray] = None,
-                      n_fft: int = 2048, hop_length: int = 512, win_length: Optional[int] = None,
-                      window: Window = "hann", center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def spectral_centroid(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Magnitude-weighted mean frequency of each frame (Hz), float32 ``(1, t)``."""
     return _spectral("spectral_centroid", {}, y, S, sr, n_fft, hop_length, win_length, window, center, pad_mode)
 
 
-def spectral_bandwidth(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optional[np.ndarray] = None,
-                       n_fft: int = 2048, hop_length: int = 512, win_length: Optional[int] = None,
-                       window: Window = "hann", center: bool = True, pad_mode: PadMode = "constant",
-                       norm: bool = True, p: float = 2.0) -> np.ndarray:
+def spectral_bandwidth(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+    norm: bool = True,
+    p: float = 2.0,
+) -> np.ndarray:
     """p-th order spread of frequency around the centroid (Hz), float32 ``(1, t)``."""
-    return _spectral("spectral_bandwidth", {"p": _in.number("p", p), "norm": bool(norm)}, y, S, sr, n_fft,
-                     hop_length, win_length, window, center, pad_mode)
+    return _spectral(
+        "spectral_bandwidth",
+        {"p": _in.number("p", p), "norm": bool(norm)},
+        y,
+        S,
+        sr,
+        n_fft,
+        hop_length,
+        win_length,
+        window,
+        center,
+        pad_mode,
+    )
 
 
-def spectral_rolloff(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optional[np.ndarray] = None,
-                     n_fft: int = 2048, hop_length: int = 512, win_length: Optional[int] = None,
-                     window: Window = "hann", center: bool = True, pad_mode: PadMode = "constant",
-                     roll_percent: float = 0.85) -> np.ndarray:
+def spectral_rolloff(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+    roll_percent: float = 0.85,
+) -> np.ndarray:
     """Lowest bin frequency below which ``roll_percent`` of the magnitude lies, float32 ``(1, t)``."""
-    return _spectral("spectral_rolloff", {"roll_percent": _in.number("roll_percent", roll_percent)}, y, S, sr,
-                     n_fft, hop_length, win_length, window, center, pad_mode)
+    return _spectral(
+        "spectral_rolloff",
+        {"roll_percent": _in.number("roll_percent", roll_percent)},
+        y,
+        S,
+        sr,
+        n_fft,
+        hop_length,
+        win_length,
+        window,
+        center,
+        pad_mode,
+    )
 
 
-def spectral_flatness(*, y: Optional[np.ndarray] = None, S: Optional[np.ndarray] = None, n_fft: int = 2048,
-                      hop_length: int = 512, win_length: Optional[int] = None, window: Window = "hann",
-                      center: bool = True, pad_mode: PadMode = "constant", amin: float = 1e-10,
-                      power: float = 2.0) -> np.ndarray:
+def spectral_flatness(
+    *,
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+    amin: float = 1e-10,
+    power: float = 2.0,
+) -> np.ndarray:
     """Geometric over arithmetic mean of ``max(amin, |X|**power)``: 1 for white noise, near 0 for
     a tone. float32 ``(1, t)``."""
     params = {"amin": _in.number("amin", amin), "power": _in.number("power", power)}
-    return _spectral("spectral_flatness", params, y, S, 22050, n_fft, hop_length, win_length, window, center,
-                     pad_mode)
+    return _spectral("spectral_flatness", params, y, S, 22050, n_fft, hop_length, win_length, window, center, pad_mode)
 
 
-def spectral_contrast(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optional[np.ndarray] = None,
-                      n_fft: int = 2048, hop_length: int = 512, win_length: Optional[int] = None,
-                      window: Window = "hann", center: bool = True, pad_mode: PadMode = "constant",
-                      fmin: float = 200.0, n_bands: int = 6, quantile: float = 0.02,
-                      linear: bool = False) -> np.ndarray:
+def spectral_contrast(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+    fmin: float = 200.0,
+    n_bands: int = 6,
+    quantile: float = 0.02,
+    linear: bool = False,
+) -> np.ndarray:
     """Peak-to-valley contrast of ``n_bands + 1`` octave bands, float32 ``(n_bands + 1, t)``.
 
     In dB by default (both peaks and valleys through ``power_to_db`` with its 80 dB ``top_db``
     over the whole signal, as librosa does); ``linear=True`` gives ``peak - valley``.
     """
-    params = {"fmin": _in.number("fmin", fmin), "n_bands": _in.count("n_bands", n_bands),
-              "quantile": _in.number("quantile", quantile)}
-    raw = _spectral("spectral_contrast_raw", params, y, S, sr, n_fft, hop_length, win_length, window, center,
-                    pad_mode)
+    params = {
+        "fmin": _in.number("fmin", fmin),
+        "n_bands": _in.count("n_bands", n_bands),
+        "quantile": _in.number("quantile", quantile),
+    }
+    raw = _spectral("spectral_contrast_raw", params, y, S, sr, n_fft, hop_length, win_length, window, center, pad_mode)
     if linear:
         half = raw.shape[0] // 2
         return raw[:half] - raw[half:]
     return _dsp.contrast_db(raw)
 
 
-def chroma_stft(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optional[np.ndarray] = None,
-                norm: Optional[float] = np.inf, n_fft: int = 2048, hop_length: int = 512,
-                win_length: Optional[int] = None, window: Window = "hann", center: bool = True,
-                pad_mode: PadMode = "constant", tuning: Optional[float] = None,
-                n_chroma: int = 12) -> np.ndarray:
+def chroma_stft(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    norm: float | None = np.inf,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+    tuning: float | None = None,
+    n_chroma: int = 12,
+) -> np.ndarray:
     """Chromagram (``librosa.feature.chroma_stft``), float32 ``(n_chroma, t)``.
 
     From audio or a power spectrogram ``S``. ``tuning=None`` estimates the tuning deviation from
@@ -327,22 +503,50 @@ def chroma_stft(*, y: Optional[np.ndarray] = None, sr: float = 22050, S: Optiona
             s = _in.spec([("chroma_stft", {})], sr=sr, n_fft=_in.n_fft_of(S64, n_fft))
             tuning = _dsp.estimate_tuning(s, n_chroma, s=S64)
         else:
-            s = _in.spec([("chroma_stft", {})], sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                         window=window, center=center, pad_mode=pad_mode)
+            s = _in.spec(
+                [("chroma_stft", {})],
+                sr=sr,
+                n_fft=n_fft,
+                hop_length=hop_length,
+                win_length=win_length,
+                window=window,
+                center=center,
+                pad_mode=pad_mode,
+            )
             tuning = _dsp.estimate_tuning(s, n_chroma, y=_in.audio(y))
-    params = {"tuning": _in.number("tuning", tuning), "norm": None if norm is None else _in.number("norm", norm, allow_inf=True)}
+    params = {
+        "tuning": _in.number("tuning", tuning),
+        "norm": None if norm is None else _in.number("norm", norm, allow_inf=True),
+    }
     if S is not None:
         S = _in.matrix(S)
         s = _in.spec([("chroma_stft", params)], sr=sr, n_fft=_in.n_fft_of(S, n_fft), n_chroma=n_chroma)
         return _dsp.from_spectrogram(S, s)
-    s = _in.spec([("chroma_stft", params)], sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                 window=window, center=center, pad_mode=pad_mode, n_chroma=n_chroma)
+    s = _in.spec(
+        [("chroma_stft", params)],
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        n_chroma=n_chroma,
+    )
     return _dsp.extract(_in.audio(y), s)
 
 
-def spectral_flux(*, y: Optional[np.ndarray] = None, S: Optional[np.ndarray] = None, n_fft: int = 2048,
-                  hop_length: int = 512, win_length: Optional[int] = None, window: Window = "hann",
-                  center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def spectral_flux(
+    *,
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Squared change of the sum-normalised magnitude spectrum between frames, float32 ``(1, t)``.
 
     ``p_t = S[:, t] / sum(S[:, t])`` (a column summing to less than float32's tiny is left as is);
@@ -351,9 +555,18 @@ def spectral_flux(*, y: Optional[np.ndarray] = None, S: Optional[np.ndarray] = N
     return _spectral("spectral_flux", {}, y, S, 22050, n_fft, hop_length, win_length, window, center, pad_mode)
 
 
-def spectral_entropy(*, y: Optional[np.ndarray] = None, S: Optional[np.ndarray] = None, n_fft: int = 2048,
-                     hop_length: int = 512, win_length: Optional[int] = None, window: Window = "hann",
-                     center: bool = True, pad_mode: PadMode = "constant", n_blocks: int = 10) -> np.ndarray:
+def spectral_entropy(
+    *,
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Window = "hann",
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+    n_blocks: int = 10,
+) -> np.ndarray:
     """Shannon entropy (bits) of the power spectrum's energy over ``n_blocks`` equal sub-bands,
     float32 ``(1, t)``.
 
@@ -362,5 +575,16 @@ def spectral_entropy(*, y: Optional[np.ndarray] = None, S: Optional[np.ndarray] 
     ``e_b`` = block energy / total; ``H = -sum e_b log2 e_b`` (0 for a silent frame).
     Near 0 for a pure tone, near ``log2(n_blocks)`` for white noise.
     """
-    return _spectral("spectral_entropy", {"n_blocks": _in.count("n_blocks", n_blocks)}, y, S, 22050, n_fft,
-                     hop_length, win_length, window, center, pad_mode)
+    return _spectral(
+        "spectral_entropy",
+        {"n_blocks": _in.count("n_blocks", n_blocks)},
+        y,
+        S,
+        22050,
+        n_fft,
+        hop_length,
+        win_length,
+        window,
+        center,
+        pad_mode,
+    )

@@ -12,8 +12,6 @@ are not smoothed over 3 frames, and F0 is frame-local YIN, not a Viterbi-smoothe
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ser_edge import _dsp
@@ -21,8 +19,18 @@ from ser_edge.features import _input as _in
 from ser_edge.features.spectral import PadMode
 
 #: Feature names a FeatureConfig accepts for these descriptors (one row each).
-VOICE_FEATURES = ("loudness", "alpha_ratio", "hammarberg_index", "slope_0_500", "slope_500_1500", "f0_semitones",
-                  "voicing", "hnr", "jitter", "shimmer")
+VOICE_FEATURES = (
+    "loudness",
+    "alpha_ratio",
+    "hammarberg_index",
+    "slope_0_500",
+    "slope_500_1500",
+    "f0_semitones",
+    "voicing",
+    "hnr",
+    "jitter",
+    "shimmer",
+)
 
 
 #: Descriptors read from the 60 ms frame.
@@ -34,8 +42,9 @@ def frame_length(sr: float, seconds: float = 0.020) -> int:
     return int(np.floor(seconds * _in.number("sr", sr) + 0.5))
 
 
-def _descriptor(name: str, y: np.ndarray, sr: float, n_fft: Optional[int], hop_length: Optional[int],
-                center: bool, pad_mode: PadMode) -> np.ndarray:
+def _descriptor(
+    name: str, y: np.ndarray, sr: float, n_fft: int | None, hop_length: int | None, center: bool, pad_mode: PadMode
+) -> np.ndarray:
     sr = _in.number("sr", sr)
     if sr <= 0:
         raise ValueError(f"sr={sr} must be positive")
@@ -52,8 +61,15 @@ def _descriptor(name: str, y: np.ndarray, sr: float, n_fft: Optional[int], hop_l
     return _dsp.extract(y, s)
 
 
-def loudness(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-             center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def loudness(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Loudness of each frame (eGeMAPS ``Loudness``), float32 ``(1, t)``: 26 mel bands of the power
     spectrum (20 Hz to 8 kHz), equal-loudness weighted, raised to 0.33, averaged.
 
@@ -62,38 +78,70 @@ def loudness(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, h
     return _descriptor("loudness", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def alpha_ratio(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-                center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def alpha_ratio(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Alpha ratio in dB (eGeMAPS ``alphaRatio``): energy in 1-5 kHz over energy in 0-1 kHz,
     float32 ``(1, t)``; 0 for a frame with no energy below 1 kHz."""
     return _descriptor("alpha_ratio", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def hammarberg_index(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None,
-                     hop_length: Optional[int] = None, center: bool = True,
-                     pad_mode: PadMode = "constant") -> np.ndarray:
+def hammarberg_index(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Hammarberg index in dB (eGeMAPS ``hammarbergIndex``): the strongest power-spectrum bin in
     0-2 kHz over the strongest in 2-5 kHz, float32 ``(1, t)``; 0 for a frame silent above 2 kHz."""
     return _descriptor("hammarberg_index", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def slope_0_500(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-                center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def slope_0_500(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Spectral slope 0-500 Hz (eGeMAPS ``slope0-500``): regression slope of the dB power
     spectrum over frequency in Hz, with openSMILE's band-edge weights, float32 ``(1, t)``."""
     return _descriptor("slope_0_500", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def slope_500_1500(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None,
-                   hop_length: Optional[int] = None, center: bool = True,
-                   pad_mode: PadMode = "constant") -> np.ndarray:
+def slope_500_1500(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Spectral slope 500-1500 Hz (eGeMAPS ``slope500-1500``), as :func:`slope_0_500`."""
     return _descriptor("slope_500_1500", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def f0_semitones(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None,
-                 hop_length: Optional[int] = None, center: bool = True,
-                 pad_mode: PadMode = "constant") -> np.ndarray:
+def f0_semitones(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """F0 in semitones above 27.5 Hz (eGeMAPS ``F0semitoneFrom27.5Hz``), 0 where unvoiced,
     float32 ``(1, t)``: frame-local YIN (55-600 Hz) on the 60 ms frame; voiced where the CMNDF at
     YIN's period is below 0.4 and the Gaussian-windowed RMS is at least 0.001.
@@ -103,23 +151,44 @@ def f0_semitones(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = Non
     return _descriptor("f0_semitones", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def voicing(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-            center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def voicing(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Periodicity of the 60 ms frame: ``1 - CMNDF`` at YIN's period, in [0, 1], float32 ``(1, t)``
     (not an eGeMAPS descriptor; :func:`f0_semitones` calls a frame voiced above 0.6)."""
     return _descriptor("voicing", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def hnr(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-        center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def hnr(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Harmonics-to-noise ratio in dB from the autocorrelation (eGeMAPS ``HNRdBACF``), 0 where
     unvoiced, float32 ``(1, t)``: ``10 log10(a[T] / (a[0] - a[T]))`` with ``a`` the autocorrelation
     of the Gaussian-windowed 60 ms frame and ``T`` the ACF peak nearest the YIN period."""
     return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def jitter(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-           center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def jitter(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Local jitter (eGeMAPS ``jitterLocal``) of the periods in the 60 ms frame, float32 ``(1, t)``:
     mean absolute difference of consecutive periods over the mean period, 0 where unvoiced.
     Periods are found as openSMILE finds them (waveform cross-correlation within +-10 % of the
@@ -127,13 +196,33 @@ def jitter(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop
     return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-def shimmer(*, y: np.ndarray, sr: float = 22050, n_fft: Optional[int] = None, hop_length: Optional[int] = None,
-            center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
+def shimmer(
+    *,
+    y: np.ndarray,
+    sr: float = 22050,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    center: bool = True,
+    pad_mode: PadMode = "constant",
+) -> np.ndarray:
     """Local shimmer in dB (eGeMAPS ``shimmerLocaldB``), float32 ``(1, t)``:
     ``20 log10(1 + mean |A_i - A_i+1| / mean A)`` over the periods of :func:`jitter`, A each
     period's peak-to-peak amplitude; 0 where unvoiced."""
     return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode)
 
 
-__all__ = ["PERIODIC_FEATURES", "VOICE_FEATURES", "alpha_ratio", "f0_semitones", "frame_length", "hammarberg_index",
-           "hnr", "jitter", "loudness", "shimmer", "slope_0_500", "slope_500_1500", "voicing"]
+__all__ = [
+    "PERIODIC_FEATURES",
+    "VOICE_FEATURES",
+    "alpha_ratio",
+    "f0_semitones",
+    "frame_length",
+    "hammarberg_index",
+    "hnr",
+    "jitter",
+    "loudness",
+    "shimmer",
+    "slope_0_500",
+    "slope_500_1500",
+    "voicing",
+]

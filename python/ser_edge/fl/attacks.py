@@ -4,7 +4,8 @@ attacks of issue 14. The other clients stay honest."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MessageType
@@ -39,10 +40,13 @@ def attack_mod(kind: str, attacker: int = 0) -> Callable[[Message, Context, Any]
 
     def mod(msg: Message, context: Context, call_next: Any) -> Message:
         reply = call_next(msg, context)
-        if (msg.metadata.message_type != MessageType.TRAIN or reply.has_error()
-                or int(context.node_config.get("partition-id", -1)) != attacker):
+        if (
+            msg.metadata.message_type != MessageType.TRAIN
+            or reply.has_error()
+            or int(context.node_config.get("partition-id", -1)) != attacker
+        ):
             return reply
-        old = msg.content["arrays"].to_numpy_ndarrays()
+        old = msg.content.array_records["arrays"].to_numpy_ndarrays()
         arrays = reply.content["arrays"]
         new = _attacked(kind, arrays.to_numpy_ndarrays(), old)
         reply.content["arrays"] = ArrayRecord({k: Array(v) for k, v in zip(arrays.keys(), new)})

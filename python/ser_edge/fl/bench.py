@@ -30,9 +30,20 @@ from ser_edge.fl.cli import QUIET_ENV, default_holdout
 
 
 def _overrides(args: argparse.Namespace, holdout: list[str], **extra: Any) -> dict[str, Any]:
-    return {"corpus": args.corpus, "data": os.path.abspath(args.data), "holdout": ",".join(holdout),
-            "num-server-rounds": args.rounds, "local-epochs": args.local_epochs, "seed": args.seed,
-            "out": os.path.abspath(args.out), "min-nodes": 2, "lr": args.lr, "batch-size": args.batch_size, "trainer": args.trainer, **extra}
+    return {
+        "corpus": args.corpus,
+        "data": os.path.abspath(args.data),
+        "holdout": ",".join(holdout),
+        "num-server-rounds": args.rounds,
+        "local-epochs": args.local_epochs,
+        "seed": args.seed,
+        "out": os.path.abspath(args.out),
+        "min-nodes": 2,
+        "lr": args.lr,
+        "batch-size": args.batch_size,
+        "trainer": args.trainer,
+        **extra,
+    }
 
 
 def _holdout(args: argparse.Namespace) -> list[str]:
@@ -64,15 +75,31 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     central = task.scores(trained.probabilities(test), np.array(y), labels)
-    return {"what": "fedavg-vs-central", "trainer": args.trainer, "corpus": args.corpus, "holdout": holdout, "seed": args.seed,
-            "clients": args.clients, "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr,
-            "batch_size": args.batch_size, "central_epochs": args.rounds * args.local_epochs,
-            "fedavg_uar": fed["uar"], "fedavg_accuracy": fed["accuracy"], "fedavg_uar_int8": fed.get("uar_int8"),
-            "central_uar": central["uar"], "central_accuracy": central["accuracy"],
-            "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2), "fedavg_seconds": fed["seconds"],
-            "central_seconds": round(time.time() - t0, 1), "held_out_by_round": fed["history"]["held_out"],
-            "eval_clips": fed.get("eval_clips"), "stats_clients": fed["stats_clients"],
-            "clients_per_round": fed["clients_per_round"]}
+    return {
+        "what": "fedavg-vs-central",
+        "trainer": args.trainer,
+        "corpus": args.corpus,
+        "holdout": holdout,
+        "seed": args.seed,
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "local_epochs": args.local_epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "central_epochs": args.rounds * args.local_epochs,
+        "fedavg_uar": fed["uar"],
+        "fedavg_accuracy": fed["accuracy"],
+        "fedavg_uar_int8": fed.get("uar_int8"),
+        "central_uar": central["uar"],
+        "central_accuracy": central["accuracy"],
+        "gap_uar_points": round(100 * (central["uar"] - fed["uar"]), 2),
+        "fedavg_seconds": fed["seconds"],
+        "central_seconds": round(time.time() - t0, 1),
+        "held_out_by_round": fed["history"]["held_out"],
+        "eval_clips": fed.get("eval_clips"),
+        "stats_clients": fed["stats_clients"],
+        "clients_per_round": fed["clients_per_round"],
+    }
 
 
 def speaker_folds(speakers: list[str], folds: int) -> list[list[str]]:
@@ -98,10 +125,34 @@ def cross_validate(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     for seed in seeds:
         for fold in folds:
-            cmd = [sys.executable, "-m", "ser_edge.fl.bench", "compare", "--corpus", args.corpus, "--data", args.data,
-                   "--holdout", ",".join(fold), "--clients", str(args.clients), "--rounds", str(args.rounds),
-                   "--local-epochs", str(args.local_epochs), "--lr", str(args.lr), "--batch-size",
-                   str(args.batch_size), "--seed", str(seed), "--out", args.out, "--trainer", args.trainer]
+            cmd = [
+                sys.executable,
+                "-m",
+                "ser_edge.fl.bench",
+                "compare",
+                "--corpus",
+                args.corpus,
+                "--data",
+                args.data,
+                "--holdout",
+                ",".join(fold),
+                "--clients",
+                str(args.clients),
+                "--rounds",
+                str(args.rounds),
+                "--local-epochs",
+                str(args.local_epochs),
+                "--lr",
+                str(args.lr),
+                "--batch-size",
+                str(args.batch_size),
+                "--seed",
+                str(seed),
+                "--out",
+                args.out,
+                "--trainer",
+                args.trainer,
+            ]
             done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
             run = json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(run), file=sys.stderr, flush=True)
@@ -110,24 +161,47 @@ def cross_validate(args: argparse.Namespace) -> dict[str, Any]:
     def mean(key: str) -> float:
         return round(float(np.mean([r[key] for r in runs])), 4)
 
-    return {"what": "fedavg-vs-central-cv", "trainer": args.trainer, "corpus": args.corpus, "folds": folds, "seeds": seeds,
-            "clients": args.clients, "rounds": args.rounds, "local_epochs": args.local_epochs, "lr": args.lr,
-            "batch_size": args.batch_size, "runs": runs, "central_uar": mean("central_uar"),
-            "fedavg_uar": mean("fedavg_uar"), "fedavg_uar_int8": mean("fedavg_uar_int8"),
-            "gap_uar_points": round(100 * (mean("central_uar") - mean("fedavg_uar")), 2)}
+    return {
+        "what": "fedavg-vs-central-cv",
+        "trainer": args.trainer,
+        "corpus": args.corpus,
+        "folds": folds,
+        "seeds": seeds,
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "local_epochs": args.local_epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "runs": runs,
+        "central_uar": mean("central_uar"),
+        "fedavg_uar": mean("fedavg_uar"),
+        "fedavg_uar_int8": mean("fedavg_uar_int8"),
+        "gap_uar_points": round(100 * (mean("central_uar") - mean("fedavg_uar")), 2),
+    }
 
 
 def scale(args: argparse.Namespace) -> dict[str, Any]:
     from ser_edge.fl.simulate import simulate
 
     holdout = _holdout(args)
-    s = simulate(_overrides(args, holdout, **{"fraction-train": args.fraction, "fraction-evaluate": args.fraction}),
-                 args.clients)
-    return {"what": "scale", "corpus": args.corpus, "clients": args.clients, "rounds": args.rounds,
-            "fraction": args.fraction, "seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"],
-            "rss_mb_by_round": s["rss_mb_by_round"],
-            "rss_mb_by_role": s["rss_mb_by_role"], "uar": s["uar"], "accuracy": s["accuracy"],
-            "stats_clients": s["stats_clients"], "rejected": s["rejected"]}
+    s = simulate(
+        _overrides(args, holdout, **{"fraction-train": args.fraction, "fraction-evaluate": args.fraction}), args.clients
+    )
+    return {
+        "what": "scale",
+        "corpus": args.corpus,
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "fraction": args.fraction,
+        "seconds": s["seconds"],
+        "peak_rss_mb": s["peak_rss_mb"],
+        "rss_mb_by_round": s["rss_mb_by_round"],
+        "rss_mb_by_role": s["rss_mb_by_role"],
+        "uar": s["uar"],
+        "accuracy": s["accuracy"],
+        "stats_clients": s["stats_clients"],
+        "rejected": s["rejected"],
+    }
 
 
 def attack(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,9 +211,18 @@ def attack(args: argparse.Namespace) -> dict[str, Any]:
 
     mods = [] if args.attack == "none" else [attack_mod(args.attack)]
     s = simulate(_overrides(args, _holdout(args)), args.clients, train_mods=mods)
-    return {"what": "attack", "attack": args.attack, "seed": args.seed, "uar": s["uar"], "accuracy": s["accuracy"],
-            "rejected": {r: len(v) for r, v in s["rejected"].items()}, "bounded": s["bounded"],
-            "stats_clients": s["stats_clients"], "clients_per_round": s["clients_per_round"], "seconds": s["seconds"]}
+    return {
+        "what": "attack",
+        "attack": args.attack,
+        "seed": args.seed,
+        "uar": s["uar"],
+        "accuracy": s["accuracy"],
+        "rejected": {r: len(v) for r, v in s["rejected"].items()},
+        "bounded": s["bounded"],
+        "stats_clients": s["stats_clients"],
+        "clients_per_round": s["clients_per_round"],
+        "seconds": s["seconds"],
+    }
 
 
 def attacks(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,18 +232,52 @@ def attacks(args: argparse.Namespace) -> dict[str, Any]:
 
     runs = {}
     for kind in ("none", *ATTACKS):
-        cmd = [sys.executable, "-m", "ser_edge.fl.bench", "attack", "--attack", kind, "--corpus", args.corpus,
-               "--data", args.data, "--holdout", ",".join(_holdout(args)), "--clients", str(args.clients),
-               "--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs), "--lr", str(args.lr),
-               "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--out", args.out, "--trainer", args.trainer]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ser_edge.fl.bench",
+            "attack",
+            "--attack",
+            kind,
+            "--corpus",
+            args.corpus,
+            "--data",
+            args.data,
+            "--holdout",
+            ",".join(_holdout(args)),
+            "--clients",
+            str(args.clients),
+            "--rounds",
+            str(args.rounds),
+            "--local-epochs",
+            str(args.local_epochs),
+            "--lr",
+            str(args.lr),
+            "--batch-size",
+            str(args.batch_size),
+            "--seed",
+            str(args.seed),
+            "--out",
+            args.out,
+            "--trainer",
+            args.trainer,
+        ]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
         runs[kind] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(runs[kind]), file=sys.stderr, flush=True)
     base = runs["none"]["uar"]
-    return {"what": "attacks", "corpus": args.corpus, "holdout": _holdout(args), "clients": args.clients,
-            "rounds": args.rounds, "local_epochs": args.local_epochs, "seed": args.seed, "uar_honest": base,
-            "uar_change_points": {k: round(100 * (r["uar"] - base), 2) for k, r in runs.items() if k != "none"},
-            "runs": runs}
+    return {
+        "what": "attacks",
+        "corpus": args.corpus,
+        "holdout": _holdout(args),
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "local_epochs": args.local_epochs,
+        "seed": args.seed,
+        "uar_honest": base,
+        "uar_change_points": {k: round(100 * (r["uar"] - base), 2) for k, r in runs.items() if k != "none"},
+        "runs": runs,
+    }
 
 
 def client_memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,31 +289,60 @@ def client_memory(args: argparse.Namespace) -> dict[str, Any]:
     from ser_edge.fl import client_app, numpy_mlp, task
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    run = {"corpus": args.corpus, "data": os.path.abspath(args.data), "local-epochs": args.local_epochs,
-           "trainer": args.trainer, "batch-size": args.batch_size}
+    run = {
+        "corpus": args.corpus,
+        "data": os.path.abspath(args.data),
+        "local-epochs": args.local_epochs,
+        "trainer": args.trainer,
+        "batch-size": args.batch_size,
+    }
     cfg = task.settings({}, run)
     config = task.input_config(cfg)
     speakers = sorted({c.speaker for c in task.corpus_clips(args.corpus, args.data, cfg)})
-    node = {"partition-id": speakers.index(args.speaker), "num-partitions": len(speakers)}
+    node: dict[str, Any] = {"partition-id": speakers.index(args.speaker), "num-partitions": len(speakers)}
     weights = numpy_mlp.init(config.input_shape[0], len(task.labels(cfg)), seed=args.seed)
     p = config.input_shape[0]
-    content = RecordDict({"arrays": ArrayRecord(weights), "config": ConfigRecord(
-        {"server-round": 1, "input-mean": [0.0] * p, "input-std": [1.0] * p})})
-    md = Metadata(run_id=1, message_id="m", src_node_id=1, dst_node_id=2, reply_to_message_id="", group_id="1",
-                  created_at=time.time(), ttl=3600.0, message_type="train")
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(weights),
+            "config": ConfigRecord({"server-round": 1, "input-mean": [0.0] * p, "input-std": [1.0] * p}),
+        }
+    )
+    md = Metadata(
+        run_id=1,
+        message_id="m",
+        src_node_id=1,
+        dst_node_id=2,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=3600.0,
+        message_type="train",
+    )
     t0 = time.time()
-    reply = client_app.make_app(run)(Message(content=content, metadata=md),
-                                     Context(run_id=1, node_id=2, node_config=node, state=RecordDict(), run_config={}))
+    reply = client_app.make_app(run)(
+        Message(content=content, metadata=md),  # type: ignore[call-overload]  # as the SuperNode builds it
+        Context(run_id=1, node_id=2, node_config=node, state=RecordDict(), run_config={}),
+    )
     if reply.has_error():
         raise RuntimeError(reply.error.reason)
-    metrics = reply.content["metrics"]
+    metrics = reply.content.metric_records["metrics"]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"what": "client-memory", "trainer": args.trainer, "corpus": args.corpus, "speaker": args.speaker,
-            "clips": int(metrics["num-examples"]), "local_epochs": int(cfg["local-epochs"]),
-            "batch_size": int(cfg["batch-size"]), "seconds": round(time.time() - t0, 1),
-            "peak_rss_mb": round(peak_kb / 1024, 1), "rss_before_mb": round(before / 1024, 1),
-            "train_accuracy": metrics["train-accuracy"], "finite": bool(np.isfinite(metrics["train-loss"])),
-            "tensorflow_imported": any(m.split(".")[0] in ("tensorflow", "tf_keras", "keras") for m in sys.modules)}
+    return {
+        "what": "client-memory",
+        "trainer": args.trainer,
+        "corpus": args.corpus,
+        "speaker": args.speaker,
+        "clips": int(metrics["num-examples"]),  # type: ignore[arg-type]  # a scalar here
+        "local_epochs": int(cfg["local-epochs"]),
+        "batch_size": int(cfg["batch-size"]),
+        "seconds": round(time.time() - t0, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "rss_before_mb": round(before / 1024, 1),
+        "train_accuracy": metrics["train-accuracy"],
+        "finite": bool(np.isfinite(metrics["train-loss"])),
+        "tensorflow_imported": any(m.split(".")[0] in ("tensorflow", "tf_keras", "keras") for m in sys.modules),
+    }
 
 
 def main(argv: Any = None) -> int:
@@ -204,8 +350,14 @@ def main(argv: Any = None) -> int:
         os.environ.setdefault(k, v)
     p = argparse.ArgumentParser(prog="python -m ser_edge.fl.bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
-    for name, fn in (("compare", compare), ("cross-validate", cross_validate), ("scale", scale),
-                     ("client-memory", client_memory), ("attack", attack), ("attacks", attacks)):
+    for name, fn in (
+        ("compare", compare),
+        ("cross-validate", cross_validate),
+        ("scale", scale),
+        ("client-memory", client_memory),
+        ("attack", attack),
+        ("attacks", attacks),
+    ):
         s = sub.add_parser(name)
         s.add_argument("--corpus", required=True)
         s.add_argument("--data", required=True)

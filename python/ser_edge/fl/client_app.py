@@ -6,15 +6,16 @@ FedAvg counts as a failure and leaves out)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.compat.common import recorddict_compat as compat
-from flwr.client.mod import secaggplus_mod
-from flwr.clientapp.mod import fixedclipping_mod
 
 from ser_edge.fl import robust, secagg, task
 
@@ -28,15 +29,20 @@ def _decline(msg: Message, reason: str) -> Message:
     return Message(error=Error(code=DECLINED, reason=reason), reply_to=msg)
 
 
-def _local(context: Context, overrides: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], task.LocalData]:
+def _local(context: Context, overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any], task.LocalData]:
     cfg = task.settings(context.run_config, overrides)
     clips = task.client_clips(context.node_config, cfg)
-    data = task.local_data(clips, task.input_config(cfg), task.labels(cfg), cache_dir=str(cfg["cache-dir"]),
-                           min_clips=int(cfg["min-clips"]))
+    data = task.local_data(
+        clips,
+        task.input_config(cfg),
+        task.labels(cfg),
+        cache_dir=str(cfg["cache-dir"]),
+        min_clips=int(cfg["min-clips"]),
+    )
     return cfg, data
 
 
-def _with_data(handler: Any, overrides: Optional[Mapping[str, Any]]) -> Any:
+def _with_data(handler: Any, overrides: Mapping[str, Any] | None) -> Any:
     """Loads the client's data, declining on too few clips or unreadable data. The reason sent
     carries no file names; the details stay in this device's log."""
 
@@ -75,11 +81,17 @@ def stats(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     mean = x.mean(0)
     fs = data.frame_stats
     count = min(len(data), int(cfg["max-examples"]))  # bounded example counts; the variance is kept
-    values = {"frame-mean": fs.mean, "frame-m2": fs.m2, "input-mean": mean,
-              "input-m2": ((x - mean) ** 2).sum(0) * (count / len(data))}
+    values = {
+        "frame-mean": fs.mean,
+        "frame-m2": fs.m2,
+        "input-mean": mean,
+        "input-m2": ((x - mean) ** 2).sum(0) * (count / len(data)),
+    }
     arrays = ArrayRecord({k: Array(np.asarray(v, np.float64)) for k, v in values.items()})
-    return Message(RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": count,
-                                                                          "frames": float(fs.count)})}), reply_to=msg)
+    return Message(
+        RecordDict({"stats": arrays, "metrics": MetricRecord({"num-examples": count, "frames": float(fs.count)})}),
+        reply_to=msg,
+    )
 
 
 def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
@@ -92,16 +104,26 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     config = msg.content.config_records["fitins.config" if legacy else "config"]
     start = arrays.to_numpy_ndarrays()
     x = task.standardize(data.x, config["input-mean"], config["input-std"])
-    new, m = task.local_fit(cfg, start, x, data.y, data.weights,
-                            epochs=int(config.get("local-epochs", cfg["local-epochs"])),
-                            batch_size=int(config.get("batch-size", cfg["batch-size"])),
-                            seed=int(cfg["seed"]) + int(config.get("server-round", 0)))
+    new, m = task.local_fit(
+        cfg,
+        start,
+        x,
+        data.y,
+        data.weights,
+        epochs=int(config.get("local-epochs", cfg["local-epochs"])),
+        batch_size=int(config.get("batch-size", cfg["batch-size"])),
+        seed=int(cfg["seed"]) + int(config.get("server-round", 0)),  # type: ignore[arg-type]
+    )
     weights = robust.clip_update(new, start, float(config.get("max-update-norm", cfg["max-update-norm"])))
     count = min(len(data), int(config.get("max-examples", cfg["max-examples"])))
     if legacy:
         update = [(w - s).astype(s.dtype) for w, s in zip(weights, start)]
-        res = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(update), count,
-                     {"train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+        res = FitRes(
+            Status(Code.OK, ""),
+            ndarrays_to_parameters(update),
+            count,
+            {"train-loss": m["loss"], "train-accuracy": m["accuracy"]},
+        )
         return Message(compat.fitres_to_recorddict(res, False), reply_to=msg)
     metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
@@ -110,13 +132,17 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
 def evaluate(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     """The global model's loss and accuracy on this client's clips."""
     config = msg.content["config"]
-    m = task.local_evaluate(cfg, msg.content["arrays"].to_numpy_ndarrays(),
-                            task.standardize(data.x, config["input-mean"], config["input-std"]), data.y)
+    m = task.local_evaluate(
+        cfg,
+        msg.content.array_records["arrays"].to_numpy_ndarrays(),
+        task.standardize(data.x, config["input-mean"], config["input-std"]),
+        data.y,
+    )
     metrics = MetricRecord({"num-examples": len(data), "loss": m["loss"], "accuracy": m["accuracy"]})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
 
-def make_app(overrides: Optional[Mapping[str, Any]] = None, train_mods: Sequence[Any] = ()) -> ClientApp:
+def make_app(overrides: Mapping[str, Any] | None = None, train_mods: Sequence[Any] = ()) -> ClientApp:
     """The ClientApp; ``overrides`` replace run config values (the simulation passes its own);
     ``train_mods`` wrap its train function (outermost first)."""
     client = ClientApp()

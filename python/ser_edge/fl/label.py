@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional, TextIO
+from typing import TextIO
 
 from ser_edge.labels import CANONICAL, canonical
 
@@ -38,7 +39,7 @@ def write_rows(path: Path, rows: Iterable[tuple[str, str, str]]) -> None:
     os.replace(tmp, path)
 
 
-def predicted(audio: Path) -> Optional[str]:
+def predicted(audio: Path) -> str | None:
     """The label the daemon predicted for a recording (its event JSON), if any."""
     try:
         label = json.loads(audio.with_suffix(".json").read_text(encoding="utf-8")).get("label")
@@ -47,7 +48,7 @@ def predicted(audio: Path) -> Optional[str]:
         return None
 
 
-def parse_answer(answer: str, default: Optional[str]) -> Optional[str]:
+def parse_answer(answer: str, default: str | None) -> str | None:
     """A canonical label from an answer: a label name or synonym, its number in
     :data:`CANONICAL` (1-based), or empty for ``default``. ``None`` = skip. Raises ValueError."""
     a = answer.strip()
@@ -62,9 +63,15 @@ def parse_answer(answer: str, default: Optional[str]) -> Optional[str]:
     return canonical(a)
 
 
-def label_dir(directory: Path, *, csv_path: Optional[Path] = None, speaker: str = "device",
-              label: Optional[str] = None, ask: Optional[Callable[[str], str]] = None,
-              out: Optional[TextIO] = None) -> dict[str, int]:
+def label_dir(
+    directory: Path,
+    *,
+    csv_path: Path | None = None,
+    speaker: str = "device",
+    label: str | None = None,
+    ask: Callable[[str], str] | None = None,
+    out: TextIO | None = None,
+) -> dict[str, int]:
     """Labels the unlabelled recordings of ``directory``: all with ``label``, else one by one
     through ``ask(prompt) -> answer`` (``q`` stops). Returns counts of labelled/skipped/total."""
     if not directory.is_dir():
@@ -73,14 +80,15 @@ def label_dir(directory: Path, *, csv_path: Optional[Path] = None, speaker: str 
     fixed = canonical(label) if label else None
     rows = read_rows(csv_path)
     done = {str((csv_path.parent / r[0]).resolve()) for r in rows}
-    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in AUDIO and p.is_file()
-                   and str(p.resolve()) not in done)
+    files = sorted(
+        p for p in directory.rglob("*") if p.suffix.lower() in AUDIO and p.is_file() and str(p.resolve()) not in done
+    )
     menu = "  ".join(f"{i}={c}" for i, c in enumerate(CANONICAL, 1))
     labelled = skipped = 0
     for n, f in enumerate(files, 1):
         guess = predicted(f)
         if fixed is not None:
-            answer: Optional[str] = fixed
+            answer: str | None = fixed
         else:
             if ask is None:
                 raise ValueError("give --label, or answer on stdin")

@@ -33,8 +33,9 @@ class MLPConfig:
     lr: float = 1e-3
 
 
-def init(n_inputs: int, n_labels: int, units: tuple[int, ...] = tuple(MLP_DEFAULTS["units"]),
-         seed: int = 0) -> list[np.ndarray]:
+def init(
+    n_inputs: int, n_labels: int, units: tuple[int, ...] = tuple(MLP_DEFAULTS["units"]), seed: int = 0
+) -> list[np.ndarray]:
     """New weights in the Keras model's order and initialisation (Glorot-uniform kernels, zero
     biases, batch normalisation's identity), drawn by numpy (not the Keras model's draws)."""
     rng = np.random.default_rng(int(seed))
@@ -66,7 +67,7 @@ def predict(weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
     statistics), as the Keras model's ``predict``."""
     h = np.asarray(x, np.float32)
     for i in range(_layers(weights)):
-        k, b, g, be, mm, mv = weights[6 * i: 6 * i + 6]
+        k, b, g, be, mm, mv = weights[6 * i : 6 * i + 6]
         h = np.maximum(g * ((h @ k + b) - mm) / np.sqrt(mv + BN_EPSILON) + be, 0.0)
     return _softmax(h @ weights[-2] + weights[-1])
 
@@ -96,15 +97,16 @@ class _Adam:
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         b1, b2, eps = ADAM
         self.t += 1
-        alpha = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        alpha = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         for p, g, m, v in zip(params, grads, self.m, self.v):
             m += (1 - b1) * (g - m)
             v += (1 - b2) * (g * g - v)
             p -= (alpha * m / (np.sqrt(v) + eps)).astype(p.dtype)
 
 
-def _step(w: list[np.ndarray], x: np.ndarray, t: np.ndarray, sw: np.ndarray, cfg: MLPConfig,
-          rng: np.random.Generator) -> tuple[list[np.ndarray], float, np.ndarray]:
+def _step(
+    w: list[np.ndarray], x: np.ndarray, t: np.ndarray, sw: np.ndarray, cfg: MLPConfig, rng: np.random.Generator
+) -> tuple[list[np.ndarray], float, np.ndarray]:
     """Forward and backward pass of one training batch: gradients of the trainable arrays (in
     weight order, ``None`` for the moving statistics, which are updated in place), the batch
     loss and the probabilities."""
@@ -117,7 +119,7 @@ def _step(w: list[np.ndarray], x: np.ndarray, t: np.ndarray, sw: np.ndarray, cfg
     h = h.astype(np.float32)
     cache = []
     for i in range(n_hidden):
-        k, b, g, be, mm, mv = w[6 * i: 6 * i + 6]
+        k, b, g, be, mm, mv = w[6 * i : 6 * i + 6]
         z = h @ k + b
         mu, var = z.mean(0), z.var(0)
         inv = 1.0 / np.sqrt(var + BN_EPSILON)
@@ -150,8 +152,17 @@ def _step(w: list[np.ndarray], x: np.ndarray, t: np.ndarray, sw: np.ndarray, cfg
     return grads, loss, p
 
 
-def fit(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, *, epochs: int,
-        batch_size: int, seed: int, cfg: MLPConfig = MLPConfig()) -> tuple[list[np.ndarray], dict[str, float]]:
+def fit(
+    weights: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    cfg: MLPConfig = MLPConfig(),
+) -> tuple[list[np.ndarray], dict[str, float]]:
     """``epochs`` of Adam (its state new) from ``weights`` on shuffled batches; returns the new
     weights and the last epoch's mean batch loss and accuracy (as Keras' fit: the accuracy is not
     sample-weighted)."""
@@ -171,7 +182,7 @@ def fit(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, sample_weight: 
         order = rng.permutation(len(x))
         losses, correct, total = [], 0.0, 0.0
         for start in range(0, len(x), int(batch_size)):
-            idx = order[start:start + int(batch_size)]
+            idx = order[start : start + int(batch_size)]
             grads, loss, p = _step(w, x[idx], t[idx], sw[idx], cfg, rng)
             adam.step([w[i] for i in trainable], [grads[i] for i in trainable])
             losses.append(loss)

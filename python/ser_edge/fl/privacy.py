@@ -48,8 +48,13 @@ def noise_for(target_epsilon: float, sample_rate: float, rounds: int, delta: flo
     if not target_epsilon > 0:
         raise ValueError(f"dp-epsilon={target_epsilon} must be > 0")
     sigma = dp_accounting.calibrate_dp_mechanism(
-        dp_accounting.rdp.RdpAccountant, lambda s: _event(s, sample_rate, rounds), float(target_epsilon),
-        float(delta), dp_accounting.LowerEndpointAndGuess(1e-3, 1.0), tol=1e-4)
+        dp_accounting.rdp.RdpAccountant,
+        lambda s: _event(s, sample_rate, rounds),
+        float(target_epsilon),
+        float(delta),
+        dp_accounting.LowerEndpointAndGuess(1e-3, 1.0),
+        tol=1e-4,
+    )
     return float(sigma) + 1e-4  # within tol above the optimum: the budget holds
 
 
@@ -58,8 +63,19 @@ def report(cfg: dict[str, Any], sampled: int, nodes: int) -> dict[str, Any]:
     ``dp-epsilon`` when that is > 0), clipping norm, sampling rate, rounds, epsilon and delta."""
     rate = min(1.0, sampled / max(nodes, 1))
     rounds, delta = int(cfg["num-server-rounds"]), float(cfg["dp-delta"])
-    sigma = noise_for(float(cfg["dp-epsilon"]), rate, rounds, delta) if float(cfg["dp-epsilon"]) > 0 \
+    sigma = (
+        noise_for(float(cfg["dp-epsilon"]), rate, rounds, delta)
+        if float(cfg["dp-epsilon"]) > 0
         else float(cfg["dp-noise"])
-    return {"mode": cfg["dp"], "noise_multiplier": sigma, "clip": float(cfg["dp-clip"]), "sample_rate": rate,
-            "rounds": rounds, "delta": delta, "epsilon": epsilon(sigma, rate, rounds, delta),
-            "level": "client", "accountant": "dp-accounting RDP"}
+    )
+    return {
+        "mode": cfg["dp"],
+        "noise_multiplier": sigma,
+        "clip": float(cfg["dp-clip"]),
+        "sample_rate": rate,
+        "rounds": rounds,
+        "delta": delta,
+        "epsilon": epsilon(sigma, rate, rounds, delta),
+        "level": "client",
+        "accountant": "dp-accounting RDP",
+    }

@@ -8,15 +8,15 @@ client uses them too), and compatible with secure aggregation:
   same bound (a weighted mean of clipped updates is within it).
 * **where the server sees each update** (no secure aggregation): an update whose norm is above
   4 x the round's median is left out, every other update clipped to the round's median norm and
-  every weight capped at twice the median weight (:func:`median_cap`, with at least :data:`MIN_FOR_MEDIAN` replies), on top
-  of the fixed bounds.
+  every weight capped at twice the median weight (:func:`median_cap`, with at least
+  :data:`MIN_FOR_MEDIAN` replies), on top of the fixed bounds.
 * **statistics round**: counts and M2 are checked (:func:`check_stats`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def median_cap(values: Sequence[float], relative: float, fixed: float) -> float:
     return min(fixed, relative * float(np.median(values)))
 
 
-def check_stats(count: float, frames: float, arrays: dict[str, np.ndarray], max_examples: float) -> Optional[str]:
+def check_stats(count: float, frames: float, arrays: dict[str, np.ndarray], max_examples: float) -> str | None:
     """Why a statistics reply (clip ``count``, voiced ``frames``, means and M2s) is unsound, or
     ``None``: counts must be finite, at least 1 and at most ``max_examples`` clips and
     :data:`MAX_FRAMES_PER_CLIP` frames a clip; means finite; M2 finite and >= 0."""

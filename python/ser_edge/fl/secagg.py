@@ -29,12 +29,22 @@ QUANTIZATION_RANGE = 2**26
 def _weighted_mean(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     total = sum(n for n, _ in results) or 1
     keys = set.intersection(*(set(m) for _, m in results)) if results else set()
-    return {k: sum(n * float(m[k]) for n, m in results) / total for k in sorted(keys)
-            if all(isinstance(m[k], (int, float)) for _, m in results)}
+    return {
+        k: sum(n * float(m[k]) for n, m in results) / total
+        for k in sorted(keys)
+        if all(isinstance(m[k], (int, float)) for _, m in results)
+    }
 
 
-def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayRecord, train_config: ConfigRecord,
-           central: Callable[[int, ArrayRecord], Any], federated: Callable[[int, ArrayRecord], Any]) -> dict[str, Any]:
+def fedavg(
+    grid: Grid,
+    context: Context,
+    cfg: Mapping[str, Any],
+    initial: ArrayRecord,
+    train_config: ConfigRecord,
+    central: Callable[[int, ArrayRecord], Any],
+    federated: Callable[[int, ArrayRecord], Any],
+) -> dict[str, Any]:
     """``num-server-rounds`` of FedAvg through SecAgg+; ``central(round, arrays)`` scores the
     global model after each round (and round 0), ``federated(round, arrays)`` runs the clients'
     evaluation after each round. Returns ``arrays`` (the final global model), ``train`` (round ->
@@ -50,7 +60,7 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
     from flwr.server.workflow.constant import Key as WorkflowKey
 
     min_nodes, rounds = int(cfg["min-nodes"]), int(cfg["num-server-rounds"])
-    train: dict[int, dict[str, float]] = {}
+    train: dict[int, dict[str, Any]] = {}
     received: dict[int, int] = {}
     current_round = [0]
 
@@ -60,14 +70,23 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
         return train[current_round[0]]
 
     base = dict(train_config)
-    strategy = LegacyFedAvg(fraction_fit=float(cfg["fraction-train"]), fraction_evaluate=0.0,
-                            min_fit_clients=min_nodes, min_available_clients=min_nodes,
-                            on_fit_config_fn=lambda r: {**base, "server-round": r},  # type: ignore[dict-item]
-                            fit_metrics_aggregation_fn=fit_metrics)  # type: ignore[arg-type]
+    strategy = LegacyFedAvg(
+        fraction_fit=float(cfg["fraction-train"]),
+        fraction_evaluate=0.0,
+        min_fit_clients=min_nodes,
+        min_available_clients=min_nodes,
+        on_fit_config_fn=lambda r: {**base, "server-round": r},  # type: ignore[dict-item]
+        fit_metrics_aggregation_fn=fit_metrics,
+    )
     manager = SimpleClientManager()
     legacy = LegacyContext(context, config=ServerConfig(num_rounds=rounds), strategy=strategy, client_manager=manager)
-    workflow = SecAggPlusWorkflow(num_shares=1.0, reconstruction_threshold=0.5, max_weight=float(cfg["max-examples"]),
-                                  clipping_range=float(cfg["secagg-clip"]), quantization_range=QUANTIZATION_RANGE)
+    workflow = SecAggPlusWorkflow(
+        num_shares=1.0,
+        reconstruction_threshold=0.5,
+        max_weight=float(cfg["max-examples"]),
+        clipping_range=float(cfg["secagg-clip"]),
+        quantization_range=QUANTIZATION_RANGE,
+    )
     thread, stop, registered = start_update_client_manager_thread(grid, manager)
     registered.wait()
     current, rejected = initial, {}
@@ -84,7 +103,9 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
                 rejected[r] = ["secure aggregation halted"]
             else:
                 old = current.to_numpy_ndarrays()
-                new = [(g.astype(np.float64) + u).astype(t) for g, u, t in zip(old, aggregate.to_numpy_ndarrays(), dtypes)]
+                new = [
+                    (g.astype(np.float64) + u).astype(t) for g, u, t in zip(old, aggregate.to_numpy_ndarrays(), dtypes)
+                ]
                 candidate = ArrayRecord({k: Array(np.ascontiguousarray(a)) for k, a in zip(current.keys(), new)})
                 reason = check_aggregate(candidate, current, float(cfg["max-update-norm"]))
                 if reason:
@@ -96,8 +117,12 @@ def fedavg(grid: Grid, context: Context, cfg: Mapping[str, Any], initial: ArrayR
     finally:
         stop.set()
         thread.join()
-    return {"arrays": current, "train": {r: MetricRecord(m) for r, m in train.items()}, "rejected": rejected,
-            "received": received}
+    return {
+        "arrays": current,
+        "train": {r: MetricRecord(m) for r, m in train.items()},
+        "rejected": rejected,
+        "received": received,
+    }
 
 
 def is_protocol_message(content: Any) -> bool:
@@ -105,4 +130,3 @@ def is_protocol_message(content: Any) -> bool:
     from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
     return RECORD_KEY_CONFIGS in content.config_records
-

@@ -8,9 +8,10 @@ import logging
 import math
 import os
 import time
-from types import SimpleNamespace
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
@@ -22,8 +23,7 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-from ser_edge.fl import task
-from ser_edge.fl import privacy, robust
+from ser_edge.fl import privacy, robust, task
 from ser_edge.fl.strategy import RejectInvalid, check_reply
 
 log = logging.getLogger("flwr")
@@ -53,10 +53,16 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
 
     nodes = _wait_for_nodes(grid, int(cfg["min-nodes"]))
     d, p = config.n_frame_features, int(np.prod(config.input_shape))
-    reference = {"frame-mean": ((d,), "float64"), "frame-m2": ((d,), "float64"),
-                 "input-mean": ((p,), "float64"), "input-m2": ((p,), "float64")}
-    messages = [Message(RecordDict({"config": ConfigRecord({"kind": "stats"})}), dst_node_id=n,
-                        message_type=MessageType.QUERY) for n in nodes]
+    reference = {
+        "frame-mean": ((d,), "float64"),
+        "frame-m2": ((d,), "float64"),
+        "input-mean": ((p,), "float64"),
+        "input-m2": ((p,), "float64"),
+    }
+    messages = [
+        Message(RecordDict({"config": ConfigRecord({"kind": "stats"})}), dst_node_id=n, message_type=MessageType.QUERY)
+        for n in nodes
+    ]
     sound = []
     for reply in grid.send_and_receive(messages):
         node = reply.metadata.src_node_id
@@ -65,7 +71,7 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
             continue
         reason = check_reply(reply.content, reference)
         if not reason:
-            a, m = reply.content["stats"], reply.content["metrics"]
+            a, m = reply.content.array_records["stats"], reply.content["metrics"]
             stats = {k: a[k].numpy() for k in reference}
             count, n_frames = float(m["num-examples"]), float(m.get("frames", float("nan")))  # type: ignore[arg-type]
             reason = robust.check_stats(count, n_frames, stats, float(cfg["max-examples"]))
@@ -84,9 +90,12 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
     if used == 0:
         raise RuntimeError("no client contributed normalisation statistics (all declined or failed)")
     stats_pooling = config.pooling == "stats"
-    norm = Normalization(frame_mean=frames.mean, frame_std=frames.std,
-                         input_mean=inputs.mean if stats_pooling else None,
-                         input_std=inputs.std if stats_pooling else None)
+    norm = Normalization(
+        frame_mean=frames.mean,
+        frame_std=frames.std,
+        input_mean=inputs.mean if stats_pooling else None,
+        input_std=inputs.std if stats_pooling else None,
+    )
     return norm, len(nodes), used
 
 
@@ -98,7 +107,7 @@ def _dp(strategy: Strategy, cfg: Mapping[str, Any], sampled: int, noise: float) 
     return strategy
 
 
-def held_out(cfg: Mapping[str, Any], config: Any, labels: tuple[str, ...]) -> Optional[task.LocalData]:
+def held_out(cfg: Mapping[str, Any], config: Any, labels: tuple[str, ...]) -> task.LocalData | None:
     """The server's evaluation clips: ``eval-data`` (all of it, or its ``holdout`` speakers),
     else the ``holdout`` speakers of ``data`` (simulation). ``None`` when there are none."""
     held = task.holdout(cfg)
@@ -115,8 +124,9 @@ def held_out(cfg: Mapping[str, Any], config: Any, labels: tuple[str, ...]) -> Op
     return task.local_data(clips, config, labels, cache_dir=str(cfg["cache-dir"]))
 
 
-def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
-        context: Optional[Context] = None) -> dict[str, Any]:
+def run(
+    grid: Grid, cfg: Mapping[str, Any], on_round: OnRound | None = None, context: Context | None = None
+) -> dict[str, Any]:
     """The whole federated run; returns its summary (the simulation prints it as JSON)."""
     from ser_edge.bundle import save_bundle
     from ser_edge.training.export import tflite_probabilities, to_tflite
@@ -127,26 +137,36 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
     mean, std = norm.input_mean, norm.input_std
     if mean is None:  # sequence inputs are not standardised after pooling: (x - 0) / (1 - 1e-5 + 1e-5)
         mean, std = np.zeros(config.input_shape[-1]), np.ones(config.input_shape[-1]) - 1e-5
-    norm_config = {"input-mean": [float(v) for v in mean], "input-std": [float(v) for v in std]}
+    norm_config: dict[str, Any] = {"input-mean": [float(v) for v in mean], "input-std": [float(v) for v in std]}
     model = task.build_model(cfg, config, len(labels))
     min_nodes = int(cfg["min-nodes"])
-    fedavg = FedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=float(cfg["fraction-evaluate"]),
-                    min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
+    fedavg = FedAvg(
+        fraction_train=float(cfg["fraction-train"]),
+        fraction_evaluate=float(cfg["fraction-evaluate"]),
+        min_train_nodes=min_nodes,
+        min_evaluate_nodes=min_nodes,
+        min_available_nodes=min_nodes,
+    )
     sampled = max(int(n_nodes * float(cfg["fraction-train"])), min_nodes)
     dp = None if cfg["dp"] == "off" else privacy.report(dict(cfg), sampled, n_nodes)
     # with DP every client weighs the same (the noise is calibrated to one clipped update in the
     # mean), and the aggregate carries the noise: only its finiteness is checked
-    strategy = RejectInvalid(_dp(fedavg, cfg, sampled, dp["noise_multiplier"] if dp else 0.0),
-                             max_update_norm=float(cfg["max-update-norm"]), max_examples=float(cfg["max-examples"]),
-                             uniform_weights=dp is not None,
-                             **({} if cfg["median-bounds"] == "on" else dict(relative_norm=math.inf,
-                                                                             relative_weight=math.inf,
-                                                                             reject_factor=math.inf)))
+    strategy = RejectInvalid(
+        _dp(fedavg, cfg, sampled, dp["noise_multiplier"] if dp else 0.0),
+        max_update_norm=float(cfg["max-update-norm"]),
+        max_examples=float(cfg["max-examples"]),
+        uniform_weights=dp is not None,
+        **(
+            {}
+            if cfg["median-bounds"] == "on"
+            else dict(relative_norm=math.inf, relative_weight=math.inf, reject_factor=math.inf)
+        ),
+    )
 
     held = held_out(cfg, config, labels)
     x_held = None if held is None else task.standardize(held.x, mean, std)
 
-    def central(server_round: int, arrays: ArrayRecord) -> Optional[MetricRecord]:
+    def central(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if x_held is None or held is None:
             return None
         model.set_weights(arrays.to_numpy_ndarrays())
@@ -156,9 +176,15 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
             on_round(server_round, out)
         return MetricRecord(out)
 
-    train_config = ConfigRecord({"local-epochs": int(cfg["local-epochs"]), "batch-size": int(cfg["batch-size"]),
-                                 "max-update-norm": float(cfg["max-update-norm"]),
-                                 "max-examples": int(cfg["max-examples"]), **norm_config})
+    train_config = ConfigRecord(
+        {
+            "local-epochs": int(cfg["local-epochs"]),
+            "batch-size": int(cfg["batch-size"]),
+            "max-update-norm": float(cfg["max-update-norm"]),
+            "max-examples": int(cfg["max-examples"]),
+            **norm_config,
+        }
+    )
     initial = ArrayRecord(model.get_weights())
     if cfg["secagg"] == "on":
         from ser_edge.fl import secagg
@@ -178,34 +204,52 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
             if m is not None:
                 federated_history[server_round] = m
 
-        ctx = context if context is not None else Context(run_id=0, node_id=0, node_config={}, state=RecordDict(),
-                                                          run_config={})
+        ctx = (
+            context
+            if context is not None
+            else Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config={})
+        )
         t_rounds = time.monotonic()
         sa = secagg.fedavg(grid, ctx, cfg, initial, train_config, central_kept, federated)
-        result = SimpleNamespace(arrays=sa["arrays"], train_metrics_clientapp=sa["train"],
-                                 evaluate_metrics_clientapp=federated_history, evaluate_metrics_serverapp=held_history)
+        result: Any = SimpleNamespace(
+            arrays=sa["arrays"],
+            train_metrics_clientapp=sa["train"],
+            evaluate_metrics_clientapp=federated_history,
+            evaluate_metrics_serverapp=held_history,
+        )
         strategy.rejected.update(sa["rejected"])
         strategy.received.update(sa["received"])
     else:
         t_rounds = time.monotonic()
-        result = strategy.start(grid=grid, initial_arrays=initial, num_rounds=int(cfg["num-server-rounds"]),
-                                train_config=train_config, evaluate_config=ConfigRecord(norm_config),
-                                evaluate_fn=central)
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=initial,
+            num_rounds=int(cfg["num-server-rounds"]),
+            train_config=train_config,
+            evaluate_config=ConfigRecord(norm_config),
+            evaluate_fn=central,
+        )
     seconds_per_round = round((time.monotonic() - t_rounds) / int(cfg["num-server-rounds"]), 2)
     if len(result.arrays) == 0:
         raise RuntimeError("no round produced a global model (every client declined, failed or was rejected)")
     model.set_weights(result.arrays.to_numpy_ndarrays())
 
-    summary: dict[str, Any] = {"rounds": int(cfg["num-server-rounds"]), "clients": n_nodes,
-                               "stats_clients": n_stats, "uar": None, "accuracy": None}
+    summary: dict[str, Any] = {
+        "rounds": int(cfg["num-server-rounds"]),
+        "clients": n_nodes,
+        "stats_clients": n_stats,
+        "uar": None,
+        "accuracy": None,
+    }
     rep_inputs = x_held
     if x_held is not None and held is not None:
         float_scores = task.scores(model.predict(x_held, batch_size=256, verbose=0), held.y, labels)
         summary.update(uar=float_scores["uar"], accuracy=float_scores["accuracy"], eval_clips=len(held))
     else:  # no server data: calibrate int8 on standard-normal inputs (the standardised scale)
-        rep_inputs = np.random.default_rng(int(cfg["seed"])).standard_normal((300, *config.input_shape)).astype(np.float32)
-    tflite = to_tflite(model, "int8", input_shape=config.input_shape, representative=rep_inputs,
-                       seed=int(cfg["seed"]))
+        rep_inputs = (
+            np.random.default_rng(int(cfg["seed"])).standard_normal((300, *config.input_shape)).astype(np.float32)
+        )
+    tflite = to_tflite(model, "int8", input_shape=config.input_shape, representative=rep_inputs, seed=int(cfg["seed"]))
     if x_held is not None and held is not None:
         q = task.scores(tflite_probabilities(tflite, x_held), held.y, labels)
         summary.update(uar_int8=q["uar"], accuracy_int8=q["accuracy"])
@@ -216,25 +260,68 @@ def run(grid: Grid, cfg: Mapping[str, Any], on_round: Optional[OnRound] = None,
     }
     out = Path(str(cfg["out"])) if cfg["out"] else default_out(str(cfg["name"]))
     metrics = {k: summary[k] for k in ("uar", "accuracy", "uar_int8", "accuracy_int8") if summary.get(k) is not None}
-    training = {"federated": True, "strategy": "FedAvg", "model": cfg["model"], "corpus": cfg["corpus"] or None,
-                "holdout": sorted(task.holdout(cfg)), "clients": n_nodes, "dp": cfg["dp"], "privacy": dp, "secagg": cfg["secagg"],
-                "run_config": {k: cfg[k] for k in ("num-server-rounds", "local-epochs", "fraction-train", "lr",
-                                                    "batch-size", "min-clips", "seed", "partition", "grouping",
-                                                    "max-update-norm", "max-examples", "median-bounds",
-                                                    "trainer")}}
-    bundle = save_bundle(out, tflite=tflite, name=str(cfg["name"]), labels=labels, input=config, normalization=norm,
-                         quantization="int8", training=training, metrics=metrics)
+    training = {
+        "federated": True,
+        "strategy": "FedAvg",
+        "model": cfg["model"],
+        "corpus": cfg["corpus"] or None,
+        "holdout": sorted(task.holdout(cfg)),
+        "clients": n_nodes,
+        "dp": cfg["dp"],
+        "privacy": dp,
+        "secagg": cfg["secagg"],
+        "run_config": {
+            k: cfg[k]
+            for k in (
+                "num-server-rounds",
+                "local-epochs",
+                "fraction-train",
+                "lr",
+                "batch-size",
+                "min-clips",
+                "seed",
+                "partition",
+                "grouping",
+                "max-update-norm",
+                "max-examples",
+                "median-bounds",
+                "trainer",
+            )
+        },
+    }
+    bundle = save_bundle(
+        out,
+        tflite=tflite,
+        name=str(cfg["name"]),
+        labels=labels,
+        input=config,
+        normalization=norm,
+        quantization="int8",
+        training=training,
+        metrics=metrics,
+    )
     task.release_model()
-    summary.update(bundle=os.fspath(bundle.path), model_id=bundle.model_id, rejected=strategy.rejected, bounded=strategy.bounded,
-                   clients_per_round=strategy.received,
-                   secagg=cfg["secagg"], seconds_per_round=seconds_per_round, privacy=dp,
-                   history=history, seconds=round(time.time() - t0, 1))
+    summary.update(
+        bundle=os.fspath(bundle.path),
+        model_id=bundle.model_id,
+        rejected=strategy.rejected,
+        bounded=strategy.bounded,
+        clients_per_round=strategy.received,
+        secagg=cfg["secagg"],
+        seconds_per_round=seconds_per_round,
+        privacy=dp,
+        history=history,
+        seconds=round(time.time() - t0, 1),
+    )
     log.info("ser-edge fl: global model saved as %s (%s)", bundle.path, bundle.model_id)
     return summary
 
 
-def make_app(overrides: Optional[Mapping[str, Any]] = None, on_round: Optional[OnRound] = None,
-             on_done: Optional[Callable[[dict[str, Any]], None]] = None) -> ServerApp:
+def make_app(
+    overrides: Mapping[str, Any] | None = None,
+    on_round: OnRound | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> ServerApp:
     """The ServerApp; ``overrides`` replace run config values, ``on_round``/``on_done`` receive
     the held-out scores of each round and the run's summary (used by the simulation)."""
     server = ServerApp()

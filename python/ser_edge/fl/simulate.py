@@ -8,8 +8,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 
 def _tree(root: int) -> dict[int, int]:
@@ -35,7 +36,7 @@ def _tree(root: int) -> dict[int, int]:
     return tree
 
 
-def tree_rss(pid: Optional[int] = None) -> int:
+def tree_rss(pid: int | None = None) -> int:
     """Resident bytes of process ``pid`` (default: this one) and all its descendants (Linux)."""
     return sum(_tree(os.getpid() if pid is None else pid).values())
 
@@ -68,7 +69,7 @@ class MemorySampler:
             self.peak = max(self.peak, tree_rss())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -91,7 +92,7 @@ sys.meta_path.insert(0, _NoTensorFlow())
 """
 
 
-def _actor_site(cfg: Mapping[str, Any]) -> Optional[str]:
+def _actor_site(cfg: Mapping[str, Any]) -> str | None:
     """A folder with a ``sitecustomize`` that makes TensorFlow unimportable, for the client
     actors' ``PYTHONPATH`` when they train with numpy (Flower's Ray transport imports TensorFlow
     whenever it is installed: about 0.4 GB per actor). ``None`` when they need TensorFlow."""
@@ -106,8 +107,14 @@ def _actor_site(cfg: Mapping[str, Any]) -> Optional[str]:
     return str(site)
 
 
-def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: float = 1.0,
-             verbose: bool = False, train_mods: Sequence[Any] = ()) -> dict[str, Any]:
+def simulate(
+    overrides: Mapping[str, Any],
+    clients: int,
+    *,
+    cpus_per_client: float = 1.0,
+    verbose: bool = False,
+    train_mods: Sequence[Any] = (),
+) -> dict[str, Any]:
     """Runs the federated app with ``clients`` virtual SuperNodes (``partition-id`` i of
     ``clients``) and returns the server's summary plus ``seconds``, ``peak_rss_mb`` and the tree's
     resident memory after each round (``rss_mb_by_round``, and split by :func:`rss_by_role` in
@@ -140,11 +147,16 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, site) if p)
     try:
         with MemorySampler() as mem:
-            run_simulation(server_app=server_app.make_app(overrides, on_round=on_round, on_done=summaries.append),
-                           client_app=client_app.make_app(overrides, train_mods), num_supernodes=int(clients),
-                           backend_config={"client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
-                                           "init_args": {"include_dashboard": False}},
-                           verbose_logging=verbose)
+            run_simulation(
+                server_app=server_app.make_app(overrides, on_round=on_round, on_done=summaries.append),
+                client_app=client_app.make_app(overrides, train_mods),
+                num_supernodes=int(clients),
+                backend_config={
+                    "client_resources": {"num_cpus": float(cpus_per_client), "num_gpus": 0.0},
+                    "init_args": {"include_dashboard": False},
+                },
+                verbose_logging=verbose,
+            )
     finally:
         if site:
             if pythonpath is None:
@@ -157,6 +169,10 @@ def simulate(overrides: Mapping[str, Any], clients: int, *, cpus_per_client: flo
     if not summaries:
         raise RuntimeError("the simulation ended without a result (see the log above)")
     summary = summaries[0]
-    summary.update(seconds=round(time.time() - t0, 1), peak_rss_mb=round(mem.peak / 2**20, 1),
-                   rss_mb_by_round=rss_by_round, rss_mb_by_role=roles_by_round)
+    summary.update(
+        seconds=round(time.time() - t0, 1),
+        peak_rss_mb=round(mem.peak / 2**20, 1),
+        rss_mb_by_round=rss_by_round,
+        rss_mb_by_role=roles_by_round,
+    )
     return summary

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
-from typing import Any, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -35,7 +35,7 @@ def reference_of(arrays: ArrayRecord) -> dict[str, tuple[tuple[int, ...], str]]:
     return {k: (tuple(a.shape), str(a.dtype)) for k, a in arrays.items()}
 
 
-def _check_metrics(content: RecordDict) -> Optional[str]:
+def _check_metrics(content: RecordDict) -> str | None:
     if len(content.metric_records) != 1:
         return f"{len(content.metric_records)} MetricRecords (expected 1)"
     metrics = next(iter(content.metric_records.values()))
@@ -49,7 +49,7 @@ def _check_metrics(content: RecordDict) -> Optional[str]:
     return None
 
 
-def check_reply(content: RecordDict, reference: Optional[Reference]) -> Optional[str]:
+def check_reply(content: RecordDict, reference: Reference | None) -> str | None:
     """Why a reply must not be aggregated, or ``None`` if it is sound. ``reference``: the keys,
     shapes and dtypes its one ArrayRecord must have (``None``: a reply without arrays)."""
     bad = _check_metrics(content)
@@ -69,7 +69,7 @@ def check_reply(content: RecordDict, reference: Optional[Reference]) -> Optional
     return None
 
 
-def check_aggregate(arrays: ArrayRecord, current: ArrayRecord, max_update_norm: float) -> Optional[str]:
+def check_aggregate(arrays: ArrayRecord, current: ArrayRecord, max_update_norm: float) -> str | None:
     """Why an aggregate must not become the global model, or ``None``: it must be finite and
     move the global model by no more than ``max_update_norm`` (a weighted mean of clipped
     updates cannot). This check works under secure aggregation, where only the sum is seen."""
@@ -91,12 +91,20 @@ class RejectInvalid(Strategy):
     norm is above this many times the median is left out. ``uniform_weights`` (differential
     privacy): every sound reply weighs 1, and the aggregate (noisy) is checked for finiteness only."""
 
-    def __init__(self, strategy: Strategy, *, max_update_norm: float = math.inf, max_examples: float = math.inf,
-                 relative_norm: float = 1.0, relative_weight: float = 2.0, reject_factor: float = 4.0,
-                 uniform_weights: bool = False) -> None:
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        max_update_norm: float = math.inf,
+        max_examples: float = math.inf,
+        relative_norm: float = 1.0,
+        relative_weight: float = 2.0,
+        reject_factor: float = 4.0,
+        uniform_weights: bool = False,
+    ) -> None:
         self.strategy = strategy
-        self.reference: Optional[Reference] = None
-        self.current: Optional[ArrayRecord] = None
+        self.reference: Reference | None = None
+        self.current: ArrayRecord | None = None
         self.max_update_norm, self.max_examples = float(max_update_norm), float(max_examples)
         self.relative_norm, self.relative_weight = relative_norm, relative_weight
         self.reject_factor, self.uniform_weights = reject_factor, uniform_weights
@@ -108,7 +116,7 @@ class RejectInvalid(Strategy):
         self.rejected.setdefault(server_round, []).append(reason)
         log.warning("round %d: rejected the reply of node %d: %s", server_round, node, reason)
 
-    def _screen(self, server_round: int, replies: Iterable[Message], reference: Optional[Reference]) -> list[Message]:
+    def _screen(self, server_round: int, replies: Iterable[Message], reference: Reference | None) -> list[Message]:
         kept = []
         for msg in replies:
             reason = None if msg.has_error() else check_reply(msg.content, reference)
@@ -125,23 +133,28 @@ class RejectInvalid(Strategy):
             return replies
         old = self.current.to_numpy_ndarrays()
         sound = [m for m in replies if not m.has_error()]
-        norms = [robust.update_norm(next(iter(m.content.array_records.values())).to_numpy_ndarrays(), old)
-                 for m in sound]
+        norms = [
+            robust.update_norm(next(iter(m.content.array_records.values())).to_numpy_ndarrays(), old) for m in sound
+        ]
         limit = robust.median_cap(norms, self.reject_factor, math.inf)
         outliers = set()
         for msg, norm in zip(sound, norms):
             if norm > limit:
                 outliers.add(id(msg))
-                self._reject(server_round, msg.metadata.src_node_id,
-                             f"update norm {norm:.3g} is above {self.reject_factor:g} x the round's median")
+                self._reject(
+                    server_round,
+                    msg.metadata.src_node_id,
+                    f"update norm {norm:.3g} is above {self.reject_factor:g} x the round's median",
+                )
         kept = [m for m in replies if id(m) not in outliers]
         sound_norms = [(m, n) for m, n in zip(sound, norms) if n <= limit]
         arrays = [next(iter(m.content.array_records.values())) for m, _ in sound_norms]
         metrics = [next(iter(m.content.metric_records.values())) for m, _ in sound_norms]
         weights = [float(m[WEIGHT_KEY]) for m in metrics]  # type: ignore[arg-type]
         max_norm = robust.median_cap([n for _, n in sound_norms], self.relative_norm, self.max_update_norm)
-        max_weight = 1.0 if self.uniform_weights else robust.median_cap(weights, self.relative_weight,
-                                                                         self.max_examples)
+        max_weight = (
+            1.0 if self.uniform_weights else robust.median_cap(weights, self.relative_weight, self.max_examples)
+        )
         for (msg, norm), a, m, w in zip(sound_norms, arrays, metrics, weights):
             if norm > max_norm:
                 name = next(iter(msg.content.array_records))
@@ -151,17 +164,26 @@ class RejectInvalid(Strategy):
                 m[WEIGHT_KEY] = max_weight
             if norm > max_norm or (w > max_weight and not self.uniform_weights):
                 self.bounded[server_round] = self.bounded.get(server_round, 0) + 1
-                log.info("round %d: node %d's update bounded (norm %.3g -> %.3g, weight %.3g -> %.3g)", server_round,
-                         msg.metadata.src_node_id, norm, min(norm, max_norm), w, min(w, max_weight))
+                log.info(
+                    "round %d: node %d's update bounded (norm %.3g -> %.3g, weight %.3g -> %.3g)",
+                    server_round,
+                    msg.metadata.src_node_id,
+                    norm,
+                    min(norm, max_norm),
+                    w,
+                    min(w, max_weight),
+                )
         return kept
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         self.reference, self.current = reference_of(arrays), arrays
         return self.strategy.configure_train(server_round, arrays, config, grid)
 
-    def aggregate_train(self, server_round: int,
-                        replies: Iterable[Message]) -> tuple[Optional[ArrayRecord], Optional[MetricRecord]]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         self.received[server_round] = sum(not m.has_error() for m in replies)
         kept = self._bound(server_round, self._screen(server_round, replies, self.reference))
@@ -173,11 +195,12 @@ class RejectInvalid(Strategy):
                 return None, None
         return arrays, metrics
 
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                           grid: Grid) -> Iterable[Message]:
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         return self.strategy.configure_evaluate(server_round, arrays, config, grid)
 
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> Optional[MetricRecord]:
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         return self.strategy.aggregate_evaluate(server_round, self._screen(server_round, replies, None))
 
     def summary(self) -> None:

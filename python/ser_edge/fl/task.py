@@ -10,8 +10,9 @@ used by a client; ``partition-id``/``num-partitions`` split a corpus into client
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class NotEnoughData(ValueError):
     """The client has too few labelled clips to take part."""
 
 
-def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+def settings(run_config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The run configuration with defaults filled in and types checked."""
     cfg = dict(DEFAULTS)
     for source in (run_config, overrides or {}):
@@ -71,13 +72,17 @@ def settings(run_config: Mapping[str, Any], overrides: Optional[Mapping[str, Any
                 raise ValueError(f"unknown run config key {key!r}; known: {', '.join(DEFAULTS)}")
             kind = type(DEFAULTS[key])
             try:
-                cfg[key] = kind(value) if not (kind is int and isinstance(value, float) and value != int(value)) else None
+                cfg[key] = (
+                    kind(value) if not (kind is int and isinstance(value, float) and value != int(value)) else None
+                )
             except (TypeError, ValueError):
                 cfg[key] = None
             if cfg[key] is None:
                 raise ValueError(f"run config {key}={value!r} must be a {kind.__name__}")
     if cfg["model"] not in FEDERATED_MODELS:
-        raise ValueError(f"model={cfg['model']!r} cannot be trained by FedAvg; choose from {', '.join(FEDERATED_MODELS)}")
+        raise ValueError(
+            f"model={cfg['model']!r} cannot be trained by FedAvg; choose from {', '.join(FEDERATED_MODELS)}"
+        )
     if cfg["partition"] not in PARTITIONS:
         raise ValueError(f"partition={cfg['partition']!r}; choose from {', '.join(PARTITIONS)}")
     if cfg["secagg"] not in ("off", "on"):
@@ -153,7 +158,7 @@ def partition(clips: list, index: int, count: int, mode: str = "speaker", seed: 
     sharers = list(range(s, count, len(speakers)))
     own = [c for c in clips if c.speaker_key == speakers[s]]
     order = rng.permutation(len(own))
-    return [own[i] for i in sorted(order[sharers.index(index)::len(sharers)])]
+    return [own[i] for i in sorted(order[sharers.index(index) :: len(sharers)])]
 
 
 def client_clips(node_config: Mapping[str, Any], cfg: Mapping[str, Any]) -> list:
@@ -161,13 +166,20 @@ def client_clips(node_config: Mapping[str, Any], cfg: Mapping[str, Any]) -> list
     corpus = str(node_config.get("corpus") or cfg["corpus"])
     data = str(node_config.get("data") or cfg["data"])
     if not corpus or not data:
-        raise ValueError("this client has no data: give the SuperNode --node-config "
-                         "'corpus=\"csv\" data=\"/path/to/clips.csv\"' (or corpus/data in the run config)")
+        raise ValueError(
+            "this client has no data: give the SuperNode --node-config "
+            '\'corpus="csv" data="/path/to/clips.csv"\' (or corpus/data in the run config)'
+        )
     held = holdout(cfg)
     clips = [c for c in corpus_clips(corpus, data, cfg) if c.speaker not in held]
     if "num-partitions" in node_config:
-        clips = partition(clips, int(node_config.get("partition-id", 0)), int(node_config["num-partitions"]),
-                          str(node_config.get("partition", cfg["partition"])), int(cfg["seed"]))
+        clips = partition(
+            clips,
+            int(node_config.get("partition-id", 0)),
+            int(node_config["num-partitions"]),
+            str(node_config.get("partition", cfg["partition"])),
+            int(cfg["seed"]),
+        )
     return clips
 
 
@@ -188,8 +200,9 @@ class LocalData:
 _CACHE: dict[tuple[Any, ...], LocalData] = {}
 
 
-def local_data(clips: list, config: InputConfig, model_labels: tuple[str, ...], *, cache_dir: str = "",
-               min_clips: int = 1) -> LocalData:
+def local_data(
+    clips: list, config: InputConfig, model_labels: tuple[str, ...], *, cache_dir: str = "", min_clips: int = 1
+) -> LocalData:
     """Model inputs of ``clips`` (the training package's dataset flow). Raises
     :class:`NotEnoughData` when there are fewer than ``min_clips``. Kept per process, and the
     frames on disk (``cache_dir`` or the training cache)."""
@@ -260,16 +273,33 @@ def release_model() -> None:
 NUMPY_MODELS = ("mlp",)
 
 
-def local_fit(cfg: Mapping[str, Any], weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-              epochs: int, batch_size: int, seed: int) -> tuple[list[np.ndarray], dict[str, float]]:
+def local_fit(
+    cfg: Mapping[str, Any],
+    weights: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+) -> tuple[list[np.ndarray], dict[str, float]]:
     """A client's local training from ``weights``: the new weights and the last epoch's loss and
     accuracy. With ``trainer="numpy"``, ``mlp`` trains in numpy (no TensorFlow import); other
     models, or ``trainer="keras"``, in tf_keras."""
     if cfg["model"] in NUMPY_MODELS and cfg["trainer"] == "numpy":
         from ser_edge.fl import numpy_mlp
 
-        return numpy_mlp.fit(weights, x, y, w, epochs=epochs, batch_size=batch_size, seed=seed,
-                             cfg=numpy_mlp.MLPConfig(lr=float(cfg["lr"])))
+        return numpy_mlp.fit(
+            weights,
+            x,
+            y,
+            w,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            cfg=numpy_mlp.MLPConfig(lr=float(cfg["lr"])),
+        )
     config = input_config(cfg)
     model = model_with(cfg, config, len(labels(cfg)), weights)
     metrics = fit(model, x, y, w, epochs=epochs, batch_size=batch_size, seed=seed)
@@ -285,8 +315,9 @@ def local_evaluate(cfg: Mapping[str, Any], weights: list[np.ndarray], x: np.ndar
     return evaluate(model_with(cfg, input_config(cfg), len(labels(cfg)), weights), x, y)
 
 
-def fit(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, *, epochs: int, batch_size: int,
-        seed: int) -> dict[str, float]:
+def fit(
+    model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, *, epochs: int, batch_size: int, seed: int
+) -> dict[str, float]:
     """Local training (sample weights ``w``); returns the last epoch's loss and accuracy."""
     import tf_keras
 
@@ -297,8 +328,15 @@ def fit(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, *, epochs: int,
         model.make_train_function(force=True)
         model._ser_edge_seed = int(seed)
     n_labels = int(model.output_shape[-1])
-    h = model.fit(x, np.eye(n_labels, dtype=np.float32)[y], sample_weight=w,
-                  epochs=int(epochs), batch_size=int(batch_size), shuffle=True, verbose=0)
+    h = model.fit(
+        x,
+        np.eye(n_labels, dtype=np.float32)[y],
+        sample_weight=w,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        shuffle=True,
+        verbose=0,
+    )
     return {"loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1])}
 
 

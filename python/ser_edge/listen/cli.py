@@ -13,14 +13,28 @@ def _listen(args: argparse.Namespace) -> int:
     from ser_edge.listen.daemon import run
 
     overrides: dict[str, Any] = {
-        "model": args.model, "source": args.source, "device": args.device, "realtime": args.realtime or None,
-        "rate": args.rate, "channels": args.channels, "sample_format": args.format,
-        "window_events": args.window_events or None, "stdout": False if args.no_stdout else None,
-        "file": args.out_file, "mqtt_host": args.mqtt_host, "mqtt_port": args.mqtt_port,
-        "mqtt_node_id": args.node_id, "record_dir": args.record_dir, "log_level": args.log_level,
+        "model": args.model,
+        "source": args.source,
+        "device": args.device,
+        "realtime": args.realtime or None,
+        "rate": args.rate,
+        "channels": args.channels,
+        "sample_format": args.format,
+        "window_events": args.window_events or None,
+        "stdout": False if args.no_stdout else None,
+        "file": args.out_file,
+        "mqtt_host": args.mqtt_host,
+        "mqtt_port": args.mqtt_port,
+        "mqtt_node_id": args.node_id,
+        "record_dir": args.record_dir,
+        "log_level": args.log_level,
         "labels": args.labels.split(",") if args.labels else None,
-        "window": args.window, "hop": args.hop, "gate_threshold_db": args.threshold_db,
-        "gate_hangover": args.hangover, "state_dir": args.state_dir, "enrol": args.enrol,
+        "window": args.window,
+        "hop": args.hop,
+        "gate_threshold_db": args.threshold_db,
+        "gate_hangover": args.hangover,
+        "state_dir": args.state_dir,
+        "enrol": args.enrol,
         "gate_speech": False if args.no_speech_gate else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -67,10 +81,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--segments", action="store_true", help="also one result per utterance in each file")
     p.set_defaults(run=_predict)
 
-    li = sub.add_parser("listen", help="always-on emotion recognition from a microphone, file or stdin",
-                        description="Reads audio, finds utterances and prints one JSON event per utterance. "
-                                    "Settings: defaults < TOML file (--config, else /etc/ser-edge/config.toml) "
-                                    "< these options. Audio is written only with --record-dir.")
+    li = sub.add_parser(
+        "listen",
+        help="always-on emotion recognition from a microphone, file or stdin",
+        description="Reads audio, finds utterances and prints one JSON event per utterance. "
+        "Settings: defaults < TOML file (--config, else /etc/ser-edge/config.toml) "
+        "< these options. Audio is written only with --record-dir.",
+    )
     li.add_argument("--config", help="TOML configuration file")
     li.add_argument("--model", help="model bundle directory (default: the bundled model)")
     li.add_argument("--source", help="'mic' (default), a WAV/FLAC file, or '-' for raw PCM on stdin")
@@ -84,11 +101,18 @@ def add_parsers(sub: Any) -> None:
     li.add_argument("--hop", type=float, help="seconds between windows within an utterance (default 2)")
     li.add_argument("--threshold-db", type=float, help="voice gate: minimum level in dBFS (default -50)")
     li.add_argument("--hangover", type=float, help="voice gate: silence that ends an utterance, s (default 0.2)")
-    li.add_argument("--no-speech-gate", action="store_true",
-                    help="energy gate only: also emit events for sounds that are not speech")
+    li.add_argument(
+        "--no-speech-gate",
+        action="store_true",
+        help="energy gate only: also emit events for sounds that are not speech",
+    )
     li.add_argument("--state-dir", help="keep the user's adapter state here (default ~/.local/state/ser-edge)")
-    li.add_argument("--enrol", type=float, metavar="SECONDS",
-                    help="enrolment: learn this much of the user's calm speech, save it, print a summary, exit")
+    li.add_argument(
+        "--enrol",
+        type=float,
+        metavar="SECONDS",
+        help="enrolment: learn this much of the user's calm speech, save it, print a summary, exit",
+    )
     li.add_argument("--window-events", action="store_true", help="also emit one event per window")
     li.add_argument("--no-stdout", action="store_true", help="do not print events on stdout")
     li.add_argument("--out-file", help="append events to this rotating JSON-lines file")

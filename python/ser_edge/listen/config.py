@@ -37,7 +37,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ser_edge.listen.gate import GateConfig
 from ser_edge.listen.outputs import MqttConfig
@@ -47,32 +47,62 @@ DEFAULT_PATH = Path("/etc/ser-edge/config.toml")
 
 # (table, key) in the TOML file -> ListenConfig field
 KEYS: dict[tuple[str, str], str] = {
-    ("", "model"): "model", ("", "labels"): "labels", ("", "adapt"): "adapt", ("", "log_level"): "log_level",
-    ("source", "kind"): "source", ("source", "device"): "device", ("source", "realtime"): "realtime",
-    ("source", "rate"): "rate", ("source", "channels"): "channels", ("source", "format"): "sample_format",
+    ("", "model"): "model",
+    ("", "labels"): "labels",
+    ("", "adapt"): "adapt",
+    ("", "log_level"): "log_level",
+    ("source", "kind"): "source",
+    ("source", "device"): "device",
+    ("source", "realtime"): "realtime",
+    ("source", "rate"): "rate",
+    ("source", "channels"): "channels",
+    ("source", "format"): "sample_format",
     ("source", "chunk"): "chunk",
     **{("gate", f.name): f"gate_{f.name}" for f in dataclasses.fields(GateConfig)},
-    ("windows", "window"): "window", ("windows", "hop"): "hop", ("windows", "events"): "window_events",
-    ("output", "stdout"): "stdout", ("output", "file"): "file", ("output", "file_max_bytes"): "file_max_bytes",
+    ("windows", "window"): "window",
+    ("windows", "hop"): "hop",
+    ("windows", "events"): "window_events",
+    ("output", "stdout"): "stdout",
+    ("output", "file"): "file",
+    ("output", "file_max_bytes"): "file_max_bytes",
     ("output", "file_backups"): "file_backups",
-    **{("mqtt", k): f"mqtt_{k}" for k in ("host", "port", "username", "password", "topic", "node_id",
-                                         "discovery_prefix", "queue", "keepalive", "password_file", "tls",
-                                         "tls_ca", "tls_cert", "tls_key", "tls_insecure")},
-    ("record", "dir"): "record_dir", ("state", "dir"): "state_dir",
-    ("watch", "model"): "watch", ("watch", "interval"): "watch_interval",
+    **{
+        ("mqtt", k): f"mqtt_{k}"
+        for k in (
+            "host",
+            "port",
+            "username",
+            "password",
+            "topic",
+            "node_id",
+            "discovery_prefix",
+            "queue",
+            "keepalive",
+            "password_file",
+            "tls",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "tls_insecure",
+        )
+    },
+    ("record", "dir"): "record_dir",
+    ("state", "dir"): "state_dir",
+    ("watch", "model"): "watch",
+    ("watch", "interval"): "watch_interval",
 }
 
 
 @dataclass
 class ListenConfig:
-    model: Optional[str] = None
-    labels: Optional[list[str]] = None
+    model: str | None = None
+    labels: list[str] | None = None
     adapt: bool = True
     log_level: str = "info"
     source: str = "mic"
-    device: Optional[str] = None
+    device: str | None = None
     realtime: bool = False
-    rate: Optional[int] = None
+    rate: int | None = None
     channels: int = 1
     sample_format: str = "s16le"
     chunk: float = 0.05
@@ -92,30 +122,30 @@ class ListenConfig:
     hop: float = WindowConfig.hop
     window_events: bool = False
     stdout: bool = True
-    file: Optional[str] = None
+    file: str | None = None
     file_max_bytes: int = 1_000_000
     file_backups: int = 3
-    mqtt_host: Optional[str] = None
+    mqtt_host: str | None = None
     mqtt_port: int = 1883
-    mqtt_username: Optional[str] = None
-    mqtt_password: Optional[str] = None
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
     mqtt_topic: str = "ser-edge"
     mqtt_node_id: str = ""
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_queue: int = 1000
     mqtt_keepalive: int = 30
-    mqtt_password_file: Optional[str] = None
+    mqtt_password_file: str | None = None
     mqtt_tls: bool = False
-    mqtt_tls_ca: Optional[str] = None
-    mqtt_tls_cert: Optional[str] = None
-    mqtt_tls_key: Optional[str] = None
+    mqtt_tls_ca: str | None = None
+    mqtt_tls_cert: str | None = None
+    mqtt_tls_key: str | None = None
     mqtt_tls_insecure: bool = False
-    record_dir: Optional[str] = None
-    state_dir: Optional[str] = None
-    enrol: Optional[float] = None
+    record_dir: str | None = None
+    state_dir: str | None = None
+    enrol: float | None = None
     watch: bool = True
     watch_interval: float = 1.0
-    config_path: Optional[str] = field(default=None, compare=False)
+    config_path: str | None = field(default=None, compare=False)
 
     def gate(self) -> GateConfig:
         return GateConfig(**{f.name: getattr(self, f"gate_{f.name}") for f in dataclasses.fields(GateConfig)})
@@ -123,7 +153,7 @@ class ListenConfig:
     def windows(self) -> WindowConfig:
         return WindowConfig(window=self.window, hop=self.hop, events=self.window_events)
 
-    def mqtt(self) -> Optional[MqttConfig]:
+    def mqtt(self) -> MqttConfig | None:
         """The MQTT settings with the credentials resolved (see the module docstring); ``None``
         without a host. Raises ``ValueError`` naming an unreadable file."""
         if not self.mqtt_host:
@@ -137,15 +167,24 @@ class ListenConfig:
             except (OSError, UnicodeDecodeError) as e:
                 raise ValueError(f"mqtt.password_file={self.mqtt_password_file!r}: cannot read it ({e})") from None
         tls = self.mqtt_tls or any((self.mqtt_tls_ca, self.mqtt_tls_cert, self.mqtt_tls_key))
-        return MqttConfig(host=self.mqtt_host, port=self.mqtt_port,
-                          username=os.environ.get("SER_EDGE_MQTT_USERNAME") or self.mqtt_username or None,
-                          password=password, topic=self.mqtt_topic, node_id=self.mqtt_node_id,
-                          discovery_prefix=self.mqtt_discovery_prefix, queue=self.mqtt_queue,
-                          keepalive=self.mqtt_keepalive, tls=tls, tls_ca=self.mqtt_tls_ca or None,
-                          tls_cert=self.mqtt_tls_cert or None, tls_key=self.mqtt_tls_key or None,
-                          tls_insecure=self.mqtt_tls_insecure)
+        return MqttConfig(
+            host=self.mqtt_host,
+            port=self.mqtt_port,
+            username=os.environ.get("SER_EDGE_MQTT_USERNAME") or self.mqtt_username or None,
+            password=password,
+            topic=self.mqtt_topic,
+            node_id=self.mqtt_node_id,
+            discovery_prefix=self.mqtt_discovery_prefix,
+            queue=self.mqtt_queue,
+            keepalive=self.mqtt_keepalive,
+            tls=tls,
+            tls_ca=self.mqtt_tls_ca or None,
+            tls_cert=self.mqtt_tls_cert or None,
+            tls_key=self.mqtt_tls_key or None,
+            tls_insecure=self.mqtt_tls_insecure,
+        )
 
-    def validate(self) -> "ListenConfig":
+    def validate(self) -> ListenConfig:
         """Raises ``ValueError`` naming the first bad setting."""
         self.gate()
         self.windows()
@@ -224,7 +263,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     return out
 
 
-def load_config(path: Optional[str], overrides: dict[str, Any]) -> ListenConfig:
+def load_config(path: str | None, overrides: dict[str, Any]) -> ListenConfig:
     """Defaults, then the TOML file (``path``, else :data:`DEFAULT_PATH` if present), then
     ``overrides`` (command-line values that were given). Raises ``ValueError``."""
     chosen = Path(path) if path else (DEFAULT_PATH if DEFAULT_PATH.is_file() else None)

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +28,18 @@ from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
 from ser_edge.listen.private import open_private, private_dir
 from ser_edge.listen.sources import SourceError, open_source
-from ser_edge.listen.swap import (Probe, Verdict, bundle_dir, check_now, keep_last_good, last_good_dir,
-                                  last_good_fingerprint, load_fingerprint, load_verified)
 from ser_edge.listen.state import DeviceState
+from ser_edge.listen.swap import (
+    Probe,
+    Verdict,
+    bundle_dir,
+    check_now,
+    keep_last_good,
+    last_good_dir,
+    last_good_fingerprint,
+    load_fingerprint,
+    load_verified,
+)
 from ser_edge.listen.utterances import Event, Utterances
 
 log = logging.getLogger("ser_edge.listen")
@@ -44,8 +53,11 @@ class JsonFormatter(logging.Formatter):
     """Structured logs: one JSON object per line (``time``, ``level``, ``msg`` and fields)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        d = {"time": _dt.datetime.fromtimestamp(record.created, _dt.timezone.utc).isoformat(timespec="milliseconds"),
-             "level": record.levelname.lower(), "msg": record.getMessage()}
+        d = {
+            "time": _dt.datetime.fromtimestamp(record.created, _dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
         d.update(getattr(record, "fields", {}))
         return json.dumps(d)
 
@@ -74,7 +86,7 @@ class Recorder:
     def __call__(self, audio: np.ndarray, event: Event) -> None:
         import soundfile as sf
 
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S_%fZ")
         base = self.dir / f"{stamp}-{event['label']}"
         wav = f"{base}.wav"
         open_private(wav, "xb").close()  # 0600 before it holds audio; libsndfile then writes to the
@@ -88,7 +100,7 @@ class Recorder:
         event["recording"] = f"{base}.wav"
 
 
-def _model_files(model: Optional[str]) -> list[Path]:
+def _model_files(model: str | None) -> list[Path]:
     from ser_edge.bundle import META_FILE, MODEL_FILE
 
     d = bundle_dir(model)
@@ -96,7 +108,7 @@ def _model_files(model: Optional[str]) -> list[Path]:
 
 
 def _stamp(files: list[Path]) -> tuple[Any, ...]:
-    out = []
+    out: list[tuple[int, int, int] | None] = []
     for f in files:
         try:
             st = f.stat()
@@ -130,11 +142,11 @@ class Daemon:
         self._stop = False
         self._reload = False
         self.recognizer: Any = None
-        self.fingerprint: Optional[str] = None  # of the running bundle's two files
-        self._labels: Optional[list[str]] = None
-        self.probe: Optional[Probe] = None
-        self.outputs: Optional[Outputs] = None
-        self.pipeline: Optional[Utterances] = None
+        self.fingerprint: str | None = None  # of the running bundle's two files
+        self._labels: list[str] | None = None
+        self.probe: Probe | None = None
+        self.outputs: Outputs | None = None
+        self.pipeline: Utterances | None = None
         self.source: Any = None
         self.events = 0
         self.overflows = 0
@@ -155,7 +167,7 @@ class Daemon:
             outs.append(MqttOutput(mqtt, model_id=self.recognizer.model_id if self.recognizer else ""))
         return Outputs(outs)
 
-    def _recorder(self) -> Optional[Recorder]:
+    def _recorder(self) -> Recorder | None:
         c = self.config
         return Recorder(c.record_dir, self.recognizer.bundle.input.sr) if c.record_dir else None
 
@@ -165,8 +177,16 @@ class Daemon:
 
     def _source(self) -> Any:
         c = self.config
-        return open_source(c.source, self.recognizer.bundle.input.sr, device=c.device, realtime=c.realtime,
-                           rate=c.rate, channels=c.channels, sample_format=c.sample_format, chunk=c.chunk)
+        return open_source(
+            c.source,
+            self.recognizer.bundle.input.sr,
+            device=c.device,
+            realtime=c.realtime,
+            rate=c.rate,
+            channels=c.channels,
+            sample_format=c.sample_format,
+            chunk=c.chunk,
+        )
 
     def _emit(self, events: list[Event]) -> None:
         assert self.outputs is not None
@@ -186,23 +206,29 @@ class Daemon:
             self.probe.cancel()
             self.probe = None
         try:
-            self.probe = Probe(bundle_dir(self.config.model), reason, adapt=self.config.adapt,
-                               labels=self.config.labels)
+            self.probe = Probe(
+                bundle_dir(self.config.model), reason, adapt=self.config.adapt, labels=self.config.labels
+            )
         except (BundleError, OSError) as e:
             self._refused(reason, str(e))
 
     def _refused(self, reason: str, error: str) -> None:
-        log.error("model refused; keeping the running model",
-                  extra={"fields": {"reason": reason, "error": error, "model_id": self.recognizer.model_id}})
+        log.error(
+            "model refused; keeping the running model",
+            extra={"fields": {"reason": reason, "error": error, "model_id": self.recognizer.model_id}},
+        )
 
     def _finish_check(self, verdict: Verdict) -> None:
         try:
             if verdict.error is not None:
                 self._refused(verdict.reason, verdict.error)
                 return
-            same = (verdict.fingerprint == self.fingerprint and self.recognizer.adapter.adapt == (
-                self.config.adapt and self.recognizer.bundle.input.normalization == "speaker")
-                and list(self.config.labels or []) == list(self._labels or []))
+            same = (
+                verdict.fingerprint == self.fingerprint
+                and self.recognizer.adapter.adapt
+                == (self.config.adapt and self.recognizer.bundle.input.normalization == "speaker")
+                and list(self.config.labels or []) == list(self._labels or [])
+            )
             if same:
                 return  # touched or reloaded, not changed: keep the model and its adaptation
             try:
@@ -247,8 +273,10 @@ class Daemon:
             verdict.discard()
         if not (kept / "bundle.json").is_file():
             raise ValueError(verdict.error)
-        log.error("model refused at start; running the last good model",
-                  extra={"fields": {"error": verdict.error, "path": str(kept)}})
+        log.error(
+            "model refused at start; running the last good model",
+            extra={"fields": {"error": verdict.error, "path": str(kept)}},
+        )
         return trial_run(Recognizer(kept, adapt=self.config.adapt, allowed=self.config.labels))
 
     def _swap_to(self, new: Any, fingerprint: str, reason: str) -> None:
@@ -273,8 +301,9 @@ class Daemon:
         try:
             new = load_config(self.config.config_path, self.overrides)
         except ValueError as e:
-            log.error("configuration reload failed; keeping the running configuration",
-                      extra={"fields": {"error": str(e)}})
+            log.error(
+                "configuration reload failed; keeping the running configuration", extra={"fields": {"error": str(e)}}
+            )
             return
         old, self.config = self.config, new
         setup_logging(new.log_level)
@@ -291,8 +320,9 @@ class Daemon:
             self.pipeline.reconfigure(new.gate(), new.windows(), self._recorder())
             self.outputs = self._outputs(new)
         except (ValueError, OSError) as e:
-            log.error("configuration reload failed; keeping the running configuration",
-                      extra={"fields": {"error": str(e)}})
+            log.error(
+                "configuration reload failed; keeping the running configuration", extra={"fields": {"error": str(e)}}
+            )
             self.config = old
             self.pipeline.reconfigure(old.gate(), old.windows(), self._recorder())
             self.outputs = self._outputs(old)
@@ -317,8 +347,10 @@ class Daemon:
         now = self._invalid_counts()
         if now != self._invalid_logged and time.monotonic() >= self._invalid_next:
             self._invalid_logged, self._invalid_next = now, time.monotonic() + INVALID_LOG_EVERY
-            log.warning("invalid input samples replaced", extra={"fields": {
-                "nonfinite_set_to_0": now[0], "clipped_to_full_scale": now[1]}})
+            log.warning(
+                "invalid input samples replaced",
+                extra={"fields": {"nonfinite_set_to_0": now[0], "clipped_to_full_scale": now[1]}},
+            )
 
     # -- signals and the loop ----------------------------------------------------------------------
     def _on_stop(self, signum: int, frame: Any) -> None:
@@ -358,8 +390,13 @@ class Daemon:
         self.fingerprint = load_fingerprint(watched[0].parent)
         backoff = BACKOFF_MIN
         code = reported = 0
-        _info("listening", model_id=self.recognizer.model_id, source=self.config.source,
-              startup_s=round(time.monotonic() - t_start, 3), pid=os.getpid())
+        _info(
+            "listening",
+            model_id=self.recognizer.model_id,
+            source=self.config.source,
+            startup_s=round(time.monotonic() - t_start, 3),
+            pid=os.getpid(),
+        )
         while not self._stop:
             if self._reload:
                 self._reload = False
@@ -382,13 +419,16 @@ class Daemon:
                     self.source = self._source()
                     self.source.open()
                     reported = 0
-                    _info("source open", source=self.config.source,
-                          device=getattr(self.source, "device_name", None), rate=getattr(self.source, "rate", None))
+                    _info(
+                        "source open",
+                        source=self.config.source,
+                        device=getattr(self.source, "device_name", None),
+                        rate=getattr(self.source, "rate", None),
+                    )
                     backoff = BACKOFF_MIN
                 except SourceError as e:
                     self.source = None
-                    log.warning("source unavailable; retrying",
-                                extra={"fields": {"error": str(e), "retry_s": backoff}})
+                    log.warning("source unavailable; retrying", extra={"fields": {"error": str(e), "retry_s": backoff}})
                     self._sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
@@ -427,10 +467,17 @@ class Daemon:
             code = code or (0 if summary["complete"] else 1)
         self.outputs.close(CLOSE_TIMEOUT)
         p = self.pipeline
-        _info("stopped", events=self.events, overflows=self.overflows, dropped=self.outputs.dropped,
-              nonfinite_set_to_0=self.invalid["nonfinite"], clipped_to_full_scale=self.invalid["clipped"],
-              inferences=p.inferences, mean_inference_ms=round(1000 * p.inference_s / max(p.inferences, 1), 2),
-              uptime_s=round(time.monotonic() - t_start, 3))
+        _info(
+            "stopped",
+            events=self.events,
+            overflows=self.overflows,
+            dropped=self.outputs.dropped,
+            nonfinite_set_to_0=self.invalid["nonfinite"],
+            clipped_to_full_scale=self.invalid["clipped"],
+            inferences=p.inferences,
+            mean_inference_ms=round(1000 * p.inference_s / max(p.inferences, 1), 2),
+            uptime_s=round(time.monotonic() - t_start, 3),
+        )
         return code
 
 

@@ -11,6 +11,7 @@ frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from ser_edge.features import FeatureConfig, Stream
@@ -61,8 +62,11 @@ class VoiceGate:
         self.sr, self.config = int(sr), config
         self.hop = max(1, round(self.sr * 0.010))
         self.n_fft = max(2, round(self.sr * 0.025))
-        self._stream = Stream(FeatureConfig(sr=self.sr, n_fft=self.n_fft, hop_length=self.hop, center=False,
-                                            features=("rms", "zero_crossing_rate")))
+        self._stream = Stream(
+            FeatureConfig(
+                sr=self.sr, n_fft=self.n_fft, hop_length=self.hop, center=False, features=("rms", "zero_crossing_rate")
+            )
+        )
         self._frame = 0  # index of the next frame since the stream (re)started
         self._offset = 0  # sample index where the stream (re)started
         self._samples = 0  # samples pushed

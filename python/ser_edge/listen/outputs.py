@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from ser_edge.listen.private import open_private, private_dir
 
@@ -33,7 +33,7 @@ class Output(Protocol):
 class StdoutOutput:
     """One JSON object per line, flushed per event."""
 
-    def __init__(self, stream: Optional[TextIO] = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
     def emit(self, event: Event) -> None:
@@ -92,17 +92,17 @@ class FileOutput:
 class MqttConfig:
     host: str
     port: int = 1883
-    username: Optional[str] = None
-    password: Optional[str] = None
+    username: str | None = None
+    password: str | None = None
     topic: str = "ser-edge"
     node_id: str = ""
     discovery_prefix: str = "homeassistant"
     queue: int = 1000
     keepalive: int = 30
     tls: bool = False
-    tls_ca: Optional[str] = None
-    tls_cert: Optional[str] = None
-    tls_key: Optional[str] = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     tls_insecure: bool = False
 
     def __repr__(self) -> str:  # never print the password
@@ -149,8 +149,13 @@ class MqttOutput:
             import ssl
 
             try:
-                self._client.tls_set(ca_certs=config.tls_ca, certfile=config.tls_cert, keyfile=config.tls_key,
-                                     cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+                self._client.tls_set(
+                    ca_certs=config.tls_ca,
+                    certfile=config.tls_cert,
+                    keyfile=config.tls_key,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
             except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
                 raise ValueError(f"mqtt TLS: {e}") from None
             self._client.tls_insecure_set(bool(config.tls_insecure))
@@ -221,19 +226,42 @@ class MqttOutput:
     # -- sender thread ------------------------------------------------------------------------------
     def _discovery(self) -> list[tuple[str, str, bool]]:
         c, node = self.config, self.config.node
-        device = {"identifiers": [f"ser-edge-{node}"], "name": f"ser-edge {node}", "manufacturer": "ser-edge",
-                  "model": "ser-edge listen", "sw_version": self.model_id}
-        common = {"state_topic": f"{self.base}/state", "availability_topic": self.availability,
-                  "payload_available": "online", "payload_not_available": "offline", "device": device}
-        emotion = dict(common, name="Emotion", unique_id=f"ser_edge_{node}_emotion", icon="mdi:emoticon-outline",
-                       value_template="{{ value_json.label }}", json_attributes_topic=f"{self.base}/state")
-        confidence = dict(common, name="Emotion confidence", unique_id=f"ser_edge_{node}_confidence",
-                          unit_of_measurement="%", state_class="measurement",
-                          value_template="{{ (value_json.confidence * 100) | round(0) }}")
+        device = {
+            "identifiers": [f"ser-edge-{node}"],
+            "name": f"ser-edge {node}",
+            "manufacturer": "ser-edge",
+            "model": "ser-edge listen",
+            "sw_version": self.model_id,
+        }
+        common = {
+            "state_topic": f"{self.base}/state",
+            "availability_topic": self.availability,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": device,
+        }
+        emotion = dict(
+            common,
+            name="Emotion",
+            unique_id=f"ser_edge_{node}_emotion",
+            icon="mdi:emoticon-outline",
+            value_template="{{ value_json.label }}",
+            json_attributes_topic=f"{self.base}/state",
+        )
+        confidence = dict(
+            common,
+            name="Emotion confidence",
+            unique_id=f"ser_edge_{node}_confidence",
+            unit_of_measurement="%",
+            state_class="measurement",
+            value_template="{{ (value_json.confidence * 100) | round(0) }}",
+        )
         prefix = f"{c.discovery_prefix}/sensor/{node}"
-        return [(f"{prefix}/emotion/config", json.dumps(emotion), True),
-                (f"{prefix}/confidence/config", json.dumps(confidence), True),
-                (self.availability, "online", True)]
+        return [
+            (f"{prefix}/emotion/config", json.dumps(emotion), True),
+            (f"{prefix}/confidence/config", json.dumps(confidence), True),
+            (self.availability, "online", True),
+        ]
 
     def _publish(self, topic: str, payload: str, retain: bool) -> bool:
         info = self._client.publish(topic, payload, qos=1, retain=retain)

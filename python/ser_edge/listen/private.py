@@ -46,6 +46,7 @@ def private_dir(path: PathLike, *, own: bool) -> Path:
 
 def open_private(path: PathLike, mode: str = "a", **kw: Any) -> IO[Any]:
     """``open(path, mode)`` for a file that is created 0600 (an existing one is set to 0600)."""
+
     def opener(name: str, flags: int) -> int:
         fd = os.open(name, flags, 0o600)
         try:

@@ -27,15 +27,15 @@ class RingBuffer:
     def write(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float32).ravel()
         if len(x) >= self.capacity:
-            self._data[:] = x[-self.capacity:]
+            self._data[:] = x[-self.capacity :]
             # keep the invariant: sample i lives at i % capacity
             self._data = np.roll(self._data, (self.total + len(x)) % self.capacity)
             self.total += len(x)
             return
         i = self.total % self.capacity
         k = min(len(x), self.capacity - i)
-        self._data[i:i + k] = x[:k]
-        self._data[:len(x) - k] = x[k:]
+        self._data[i : i + k] = x[:k]
+        self._data[: len(x) - k] = x[k:]
         self.total += len(x)
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -45,5 +45,5 @@ class RingBuffer:
         n = stop - start
         i = start % self.capacity
         if i + n <= self.capacity:
-            return self._data[i:i + n].copy()
-        return np.concatenate([self._data[i:], self._data[:n - (self.capacity - i)]])
+            return self._data[i : i + n].copy()
+        return np.concatenate([self._data[i:], self._data[: n - (self.capacity - i)]])

@@ -7,7 +7,7 @@ Every generator takes ``(seconds, sr, rng)`` and returns float32 mono audio with
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def chord(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     ratios = [1.0, 1.26, 1.5, 2.0][: int(rng.integers(2, 5))]
     y = np.zeros_like(t)
     for k, r in enumerate(ratios):
-        y += np.sin(2 * np.pi * root * r * t) * 0.8 ** k
+        y += np.sin(2 * np.pi * root * r * t) * 0.8**k
         y += sum(0.3 * np.sin(2 * np.pi * root * r * h * t) / h for h in (2, 3, 4))
     return _peak(y)
 
@@ -90,7 +90,14 @@ def coloured_noise(seconds: float, sr: int, rng: np.random.Generator) -> np.ndar
 
 
 SOUNDS: dict[str, Generator] = {
-    "silence": silence, "dc": dc, "tone": tone, "chord": chord, "beeping_alarm": beeping_alarm,
-    "square_wave": square_wave, "sawtooth": sawtooth, "siren": siren, "clicks": clicks,
+    "silence": silence,
+    "dc": dc,
+    "tone": tone,
+    "chord": chord,
+    "beeping_alarm": beeping_alarm,
+    "square_wave": square_wave,
+    "sawtooth": sawtooth,
+    "siren": siren,
+    "clicks": clicks,
     "coloured_noise": coloured_noise,
 }

@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, BinaryIO, Optional, Protocol, Union
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class Source(Protocol):
 
     def open(self) -> None: ...
 
-    def read(self, timeout: float) -> Optional[np.ndarray]: ...
+    def read(self, timeout: float) -> np.ndarray | None: ...
 
     def close(self) -> None: ...
 
@@ -73,7 +73,7 @@ class FileSource:
         self.live = realtime  # chunks arrive at capture time only when paced
         self.chunk = max(1, round(chunk * self.sr))
         self.overflows = 0
-        self._y: Optional[np.ndarray] = None
+        self._y: np.ndarray | None = None
         self._pos = 0
         self._t0 = 0.0
 
@@ -84,7 +84,7 @@ class FileSource:
         self._pos = 0
         self._t0 = time.monotonic()
 
-    def read(self, timeout: float) -> Optional[np.ndarray]:
+    def read(self, timeout: float) -> np.ndarray | None:
         assert self._y is not None, "open() first"
         if self._pos >= len(self._y):
             raise EOFError
@@ -97,7 +97,7 @@ class FileSource:
                 return None
             if wait > 0:
                 time.sleep(wait)
-        out = self._y[self._pos:stop]
+        out = self._y[self._pos : stop]
         self._pos = stop
         return out
 
@@ -127,10 +127,10 @@ class _QueueSource:
         self.overflows = 0
         self.nonfinite = 0  # samples that were NaN/Inf (set to 0)
         self.clipped = 0  # samples beyond full scale (clipped)
-        self._resampler: Optional[Resampler] = None
+        self._resampler: Resampler | None = None
         self._resampler_rates = (0, 0)
         self._eof = False
-        self._q: "queue.Queue[Union[np.ndarray, BaseException, None]]" = queue.Queue(max_chunks)
+        self._q: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(max_chunks)
 
     def _mono(self, raw: bytes, sample_format: str, channels: int) -> np.ndarray:
         a, nonfinite, clipped = _to_mono(raw, sample_format, channels)
@@ -138,7 +138,7 @@ class _QueueSource:
         self.clipped += clipped
         return a
 
-    def _put(self, item: Union[np.ndarray, BaseException, None]) -> None:
+    def _put(self, item: np.ndarray | BaseException | None) -> None:
         try:
             self._q.put_nowait(item)
         except queue.Full:
@@ -147,7 +147,7 @@ class _QueueSource:
             else:  # end-of-stream and errors must get through
                 self._q.put(item)
 
-    def _get(self, timeout: float) -> Union[np.ndarray, BaseException, None, bool]:
+    def _get(self, timeout: float) -> np.ndarray | BaseException | None | bool:
         try:
             item = self._q.get(timeout=timeout)
         except queue.Empty:
@@ -173,8 +173,16 @@ class StdinSource(_QueueSource):
     ``rate`` Hz, ``channels`` interleaved, ``sample_format`` s16le/s32le/f32le. A full queue
     makes the writer wait (the pipe's own back-pressure) rather than dropping audio."""
 
-    def __init__(self, sr: int, *, rate: Optional[int] = None, channels: int = 1, sample_format: str = "s16le",
-                 chunk: float = 0.1, stream: Optional[BinaryIO] = None) -> None:
+    def __init__(
+        self,
+        sr: int,
+        *,
+        rate: int | None = None,
+        channels: int = 1,
+        sample_format: str = "s16le",
+        chunk: float = 0.1,
+        stream: BinaryIO | None = None,
+    ) -> None:
         super().__init__(sr)
         if sample_format not in FORMATS:
             raise ValueError(f"format={sample_format!r}; choose from {', '.join(FORMATS)}")
@@ -186,7 +194,7 @@ class StdinSource(_QueueSource):
         # stdin is read with os.read on its descriptor: a thread blocked in a buffered read
         # would abort the interpreter at exit
         self._stream = stream
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         if self._thread is None:
@@ -210,7 +218,7 @@ class StdinSource(_QueueSource):
             return
         self._put(None)
 
-    def read(self, timeout: float) -> Optional[np.ndarray]:
+    def read(self, timeout: float) -> np.ndarray | None:
         if self._eof:
             raise EOFError
         item = self._get(timeout)
@@ -232,7 +240,9 @@ def _pyaudio() -> Any:
     try:
         import pyaudio
     except ImportError:
-        raise SourceError("the microphone needs PyAudio: pip install 'ser-edge[mic]' (and apt install portaudio19-dev)") from None
+        raise SourceError(
+            "the microphone needs PyAudio: pip install 'ser-edge[mic]' (and apt install portaudio19-dev)"
+        ) from None
     return pyaudio
 
 
@@ -243,14 +253,21 @@ def list_devices() -> list[dict[str, Any]]:
     try:
         try:
             default = int(pa.get_default_input_device_info()["index"])
-        except (OSError, IOError):
+        except OSError:
             default = -1
         out = []
         for i in range(pa.get_device_count()):
             d = pa.get_device_info_by_index(i)
             if int(d["maxInputChannels"]) > 0:
-                out.append({"index": i, "name": str(d["name"]), "channels": int(d["maxInputChannels"]),
-                            "rate": int(d["defaultSampleRate"]), "default": i == default})
+                out.append(
+                    {
+                        "index": i,
+                        "name": str(d["name"]),
+                        "channels": int(d["maxInputChannels"]),
+                        "rate": int(d["defaultSampleRate"]),
+                        "default": i == default,
+                    }
+                )
         return out
     finally:
         pa.terminate()
@@ -262,7 +279,7 @@ class MicSource(_QueueSource):
     ``sr``. PortAudio input overflows and a full queue are counted in ``overflows``; no audio for
     ``stall`` seconds means the device is lost."""
 
-    def __init__(self, sr: int, *, device: Union[int, str, None] = None, chunk: float = 0.1, stall: float = 2.0) -> None:
+    def __init__(self, sr: int, *, device: int | str | None = None, chunk: float = 0.1, stall: float = 2.0) -> None:
         super().__init__(sr)
         self.device, self.chunk, self.stall = device, chunk, stall
         self.device_name = ""
@@ -275,12 +292,12 @@ class MicSource(_QueueSource):
         if d is None or d == "":
             try:
                 return dict(pa.get_default_input_device_info())
-            except (OSError, IOError):
+            except OSError:
                 raise SourceError("no default input device") from None
         if isinstance(d, int) or (isinstance(d, str) and d.strip().isdigit()):
             try:
                 info = dict(pa.get_device_info_by_index(int(d)))
-            except (OSError, IOError, ValueError):
+            except (OSError, ValueError):
                 raise SourceError(f"no audio device with index {d}") from None
             if int(info["maxInputChannels"]) < 1:
                 raise SourceError(f"device {d} ({info['name']}) has no input channels")
@@ -304,11 +321,17 @@ class MicSource(_QueueSource):
             self.device_name = str(info["name"])
             self._resampler = None
             block = max(1, round(self.chunk * self.rate))
-            self._stream = self._pa.open(format=pyaudio.paInt16, channels=1, rate=self.rate, input=True,
-                                         input_device_index=int(info["index"]), frames_per_buffer=block,
-                                         stream_callback=self._callback)
+            self._stream = self._pa.open(
+                format=pyaudio.paInt16,
+                channels=1,
+                rate=self.rate,
+                input=True,
+                input_device_index=int(info["index"]),
+                frames_per_buffer=block,
+                stream_callback=self._callback,
+            )
             self._stream.start_stream()
-        except (OSError, IOError, ValueError) as e:
+        except (OSError, ValueError) as e:
             self.close()
             raise SourceError(f"cannot open input device {self.device!r}: {e}") from None
         except SourceError:
@@ -324,7 +347,7 @@ class MicSource(_QueueSource):
         self._put(self._mono(data, "s16le", 1))
         return None, pyaudio.paContinue
 
-    def read(self, timeout: float) -> Optional[np.ndarray]:
+    def read(self, timeout: float) -> np.ndarray | None:
         item = self._get(timeout)
         if isinstance(item, np.ndarray):
             self._last = time.monotonic()
@@ -341,11 +364,11 @@ class MicSource(_QueueSource):
         if stream is not None:
             try:
                 stream.stop_stream()
-            except (OSError, IOError):
+            except OSError:
                 pass
             try:
                 stream.close()
-            except (OSError, IOError):
+            except OSError:
                 pass
         if pa is not None:
             pa.terminate()
@@ -353,9 +376,17 @@ class MicSource(_QueueSource):
             self._q.get_nowait()
 
 
-def open_source(kind: str, sr: int, *, device: Union[int, str, None] = None, realtime: bool = False,
-                rate: Optional[int] = None, channels: int = 1, sample_format: str = "s16le",
-                chunk: float = 0.1) -> Any:
+def open_source(
+    kind: str,
+    sr: int,
+    *,
+    device: int | str | None = None,
+    realtime: bool = False,
+    rate: int | None = None,
+    channels: int = 1,
+    sample_format: str = "s16le",
+    chunk: float = 0.1,
+) -> Any:
     """``kind``: ``"mic"``, ``"-"`` (stdin) or a file path."""
     if kind == "mic":
         return MicSource(sr, device=device, chunk=chunk)

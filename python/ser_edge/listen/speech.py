@@ -22,7 +22,7 @@ import json
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +30,9 @@ from ser_edge.audio import Resampler
 from ser_edge.features import FeatureConfig, Stream, extract
 from ser_edge.listen.gate import Boundary, GateConfig, VoiceGate
 
-FEATURES = FeatureConfig(sr=16000, n_fft=400, hop_length=160, center=False, n_mels=32, fmax=8000.0,
-                         features=("log_melspectrogram",))
+FEATURES = FeatureConfig(
+    sr=16000, n_fft=400, hop_length=160, center=False, n_mels=32, fmax=8000.0, features=("log_melspectrogram",)
+)
 CONTEXT = 64  # frames per decision (0.655 s)
 STEP = 10  # frames between decisions (0.1 s)
 FLOOR_DB = -100.0  # log-mel of digital silence (amin 1e-10): the context before a stream starts
@@ -56,14 +57,17 @@ def blocks(f: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Model inputs ending (exclusive) at frame indices ``ends``; frames before 0 are silence."""
     pad = np.full((CONTEXT, f.shape[1]), FLOOR_DB, np.float32)
     g = np.concatenate([pad, f])
-    return np.stack([model_input(g[e:e + CONTEXT]) for e in np.asarray(ends, int)]) if len(ends) else \
-        np.zeros((0, CONTEXT, f.shape[1]), np.float32)
+    return (
+        np.stack([model_input(g[e : e + CONTEXT]) for e in np.asarray(ends, int)])
+        if len(ends)
+        else np.zeros((0, CONTEXT, f.shape[1]), np.float32)
+    )
 
 
 class SpeechModel:
     """The speech/non-speech model: ``probability(x)`` for inputs ``(n, CONTEXT, n_mels)``."""
 
-    def __init__(self, directory: Union[str, Path, None] = None) -> None:
+    def __init__(self, directory: str | Path | None = None) -> None:
         from ser_edge.runtime import load_interpreter
 
         d = Path(directory) if directory is not None else MODEL_DIR
@@ -116,7 +120,7 @@ def shared_model() -> SpeechModel:
 @dataclass
 class _Pending:
     start: int
-    end: Optional[int] = None
+    end: int | None = None
     confirmed: bool = False
     recent: Any = None
 
@@ -127,7 +131,7 @@ class SpeechGate:
     Audio at another rate than the model's 16 kHz is resampled (streaming) for the model only;
     boundaries stay in samples at ``sr``."""
 
-    def __init__(self, sr: int, config: GateConfig = GateConfig(), model: Optional[SpeechModel] = None) -> None:
+    def __init__(self, sr: int, config: GateConfig = GateConfig(), model: SpeechModel | None = None) -> None:
         self.energy = VoiceGate(sr, config)
         self._resampler = None if int(sr) == FEATURES.sr else Resampler(int(sr), FEATURES.sr)
         self.sr, self.config = int(sr), config
@@ -178,7 +182,7 @@ class SpeechGate:
             for k in range(first - first % STEP + STEP, self._frames + 1, STEP):
                 if self._open:
                     e = CONTEXT + k - first
-                    out += self._decide(buf[e - CONTEXT:e], k)
+                    out += self._decide(buf[e - CONTEXT : e], k)
                     out += self._resolve(final=False)
             self._ctx = buf[-CONTEXT:]
         return out
@@ -242,25 +246,30 @@ class SpeechGate:
         return out
 
 
-def make_gate(sr: int, config: GateConfig = GateConfig(), model: Optional[SpeechModel] = None
-              ) -> Union[SpeechGate, VoiceGate]:
+def make_gate(sr: int, config: GateConfig = GateConfig(), model: SpeechModel | None = None) -> SpeechGate | VoiceGate:
     """The gate ``listen`` and ``predict`` use: :class:`SpeechGate` when ``config.speech``
     (with ``model``, else the packaged one)."""
     return SpeechGate(sr, config, model) if config.speech else VoiceGate(sr, config)
 
 
-def speech_spans(y: np.ndarray, sr: int = FEATURES.sr, config: GateConfig = GateConfig(), *,
-                 chunk: float = 0.05, model: Optional[SpeechModel] = None) -> list[tuple[int, int]]:
+def speech_spans(
+    y: np.ndarray,
+    sr: int = FEATURES.sr,
+    config: GateConfig = GateConfig(),
+    *,
+    chunk: float = 0.05,
+    model: SpeechModel | None = None,
+) -> list[tuple[int, int]]:
     """The utterances ``(start, end)`` (samples) that the gate passes on for a whole clip, pushed
     in ``chunk``-second pieces as ``listen`` reads a microphone."""
     gate = make_gate(sr, config, model)
     n = max(1, round(chunk * sr))
     bounds: list[Boundary] = []
     for i in range(0, len(y), n):
-        bounds += gate.push(y[i:i + n])
+        bounds += gate.push(y[i : i + n])
     bounds += gate.flush()
     spans: list[tuple[int, int]] = []
-    start: Optional[int] = None
+    start: int | None = None
     for b in bounds:
         if b.kind == "start":
             start = b.sample

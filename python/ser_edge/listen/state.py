@@ -2,13 +2,12 @@
 (count, mean and spread of the voiced frames it heard), kept on the device across restarts.
 
 The file is ``<state dir>/adapter.json`` (mode 0600 in a 0700 folder, written atomically); the
-state dir is ``--state-dir`` / ``[state] dir``, else :func:`default_state_dir`. It is keyed to the model's frame features (``InputConfig``), not
-to one model: a new model with the same inputs keeps the user's statistics; one with other
-inputs starts from its population statistics. Nothing here is sent anywhere (no event, MQTT
-message or federated update carries it).
-
-``ser-edge listen --enrol SECONDS`` starts from the population statistics, listens until the
-adapter has learned ``SECONDS`` of speech, saves it and prints a summary.
+state dir is ``--state-dir`` / ``[state] dir``, else :func:`default_state_dir`. It is keyed to the
+model's frame features (``InputConfig``), not to one model: a new model with the same inputs keeps
+the user's statistics; one with other inputs starts from its population statistics. Nothing here is
+sent anywhere (no event, MQTT message or federated update carries it). ``ser-edge listen --enrol
+SECONDS`` starts from the population statistics, listens until the adapter has learned ``SECONDS``
+of speech, saves it and prints a summary.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,9 +50,15 @@ def input_key(config: InputConfig) -> str:
 def save_stats(path: Path, stats: FrameStats, config: InputConfig) -> None:
     """Writes ``stats`` atomically to ``path`` (0600; its folder is made 0700)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "version": 1, "input": input_key(config), "count": float(stats.count),
-           "mean": [float(v) for v in stats.mean], "m2": [float(v) for v in stats.m2],
-           "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    doc = {
+        "format": FORMAT,
+        "version": 1,
+        "input": input_key(config),
+        "count": float(stats.count),
+        "mean": [float(v) for v in stats.mean],
+        "m2": [float(v) for v in stats.m2],
+        "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
     fd, tmp = tempfile.mkstemp(prefix=".adapter-", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -74,7 +79,7 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-def load_stats(path: Path, config: InputConfig) -> Optional[FrameStats]:
+def load_stats(path: Path, config: InputConfig) -> FrameStats | None:
     """The saved statistics, or ``None`` when there are none for these inputs. Raises
     ``ValueError`` naming the file when it is unreadable or malformed."""
     try:
@@ -92,8 +97,14 @@ def load_stats(path: Path, config: InputConfig) -> Optional[FrameStats]:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: malformed adapter state ({e})") from None
     dim = config.n_frame_features
-    if mean.shape != (dim,) or m2.shape != (dim,) or not count >= 0 or not np.all(np.isfinite(mean)) \
-            or not np.all(np.isfinite(m2)) or np.any(m2 < 0):
+    if (
+        mean.shape != (dim,)
+        or m2.shape != (dim,)
+        or not count >= 0
+        or not np.all(np.isfinite(mean))
+        or not np.all(np.isfinite(m2))
+        or np.any(m2 < 0)
+    ):
         raise ValueError(f"{path}: malformed adapter state (expected {dim} finite values, count >= 0)")
     return FrameStats(count, mean, m2)
 
@@ -102,7 +113,7 @@ class DeviceState:
     """The daemon's adapter state: restored at start, carried across model swaps, saved at
     most every minute after utterances and at exit; and the enrolment's stop rule."""
 
-    def __init__(self, directory: Optional[str], enrol: Optional[float] = None) -> None:
+    def __init__(self, directory: str | None, enrol: float | None = None) -> None:
         self.path = (Path(directory) if directory else default_state_dir()) / FILE
         self.enrol = enrol
         self._saved_at = time.monotonic()
@@ -116,8 +127,10 @@ class DeviceState:
             return
         if self.enrol is not None:
             a.reset()
-            log.info("enrolment: starting from the population statistics",
-                     extra={"fields": {"seconds": self.enrol, "state": str(self.path)}})
+            log.info(
+                "enrolment: starting from the population statistics",
+                extra={"fields": {"seconds": self.enrol, "state": str(self.path)}},
+            )
             return
         try:
             stats = load_stats(self.path, recognizer.bundle.input)
@@ -165,6 +178,13 @@ class DeviceState:
 
     def summary(self, recognizer: Any) -> dict[str, Any]:
         learned = self.learned_s(recognizer)
-        return {"type": "enrolment", "complete": learned >= (self.enrol or 0.0), "target_s": self.enrol,
-                "learned_s": round(learned, 2), "utterances": self.utterances, "speech_s": round(self.speech_s, 2),
-                "frames": int(recognizer.adapter.heard.count), "state": str(self.path)}
+        return {
+            "type": "enrolment",
+            "complete": learned >= (self.enrol or 0.0),
+            "target_s": self.enrol,
+            "learned_s": round(learned, 2),
+            "utterances": self.utterances,
+            "speech_s": round(self.speech_s, 2),
+            "frames": int(recognizer.adapter.heard.count),
+            "state": str(self.path),
+        }

@@ -27,14 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 PROBE_TIMEOUT = 60.0
 PROBE_MEMORY = 1 << 30  # bytes of address space for the check (far more than a bundle within the size limits needs)
 
 
-def bundle_dir(model: Optional[str]) -> Path:
+def bundle_dir(model: str | None) -> Path:
     """The bundle directory a ``model`` setting names (default: the bundled model)."""
     from ser_edge.bundle import default_bundle_path
 
@@ -61,7 +62,7 @@ def fingerprint(meta: bytes, model: bytes) -> str:
     return hashlib.sha256(hashlib.sha256(meta).digest() + hashlib.sha256(model).digest()).hexdigest()
 
 
-def load_fingerprint(directory: Path) -> Optional[str]:
+def load_fingerprint(directory: Path) -> str | None:
     """The fingerprint of the bundle in ``directory`` now, or ``None`` if it cannot be read."""
     from ser_edge.bundle import BundleError
 
@@ -78,10 +79,10 @@ class Verdict:
     """A finished probe: ``error`` is ``None`` when the candidate loaded and ran."""
 
     directory: Path
-    snapshot: Optional[Path]
+    snapshot: Path | None
     fingerprint: str
     reason: str
-    error: Optional[str]
+    error: str | None
 
     def discard(self) -> None:
         if self.snapshot is not None:
@@ -92,11 +93,17 @@ class Probe:
     """Snapshot + child-process check of the bundle in ``directory`` (see the module docstring).
     ``adapt`` and ``labels`` are the settings the daemon will load it with."""
 
-    def __init__(self, directory: Path, reason: str, *, adapt: bool, labels: Optional[Sequence[str]]) -> None:
+    def __init__(self, directory: Path, reason: str, *, adapt: bool, labels: Sequence[str] | None) -> None:
         self.directory, self.reason = directory, reason
         self.snapshot, self.fingerprint = snapshot(directory)
-        cmd = [sys.executable, "-m", "ser_edge.listen.swap", str(self.snapshot), json.dumps(bool(adapt)),
-               json.dumps(list(labels) if labels is not None else None)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ser_edge.listen.swap",
+            str(self.snapshot),
+            json.dumps(bool(adapt)),
+            json.dumps(list(labels) if labels is not None else None),
+        ]
         try:
             self._err = open(self.snapshot / "probe.log", "w+b")
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err)
@@ -105,7 +112,7 @@ class Probe:
             raise
         self._deadline = time.monotonic() + PROBE_TIMEOUT
 
-    def poll(self) -> Optional[Verdict]:
+    def poll(self) -> Verdict | None:
         """``None`` while the child runs; then the verdict (the snapshot is the caller's)."""
         rc = self._proc.poll()
         if rc is None and time.monotonic() < self._deadline:
@@ -113,7 +120,7 @@ class Probe:
         if rc is None:
             self._proc.kill()
             self._proc.wait()
-            error: Optional[str] = f"the check did not finish within {PROBE_TIMEOUT:g} s"
+            error: str | None = f"the check did not finish within {PROBE_TIMEOUT:g} s"
         elif rc == 0:
             error = None
         else:
@@ -137,7 +144,7 @@ class Probe:
         shutil.rmtree(self.snapshot, ignore_errors=True)
 
 
-def load_verified(verdict: Verdict, *, adapt: bool, labels: Optional[Sequence[str]]) -> Any:
+def load_verified(verdict: Verdict, *, adapt: bool, labels: Sequence[str] | None) -> Any:
     """The daemon-side load of a snapshot that passed: a ``Recognizer`` whose bundle reports the
     watched folder as its path. Raises ``ValueError`` or ``RuntimeError``."""
     from ser_edge.bundle import load_bundle
@@ -152,14 +159,14 @@ def load_verified(verdict: Verdict, *, adapt: bool, labels: Optional[Sequence[st
 LAST_GOOD = "last-good-model"
 
 
-def last_good_dir() -> Optional[Path]:
+def last_good_dir() -> Path | None:
     """Where a copy of the last bundle the daemon ran is kept: ``$STATE_DIRECTORY/last-good-model``
     (systemd sets ``STATE_DIRECTORY`` for ``StateDirectory=``); ``None`` (nothing kept) without it."""
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     return Path(state) / LAST_GOOD if state else None
 
 
-def last_good_fingerprint() -> Optional[str]:
+def last_good_fingerprint() -> str | None:
     d = last_good_dir()
     try:
         return (d / "fingerprint").read_text().strip() if d is not None else None
@@ -189,7 +196,7 @@ def keep_last_good(snapshot_dir: Path, fingerprint: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def check_now(directory: Path, reason: str, *, adapt: bool, labels: Optional[Sequence[str]]) -> Verdict:
+def check_now(directory: Path, reason: str, *, adapt: bool, labels: Sequence[str] | None) -> Verdict:
     """:class:`Probe`, waited for (start-up). A bundle that cannot even be copied gives a
     verdict with its error and no snapshot."""
     from ser_edge.bundle import BundleError

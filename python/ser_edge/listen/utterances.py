@@ -11,8 +11,9 @@ import datetime as _dt
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +38,13 @@ class WindowConfig:
 
     def __post_init__(self) -> None:
         if not float(self.window) > 0 or not 0 < float(self.hop) <= float(self.window):
-            raise ValueError(f"windows: need window > 0 and 0 < hop <= window; got window={self.window!r}, hop={self.hop!r}")
+            raise ValueError(
+                f"windows: need window > 0 and 0 < hop <= window; got window={self.window!r}, hop={self.hop!r}"
+            )
 
 
 def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 class Utterances:
@@ -55,20 +58,27 @@ class Utterances:
     before the previous one ended (the gate's pre-roll is cut there), so events never overlap.
     """
 
-    def __init__(self, recognizer: Any, gate: GateConfig = GateConfig(), windows: WindowConfig = WindowConfig(),
-                 *, on_utterance: Optional[Callable[[np.ndarray, Event], None]] = None, offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        recognizer: Any,
+        gate: GateConfig = GateConfig(),
+        windows: WindowConfig = WindowConfig(),
+        *,
+        on_utterance: Callable[[np.ndarray, Event], None] | None = None,
+        offset: float = 0.0,
+    ) -> None:
         self.recognizer = recognizer
         self.sr = int(recognizer.bundle.input.sr)
         self.offset = float(offset)
         self.on_utterance = on_utterance
         self.ring = RingBuffer(1)
         self._gate_base = 0  # stream sample where the current gate began
-        self._pending: Optional[tuple[GateConfig, WindowConfig]] = None
+        self._pending: tuple[GateConfig, WindowConfig] | None = None
         self._apply(gate, windows)
         self._last_end = 0
         self._captured: deque[tuple[int, float]] = deque(maxlen=512)
         self._avg = ScoreAverage(recognizer.labels)
-        self._start: Optional[int] = None
+        self._start: int | None = None
         self._next_end = 0
         self._covered = 0
         self.inference_s = 0.0
@@ -90,8 +100,9 @@ class Utterances:
             if previous is not None and hasattr(previous, "noise_db"):
                 self.gate.noise_db = previous.noise_db
 
-    def reconfigure(self, gate: GateConfig, windows: WindowConfig,
-                    on_utterance: Optional[Callable[[np.ndarray, Event], None]]) -> None:
+    def reconfigure(
+        self, gate: GateConfig, windows: WindowConfig, on_utterance: Callable[[np.ndarray, Event], None] | None
+    ) -> None:
         """New settings (a configuration reload) without cutting the utterance in progress: they
         apply now if none is open, else when it ends."""
         self.on_utterance = on_utterance
@@ -117,7 +128,7 @@ class Utterances:
         if tuple(recognizer.labels) != self._avg.labels:
             self._avg = ScoreAverage(recognizer.labels)
 
-    def push(self, chunk: np.ndarray, captured: Optional[float] = None) -> list[Event]:
+    def push(self, chunk: np.ndarray, captured: float | None = None) -> list[Event]:
         chunk = np.asarray(chunk, np.float32)
         self.ring.write(chunk)
         if captured is not None:
@@ -161,7 +172,7 @@ class Utterances:
                 events.append(event)
         return events
 
-    def _infer(self, a: int, b: int) -> Optional[Event]:
+    def _infer(self, a: int, b: int) -> Event | None:
         audio = self.ring.read(max(a, self.ring.oldest), b)
         t0 = time.perf_counter()
         try:
@@ -174,11 +185,18 @@ class Utterances:
         self._avg.add(p.scores, p.voiced_frames)
         self._covered = b
         label, conf = self._avg.best()
-        return {"type": "window", "start": self._time(a), "end": self._time(b),
-                "label": p.label, "confidence": round(p.confidence, 4),
-                "scores": {k: round(v, 4) for k, v in p.scores.items()},
-                "utterance_label": label, "utterance_confidence": round(conf, 4),
-                "model_id": self.model_id, "time": _now_iso()}
+        return {
+            "type": "window",
+            "start": self._time(a),
+            "end": self._time(b),
+            "label": p.label,
+            "confidence": round(p.confidence, 4),
+            "scores": {k: round(v, 4) for k, v in p.scores.items()},
+            "utterance_label": label,
+            "utterance_confidence": round(conf, 4),
+            "model_id": self.model_id,
+            "time": _now_iso(),
+        }
 
     def _end(self, end: int) -> list[Event]:
         events = self._close(end)
@@ -197,11 +215,18 @@ class Utterances:
         if self._avg.count == 0:
             return []
         label, conf = self._avg.best()
-        event: Event = {"type": "utterance", "start": self._time(start), "end": self._time(end),
-                        "duration": round((end - start) / self.sr, 3), "label": label,
-                        "confidence": round(conf, 4),
-                        "scores": {k: round(v, 4) for k, v in self._avg.scores().items()},
-                        "windows": self._avg.count, "model_id": self.model_id, "time": _now_iso()}
+        event: Event = {
+            "type": "utterance",
+            "start": self._time(start),
+            "end": self._time(end),
+            "duration": round((end - start) / self.sr, 3),
+            "label": label,
+            "confidence": round(conf, 4),
+            "scores": {k: round(v, 4) for k, v in self._avg.scores().items()},
+            "windows": self._avg.count,
+            "model_id": self.model_id,
+            "time": _now_iso(),
+        }
         delay = self._delay(end)
         if delay is not None:
             event["delay_ms"] = round(delay * 1000.0, 1)
@@ -215,7 +240,7 @@ class Utterances:
     def _time(self, sample: int) -> float:
         return round(self.offset + sample / self.sr, 3)
 
-    def _delay(self, sample: int) -> Optional[float]:
+    def _delay(self, sample: int) -> float | None:
         """Seconds from the capture of ``sample`` to now (live sources only)."""
         for total, t in self._captured:
             if total >= sample:

@@ -16,7 +16,7 @@ to the training set only (``copies`` per clip); test clips are never augmented.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -43,14 +43,14 @@ def active_rms(y: np.ndarray, sr: int, *, floor_db: float = 30.0) -> float:
     and padding do not lower it). 0 for silence."""
     y = np.asarray(y, np.float64)
     n = max(1, int(0.02 * sr))
-    frames = y[:len(y) // n * n].reshape(-1, n) if len(y) >= n else y[None]
-    power = np.mean(frames ** 2, axis=1)
+    frames = y[: len(y) // n * n].reshape(-1, n) if len(y) >= n else y[None]
+    power = np.mean(frames**2, axis=1)
     if power.max() <= 0:
         return 0.0
     return float(np.sqrt(power[power >= power.max() * 10.0 ** (-floor_db / 10.0)].mean()))
 
 
-def mix_at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float, *, sr: Optional[int] = None) -> np.ndarray:
+def mix_at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float, *, sr: int | None = None) -> np.ndarray:
     """``y`` plus ``noise`` (same length) scaled to ``snr_db`` below ``y``'s level: the RMS of the
     whole clip, or with ``sr`` its active level (:func:`active_rms`). The one mixing function of
     augmentation and of the evaluation conditions (``conditions.py``)."""
@@ -59,7 +59,7 @@ def mix_at_snr(y: np.ndarray, noise: np.ndarray, snr_db: float, *, sr: Optional[
     if noise.shape != y.shape:
         raise ValueError(f"noise shape {noise.shape} must equal the clip's {y.shape}")
     level = active_rms(y, sr) if sr is not None else float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-    n_rms = float(np.sqrt(np.mean(noise ** 2)))
+    n_rms = float(np.sqrt(np.mean(noise**2)))
     if level <= 0 or n_rms <= 0:
         return y
     return (y + noise * (level / n_rms / 10.0 ** (snr_db / 20.0))).astype(np.float32)
@@ -77,11 +77,11 @@ def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
     rir = np.asarray(rir, np.float64)
     if rir.ndim != 1 or len(rir) == 0 or not np.abs(rir).max() > 0:
         raise ValueError("rir must be a non-empty, non-silent mono impulse response")
-    rir = rir[int(np.argmax(np.abs(rir))):]
+    rir = rir[int(np.argmax(np.abs(rir))) :]
     n = len(y) + len(rir) - 1
     size = 1 << (n - 1).bit_length()
-    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size), size)[:len(y)]
-    r_in, r_out = np.sqrt(np.mean(y ** 2)), np.sqrt(np.mean(out ** 2))
+    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size), size)[: len(y)]
+    r_in, r_out = np.sqrt(np.mean(y**2)), np.sqrt(np.mean(out**2))
     return (out * (r_in / r_out) if r_out > 0 else out).astype(np.float32)
 
 
@@ -104,7 +104,7 @@ def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 25
         y = np.pad(y, (0, n_fft - len(y)))
     win = np.hanning(n_fft + 1)[:-1]
     n = 1 + (len(y) - n_fft) // hop
-    frames = np.stack([y[i * hop:i * hop + n_fft] * win for i in range(n)])
+    frames = np.stack([y[i * hop : i * hop + n_fft] * win for i in range(n)])
     spec = np.fft.rfft(frames, axis=1)
     steps = np.arange(0, n - 1, rate)
     omega = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft
@@ -119,8 +119,8 @@ def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 25
     length = (len(steps) - 1) * hop + n_fft
     result, norm = np.zeros(length), np.zeros(length)
     for k, f in enumerate(np.fft.irfft(out, n=n_fft, axis=1)):
-        result[k * hop:k * hop + n_fft] += f * win
-        norm[k * hop:k * hop + n_fft] += win ** 2
+        result[k * hop : k * hop + n_fft] += f * win
+        norm[k * hop : k * hop + n_fft] += win**2
     return (result / np.maximum(norm, 1e-8)).astype(np.float32)
 
 
@@ -138,7 +138,7 @@ class Augmentation:
     """Random train-only changes of a waveform (0 turns each off); ``copies`` augmented copies
     of every training clip are added to the training set."""
 
-    noise: Optional[float] = None  # lowest SNR in dB (None: no noise)
+    noise: float | None = None  # lowest SNR in dB (None: no noise)
     gain: float = 0.0  # ± dB
     shift: float = 0.0  # fraction of the clip
     speed: float = 0.0  # ± fraction
@@ -185,9 +185,17 @@ def parse(spec: str) -> Augmentation:
     return Augmentation(**kw)  # type: ignore[arg-type]
 
 
-def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Any, *, seed: int = 0,
-                     progress: bool = False, denoise: Optional[Denoise] = None,
-                     cache_dir: Optional[Any] = None, use_cache: bool = True) -> FrameSet:
+def augmented_frames(
+    frames: FrameSet,
+    config: InputConfig,
+    augmentation: Any,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    denoise: Denoise | None = None,
+    cache_dir: Any | None = None,
+    use_cache: bool = True,
+) -> FrameSet:
     """``augmentation.copies`` augmented copies of every clip of ``frames`` (a
     :class:`~ser_edge.training.dataset.FrameSet`) as a FrameSet whose ``source`` gives the index
     of each copy's original. Each copy's speaker is ``<speaker>~augK`` so its normalisation
@@ -204,8 +212,10 @@ def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Any, *
     from ser_edge.training.dataset import _file_key, _read_cached, config_key, default_cache_dir
 
     folder = None
-    if use_cache and hasattr(augmentation, "key"):
-        text = f"{augmentation.key()}|{seed}|{denoise.key() if denoise is not None else None}"
+    key = getattr(augmentation, "key", None)
+    if use_cache and key is not None:
+        denoise_key = getattr(denoise, "key", None)
+        text = f"{key()}|{seed}|{denoise_key() if denoise_key is not None else None}"
         root = Path(os.fspath(cache_dir)) if cache_dir is not None else default_cache_dir()
         folder = root / f"{config_key(config)}-aug{hashlib.sha256(text.encode()).hexdigest()[:12]}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -232,5 +242,21 @@ def augmented_frames(frames: FrameSet, config: InputConfig, augmentation: Any, *
     return FrameSet(clips, out, np.array(source, int))
 
 
-__all__ = ["Augmentation", "active_rms", "add_noise", "augmented_frames", "change_speed", "loudness_normalize", "pad_or_crop",
-           "mix_at_snr", "parse", "parse_windows", "pitch_shift", "reverberate", "rms_dbfs", "sliding_windows", "time_stretch", "trim_silence"]
+__all__ = [
+    "Augmentation",
+    "active_rms",
+    "add_noise",
+    "augmented_frames",
+    "change_speed",
+    "loudness_normalize",
+    "pad_or_crop",
+    "mix_at_snr",
+    "parse",
+    "parse_windows",
+    "pitch_shift",
+    "reverberate",
+    "rms_dbfs",
+    "sliding_windows",
+    "time_stretch",
+    "trim_silence",
+]

@@ -24,9 +24,10 @@ from __future__ import annotations
 import os
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +44,9 @@ class Step:
     (babble) and ``snr`` in dB (noise, white, babble)."""
 
     kind: str
-    folder: Optional[str] = None
+    folder: str | None = None
     n: int = 0
-    snr: Optional[float] = None
+    snr: float | None = None
 
 
 def parse_condition(spec: str) -> tuple[Step, ...]:
@@ -63,8 +64,10 @@ def parse_condition(spec: str) -> tuple[Step, ...]:
         elif part.startswith("reverb:") and len(part) > 7 and "@" not in part:
             steps.append(Step("reverb", folder=part[7:]))
         else:
-            raise ValueError(f"condition {spec!r}: {part!r} is not clean, noise:<folder>@<snr>, white@<snr>, "
-                             "babble:<n>@<snr> or reverb:<folder>")
+            raise ValueError(
+                f"condition {spec!r}: {part!r} is not clean, noise:<folder>@<snr>, white@<snr>, "
+                "babble:<n>@<snr> or reverb:<folder>"
+            )
     return tuple(steps)
 
 
@@ -93,8 +96,9 @@ class Degrader:
         """The generator of one clip under one condition."""
         return np.random.default_rng([self.seed, zlib.crc32(key.encode()), zlib.crc32(spec.encode())])
 
-    def __call__(self, y: np.ndarray, steps: Sequence[Step], rng: np.random.Generator,
-                 speaker: Optional[str] = None) -> np.ndarray:
+    def __call__(
+        self, y: np.ndarray, steps: Sequence[Step], rng: np.random.Generator, speaker: str | None = None
+    ) -> np.ndarray:
         """``y`` under ``steps`` (``speaker``: the clip's ``speaker_key``, kept out of babble)."""
         y = np.asarray(y, np.float32)
         for s in steps:
@@ -103,8 +107,12 @@ class Degrader:
             elif s.kind == "white":
                 y = mix_at_snr(y, rng.standard_normal(len(y)), float(s.snr), sr=self.sr)  # type: ignore[arg-type]
             elif s.kind == "noise":
-                y = mix_at_snr(y, self._stretch(self._pick(s.folder, rng), len(y), rng), float(s.snr),  # type: ignore[arg-type]
-                               sr=self.sr)
+                y = mix_at_snr(
+                    y,
+                    self._stretch(self._pick(s.folder, rng), len(y), rng),
+                    float(s.snr),  # type: ignore[arg-type]
+                    sr=self.sr,
+                )
             elif s.kind == "babble":
                 y = mix_at_snr(y, self.babble(len(y), s.n, rng, speaker), float(s.snr), sr=self.sr)  # type: ignore[arg-type]
         return y
@@ -115,7 +123,7 @@ class Degrader:
         steps = parse_condition(spec)
         return self(y, steps, self.rng(clip.path, spec), clip.speaker_key) if steps else y
 
-    def babble(self, length: int, n: int, rng: np.random.Generator, speaker: Optional[str] = None) -> np.ndarray:
+    def babble(self, length: int, n: int, rng: np.random.Generator, speaker: str | None = None) -> np.ndarray:
         """``n`` talkers (distinct speakers while the pool has enough) from the pool, each trimmed,
         at the same active level, looped from a random start, summed."""
         pool = [c for c in self.pool if c.speaker_key != speaker]
@@ -132,7 +140,7 @@ class Degrader:
                 out += self._stretch(talk / level, length, rng)
         return out
 
-    def _pick(self, folder: Optional[str], rng: np.random.Generator) -> np.ndarray:
+    def _pick(self, folder: str | None, rng: np.random.Generator) -> np.ndarray:
         assert folder is not None
         if folder not in self._files:
             self._files[folder] = [f for part in folder.split(",") for f in audio_files(part)]
@@ -149,7 +157,7 @@ class Degrader:
         """``length`` samples of ``x`` looped, from a random start."""
         reps = -(-(length + len(x)) // len(x))
         start = int(rng.integers(len(x)))
-        return np.tile(x, reps)[start:start + length]
+        return np.tile(x, reps)[start : start + length]
 
 
 @dataclass(frozen=True)
@@ -160,8 +168,8 @@ class RoomAugmentation:
     ``snr``. ``base`` (an ``augment.Augmentation``) is applied first. The folders must never
     hold the evaluation's sounds or rooms."""
 
-    noise: Optional[str] = None
-    rir: Optional[str] = None
+    noise: str | None = None
+    rir: str | None = None
     babble_n: int = 3
     snr: tuple[float, float] = (0.0, 20.0)
     copies: int = 1
@@ -198,8 +206,9 @@ class RoomAugmentation:
         return _degrader(sr, self.babble_pool)(y, parse_condition(spec), rng)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, base: Any = None, babble_pool: Sequence[Clip] = (),
-                  seed: int = 0) -> "RoomAugmentation":
+    def from_dict(
+        cls, d: dict[str, Any], *, base: Any = None, babble_pool: Sequence[Clip] = (), seed: int = 0
+    ) -> RoomAugmentation:
         """From a recipe's ``[room]`` table: ``noise``, ``rir`` (folders, or lists of folders), ``babble`` (talkers;
         0: none), ``snr = [low, high]``, ``copies``."""
         unknown = sorted(set(d) - {"noise", "rir", "babble", "snr", "copies"})
@@ -216,8 +225,16 @@ class RoomAugmentation:
         n = int(d.get("babble", 3))
         if int(d.get("copies", 1)) < 1 or n < 0:
             raise ValueError("[room] needs copies >= 1 and babble >= 0")
-        return cls(d.get("noise"), d.get("rir"), max(n, 1), (low, high), int(d.get("copies", 1)), seed, base,
-                   tuple(babble_pool) if n else ())
+        return cls(
+            d.get("noise"),
+            d.get("rir"),
+            max(n, 1),
+            (low, high),
+            int(d.get("copies", 1)),
+            seed,
+            base,
+            tuple(babble_pool) if n else (),
+        )
 
 
 _DEGRADERS: dict[tuple[int, int], Degrader] = {}

@@ -34,9 +34,10 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Union
 
 from ser_edge.labels import canonical, group
 
@@ -54,7 +55,7 @@ class Clip:
     path: str
     label: str
     speaker: str
-    gender: Optional[str]
+    gender: str | None
     corpus: str
 
     @property
@@ -90,18 +91,38 @@ def grouped(clips: Iterable[Clip], grouping: str) -> list[Clip]:
 
 
 def _audio_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-                  and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
 
 
 def _bad(path: Path, corpus: str, rule: str) -> ValueError:
     return ValueError(f"{path}: not a {corpus} file name ({rule})")
 
 
-EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fearful", "F": "happy", "T": "sad",
-                  "N": "neutral"}
-EMODB_GENDER = {"03": "m", "08": "f", "09": "f", "10": "m", "11": "m", "12": "m", "13": "f", "14": "f",
-                "15": "m", "16": "f"}
+EMODB_EMOTIONS = {
+    "W": "angry",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fearful",
+    "F": "happy",
+    "T": "sad",
+    "N": "neutral",
+}
+EMODB_GENDER = {
+    "03": "m",
+    "08": "f",
+    "09": "f",
+    "10": "m",
+    "11": "m",
+    "12": "m",
+    "13": "f",
+    "14": "f",
+    "15": "m",
+    "16": "f",
+}
 
 
 def _emodb(root: Path) -> list[Clip]:
@@ -127,8 +148,9 @@ def _ravdess(root: Path) -> list[Clip]:
         if m.group(2) != "01":  # song
             continue
         actor = m.group(7)
-        out.append(Clip(str(p), RAVDESS_EMOTIONS[int(m.group(3)) - 1], actor, "m" if int(actor) % 2 else "f",
-                        "ravdess"))
+        out.append(
+            Clip(str(p), RAVDESS_EMOTIONS[int(m.group(3)) - 1], actor, "m" if int(actor) % 2 else "f", "ravdess")
+        )
     return out
 
 
@@ -162,8 +184,7 @@ def _turev(root: Path) -> list[Clip]:
     return out
 
 
-CREMAD_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral",
-                   "SAD": "sad"}
+CREMAD_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 
 
 def _cremad(root: Path) -> list[Clip]:
@@ -182,13 +203,23 @@ def _cremad_genders(root: Path) -> dict[str, str]:
         if f.is_file():
             with open(f, newline="", encoding="utf-8-sig") as fh:
                 rows = csv.DictReader(fh)
-                return {str(r.get("ActorID", "")).strip(): str(r.get("Sex", "")).strip()[:1].lower()
-                        for r in rows if r.get("Sex")}
+                return {
+                    str(r.get("ActorID", "")).strip(): str(r.get("Sex", "")).strip()[:1].lower()
+                    for r in rows
+                    if r.get("Sex")
+                }
     return {}
 
 
-SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral", "sa": "sad",
-                  "su": "surprised"}
+SAVEE_EMOTIONS = {
+    "a": "angry",
+    "d": "disgust",
+    "f": "fearful",
+    "h": "happy",
+    "n": "neutral",
+    "sa": "sad",
+    "su": "surprised",
+}
 SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
 
 
@@ -254,8 +285,14 @@ def _label(name: str, path: Path) -> str:
 
 
 _LOADERS: dict[str, Callable[[Path], list[Clip]]] = {
-    "emodb": _emodb, "ravdess": _ravdess, "tess": _tess, "turev": _turev, "cremad": _cremad, "savee": _savee,
-    "folder": _folder, "csv": _csv,
+    "emodb": _emodb,
+    "ravdess": _ravdess,
+    "tess": _tess,
+    "turev": _turev,
+    "cremad": _cremad,
+    "savee": _savee,
+    "folder": _folder,
+    "csv": _csv,
 }
 
 __all__ = ["AUDIO_EXTENSIONS", "CORPORA", "Clip", "grouped", "load_corpus"]

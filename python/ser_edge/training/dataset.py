@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class ClipSet:
         return np.array([index[c.label] for c in self.clips])
 
 
-def subset_index(index: Union[Sequence[int], np.ndarray]) -> np.ndarray:
+def subset_index(index: Sequence[int] | np.ndarray) -> np.ndarray:
     """Positions from a boolean mask or a list of positions."""
     return np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, int)
 
@@ -90,12 +91,15 @@ class FrameSet(ClipSet):
     clips: list[Clip]
     frames: list[np.ndarray]
     #: For augmented copies: index of each clip's original in the set it was made from.
-    source: Optional[np.ndarray] = None
+    source: np.ndarray | None = None
 
-    def subset(self, index: Union[Sequence[int], np.ndarray]) -> "FrameSet":
+    def subset(self, index: Sequence[int] | np.ndarray) -> FrameSet:
         idx = subset_index(index)
-        return FrameSet([self.clips[i] for i in idx], [self.frames[i] for i in idx],
-                        None if self.source is None else self.source[idx])
+        return FrameSet(
+            [self.clips[i] for i in idx],
+            [self.frames[i] for i in idx],
+            None if self.source is None else self.source[idx],
+        )
 
 
 def concat(*sets: FrameSet) -> FrameSet:
@@ -103,8 +107,14 @@ def concat(*sets: FrameSet) -> FrameSet:
     return FrameSet([c for s in sets for c in s.clips], [x for s in sets for x in s.frames])
 
 
-def clip_frames(clip: Clip, config: InputConfig, *, augment: Optional[Augment] = None,
-                rng: Optional[np.random.Generator] = None, denoise: Optional[Denoise] = None) -> np.ndarray:
+def clip_frames(
+    clip: Clip,
+    config: InputConfig,
+    *,
+    augment: Augment | None = None,
+    rng: np.random.Generator | None = None,
+    denoise: Denoise | None = None,
+) -> np.ndarray:
     """The voiced frames of one clip (``augment``, then ``denoise``, are applied to the waveform
     first: a device would denoise what it hears, noise and all)."""
     y, sr = load(clip.path, sr=config.sr)
@@ -128,9 +138,17 @@ def seconds_to_frames(seconds: float, config: InputConfig) -> int:
     return max(1, int(round(float(seconds) * config.sr / config.features.hop_length)))
 
 
-def load_frames(clips: Sequence[Clip], config: InputConfig, *, cache_dir: Optional[PathLike] = None,
-                use_cache: bool = True, progress: bool = False, augment: Optional[Augment] = None,
-                seed: int = 0, denoise: Optional[Denoise] = None) -> FrameSet:
+def load_frames(
+    clips: Sequence[Clip],
+    config: InputConfig,
+    *,
+    cache_dir: PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+    augment: Augment | None = None,
+    seed: int = 0,
+    denoise: Denoise | None = None,
+) -> FrameSet:
     """Voiced frames of every clip. Cached on disk (``cache_dir``, default
     :func:`default_cache_dir`) unless ``use_cache=False`` or ``augment`` is given (augmented
     frames differ on every call). ``denoise`` (e.g. a ``denoise.SpectralGate``) is applied to
@@ -171,7 +189,7 @@ def _file_key(path: str) -> str:
     return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
 
 
-def _read_cached(path: Path) -> Optional[np.ndarray]:
+def _read_cached(path: Path) -> np.ndarray | None:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
@@ -202,7 +220,7 @@ def population_stats(frames: FrameSet, *, per_speaker: bool = False) -> FrameSta
     return total
 
 
-Stats = Union[FrameStats, Mapping[str, FrameStats]]
+Stats = FrameStats | Mapping[str, FrameStats]
 
 
 def model_inputs(frames: FrameSet, config: InputConfig, stats: Stats) -> np.ndarray:
@@ -216,8 +234,9 @@ def model_inputs(frames: FrameSet, config: InputConfig, stats: Stats) -> np.ndar
     return out
 
 
-def window_inputs(frames: FrameSet, config: InputConfig, stats: Stats, window: int,
-                  hop: int) -> tuple[np.ndarray, np.ndarray]:
+def window_inputs(
+    frames: FrameSet, config: InputConfig, stats: Stats, window: int, hop: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`model_inputs`, but one pooled input per sliding window (``window``/``hop`` in
     frames, :func:`window_starts`) of each clip's normalised frames. Returns ``(x, owner)``:
     ``owner[j]`` is the index in ``frames`` of the clip window ``j`` comes from."""
@@ -226,7 +245,7 @@ def window_inputs(frames: FrameSet, config: InputConfig, stats: Stats, window: i
         s = stats if isinstance(stats, FrameStats) else stats[str(key)]
         z = normalize(x, s.mean, s.std)
         for start in window_starts(len(z), window, hop):
-            rows.append(config.pool(z[start:start + window]))
+            rows.append(config.pool(z[start : start + window]))
             owner.append(i)
     if not rows:
         return np.zeros((0, *config.input_shape), np.float32), np.zeros(0, int)
@@ -252,15 +271,16 @@ def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), x.std(0)
 
 
-def standardize(x: np.ndarray, mean: Optional[np.ndarray], std: Optional[np.ndarray]) -> np.ndarray:
+def standardize(x: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
     """``(x - mean) / (std + 1e-5)`` as the runtime applies it (identity if ``mean`` is None)."""
     if mean is None or std is None:
         return np.asarray(x, np.float32)
-    return ((x - mean) / (std + 1e-5)).astype(np.float32)
+    return normalize(x, mean, std)
 
 
-def stats_for(frames: FrameSet, config: InputConfig, *, mode: str = "speaker",
-              population: Optional[FrameStats] = None) -> Stats:
+def stats_for(
+    frames: FrameSet, config: InputConfig, *, mode: str = "speaker", population: FrameStats | None = None
+) -> Stats:
     """The normalisation statistics :func:`inputs_for` uses for ``frames`` under ``mode``."""
     if mode not in ("speaker", "cold"):
         raise ValueError(f"mode={mode!r} must be 'speaker' or 'cold'")
@@ -269,8 +289,9 @@ def stats_for(frames: FrameSet, config: InputConfig, *, mode: str = "speaker",
     return population if population is not None else population_stats(frames)
 
 
-def inputs_for(frames: FrameSet, config: InputConfig, *, mode: str = "speaker",
-               population: Optional[FrameStats] = None) -> np.ndarray:
+def inputs_for(
+    frames: FrameSet, config: InputConfig, *, mode: str = "speaker", population: FrameStats | None = None
+) -> np.ndarray:
     """Pooled model inputs of ``frames`` with normalisation ``mode``: ``"speaker"`` (each
     speaker's own statistics from their clips in ``frames``, used without labels: speaker
     adaptation) or ``"cold"`` (``population``, the training population's statistics; default:
@@ -278,6 +299,24 @@ def inputs_for(frames: FrameSet, config: InputConfig, *, mode: str = "speaker",
     return model_inputs(frames, config, stats_for(frames, config, mode=mode, population=population))
 
 
-__all__ = ["Augment", "Denoise", "FrameSet", "clip_frames", "clip_mean", "concat", "config_key", "default_cache_dir",
-           "inputs_for", "load_frames", "model_inputs", "population_stats", "seconds_to_frames", "speaker_stats",
-           "standardization", "standardize", "stats_for", "window_inputs", "window_starts"]
+__all__ = [
+    "Augment",
+    "Denoise",
+    "FrameSet",
+    "clip_frames",
+    "clip_mean",
+    "concat",
+    "config_key",
+    "default_cache_dir",
+    "inputs_for",
+    "load_frames",
+    "model_inputs",
+    "population_stats",
+    "seconds_to_frames",
+    "speaker_stats",
+    "standardization",
+    "standardize",
+    "stats_for",
+    "window_inputs",
+    "window_starts",
+]

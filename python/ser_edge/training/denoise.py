@@ -26,12 +26,12 @@ denoise, so a bundle trained with it expects denoised audio; measured figures: d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 
-def istft(S: np.ndarray, *, hop_length: int, n_fft: int, length: Optional[int] = None) -> np.ndarray:
+def istft(S: np.ndarray, *, hop_length: int, n_fft: int, length: int | None = None) -> np.ndarray:
     """Inverse of a centred Hann-window STFT (``librosa.istft``): overlap-add of the inverse FFTs
     with the same window, divided by the summed squared window. ``S``: complex
     ``(1 + n_fft // 2, t)``; ``length``: samples of the output (default: as many as the frames
@@ -46,10 +46,10 @@ def istft(S: np.ndarray, *, hop_length: int, n_fft: int, length: Optional[int] =
     total = n_fft + hop_length * (len(frames) - 1)
     out, norm = np.zeros(total), np.zeros(total)
     for k, f in enumerate(frames):
-        out[k * hop_length:k * hop_length + n_fft] += f
-        norm[k * hop_length:k * hop_length + n_fft] += win ** 2
+        out[k * hop_length : k * hop_length + n_fft] += f
+        norm[k * hop_length : k * hop_length + n_fft] += win**2
     out = out / np.where(norm > 1e-8, norm, 1.0)
-    out = out[n_fft // 2:]
+    out = out[n_fft // 2 :]
     n = len(out) - n_fft // 2 if length is None else int(length)
     return np.pad(out, (0, max(0, n - len(out))))[:n].astype(np.float32)
 
@@ -70,6 +70,7 @@ def _db(S: np.ndarray, top_db: float = 80.0) -> np.ndarray:
 def _smoothing_kernel(n_freq: int, n_time: int) -> np.ndarray:
     """Triangular 2-D kernel reaching ``n_freq`` bins and ``n_time`` frames either side
     (``noisereduce``'s smoothing filter), summing to 1."""
+
     def tri(n: int) -> np.ndarray:
         return np.concatenate([np.linspace(0, 1, n + 1, endpoint=False), np.linspace(1, 0, n + 2)])[1:-1]
 
@@ -88,9 +89,19 @@ def noise_profile(S_db: np.ndarray, noise_fraction: float) -> tuple[np.ndarray, 
     return S_db[:, quiet].mean(1), S_db[:, quiet].std(1)
 
 
-def spectral_gate(y: np.ndarray, sr: int, *, y_noise: Optional[np.ndarray] = None, n_std: float = 1.5,
-                  prop_decrease: float = 1.0, noise_fraction: float = 0.1, n_fft: int = 1024,
-                  hop_length: int = 256, freq_smooth_hz: float = 0.0, time_smooth_ms: float = 50.0) -> np.ndarray:
+def spectral_gate(
+    y: np.ndarray,
+    sr: int,
+    *,
+    y_noise: np.ndarray | None = None,
+    n_std: float = 1.5,
+    prop_decrease: float = 1.0,
+    noise_fraction: float = 0.1,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    freq_smooth_hz: float = 0.0,
+    time_smooth_ms: float = 50.0,
+) -> np.ndarray:
     """Stationary spectral-gating noise reduction of ``y`` (float32, same length); see the module
     docstring for the steps. ``y_noise``: a clip of the noise alone (default: the quietest
     ``noise_fraction`` of ``y``'s frames are taken as noise). ``prop_decrease``: 1 removes the
@@ -152,7 +163,7 @@ class SpectralGate:
         return ",".join(f"{k}={v:g}" for k, v in asdict(self).items())
 
 
-def parse(spec: Any) -> Optional[SpectralGate]:
+def parse(spec: Any) -> SpectralGate | None:
     """``False``/``""``/``"off"`` -> None; ``True``/``"on"`` -> the defaults;
     ``"n_std=2,prop_decrease=0.8"`` -> those settings."""
     if spec is None or spec is False or str(spec).strip().lower() in ("", "off", "false", "none"):
@@ -169,7 +180,7 @@ def parse(spec: Any) -> Optional[SpectralGate]:
             kw[key] = float(value)
         except ValueError:
             raise ValueError(f"denoise: {key}={value!r} is not a number") from None
-    return SpectralGate(**kw)  # type: ignore[arg-type]
+    return SpectralGate(**kw)
 
 
 __all__ = ["SpectralGate", "istft", "noise_profile", "parse", "spectral_gate"]

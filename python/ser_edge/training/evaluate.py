@@ -22,7 +22,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 from ser_edge.labels import GROUPINGS, group
 
@@ -35,7 +36,7 @@ def label_mapper(model_labels: Sequence[str]) -> Any:
     labels = set(model_labels)
     grouping = next((g for g, (names, _) in GROUPINGS.items() if g != "full" and set(names) == labels), None)
 
-    def mapped(label: str) -> Optional[str]:
+    def mapped(label: str) -> str | None:
         if label in labels:
             return label
         return group(label, grouping) if grouping is not None else None
@@ -43,10 +44,19 @@ def label_mapper(model_labels: Sequence[str]) -> Any:
     return mapped
 
 
-def evaluate_bundle(corpus: str, data_dir: PathLike, *, model: Optional[PathLike] = None,
-                    normalization: str = "speaker", shared_labels: bool = True,
-                    speakers: Optional[Sequence[str]] = None, seed: int = 0, num_threads: int = 1,
-                    condition: str = "clean", babble_pool: Sequence[Any] = ()) -> dict[str, Any]:
+def evaluate_bundle(
+    corpus: str,
+    data_dir: PathLike,
+    *,
+    model: PathLike | None = None,
+    normalization: str = "speaker",
+    shared_labels: bool = True,
+    speakers: Sequence[str] | None = None,
+    seed: int = 0,
+    num_threads: int = 1,
+    condition: str = "clean",
+    babble_pool: Sequence[Any] = (),
+) -> dict[str, Any]:
     """UAR, accuracy, per-class recall and confusion of a bundle on ``corpus`` (see the module
     docstring) under ``condition``; ``babble_pool``: clips (``corpora.Clip``) of the babble
     talkers. Returns the :func:`ser_edge.training.metrics.report` dict plus ``model_id``,
@@ -61,17 +71,33 @@ def evaluate_bundle(corpus: str, data_dir: PathLike, *, model: Optional[PathLike
         if unknown:
             raise ValueError(f"speakers {unknown} are not in corpus {corpus!r}")
         clips = [c for c in clips if c.speaker in set(speakers)]
-    out = score_clips(bundle, clips, conditions=(condition,), normalizations=(normalization,),
-                      shared_labels=shared_labels, seed=seed, num_threads=num_threads, babble_pool=babble_pool)
+    out = score_clips(
+        bundle,
+        clips,
+        conditions=(condition,),
+        normalizations=(normalization,),
+        shared_labels=shared_labels,
+        seed=seed,
+        num_threads=num_threads,
+        babble_pool=babble_pool,
+    )
     rep = out[(condition, normalization)]
     rep.update(corpus=corpus)
     return rep
 
 
-def score_clips(bundle: Any, clips: Sequence[Any], *, conditions: Sequence[str] = ("clean",),
-                normalizations: Sequence[str] = ("speaker",), shared_labels: bool = True, seed: int = 0,
-                num_threads: int = 1, babble_pool: Sequence[Any] = (),
-                raw: bool = False) -> dict[tuple[str, str], dict[str, Any]]:
+def score_clips(
+    bundle: Any,
+    clips: Sequence[Any],
+    *,
+    conditions: Sequence[str] = ("clean",),
+    normalizations: Sequence[str] = ("speaker",),
+    shared_labels: bool = True,
+    seed: int = 0,
+    num_threads: int = 1,
+    babble_pool: Sequence[Any] = (),
+    raw: bool = False,
+) -> dict[tuple[str, str], dict[str, Any]]:
     """Scores ``bundle`` on ``clips`` under every condition x normalisation with the edge runtime
     (each clip's frames computed once per condition). Returns ``{(condition, normalization):
     report}``; with ``raw=True`` each value is ``{"true": [...], "pred": [...], "scored": [...],
@@ -125,7 +151,7 @@ def score_clips(bundle: Any, clips: Sequence[Any], *, conditions: Sequence[str] 
         for norm in normalizations:
             rng = np.random.default_rng(seed)
             true, pred = [], []
-            for spk, items in by_speaker.items():
+            for items in by_speaker.values():
                 rec = fixed if norm == "cold" else adapting
                 rec.adapter.reset()
                 if norm == "online":
@@ -133,8 +159,9 @@ def score_clips(bundle: Any, clips: Sequence[Any], *, conditions: Sequence[str] 
                 for c, _ in items:
                     if norm == "speaker" or (norm == "neutral" and c.label == "neutral"):
                         rec.adapter.update(cfg.voiced(frames_of[c.path]))
-                x = np.stack([rec.inputs(frames_of[c.path], new_frames=None if norm == "online" else 0)
-                              for c, _ in items])
+                x = np.stack(
+                    [rec.inputs(frames_of[c.path], new_frames=None if norm == "online" else 0) for c, _ in items]
+                )
                 p = restricted_argmax(rec.classifier.probabilities(x), bundle.labels, allowed)
                 true += [m for _, m in items]
                 pred += [bundle.labels[i] for i in p]
@@ -142,8 +169,14 @@ def score_clips(bundle: Any, clips: Sequence[Any], *, conditions: Sequence[str] 
                 out[(cond, norm)] = {"true": true, "pred": pred, "scored": scored, "skipped": skipped}
                 continue
             rep = report(true, pred, scored)
-            rep.update(model_id=bundle.model_id, normalization=norm, condition=cond, shared_labels=shared_labels,
-                       skipped=skipped, n_speakers=len(by_speaker))
+            rep.update(
+                model_id=bundle.model_id,
+                normalization=norm,
+                condition=cond,
+                shared_labels=shared_labels,
+                skipped=skipped,
+                n_speakers=len(by_speaker),
+            )
             out[(cond, norm)] = rep
     return out
 

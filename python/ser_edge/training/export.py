@@ -8,7 +8,8 @@ inputs, and the model's input and output tensors are int8 (the runtime scales th
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -19,8 +20,14 @@ PathLike = Union[str, "os.PathLike[str]"]
 REPRESENTATIVE_SAMPLES = 300
 
 
-def to_tflite(model: Any, quantization: str, *, input_shape: Sequence[int],
-              representative: Optional[np.ndarray] = None, seed: int = 0) -> bytes:
+def to_tflite(
+    model: Any,
+    quantization: str,
+    *,
+    input_shape: Sequence[int],
+    representative: np.ndarray | None = None,
+    seed: int = 0,
+) -> bytes:
     """TFLite flatbuffer of ``model``. ``representative`` (model inputs from the training set,
     shaped ``(n, *input_shape)``) is required for ``int8``; up to 300 of them are used."""
     if quantization not in QUANTIZATIONS:
@@ -40,7 +47,7 @@ def to_tflite(model: Any, quantization: str, *, input_shape: Sequence[int],
         if rep.shape[1:] != tuple(shape[1:]):
             raise ValueError(f"representative inputs are shaped {rep.shape[1:]}; the model reads {tuple(shape[1:])}")
         pick = np.random.default_rng(seed).permutation(len(rep))[:REPRESENTATIVE_SAMPLES]
-        conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in pick)
+        conv.representative_dataset = lambda: ([rep[i : i + 1]] for i in pick)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
@@ -58,30 +65,51 @@ def unclip_lstm_cells(tflite: bytes) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
-    lstm = {schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, schema.BuiltinOperator.BIDIRECTIONAL_SEQUENCE_LSTM,
-            schema.BuiltinOperator.LSTM}
+    lstm = {
+        schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM,
+        schema.BuiltinOperator.BIDIRECTIONAL_SEQUENCE_LSTM,
+        schema.BuiltinOperator.LSTM,
+    }
     changed = False
     for graph in model.subgraphs:
         for op in graph.operators:
             code = model.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) in lstm and getattr(op.builtinOptions, "cellClip", 0):
+            clip = getattr(op.builtinOptions, "cellClip", None)
+            if max(code.builtinCode, code.deprecatedBuiltinCode) in lstm and clip:
                 op.builtinOptions.cellClip = 0.0
                 changed = True
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else tflite
 
 
-def export_bundle(model: Any, out_dir: PathLike, *, name: str, labels: Sequence[str], input: InputConfig,
-                  normalization: Normalization, quantization: str = "int8",
-                  representative: Optional[np.ndarray] = None, training: Optional[dict[str, Any]] = None,
-                  metrics: Optional[dict[str, Any]] = None) -> Bundle:
+def export_bundle(
+    model: Any,
+    out_dir: PathLike,
+    *,
+    name: str,
+    labels: Sequence[str],
+    input: InputConfig,
+    normalization: Normalization,
+    quantization: str = "int8",
+    representative: np.ndarray | None = None,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Bundle:
     """Converts ``model`` and writes the bundle (``model.tflite`` + ``bundle.json``) to ``out_dir``.
     ``representative``: standardised training inputs (required for ``int8``)."""
     if len(labels) != int(model.output_shape[-1]):
         raise ValueError(f"{len(labels)} labels for a model with {model.output_shape[-1]} outputs")
     tflite = to_tflite(model, quantization, input_shape=input.input_shape, representative=representative)
-    return save_bundle(out_dir, tflite=tflite, name=name, labels=list(labels), input=input,
-                       normalization=normalization, quantization=quantization, training=training or {},
-                       metrics=metrics or {})
+    return save_bundle(
+        out_dir,
+        tflite=tflite,
+        name=name,
+        labels=list(labels),
+        input=input,
+        normalization=normalization,
+        quantization=quantization,
+        training=training or {},
+        metrics=metrics or {},
+    )
 
 
 def tflite_probabilities(tflite: bytes, x: np.ndarray) -> np.ndarray:

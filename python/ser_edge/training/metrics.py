@@ -4,14 +4,15 @@ recall, confusion matrix; PNG figures of a confusion matrix and of training curv
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def restricted_argmax(scores: np.ndarray, model_labels: Sequence[str], allowed: Optional[Sequence[str]]) -> np.ndarray:
+def restricted_argmax(scores: np.ndarray, model_labels: Sequence[str], allowed: Sequence[str] | None) -> np.ndarray:
     """Index (into ``model_labels``) of the best score among ``allowed`` labels (all if None)."""
     s = np.asarray(scores, np.float64).copy()
     if allowed is not None:
@@ -41,10 +42,16 @@ def report(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str])
     recall = {label: (float(conf[i, i] / support[i]) if support[i] else None) for i, label in enumerate(labels)}
     present = [r for r in recall.values() if r is not None]
     n = int(support.sum())
-    return {"uar": float(np.mean(present)) if present else 0.0,
-            "accuracy": float(np.trace(conf[:, :len(labels)]) / n) if n else 0.0,
-            "n": n, "labels": labels, "per_class": recall, "support": {l: int(s) for l, s in zip(labels, support)},
-            "confusion": conf.tolist(), "confusion_columns": cols}
+    return {
+        "uar": float(np.mean(present)) if present else 0.0,
+        "accuracy": float(np.trace(conf[:, : len(labels)]) / n) if n else 0.0,
+        "n": n,
+        "labels": labels,
+        "per_class": recall,
+        "support": {label: int(s) for label, s in zip(labels, support)},
+        "confusion": conf.tolist(),
+        "confusion_columns": cols,
+    }
 
 
 def plot_confusion(rep: Mapping[str, Any], path: PathLike, *, title: str = "") -> None:
@@ -60,8 +67,15 @@ def plot_confusion(rep: Mapping[str, Any], path: PathLike, *, title: str = "") -
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(conf.shape[0]):
         for j in range(conf.shape[1]):
-            ax.text(j, i, int(conf[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black",
-                    fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(int(conf[i, j])),
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(conf.shape[1]), rep.get("confusion_columns", rep["labels"]), rotation=45, ha="right")
     ax.set_yticks(range(conf.shape[0]), rep["labels"])
     ax.set_xlabel("predicted")

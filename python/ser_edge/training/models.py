@@ -51,21 +51,50 @@ MODELS = ("mlp", "knn", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d", "cnn_l
 WAVE_MODELS = ("cnn_lstm_wave",)
 SEQUENCE_FRAMES = 200  # 2 s at a 10 ms hop
 #: The ``mlp`` hyperparameters' defaults (also those of the numpy trainer, ``ser_edge.fl.numpy_mlp``).
-MLP_DEFAULTS: dict[str, Any] = {"members": 1, "units": (128, 64), "dropout": 0.3, "l2": 1e-4, "noise": 0.1,
-                                "input_dropout": 0.1}
+MLP_DEFAULTS: dict[str, Any] = {
+    "members": 1,
+    "units": (128, 64),
+    "dropout": 0.3,
+    "l2": 1e-4,
+    "noise": 0.1,
+    "input_dropout": 0.1,
+}
 
 #: The 34 frame features of the Bi-LSTM recipe (pyAudioAnalysis' short-term set; spectral
 #: flatness stands in for its chroma deviation): 100 ms windows, 50 ms hop.
 FEATURES34 = FeatureConfig(
-    sr=16000, n_fft=2048, win_length=1600, hop_length=800, n_mfcc=13, n_mels=40,
-    features=("zero_crossing_rate", "rms", "energy_entropy", "spectral_centroid", "spectral_bandwidth",
-              "spectral_entropy", "spectral_flux", "spectral_rolloff", "mfcc", "chroma_stft", "spectral_flatness"),
+    sr=16000,
+    n_fft=2048,
+    win_length=1600,
+    hop_length=800,
+    n_mfcc=13,
+    n_mels=40,
+    features=(
+        "zero_crossing_rate",
+        "rms",
+        "energy_entropy",
+        "spectral_centroid",
+        "spectral_bandwidth",
+        "spectral_entropy",
+        "spectral_flux",
+        "spectral_rolloff",
+        "mfcc",
+        "chroma_stft",
+        "spectral_flatness",
+    ),
 )
 #: The raw-waveform models' input: 1 s chunks every 0.5 s at 16 kHz, mean of the chunks' probabilities.
-WAVE_INPUT = InputConfig(features=FeatureConfig(sr=16000, features=("rms",)), deltas=0, vad_db=None,
-                         pooling="sequence", normalization="global", waveform=WaveformConfig())
-LOGMEL = FeatureConfig(sr=16000, n_fft=1024, win_length=800, hop_length=160, n_mels=64, fmax=8000.0,
-                       features=("log_melspectrogram", "rms"))
+WAVE_INPUT = InputConfig(
+    features=FeatureConfig(sr=16000, features=("rms",)),
+    deltas=0,
+    vad_db=None,
+    pooling="sequence",
+    normalization="global",
+    waveform=WaveformConfig(),
+)
+LOGMEL = FeatureConfig(
+    sr=16000, n_fft=1024, win_length=800, hop_length=160, n_mels=64, fmax=8000.0, features=("log_melspectrogram", "rms")
+)
 
 
 def default_input(name: str) -> InputConfig:
@@ -98,8 +127,11 @@ def build(name: str, input_shape: tuple[int, ...], n_labels: int, **hparams: Any
         return model
     model = _BUILDERS[name](K, tuple(input_shape), n_labels, hparams)
     _no_more(name, hparams)
-    model.compile(optimizer=K.optimizers.Adam(lr), loss=K.losses.CategoricalCrossentropy(label_smoothing=smoothing),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=K.optimizers.Adam(lr),
+        loss=K.losses.CategoricalCrossentropy(label_smoothing=smoothing),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -140,7 +172,7 @@ def _ensemble(K: Any, inp: Any, outs: list[Any]) -> Any:
     the mean of their probabilities."""
     import tensorflow as tf
 
-    class Ensemble(K.Model):  # type: ignore[misc, name-defined]
+    class Ensemble(K.Model):
         def train_step(self, data: Any) -> Any:
             x, y, w = K.utils.unpack_x_y_sample_weight(data)
             with tf.GradientTape() as tape:
@@ -232,7 +264,7 @@ def _knn(K: Any, shape: tuple[int, ...], n: int, k: int) -> Any:
     import numpy as np
     import tensorflow as tf
 
-    class KNN(K.Model):  # type: ignore[misc, name-defined]
+    class KNN(K.Model):
         """k nearest neighbours; ``fit`` stores the training set, ``call`` returns vote shares."""
 
         def __init__(self) -> None:
@@ -244,7 +276,7 @@ def _knn(K: Any, shape: tuple[int, ...], n: int, k: int) -> Any:
             labels = np.asarray(y)
             labels = labels.argmax(1) if labels.ndim == 2 else labels.astype(int)
             self.memory = tf.constant(x)
-            self.memory_sq = tf.constant((x ** 2).sum(1))
+            self.memory_sq = tf.constant((x**2).sum(1))
             self.memory_onehot = tf.constant(np.eye(self.n_labels, dtype=np.float32)[labels])
             return K.callbacks.History()
 
@@ -252,20 +284,33 @@ def _knn(K: Any, shape: tuple[int, ...], n: int, k: int) -> Any:
             if self.memory is None:
                 raise ValueError("knn: fit() the model before using it")
             x = tf.reshape(tf.cast(x, tf.float32), (-1, int(np.prod(shape))))
-            d = tf.reduce_sum(x * x, 1, keepdims=True) - 2.0 * tf.matmul(x, self.memory, transpose_b=True) \
+            d = (
+                tf.reduce_sum(x * x, 1, keepdims=True)
+                - 2.0 * tf.matmul(x, self.memory, transpose_b=True)
                 + self.memory_sq[None, :]
+            )
             kk = min(self.k, int(self.memory.shape[0]))
             _, idx = tf.math.top_k(-d, k=kk)
             return tf.reduce_mean(tf.gather(self.memory_onehot, idx), axis=1)
 
         def predict(self, x: Any, **_: Any) -> Any:
-            return np.concatenate([self(np.asarray(x[i:i + 256], np.float32)).numpy()
-                                   for i in range(0, len(x), 256)]) if len(x) else np.zeros((0, n), np.float32)
+            return (
+                np.concatenate([self(np.asarray(x[i : i + 256], np.float32)).numpy() for i in range(0, len(x), 256)])
+                if len(x)
+                else np.zeros((0, n), np.float32)
+            )
 
     return KNN()
 
 
-_BUILDERS = {"mlp": _mlp, "lstm": _lstm, "cnn1d": _cnn1d, "cnn_lstm": _cnn_lstm, "bilstm34": _bilstm34,
-             "cnn2d": _cnn2d, "cnn_lstm_wave": _cnn_lstm_wave}
+_BUILDERS = {
+    "mlp": _mlp,
+    "lstm": _lstm,
+    "cnn1d": _cnn1d,
+    "cnn_lstm": _cnn_lstm,
+    "bilstm34": _bilstm34,
+    "cnn2d": _cnn2d,
+    "cnn_lstm_wave": _cnn_lstm_wave,
+}
 
 __all__ = ["MODELS", "WAVE_INPUT", "WAVE_MODELS", "build", "default_input"]

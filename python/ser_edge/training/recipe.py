@@ -46,7 +46,7 @@ import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from ser_edge.labels import group_labels
 
@@ -59,10 +59,10 @@ class Recipe:
     model: str = "mlp"
     grouping: str = "full"
     quantization: str = "int8"
-    out: Optional[str] = None
+    out: str | None = None
     threads: int = 0
     augment: str = ""
-    denoise: Union[bool, str] = False
+    denoise: bool | str = False
     hold_out: bool = False
     room: dict[str, Any] = field(default_factory=dict)
     float_parity: bool = False
@@ -72,7 +72,7 @@ class Recipe:
     evaluate: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], base: Optional[Path] = None) -> "Recipe":
+    def from_dict(cls, d: dict[str, Any], base: Path | None = None) -> Recipe:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -123,8 +123,14 @@ def input_config(recipe: Recipe) -> Any:
     return InputConfig.from_dict(base)
 
 
-def prepare(recipe: Recipe, *, cache_dir: Optional[PathLike] = None, use_cache: bool = True,
-            progress: bool = True, log: Any = print) -> tuple[Any, ...]:
+def prepare(
+    recipe: Recipe,
+    *,
+    cache_dir: PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    log: Any = print,
+) -> tuple[Any, ...]:
     """What every use of a recipe starts from: ``(labels, train_config, input_config, frames,
     augmented_copies_or_None, denoise_gate_or_None, normalisation_modes)``."""
     from ser_edge.training import augment as aug
@@ -159,19 +165,32 @@ def prepare(recipe: Recipe, *, cache_dir: Optional[PathLike] = None, use_cache: 
         config, modes = wave_input(input_config(recipe), tc.windows), ("speaker",)  # no speaker normalisation
         assert config.waveform is not None
         frames: Any = load_waves(clips, denoise=gate, progress=progress, waveform=config.waveform)
-        log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, raw waveform chunks, "
-            f"audio {time.time() - t0:.0f} s")
+        log(
+            f"{len(clips)} clips, {len(set(frames.speakers))} speakers, raw waveform chunks, "
+            f"audio {time.time() - t0:.0f} s"
+        )
     else:
         config = input_config(recipe)
-        frames = ds.load_frames(clips, config, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
-                                denoise=gate)
+        frames = ds.load_frames(
+            clips, config, cache_dir=cache_dir, use_cache=use_cache, progress=progress, denoise=gate
+        )
         if recipe.room:
             augmentation = room_augmentation(recipe.room, base=augmentation, seed=tc.seed)
         if augmentation is not None:
-            extra = aug.augmented_frames(frames, config, augmentation, seed=tc.seed, progress=progress, denoise=gate,
-                                         cache_dir=cache_dir, use_cache=use_cache)
-        log(f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
-            f"features {time.time() - t0:.0f} s")
+            extra = aug.augmented_frames(
+                frames,
+                config,
+                augmentation,
+                seed=tc.seed,
+                progress=progress,
+                denoise=gate,
+                cache_dir=cache_dir,
+                use_cache=use_cache,
+            )
+        log(
+            f"{len(clips)} clips, {len(set(frames.speakers))} speakers, input {config.input_shape}, "
+            f"features {time.time() - t0:.0f} s"
+        )
     return labels, tc, config, frames, extra, gate, modes
 
 
@@ -190,9 +209,16 @@ def room_augmentation(room: dict[str, Any], *, base: Any = None, seed: int = 0) 
     return RoomAugmentation.from_dict(room, base=base, babble_pool=pool, seed=seed)
 
 
-def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optional[PathLike] = None,
-        cache_dir: Optional[PathLike] = None, use_cache: bool = True, progress: bool = True,
-        log: Any = print) -> dict[str, Any]:
+def run(
+    recipe: Recipe,
+    *,
+    reports: PathLike | None = None,
+    checkpoint: PathLike | None = None,
+    cache_dir: PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
     """Evaluates the recipe's splits, trains the final model on all clips, writes the bundle to
     ``recipe.out`` (if set). Returns ``{"evaluations": [...], "bundle": path or None, ...}``."""
     import numpy as np
@@ -203,20 +229,32 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
     from ser_edge.training.models import WAVE_MODELS
 
     if recipe.model in WAVE_MODELS and checkpoint is not None:
-        raise ValueError(f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
-                         "in training only (give --no-bundle --reports DIR)")
+        raise ValueError(
+            f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
+            "in training only (give --no-bundle --reports DIR)"
+        )
     t0 = time.time()
-    labels, tc, config, frames, extra, gate, modes = prepare(recipe, cache_dir=cache_dir, use_cache=use_cache,
-                                                             progress=progress, log=log)
+    labels, tc, config, frames, extra, gate, modes = prepare(
+        recipe, cache_dir=cache_dir, use_cache=use_cache, progress=progress, log=log
+    )
     rdir = Path(os.fspath(reports)) if reports is not None else None
     if rdir is not None:
         rdir.mkdir(parents=True, exist_ok=True)
     evaluations, metrics = [], {}
     for ev in recipe.evaluate:
         split = ev.get("split", "loso")
-        r = T.evaluate_split(frames, config, labels, tc, split=split, corpus=ev["corpus"],
-                             quantizations=quantizations(recipe),
-                             extra=extra, progress=progress, modes=modes)
+        r = T.evaluate_split(
+            frames,
+            config,
+            labels,
+            tc,
+            split=split,
+            corpus=ev["corpus"],
+            quantizations=quantizations(recipe),
+            extra=extra,
+            progress=progress,
+            modes=modes,
+        )
         key = f"{ev['corpus']} {split}"
         metrics[key] = summary(r, recipe.quantization)
         log(f"{key}: {json.dumps(metrics[key])}")
@@ -224,8 +262,11 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
         if rdir is not None:
             stem = f"{ev['corpus']}-{split.split('=')[0]}"
             (rdir / f"{stem}.json").write_text(json.dumps(r, indent=1) + "\n")
-            plot_confusion(r["float"]["speaker"], rdir / f"{stem}-confusion.png",
-                           title=f"{recipe.name} {key} (float, speaker-adapted): UAR {r['float']['speaker']['uar']:.3f}")
+            plot_confusion(
+                r["float"]["speaker"],
+                rdir / f"{stem}-confusion.png",
+                title=f"{recipe.name} {key} (float, speaker-adapted): UAR {r['float']['speaker']['uar']:.3f}",
+            )
             if any(h.get("loss") for h in r["histories"]):  # knn has no training curve
                 plot_curves(r["histories"], rdir / f"{stem}-curves.png", title=f"{recipe.name} {key}")
     out: dict[str, Any] = {"evaluations": metrics, "train_seconds": None, "bundle": None}
@@ -245,17 +286,22 @@ def run(recipe: Recipe, *, reports: Optional[PathLike] = None, checkpoint: Optio
         train_set = ds.concat(train_set, extra.subset(np.isin(extra.source, np.flatnonzero(keep))))
     trained = T.fit(train_set, config, labels, tc)
     out["train_seconds"] = round(trained.seconds, 1)
-    training = {"corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
-                "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
-                "grouping": recipe.grouping, "augment": recipe.augment, "recipe": recipe.name,
-                "denoise": gate.key() if gate is not None else None}
+    training = {
+        "corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
+        "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
+        "grouping": recipe.grouping,
+        "augment": recipe.augment,
+        "recipe": recipe.name,
+        "denoise": gate.key() if gate is not None else None,
+    }
     if gate is not None:
         log("note: the bundle was trained on denoised audio, and the edge runtime does not denoise")
     if checkpoint is not None:
         save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
     if recipe.out:
-        b = trained.export(recipe.out, name=recipe.name, quantization=recipe.quantization, training=training,
-                           metrics=metrics)
+        b = trained.export(
+            recipe.out, name=recipe.name, quantization=recipe.quantization, training=training, metrics=metrics
+        )
         out.update(bundle=str(b.path), model_id=b.model_id, tflite_bytes=b.model_path.stat().st_size)
         log(f"bundle {b.path} ({b.model_id}, {out['tflite_bytes']} bytes, {recipe.quantization})")
     out["seconds"] = round(time.time() - t0, 1)
@@ -273,44 +319,68 @@ def quantizations(recipe: Recipe) -> tuple[str, ...]:
 
 def summary(r: dict[str, Any], quantization: str) -> dict[str, Any]:
     """The figures of one evaluation that go into the bundle metrics."""
-    s = {"n": r["float"]["speaker"]["n"], "labels": r["labels"],
-         "uar": round(r["float"]["speaker"]["uar"], 4), "accuracy": round(r["float"]["speaker"]["accuracy"], 4)}
+    s = {
+        "n": r["float"]["speaker"]["n"],
+        "labels": r["labels"],
+        "uar": round(r["float"]["speaker"]["uar"], 4),
+        "accuracy": round(r["float"]["speaker"]["accuracy"], 4),
+    }
     if "cold" in r["float"]:
         s.update(cold_uar=round(r["float"]["cold"]["uar"], 4), cold_accuracy=round(r["float"]["cold"]["accuracy"], 4))
     for q in dict.fromkeys(("float32", quantization)):
         if q in r:
-            s.update({f"{q}_uar": round(r[q]["uar"], 4), f"{q}_accuracy": round(r[q]["accuracy"], 4),
-                      f"{q}_agreement": round(r[q]["agreement_with_float"], 4),
-                      f"{q}_max_prob_diff": round(r[q]["max_prob_diff"], 4)})
+            s.update(
+                {
+                    f"{q}_uar": round(r[q]["uar"], 4),
+                    f"{q}_accuracy": round(r[q]["accuracy"], 4),
+                    f"{q}_agreement": round(r[q]["agreement_with_float"], 4),
+                    f"{q}_max_prob_diff": round(r[q]["max_prob_diff"], 4),
+                }
+            )
     return s
 
 
 # -- checkpoints: a trained model that `ser-edge export` can convert later ------------------------
-def save_checkpoint(trained: Any, path: PathLike, *, name: str, training: dict[str, Any],
-                    metrics: dict[str, Any]) -> None:
+def save_checkpoint(
+    trained: Any, path: PathLike, *, name: str, training: dict[str, Any], metrics: dict[str, Any]
+) -> None:
     """Writes ``model.keras`` (or ``knn.npz``), ``representative.npy`` and ``checkpoint.json``."""
     import numpy as np
 
     d = Path(os.fspath(path))
     d.mkdir(parents=True, exist_ok=True)
     if trained.config.model == "knn":
-        np.savez(d / "knn.npz", memory=trained.model.memory.numpy(), onehot=trained.model.memory_onehot.numpy(),
-                 k=trained.model.k)
+        np.savez(
+            d / "knn.npz",
+            memory=trained.model.memory.numpy(),
+            onehot=trained.model.memory_onehot.numpy(),
+            k=trained.model.k,
+        )
     else:
         import tf_keras as K
 
         # A plain functional copy (same layers): loads without the training-only subclasses.
         K.Model(trained.model.inputs, trained.model.outputs).save(d / "model.keras")
-    np.save(d / "representative.npy", trained.train_inputs[np.random.default_rng(0).permutation(len(trained.train_inputs))[:300]])
+    np.save(
+        d / "representative.npy",
+        trained.train_inputs[np.random.default_rng(0).permutation(len(trained.train_inputs))[:300]],
+    )
     from dataclasses import asdict
 
-    meta = {"name": name, "model": trained.config.model, "labels": list(trained.labels),
-            "input": trained.input.to_dict(), "normalization": trained.normalization.to_dict(),
-            "train_config": asdict(trained.config), "training": training, "metrics": metrics}
+    meta = {
+        "name": name,
+        "model": trained.config.model,
+        "labels": list(trained.labels),
+        "input": trained.input.to_dict(),
+        "normalization": trained.normalization.to_dict(),
+        "train_config": asdict(trained.config),
+        "training": training,
+        "metrics": metrics,
+    }
     (d / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name: Optional[str] = None) -> Any:
+def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name: str | None = None) -> Any:
     """Converts a checkpoint written by :func:`save_checkpoint` into a bundle."""
     import numpy as np
 
@@ -338,11 +408,29 @@ def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name:
     norm = meta["normalization"]
     normalization = Normalization.from_dict(norm)
     rep = np.load(d / "representative.npy")
-    return export_bundle(model, out, name=name or meta["name"], labels=meta["labels"], input=config,
-                         normalization=normalization, quantization=quantization, representative=rep,
-                         training={**meta["training"], "model": meta["model"], "train_config": meta["train_config"]},
-                         metrics=meta["metrics"])
+    return export_bundle(
+        model,
+        out,
+        name=name or meta["name"],
+        labels=meta["labels"],
+        input=config,
+        normalization=normalization,
+        quantization=quantization,
+        representative=rep,
+        training={**meta["training"], "model": meta["model"], "train_config": meta["train_config"]},
+        metrics=meta["metrics"],
+    )
 
 
-__all__ = ["Recipe", "export_checkpoint", "input_config", "load_recipe", "prepare", "quantizations",
-           "room_augmentation", "run", "save_checkpoint", "summary"]
+__all__ = [
+    "Recipe",
+    "export_checkpoint",
+    "input_config",
+    "load_recipe",
+    "prepare",
+    "quantizations",
+    "room_augmentation",
+    "run",
+    "save_checkpoint",
+    "summary",
+]

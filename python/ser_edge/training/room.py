@@ -27,8 +27,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 DEFAULT_NORMALIZATIONS = ("cold", "online", "speaker", "neutral")
 
@@ -48,10 +49,19 @@ def babble_pool(spec: str) -> list[Any]:
     return clips
 
 
-def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Sequence[str], *,
-          normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS, babble: Sequence[Any] = (),
-          folds: Optional[int] = None, seed: int = 0, cache_dir: Any = None, log: Any = print,
-          partial: Any = None) -> dict[str, Any]:
+def bench(
+    recipe: Any,
+    evaluations: Sequence[tuple[str, str]],
+    conditions: Sequence[str],
+    *,
+    normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS,
+    babble: Sequence[Any] = (),
+    folds: int | None = None,
+    seed: int = 0,
+    cache_dir: Any = None,
+    log: Any = print,
+    partial: Any = None,
+) -> dict[str, Any]:
     """Trains and scores every fold (see the module docstring); returns ``{"results": {evaluation:
     {condition: {normalization: {"uar", "accuracy", "n", "per_class"}}}}, "predictions": {evaluation:
     {fold: {"condition|normalization": [true, pred]}}}, ...}``. ``partial(result)`` is called
@@ -68,8 +78,14 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
     labels, tc, config, frames, extra, _gate, _modes = prepare(recipe, cache_dir=cache_dir, progress=False, log=log)
     banned = {c.speaker_key for c in babble}
     usable = ~np.isin(frames.speakers, sorted(banned))
-    out: dict[str, Any] = {"recipe": recipe.name, "conditions": list(conditions), "normalizations": list(normalizations),
-                           "babble_speakers": sorted(banned), "folds": {}, "results": {}}
+    out: dict[str, Any] = {
+        "recipe": recipe.name,
+        "conditions": list(conditions),
+        "normalizations": list(normalizations),
+        "babble_speakers": sorted(banned),
+        "folds": {},
+        "results": {},
+    }
     for corpus, split in evaluations:
         pooled: dict[tuple[str, str], dict[str, list[str]]] = {}
         scored: list[str] = []
@@ -84,11 +100,19 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
                 train = ds.concat(train, extra.subset(np.isin(extra.source, tr)))
             trained = T.fit(train, config, labels, tc)
             with tempfile.TemporaryDirectory() as tmp:
-                bundle = trained.export(Path(tmp) / "bundle", name=f"{recipe.name}-fold{k}",
-                                        quantization=recipe.quantization)
+                bundle = trained.export(
+                    Path(tmp) / "bundle", name=f"{recipe.name}-fold{k}", quantization=recipe.quantization
+                )
                 out["tflite_bytes"] = bundle.model_path.stat().st_size
-                res = score_clips(bundle, frames.subset(te).clips, conditions=conditions,
-                                  normalizations=normalizations, seed=seed, babble_pool=babble, raw=True)
+                res = score_clips(
+                    bundle,
+                    frames.subset(te).clips,
+                    conditions=conditions,
+                    normalizations=normalizations,
+                    seed=seed,
+                    babble_pool=babble,
+                    raw=True,
+                )
             for key, r in res.items():
                 p = pooled.setdefault(key, {"true": [], "pred": []})
                 p["true"] += r["true"]
@@ -96,15 +120,20 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
                 scored = [label for label in labels if label in set(scored) | set(r["scored"])]
                 per_fold.setdefault(name, {})["|".join(key)] = [r["true"], r["pred"]]
             names.append(name)
-            log(f"{corpus} {split} fold {name}: {len(tr)} training clips (+{len(train) - len(tr)} augmented), "
-                f"{len(te)} test clips, {time.time() - t0:.0f} s")
+            log(
+                f"{corpus} {split} fold {name}: {len(tr)} training clips (+{len(train) - len(tr)} augmented), "
+                f"{len(te)} test clips, {time.time() - t0:.0f} s"
+            )
             out["folds"][f"{corpus} {split}"] = names
             table: dict[str, Any] = {}
             for (cond, norm), p in pooled.items():
                 rep = report(p["true"], p["pred"], scored)
-                table.setdefault(cond, {})[norm] = {"uar": round(rep["uar"], 4),
-                                                    "accuracy": round(rep["accuracy"], 4), "n": rep["n"],
-                                                    "per_class": rep["per_class"]}
+                table.setdefault(cond, {})[norm] = {
+                    "uar": round(rep["uar"], 4),
+                    "accuracy": round(rep["accuracy"], 4),
+                    "n": rep["n"],
+                    "per_class": rep["per_class"],
+                }
             out["results"][f"{corpus} {split}"] = table
             if partial is not None:
                 partial(out)
@@ -112,9 +141,17 @@ def bench(recipe: Any, evaluations: Sequence[tuple[str, str]], conditions: Seque
     return out
 
 
-def bench_bundle(model: Any, corpus: str, data: str, speakers: Sequence[str], conditions: Sequence[str], *,
-                 normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS, babble: Sequence[Any] = (),
-                 seed: int = 0) -> dict[str, Any]:
+def bench_bundle(
+    model: Any,
+    corpus: str,
+    data: str,
+    speakers: Sequence[str],
+    conditions: Sequence[str],
+    *,
+    normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS,
+    babble: Sequence[Any] = (),
+    seed: int = 0,
+) -> dict[str, Any]:
     """An existing bundle on ``speakers`` of ``corpus`` (same result layout as :func:`bench`)."""
     from ser_edge.bundle import load_bundle
     from ser_edge.training.corpora import load_corpus
@@ -124,15 +161,24 @@ def bench_bundle(model: Any, corpus: str, data: str, speakers: Sequence[str], co
     clips = [c for c in load_corpus(corpus, data) if c.speaker in set(speakers)]
     if not clips:
         raise ValueError(f"no clips of speakers {list(speakers)} in {corpus!r}")
-    res = score_clips(bundle, clips, conditions=conditions, normalizations=normalizations, seed=seed,
-                      babble_pool=babble)
+    res = score_clips(
+        bundle, clips, conditions=conditions, normalizations=normalizations, seed=seed, babble_pool=babble
+    )
     table: dict[str, Any] = {}
     for (cond, norm), rep in res.items():
-        table.setdefault(cond, {})[norm] = {"uar": round(rep["uar"], 4), "accuracy": round(rep["accuracy"], 4),
-                                            "n": rep["n"], "per_class": rep["per_class"]}
+        table.setdefault(cond, {})[norm] = {
+            "uar": round(rep["uar"], 4),
+            "accuracy": round(rep["accuracy"], 4),
+            "n": rep["n"],
+            "per_class": rep["per_class"],
+        }
     key = f"{corpus} test-speakers={','.join(speakers)}"
-    return {"model_id": bundle.model_id, "conditions": list(conditions), "normalizations": list(normalizations),
-            "results": {key: table}}
+    return {
+        "model_id": bundle.model_id,
+        "conditions": list(conditions),
+        "normalizations": list(normalizations),
+        "results": {key: table},
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -155,21 +201,34 @@ def short(condition: str) -> str:
     return re.sub(r"(?<=[:])([^@+]*/)?([^/@+]+/[^/@+]+)(?=[@+]|$)", r"\2", condition)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ser_edge.training.room", description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", help="recipe TOML (trains one model per fold)")
     p.add_argument("--bundle", help="score this bundle instead (with one --eval CORPUS:test-speakers=... and --data)")
     p.add_argument("--data", help="with --bundle: the corpus folder")
-    p.add_argument("--eval", action="append", required=True, metavar="CORPUS:SPLIT",
-                   help="e.g. emodb:loso or ravdess:test-speakers=17,18,19,20 (the corpus must be in the recipe)")
+    p.add_argument(
+        "--eval",
+        action="append",
+        required=True,
+        metavar="CORPUS:SPLIT",
+        help="e.g. emodb:loso or ravdess:test-speakers=17,18,19,20 (the corpus must be in the recipe)",
+    )
     p.add_argument("--condition", action="append", required=True, help="a condition (conditions.py); repeat")
-    p.add_argument("--normalization", default=",".join(DEFAULT_NORMALIZATIONS),
-                   help="comma-separated: cold, online, speaker, neutral")
+    p.add_argument(
+        "--normalization",
+        default=",".join(DEFAULT_NORMALIZATIONS),
+        help="comma-separated: cold, online, speaker, neutral",
+    )
     p.add_argument("--babble", help="babble talkers CORPUS:FOLDER[:ID,ID] (never trained on)")
     p.add_argument("--folds", type=int, help="only the first N folds of each evaluation (exploration)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs (exploration)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=JSON",
-                   help="override a recipe value, e.g. train.cold_inputs=true or input.vad_db=25 (exploration)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=JSON",
+        help="override a recipe value, e.g. train.cold_inputs=true or input.vad_db=25 (exploration)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the conditions' random choices")
     p.add_argument("--out", help="write the JSON here (and the markdown table next to it, .md)")
     args = p.parse_args(argv)
@@ -188,8 +247,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if len(evaluations) != 1 or not evaluations[0][1].startswith("test-speakers=") or not args.data:
                 raise ValueError("--bundle needs one --eval CORPUS:test-speakers=ID,... and --data")
             speakers = [s for s in evaluations[0][1].split("=", 1)[1].split(",") if s]
-            result = bench_bundle(args.bundle, evaluations[0][0], args.data, speakers, args.condition,
-                                  normalizations=norms, babble=pool, seed=args.seed)
+            result = bench_bundle(
+                args.bundle,
+                evaluations[0][0],
+                args.data,
+                speakers,
+                args.condition,
+                normalizations=norms,
+                babble=pool,
+                seed=args.seed,
+            )
         else:
             from ser_edge.training.recipe import load_recipe
 
@@ -205,9 +272,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     raise ValueError(f"--set {item!r} must be train|input|room|hparams.KEY=JSON")
                 target = recipe.train.setdefault("hparams", {}) if section == "hparams" else getattr(recipe, section)
                 target[name] = json.loads(value)
-            result = bench(recipe, evaluations, args.condition, normalizations=norms, babble=pool,
-                           folds=args.folds, seed=args.seed, log=log,
-                           partial=(lambda r: _write(r, Path(args.out + ".partial"))) if args.out else None)
+            result = bench(
+                recipe,
+                evaluations,
+                args.condition,
+                normalizations=norms,
+                babble=pool,
+                folds=args.folds,
+                seed=args.seed,
+                log=log,
+                partial=(lambda r: _write(r, Path(args.out + ".partial"))) if args.out else None,
+            )
             result["command"] = " ".join(sys.argv if argv is None else ["room", *argv])
     except ValueError as e:
         print(f"room: {e}", file=sys.stderr)

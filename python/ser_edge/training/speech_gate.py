@@ -19,8 +19,9 @@ import datetime as _dt
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def _level(y: np.ndarray, db: float) -> np.ndarray:
     n = 400
     frames = y[: len(y) // n * n].reshape(-1, n) if len(y) >= n else y[None]
     e = np.sqrt((frames.astype(np.float64) ** 2).mean(1))
-    top = np.sort(e)[-max(1, len(e) // 4):].mean()
+    top = np.sort(e)[-max(1, len(e) // 4) :].mean()
     return (y * (10 ** (db / 20) / max(top, 1e-9))).astype(np.float32)
 
 
@@ -59,7 +60,7 @@ def _mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Ge
     if len(noise) < len(speech):
         noise = np.tile(noise, -(-len(speech) // len(noise)))
     a = int(rng.integers(0, len(noise) - len(speech) + 1))
-    n = noise[a:a + len(speech)]
+    n = noise[a : a + len(speech)]
     gain = _rms(speech) / (_rms(n) * 10 ** (snr_db / 20))
     return (speech + gain * n).astype(np.float32)
 
@@ -71,13 +72,15 @@ def _voiced(y: np.ndarray) -> np.ndarray:
     return e > e.max() - 25.0
 
 
-def _speech_blocks(y_clean: np.ndarray, y: np.ndarray, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _speech_blocks(
+    y_clean: np.ndarray, y: np.ndarray, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` positive and ``n // 2`` negative blocks of ``y`` (``y_clean`` gives the labels)."""
     voiced = _voiced(y_clean)
     f = S.frames(y)
     ends = np.arange(S.STEP, len(f) + 1, S.STEP)
-    mid = np.array([voiced[max(0, e - 48):max(0, e - 16)].mean() if e > 16 else 0.0 for e in ends])
-    anyv = np.array([voiced[max(0, e - S.CONTEXT):e].any() for e in ends])
+    mid = np.array([voiced[max(0, e - 48) : max(0, e - 16)].mean() if e > 16 else 0.0 for e in ends])
+    anyv = np.array([voiced[max(0, e - S.CONTEXT) : e].any() for e in ends])
     pos = ends[mid >= 0.5]
     neg = ends[~anyv]
     pos = rng.permutation(pos)[:n]
@@ -116,7 +119,7 @@ def _in_a_gap(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gate meets it, onset included."""
     a, b = int(rng.uniform(0.2, 1.5) * SR), int(rng.uniform(0.0, 0.5) * SR)
     out = _hiss(a + len(z) + b, rng)
-    out[a:a + len(z)] += z
+    out[a : a + len(z)] += z
     return out
 
 
@@ -190,7 +193,9 @@ def nonspeech_set(data: Path, seed: int = 0, part: str = "all") -> tuple[np.ndar
         for k in range(5):
             z = y if k < 1 else _augment(y, rng, rirs)
             if k == 4:  # two sounds at once
-                z = z + np.resize(_augment(noises[int(rng.integers(len(noises)))], rng, rirs), len(z)) * rng.uniform(0.3, 1)
+                z = z + np.resize(_augment(noises[int(rng.integers(len(noises)))], rng, rirs), len(z)) * rng.uniform(
+                    0.3, 1
+                )
             xs.append(_nonspeech_blocks(_in_a_gap(_level(z, rng.uniform(-50, -10)), rng), rng, 12).astype(np.float16))
             src.append(np.full(len(xs[-1]), 1, np.int8))
     names = list(SOUNDS)
@@ -206,8 +211,9 @@ def nonspeech_set(data: Path, seed: int = 0, part: str = "all") -> tuple[np.ndar
     return np.concatenate(xs), np.concatenate(src)
 
 
-def build(data: Path, seed: int = 0, cache: Optional[Path] = None, part: str = "all",
-          log: Any = print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build(
+    data: Path, seed: int = 0, cache: Path | None = None, part: str = "all", log: Any = print
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs ``(n, CONTEXT, n_mels)`` float16, labels (1 = speech) and source ids (0 speech,
     1 fold-1 noise, 2 synthetic). ``cache``: a folder that keeps the speech blocks between runs."""
     f = cache / f"speech-blocks-{seed}.npz" if cache is not None else None
@@ -220,8 +226,11 @@ def build(data: Path, seed: int = 0, cache: Optional[Path] = None, part: str = "
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, x=xs, y=ys)
     xn, sn = nonspeech_set(data, seed, part)
-    return (np.concatenate([xs, xn]), np.concatenate([ys, np.zeros(len(xn), np.float32)]),
-            np.concatenate([np.zeros(len(xs), np.int8), sn]))
+    return (
+        np.concatenate([xs, xn]),
+        np.concatenate([ys, np.zeros(len(xn), np.float32)]),
+        np.concatenate([np.zeros(len(xs), np.int8), sn]),
+    )
 
 
 def make_model() -> Any:
@@ -243,7 +252,7 @@ def batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, size: int, rng: np.rand
     while True:
         order = rng.permutation(len(x))
         for a in range(0, len(x) - size + 1, size):
-            i = np.sort(order[a:a + size])
+            i = np.sort(order[a : a + size])
             yield x[i].astype(np.float32), y[i], w[i]
 
 
@@ -272,8 +281,11 @@ def main(argv: Any = None) -> int:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", help="keep the speech blocks in this folder between runs")
-    ap.add_argument("--validate", action="store_true",
-                    help="train on 4 in 5 fold-1 recordings; report false events per hour on the others")
+    ap.add_argument(
+        "--validate",
+        action="store_true",
+        help="train on 4 in 5 fold-1 recordings; report false events per hour on the others",
+    )
     args = ap.parse_args(argv)
     import tensorflow as tf
 
@@ -283,8 +295,9 @@ def main(argv: Any = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.keras.utils.set_random_seed(args.seed)
     t0 = time.time()
-    x, y, src = build(Path(args.data), args.seed, Path(args.cache) if args.cache else None,
-                      "train" if args.validate else "all")
+    x, y, src = build(
+        Path(args.data), args.seed, Path(args.cache) if args.cache else None, "train" if args.validate else "all"
+    )
     rng = np.random.default_rng(args.seed + 1)
     val = rng.random(len(x)) < 0.1
     w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())).astype(np.float32)
@@ -292,17 +305,31 @@ def main(argv: Any = None) -> int:
     model = make_model()
     xt, yt, wt = x[~val], y[~val], w[~val]
     steps = len(xt) // 256
-    model.fit(batches(xt, yt, wt, 256, rng), steps_per_epoch=steps, epochs=args.epochs, verbose=2,
-              validation_data=(x[val].astype(np.float32), y[val], w[val]))
+    model.fit(
+        batches(xt, yt, wt, 256, rng),
+        steps_per_epoch=steps,
+        epochs=args.epochs,
+        verbose=2,
+        validation_data=(x[val].astype(np.float32), y[val], w[val]),
+    )
     # hard negatives: sounds the model still takes for speech weigh 4x in a second, shorter pass
     p = model.predict(xt.astype(np.float32), batch_size=1024, verbose=0)[:, 0]
     hard = (yt == 0) & (p >= 0.2)
     print(f"hard negatives: {int(hard.sum())} of {int((yt == 0).sum())}", flush=True)
     wt = np.where(hard, wt * 4, wt).astype(np.float32)
-    model.fit(batches(xt, yt, wt, 256, rng), steps_per_epoch=steps, epochs=max(1, args.epochs // 3), verbose=2,
-              validation_data=(x[val].astype(np.float32), y[val], w[val]))
-    tflite = to_tflite(model, "int8", input_shape=(S.CONTEXT, S.FEATURES.n_mels),
-                       representative=xt[rng.permutation(len(xt))[:300]].astype(np.float32))
+    model.fit(
+        batches(xt, yt, wt, 256, rng),
+        steps_per_epoch=steps,
+        epochs=max(1, args.epochs // 3),
+        verbose=2,
+        validation_data=(x[val].astype(np.float32), y[val], w[val]),
+    )
+    tflite = to_tflite(
+        model,
+        "int8",
+        input_shape=(S.CONTEXT, S.FEATURES.n_mels),
+        representative=xt[rng.permutation(len(xt))[:300]].astype(np.float32),
+    )
     pv = tflite_probabilities(tflite, x[val].astype(np.float32))[:, 0]
     metrics: dict[str, Any] = {"val_blocks": int(val.sum())}
     for s, name in ((0, "speech"), (1, "fold1_noise"), (2, "synthetic")):
@@ -311,16 +338,28 @@ def main(argv: Any = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speech.tflite").write_bytes(tflite)
-    meta = {"format": S.FORMAT, "features": S.FEATURES.to_dict(), "context": S.CONTEXT, "step": S.STEP,
-            "sha256": hashlib.sha256(tflite).hexdigest(), "bytes": len(tflite),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "training": {"command": "python -m ser_edge.training.speech_gate" + (" --validate" if args.validate else ""),
-                         "seed": args.seed,
-                         "epochs": args.epochs, "hard_negatives": int(hard.sum()), "blocks": int(len(x)), "speech_blocks": int(y.sum()),
-                         "speech": "EMO-DB (not 15/16), RAVDESS 01-16, TESS, TurEV-DB",
-                         "noise": "UrbanSound8K fold1 (fold2 held out)", "rirs": "warehouse, concert-hall",
-                         "seconds": round(time.time() - t0)},
-            "metrics": metrics}
+    meta: dict[str, Any] = {
+        "format": S.FORMAT,
+        "features": S.FEATURES.to_dict(),
+        "context": S.CONTEXT,
+        "step": S.STEP,
+        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "bytes": len(tflite),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "training": {
+            "command": "python -m ser_edge.training.speech_gate" + (" --validate" if args.validate else ""),
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "hard_negatives": int(hard.sum()),
+            "blocks": int(len(x)),
+            "speech_blocks": int(y.sum()),
+            "speech": "EMO-DB (not 15/16), RAVDESS 01-16, TESS, TurEV-DB",
+            "noise": "UrbanSound8K fold1 (fold2 held out)",
+            "rirs": "warehouse, concert-hall",
+            "seconds": round(time.time() - t0),
+        },
+        "metrics": metrics,
+    }
     (out / "speech.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     if args.validate:
         metrics.update(validate(Path(args.data), out))

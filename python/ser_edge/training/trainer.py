@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class TrainConfig:
     hparams: dict[str, Any] = field(default_factory=dict)
     #: ``(window, hop)`` in seconds (or ``"2.0,1.0"``): train on sliding windows of each clip and
     #: score a clip by the mean of its windows' probabilities. None: whole clips.
-    windows: Optional[tuple[float, float]] = None
+    windows: tuple[float, float] | None = None
     #: Also train on every clip normalised with the population's statistics (what a new device
     #: starts from), beside its speaker-normalised input: one model for cold and adapted inputs.
     cold_inputs: bool = False
@@ -107,14 +108,16 @@ def window_weights(w: np.ndarray, owner: np.ndarray) -> np.ndarray:
     return (ww * len(ww) / ww.sum()).astype(np.float32)
 
 
-def pooled_inputs(frames: ds.FrameSet, config: InputConfig, stats: ds.Stats,
-                  windows: Optional[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+def pooled_inputs(
+    frames: ds.FrameSet, config: InputConfig, stats: ds.Stats, windows: tuple[float, float] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(x, owner)``: one input per clip (``owner = arange``) or, with ``windows`` (seconds),
     one per sliding window of each clip's frames (:func:`ser_edge.training.dataset.window_inputs`)."""
     if windows is None:
         return ds.model_inputs(frames, config, stats), np.arange(len(frames))
-    return ds.window_inputs(frames, config, stats, ds.seconds_to_frames(windows[0], config),
-                            ds.seconds_to_frames(windows[1], config))
+    return ds.window_inputs(
+        frames, config, stats, ds.seconds_to_frames(windows[0], config), ds.seconds_to_frames(windows[1], config)
+    )
 
 
 def neutral_stats(frames: ds.FrameSet, population: Any, prior_frames: float) -> dict[str, Any]:
@@ -163,24 +166,48 @@ class Trained:
     def tflite(self, quantization: str) -> bytes:
         from ser_edge.training.export import to_tflite
 
-        return to_tflite(self.model, quantization, input_shape=self.input.input_shape,
-                         representative=self.train_inputs, seed=self.config.seed)
+        return to_tflite(
+            self.model,
+            quantization,
+            input_shape=self.input.input_shape,
+            representative=self.train_inputs,
+            seed=self.config.seed,
+        )
 
-    def export(self, out_dir: PathLike, *, name: str, quantization: str = "int8",
-               training: Optional[dict[str, Any]] = None, metrics: Optional[dict[str, Any]] = None) -> Bundle:
+    def export(
+        self,
+        out_dir: PathLike,
+        *,
+        name: str,
+        quantization: str = "int8",
+        training: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> Bundle:
         from ser_edge.training.export import export_bundle
 
-        info = {"model": self.config.model, "train_config": asdict(self.config), "n_clips": len(self.train_inputs),
-                "seconds": round(self.seconds, 1), "parameters": int(self.model.count_params())
-                if self.config.model != "knn" else int(self.train_inputs.size)}
+        info = {
+            "model": self.config.model,
+            "train_config": asdict(self.config),
+            "n_clips": len(self.train_inputs),
+            "seconds": round(self.seconds, 1),
+            "parameters": int(self.model.count_params()) if self.config.model != "knn" else int(self.train_inputs.size),
+        }
         info.update(training or {})
-        return export_bundle(self.model, out_dir, name=name, labels=self.labels, input=self.input,
-                             normalization=self.normalization, quantization=quantization,
-                             representative=self.train_inputs, training=info, metrics=metrics)
+        return export_bundle(
+            self.model,
+            out_dir,
+            name=name,
+            labels=self.labels,
+            input=self.input,
+            normalization=self.normalization,
+            quantization=quantization,
+            representative=self.train_inputs,
+            training=info,
+            metrics=metrics,
+        )
 
 
-def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: TrainConfig, *,
-        verbose: int = 0) -> Any:
+def fit(train: Any, config: InputConfig | None, labels: Sequence[str], tc: TrainConfig, *, verbose: int = 0) -> Any:
     """Fits model ``tc.model`` on ``train`` (labels must be among ``labels``): a
     :class:`Trained` from a FrameSet, or for the raw-waveform models (``models.WAVE_MODELS``) a
     ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config``: a waveform InputConfig, None for
@@ -217,11 +244,17 @@ def fit(train: Any, config: Optional[InputConfig], labels: Sequence[str], tc: Tr
     if tc.windows is not None or tc.cold_inputs or tc.neutral_inputs:
         w = window_weights(w if w is not None else np.ones(len(train), np.float32), owner)
     onehot = np.eye(len(labels), dtype=np.float32)[y]
-    hist = model.fit(x, onehot, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose,
-                     shuffle=True)
+    hist = model.fit(
+        x, onehot, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose, shuffle=True
+    )
     history = {k: [float(v) for v in vs] for k, vs in getattr(hist, "history", {}).items()}
-    norm = Normalization(frame_mean=population.mean, frame_std=population.std, prior_frames=tc.prior_frames,
-                         input_mean=mean, input_std=std)
+    norm = Normalization(
+        frame_mean=population.mean,
+        frame_std=population.std,
+        prior_frames=tc.prior_frames,
+        input_mean=mean,
+        input_std=std,
+    )
     return Trained(model, config, labels, norm, x, history, time.time() - t0, tc, population)
 
 
@@ -254,18 +287,30 @@ def splits(frames: Any, split: str, corpus: str) -> Iterator[tuple[str, np.ndarr
         wanted = [s.strip() for s in split.split("=", 1)[1].split(",") if s.strip()]
         unknown = sorted(set(wanted) - set(spk[in_corpus]))
         if not wanted or unknown:
-            raise ValueError(f"--split {split}: speakers {unknown or wanted} are not in corpus {corpus!r} "
-                             f"(its speakers: {', '.join(sorted(set(spk[in_corpus])))})")
+            raise ValueError(
+                f"--split {split}: speakers {unknown or wanted} are not in corpus {corpus!r} "
+                f"(its speakers: {', '.join(sorted(set(spk[in_corpus])))})"
+            )
         test = in_corpus & np.isin(spk, wanted)
         yield ",".join(wanted), np.flatnonzero(~test), np.flatnonzero(test)
     else:
         raise ValueError(f"--split {split!r}: use loso, test-speakers=ID,ID,... or none")
 
 
-def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[str], tc: TrainConfig, *,
-                   split: str, corpus: str, quantizations: Sequence[str] = ("int8",),
-                   modes: Sequence[str] = MODES, restrict: bool = True, extra: Optional[ds.FrameSet] = None,
-                   progress: bool = False) -> dict[str, Any]:
+def evaluate_split(
+    frames: Any,
+    config: InputConfig | None,
+    labels: Sequence[str],
+    tc: TrainConfig,
+    *,
+    split: str,
+    corpus: str,
+    quantizations: Sequence[str] = ("int8",),
+    modes: Sequence[str] = MODES,
+    restrict: bool = True,
+    extra: ds.FrameSet | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Trains one model per fold and scores the held-out speakers.
 
     Returns ``{"float": {mode: report}, "<quantization>": {"speaker": report, "agreement": ...},
@@ -294,6 +339,7 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
     for name, tr, te in splits(frames, split, corpus):
         train = frames.subset(tr)
         if extra is not None:
+            assert extra.source is not None  # extra sets always carry their source split
             train = ds.concat(train, extra.subset(np.isin(extra.source, tr)))
         trained = fit(train, config, labels, tc)
         test = frames.subset(te)
@@ -320,14 +366,25 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
         histories.append(trained.history)
         if progress:
             print(f"  fold {name}: {fold}", flush=True)
-    out: dict[str, Any] = {"split": split, "corpus": corpus, "model": tc.model, "labels": corpus_labels,
-                           "restricted_argmax": restrict, "folds": folds, "histories": histories,
-                           "seconds": round(time.time() - t0, 1), "tflite_bytes": sizes}
+    out: dict[str, Any] = {
+        "split": split,
+        "corpus": corpus,
+        "model": tc.model,
+        "labels": corpus_labels,
+        "restricted_argmax": restrict,
+        "folds": folds,
+        "histories": histories,
+        "seconds": round(time.time() - t0, 1),
+        "tflite_bytes": sizes,
+    }
     out["float"] = {m: report(true, pred[f"float/{m}"], corpus_labels) for m in modes}
     for q in quantizations:
         r = report(true, pred[f"{q}/speaker"], corpus_labels)
-        same = np.mean([a == b for a, b in zip(pred[f"{q}/speaker"], pred["float/speaker"])]) \
-            if "speaker" in modes else None
+        same = (
+            np.mean([a == b for a, b in zip(pred[f"{q}/speaker"], pred["float/speaker"])])
+            if "speaker" in modes
+            else None
+        )
         r["agreement_with_float"] = None if same is None else float(same)
         r["max_prob_diff"] = max_diff[q]  # model outputs (windows), TFLite vs Keras, every fold
         r["latency_ms"] = round(1e3 * float(np.median(latency[q])), 4) if latency[q] else None
@@ -335,5 +392,16 @@ def evaluate_split(frames: Any, config: Optional[InputConfig], labels: Sequence[
     return out
 
 
-__all__ = ["MODES", "TrainConfig", "Trained", "evaluate_split", "fit", "neutral_stats", "pooled_inputs", "sample_weights", "set_threads",
-           "splits", "window_weights"]
+__all__ = [
+    "MODES",
+    "TrainConfig",
+    "Trained",
+    "evaluate_split",
+    "fit",
+    "neutral_stats",
+    "pooled_inputs",
+    "sample_weights",
+    "set_threads",
+    "splits",
+    "window_weights",
+]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -39,16 +40,21 @@ class WaveSet(ClipSet):
     clips: list[Clip]
     waves: list[np.ndarray]
     sr: int = SR
-    source: Optional[np.ndarray] = None
+    source: np.ndarray | None = None
 
-    def subset(self, index: Union[Sequence[int], np.ndarray]) -> "WaveSet":
+    def subset(self, index: Sequence[int] | np.ndarray) -> WaveSet:
         idx = subset_index(index)
-        return WaveSet([self.clips[i] for i in idx], [self.waves[i] for i in idx], self.sr,
-                       None if self.source is None else self.source[idx])
+        return WaveSet(
+            [self.clips[i] for i in idx],
+            [self.waves[i] for i in idx],
+            self.sr,
+            None if self.source is None else self.source[idx],
+        )
 
 
-def prepare(y: np.ndarray, sr: int, *, denoise: Optional[Denoise] = None,
-            waveform: WaveformConfig = WaveformConfig()) -> np.ndarray:
+def prepare(
+    y: np.ndarray, sr: int, *, denoise: Denoise | None = None, waveform: WaveformConfig = WaveformConfig()
+) -> np.ndarray:
     """One clip as the waveform model reads it: ``denoise`` (optional), then
     ``waveform.prepare`` (silence trimmed, loudness normalised), as on the device."""
     y = np.asarray(y, np.float32)
@@ -57,8 +63,14 @@ def prepare(y: np.ndarray, sr: int, *, denoise: Optional[Denoise] = None,
     return waveform.prepare(y)
 
 
-def load_waves(clips: Sequence[Clip], *, sr: int = SR, denoise: Optional[Denoise] = None,
-               progress: bool = False, waveform: WaveformConfig = WaveformConfig()) -> WaveSet:
+def load_waves(
+    clips: Sequence[Clip],
+    *,
+    sr: int = SR,
+    denoise: Denoise | None = None,
+    progress: bool = False,
+    waveform: WaveformConfig = WaveformConfig(),
+) -> WaveSet:
     """Every clip read at ``sr`` and :func:`prepare`-d (not cached: reading is fast)."""
     from ser_edge.audio import load
 
@@ -97,7 +109,7 @@ class TrainedWave(Trained):
         return chunk_inputs(waves, self.input.waveform)
 
 
-def wave_input(config: Optional[InputConfig], windows: Optional[Sequence[float]]) -> InputConfig:
+def wave_input(config: InputConfig | None, windows: Sequence[float] | None) -> InputConfig:
     """``config`` (default ``models.WAVE_INPUT``) with the chunk length and hop ``windows``
     (seconds), if given."""
     from ser_edge.training.models import WAVE_INPUT
@@ -107,12 +119,14 @@ def wave_input(config: Optional[InputConfig], windows: Optional[Sequence[float]]
         raise ValueError("a raw-waveform model needs a waveform InputConfig")
     if windows is None:
         return config
-    return dataclasses.replace(config, waveform=dataclasses.replace(config.waveform, chunk=float(windows[0]),
-                                                                    hop=float(windows[1])))
+    return dataclasses.replace(
+        config, waveform=dataclasses.replace(config.waveform, chunk=float(windows[0]), hop=float(windows[1]))
+    )
 
 
-def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, config: Optional[InputConfig] = None,
-             verbose: int = 0) -> TrainedWave:
+def fit_wave(
+    train: WaveSet, labels: Sequence[str], tc: Any, *, config: InputConfig | None = None, verbose: int = 0
+) -> TrainedWave:
     """Fits ``tc.model`` (a raw-waveform model) on the chunks of ``train``: ``config`` (default
     ``models.WAVE_INPUT``) chunks the audio; ``tc.windows`` overrides its chunk length and hop
     (seconds)."""
@@ -132,12 +146,18 @@ def fit_wave(train: WaveSet, labels: Sequence[str], tc: Any, *, config: Optional
     w = sample_weights(train.clips) if tc.balance else np.ones(len(train), np.float32)
     model = build(tc.model, x.shape[1:], len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
     onehot = np.eye(len(labels), dtype=np.float32)[y]
-    hist = model.fit(x, onehot, sample_weight=window_weights(w, owner), batch_size=tc.batch_size, epochs=tc.epochs,
-                     verbose=verbose, shuffle=True)
+    hist = model.fit(
+        x,
+        onehot,
+        sample_weight=window_weights(w, owner),
+        batch_size=tc.batch_size,
+        epochs=tc.epochs,
+        verbose=verbose,
+        shuffle=True,
+    )
     history = {k: [float(v) for v in vs] for k, vs in getattr(hist, "history", {}).items()}
     none = Normalization(frame_mean=np.zeros(0), frame_std=np.zeros(0), prior_frames=0.0)
     return TrainedWave(model, config, labels, none, x, history, time.time() - t0, tc)
 
 
-__all__ = ["SR", "TrainedWave", "WaveSet", "chunk_inputs", "fit_wave", "load_waves", "prepare",
-           "wave_input"]
+__all__ = ["SR", "TrainedWave", "WaveSet", "chunk_inputs", "fit_wave", "load_waves", "prepare", "wave_input"]
