@@ -148,6 +148,15 @@ class SpeechGate:
     def level_db(self) -> float:
         return self.energy.level_db
 
+    @property
+    def noise_db(self) -> float:
+        """The energy gate's tracked noise floor (dBFS)."""
+        return self.energy.noise_db
+
+    @noise_db.setter
+    def noise_db(self, value: float) -> None:
+        self.energy.noise_db = value
+
     def push(self, chunk: np.ndarray) -> list[Boundary]:
         chunk = np.asarray(chunk, np.float32)
         self._samples += len(chunk)

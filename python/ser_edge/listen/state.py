@@ -2,8 +2,7 @@
 (count, mean and spread of the voiced frames it heard), kept on the device across restarts.
 
 The file is ``<state dir>/adapter.json`` (mode 0600 in a 0700 folder, written atomically); the
-state dir is ``--state-dir`` / ``[state] dir``, else ``$XDG_STATE_HOME/ser-edge``, else
-``~/.local/state/ser-edge``. It is keyed to the model's frame features (``InputConfig``), not
+state dir is ``--state-dir`` / ``[state] dir``, else :func:`default_state_dir`. It is keyed to the model's frame features (``InputConfig``), not
 to one model: a new model with the same inputs keeps the user's statistics; one with other
 inputs starts from its population statistics. Nothing here is sent anywhere (no event, MQTT
 message or federated update carries it).
@@ -36,6 +35,10 @@ SAVE_EVERY_S = 60.0
 
 
 def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` (systemd's ``StateDirectory=``), else ``$XDG_STATE_HOME/ser-edge``,
+    else ``~/.local/state/ser-edge``."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "ser-edge"
 
