@@ -46,16 +46,23 @@ def bundle_dir(model: str | None) -> Path:
 def snapshot(directory: Path) -> tuple[Path, str]:
     """Copies the bundle's two files into a new private temporary folder; returns it and the
     bundle's fingerprint (sha256 over both files). Raises ``BundleError``."""
-    from ser_edge.bundle import MAX_META_BYTES, MAX_MODEL_BYTES, META_FILE, MODEL_FILE, read_capped
+    from ser_edge.bundle import META_FILE, MODEL_FILE
 
-    meta = read_capped(directory / META_FILE, MAX_META_BYTES)
-    model = read_capped(directory / MODEL_FILE, MAX_MODEL_BYTES)
+    meta, model = _read_files(directory)
     tmp = Path(tempfile.mkdtemp(prefix="ser-edge-bundle-"))  # 0700
     for name, data in ((META_FILE, meta), (MODEL_FILE, model)):
         fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     return tmp, fingerprint(meta, model)
+
+
+def _read_files(directory: Path) -> tuple[bytes, bytes]:
+    """The bytes of the bundle's ``bundle.json`` and ``model.tflite``, each within the bundle
+    format's size limit. Raises ``BundleError``."""
+    from ser_edge.bundle import MAX_META_BYTES, MAX_MODEL_BYTES, META_FILE, MODEL_FILE, read_capped
+
+    return read_capped(directory / META_FILE, MAX_META_BYTES), read_capped(directory / MODEL_FILE, MAX_MODEL_BYTES)
 
 
 def fingerprint(meta: bytes, model: bytes) -> str:
@@ -67,11 +74,9 @@ def load_fingerprint(directory: Path) -> str | None:
     from ser_edge.bundle import BundleError
 
     try:
-        tmp, fp = snapshot(directory)
+        return fingerprint(*_read_files(directory))
     except BundleError:
         return None
-    shutil.rmtree(tmp, ignore_errors=True)
-    return fp
 
 
 @dataclasses.dataclass
