@@ -33,6 +33,8 @@ pub const FMIN: f64 = 55.0;
 pub const FMAX: f64 = 600.0;
 /// openSMILE's energy gate on the Gaussian-windowed frame (`volmerge` threshold).
 pub const RMS_GATE: f64 = 0.001;
+/// `cPitchJitter`'s `minCC`: period pairs that correlate less are not counted.
+pub const MIN_CC: f64 = 0.5;
 
 /// The descriptors of one 60 ms frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -57,6 +59,8 @@ pub struct PeriodicityPlan {
     pub sr: f64,
     /// Walk the periods for jitter and shimmer (only when one of them is asked for).
     pub periods: bool,
+    /// Samples between frames (the period walk's step; 10 ms unless the pipeline sets it).
+    pub hop: usize,
     /// 60 ms in samples.
     pub frame_length: usize,
     n_fft: usize,
@@ -90,6 +94,7 @@ impl PeriodicityPlan {
         Ok(PeriodicityPlan {
             sr,
             periods: true,
+            hop: samples(0.010, sr).max(1),
             frame_length,
             n_fft,
             window,
@@ -107,6 +112,7 @@ pub struct PeriodicityFrame {
     spectrum: Vec<Complex<f64>>,
     scratch_fwd: Vec<Complex<f64>>,
     scratch_inv: Vec<Complex<f64>>,
+    walk: PeriodWalk,
 }
 
 impl PeriodicityFrame {
@@ -121,10 +127,17 @@ impl PeriodicityFrame {
             scratch_inv: inv.make_scratch_vec(),
             fwd,
             inv,
+            walk: PeriodWalk::default(),
         })
     }
 
-    /// Descriptors of `frame` (`plan.frame_length` raw samples).
+    /// Starts a new signal (the period walk carries state from frame to frame).
+    pub fn reset(&mut self) {
+        self.walk.reset();
+    }
+
+    /// Descriptors of `frame` (`plan.frame_length` raw samples), the frame after the previous
+    /// call's (`plan.hop` samples later) since the last [`PeriodicityFrame::reset`].
     pub fn compute(&mut self, plan: &PeriodicityPlan, frame: &[f32]) -> Periodicity {
         let est = self.yin.estimate(&frame[..plan.frame_length], TROUGH_THRESHOLD);
         let voicing = (1.0 - est.trough).clamp(0.0, 1.0);
@@ -143,6 +156,9 @@ impl PeriodicityFrame {
         let rms = (energy / plan.frame_length as f64).sqrt();
         let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
         if !voiced {
+            if plan.periods {
+                self.walk.step(&frame[..plan.frame_length], plan.hop, None);
+            }
             return Periodicity {
                 f0_semitones: 0.0,
                 voicing,
@@ -167,7 +183,8 @@ impl PeriodicityFrame {
         let t = closest_peak(acf, lag);
         let hnr = acf_hnr_db(acf, t);
         let (jitter, shimmer_db) = if plan.periods {
-            jitter_shimmer(&frame[..plan.frame_length], plan.sr / est.f0)
+            self.walk
+                .step(&frame[..plan.frame_length], plan.hop, Some(plan.sr / est.f0))
         } else {
             (0.0, 0.0)
         };
@@ -200,14 +217,17 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Prefix sums of `x` and `x^2`, for O(1) means and energies of any segment.
+#[derive(Debug, Clone, Default)]
 struct Prefix {
     s: Vec<f64>,
     s2: Vec<f64>,
 }
 
 impl Prefix {
-    fn new(x: &[f32]) -> Prefix {
-        let (mut s, mut s2) = (Vec::with_capacity(x.len() + 1), Vec::with_capacity(x.len() + 1));
+    fn fill(&mut self, x: &[f32]) {
+        let (s, s2) = (&mut self.s, &mut self.s2);
+        s.clear();
+        s2.clear();
         let (mut a, mut b) = (0.0, 0.0);
         s.push(0.0);
         s2.push(0.0);
@@ -217,7 +237,6 @@ impl Prefix {
             s.push(a);
             s2.push(b);
         }
-        Prefix { s, s2 }
     }
 
     /// Pearson correlation of `x[i..i+n]` and `x[j..j+n]`; 0 when either is constant.
@@ -255,68 +274,152 @@ fn peak_to_peak(x: &[f32]) -> f64 {
     (max - min) as f64
 }
 
-/// Local jitter and shimmer (dB) of the periods in `x`, walked as openSMILE's `cPitchJitter`
-/// walks them: from the start, each next period is the lag in +-10 % of `period` (samples) whose
-/// waveform best matches the one before (Pearson correlation, a local maximum); pairs with a
-/// correlation above 0.5 count. Unlike openSMILE, the walk starts afresh in every frame.
-pub fn jitter_shimmer(x: &[f32], period: f64) -> (f64, f64) {
-    let t_min = (0.9 * period).floor().max(2.0) as usize;
-    let t_max = (1.1 * period).ceil() as usize;
-    let t_round = period.round().max(1.0) as usize;
-    if t_max < t_min + 3 || 2 * t_max + 1 >= x.len() {
-        return (0.0, 0.0);
+/// Jitter and shimmer by `cPitchJitter`'s continuous period walk through the waveform: state
+/// carried from frame to frame, so it must see every frame of a signal in order (batch and
+/// stream both do; [`PeriodWalk::reset`] starts a new signal).
+///
+/// Frame `k`'s 60 ms region starts at sample `k * hop`. The walk resumes where the last one
+/// stopped (`next`, at most `2 T0max + 2` samples behind the frame's first hop) and reads up
+/// to the end of that hop, or `2 T0max + 2` samples if more (never past the frame). From each
+/// period start, the next period is the lag in `[floor(0.9 T), ceil(1.1 T)]` (`T = sr / f0`)
+/// whose waveform best matches the one before (the highest strict local maximum of the
+/// Pearson correlation); without one it steps `round(T)`. A pair counts when the parabola
+/// through the peak correlation exceeds 0.5: its interpolated lag is a period, and the
+/// peak-to-peak amplitudes of the two periods feed shimmer. Jitter = mean |T_i - T_i-1|
+/// (`T_i-1` may come from an earlier frame) / mean T_i of the frame; shimmer =
+/// `20 log10(1 + sum |A_0 - A_1| / sum (A_0 + A_1) / 2)`. A voiced frame with no new pair
+/// repeats the last values; an unvoiced one resets the state and gives 0.
+#[derive(Debug, Clone, Default)]
+pub struct PeriodWalk {
+    /// Signal samples from absolute index `hist_start` (the last frames' regions).
+    hist: Vec<f32>,
+    hist_start: usize,
+    /// Absolute index of the next frame's first sample.
+    frame_start: usize,
+    /// openSMILE's `lastIdx` (where the walk resumes) and `lastMis` (samples left unwalked).
+    next: usize,
+    missed: usize,
+    last_period: f64,
+    last_jitter: f64,
+    last_shimmer: f64,
+    cc: Vec<f64>,
+    prefix: Prefix,
+}
+
+impl PeriodWalk {
+    /// Starts a new signal.
+    pub fn reset(&mut self) {
+        self.hist.clear();
+        (self.hist_start, self.frame_start, self.next, self.missed) = (0, 0, 0, 0);
+        (self.last_period, self.last_jitter, self.last_shimmer) = (0.0, 0.0, 0.0);
     }
-    let mut cc = vec![0.0; t_max - t_min + 1];
-    let prefix = Prefix::new(x);
-    let (mut start, mut last) = (0usize, 0.0f64);
-    let (mut sum_period, mut n_periods, mut sum_diff, mut n_diff) = (0.0, 0usize, 0.0, 0usize);
-    let (mut sum_amp, mut sum_amp_diff) = (0.0, 0.0);
-    while start + 2 * t_max + 1 < x.len() {
-        for (k, c) in cc.iter_mut().enumerate() {
-            let lag = t_min + k;
-            *c = prefix.corr(x, start, start + lag, lag);
+
+    /// Jitter and shimmer (dB) of the next frame: `frame` its 60 ms region, `hop` the step
+    /// between frames, `period` YIN's period in samples (`None`: unvoiced).
+    pub fn step(&mut self, frame: &[f32], hop: usize, period: Option<f64>) -> (f64, f64) {
+        let (s, len) = (self.frame_start, frame.len());
+        self.frame_start += hop;
+        let end = self.hist_start + self.hist.len();
+        if self.hist.is_empty() || end < s {
+            self.hist.clear();
+            self.hist_start = s;
+            self.hist.extend_from_slice(frame);
+        } else if end < s + len {
+            self.hist.extend_from_slice(&frame[end - s..]);
         }
-        let best = (1..cc.len() - 1)
-            .filter(|&i| cc[i - 1] < cc[i] && cc[i] > cc[i + 1])
-            .fold(None, |b: Option<usize>, i| match b {
-                Some(j) if cc[j] >= cc[i] => Some(j),
-                _ => Some(i),
-            });
-        let Some(i) = best else {
-            start += t_round;
-            continue;
+        // Keep two frames before this one (the walk lags it by less than one).
+        let keep_from = s.saturating_sub(2 * len).max(self.hist_start);
+        if keep_from - self.hist_start > 4 * len {
+            self.hist.drain(..keep_from - self.hist_start);
+            self.hist_start = keep_from;
+        }
+
+        let to_read0 = hop + self.missed;
+        // A discontinuity (openSMILE's rule; here only when frames do not overlap).
+        let broken = s < self.missed || s - self.missed != self.next || self.next < self.hist_start;
+        if broken {
+            self.next = s;
+        }
+        let Some(tf) = period.filter(|t| t.is_finite() && *t > 0.0) else {
+            self.next += to_read0;
+            self.missed = 0;
+            (self.last_period, self.last_jitter, self.last_shimmer) = (0.0, 0.0, 0.0);
+            return (0.0, 0.0);
         };
-        let lag = t_min + i;
-        let (a0, a1) = (
-            peak_to_peak(&x[start..start + lag]),
-            peak_to_peak(&x[start + lag..start + 2 * lag]),
-        );
-        let (dx, peak) = vertex(cc[i - 1], cc[i], cc[i + 1]);
-        start += lag;
-        if peak > 0.5 {
-            let p = lag as f64 + dx;
-            sum_period += p;
-            n_periods += 1;
-            if last > 0.0 {
-                sum_diff += (last - p).abs();
-                n_diff += 1;
-            }
-            last = p;
-            sum_amp += (a0 + a1) / 2.0;
-            sum_amp_diff += (a0 - a1).abs();
+        let t_round = (tf.round() as usize).max(1);
+        let (t_min, t_max) = ((0.9 * tf).floor() as usize, (1.1 * tf).ceil() as usize);
+        let mut to_read = to_read0.max(2 * t_max + 2).min(self.missed + len);
+        if broken {
+            to_read = to_read.min(len);
         }
+        let at = self.next - self.hist_start;
+        let x = &self.hist[at..(at + to_read).min(self.hist.len())];
+        let n = x.len();
+
+        let (mut sum_period, mut n_periods, mut sum_diff, mut n_diff) = (0.0, 0usize, 0.0, 0usize);
+        let (mut sum_amp, mut sum_amp_diff) = (0.0, 0.0);
+        let (mut start, mut walked) = (0usize, 0usize);
+        if t_min >= 1 {
+            self.prefix.fill(x);
+            self.cc.resize(t_max - t_min + 1, 0.0);
+        }
+        while t_min >= 1 && start + 2 * t_max + 1 < n {
+            for (k, c) in self.cc.iter_mut().enumerate() {
+                let lag = t_min + k;
+                *c = self.prefix.corr(x, start, start + lag, lag);
+            }
+            let cc = &self.cc;
+            // openSMILE's range: 1 <= i < t_max - t_min - 1.
+            let best = (1..cc.len().saturating_sub(2))
+                .filter(|&i| cc[i - 1] < cc[i] && cc[i] > cc[i + 1])
+                .fold(None, |b: Option<usize>, i| match b {
+                    Some(j) if cc[j] >= cc[i] => Some(j),
+                    _ => Some(i),
+                });
+            match best {
+                Some(i) => {
+                    let lag = t_min + i;
+                    let os = start;
+                    start += lag;
+                    let (a0, a1) = (peak_to_peak(&x[os..os + lag]), peak_to_peak(&x[start..start + lag]));
+                    let (dx, peak) = vertex(cc[i - 1], cc[i], cc[i + 1]);
+                    if peak > MIN_CC {
+                        let p = (lag as f64 + dx).abs();
+                        sum_period += p;
+                        n_periods += 1;
+                        if self.last_period > 0.0 {
+                            sum_diff += (self.last_period - p).abs();
+                            n_diff += 1;
+                        }
+                        self.last_period = p;
+                        sum_amp += (a0 + a1) / 2.0;
+                        sum_amp_diff += (a0 - a1).abs();
+                    }
+                }
+                None => start += t_round,
+            }
+            if start + 1 < to_read0 {
+                walked = start;
+            }
+        }
+        self.missed = to_read0 - walked;
+        self.next += walked;
+
+        if n_periods > 0 && n_diff > 0 {
+            self.last_jitter = sum_diff / n_diff as f64 / (sum_period / n_periods as f64);
+        }
+        if n_periods > 0 {
+            self.last_shimmer = if sum_amp > 0.0 { sum_amp_diff / sum_amp } else { 0.0 };
+        }
+        self.last_jitter = self.last_jitter.min(1.0);
+        self.last_shimmer = self.last_shimmer.min(1.0);
+        let jitter = if n_periods == 0 || n_diff > 0 {
+            self.last_jitter
+        } else {
+            0.0
+        };
+        (jitter, 20.0 * (1.0 + self.last_shimmer).log10())
     }
-    let jitter = if n_diff > 0 {
-        (sum_diff / n_diff as f64 / (sum_period / n_periods as f64)).min(1.0)
-    } else {
-        0.0
-    };
-    let shimmer = if n_periods > 0 && sum_amp > 0.0 {
-        (sum_amp_diff / sum_amp).min(1.0)
-    } else {
-        0.0
-    };
-    (jitter, 20.0 * (1.0 + shimmer).log10())
 }
 
 /// A strict local maximum (openSMILE `isPeak`: the first sample counts when above the second).
@@ -437,14 +540,30 @@ mod tests {
             }
             y
         };
-        let steady = pulses(&[100; 12], &[0.5]);
-        let (j, s) = jitter_shimmer(&steady, 100.0);
-        assert!(j < 1e-3 && s < 1e-3, "{j} {s}");
-        let wobbly = pulses(&[95, 105, 95, 105, 95, 105, 95, 105, 95, 105, 95, 105], &[0.5, 0.4]);
-        let (j, s) = jitter_shimmer(&wobbly, 100.0);
-        assert!(j > 0.05 && j < 0.15, "jitter {j}");
-        assert!(s > 1.0 && s < 3.0, "shimmer {s} dB");
-        assert_eq!(jitter_shimmer(&steady[..150], 100.0), (0.0, 0.0));
+        // Walk 60 ms frames (960 samples) every 10 ms (160) at the true period.
+        let walk = |y: &[f32]| {
+            let mut w = PeriodWalk::default();
+            (0..=(y.len() - 960) / 160)
+                .map(|k| w.step(&y[k * 160..k * 160 + 960], 160, Some(100.0)))
+                .collect::<Vec<_>>()
+        };
+        let steady = walk(&pulses(&[100; 60], &[0.5]));
+        assert!(steady.iter().all(|&(j, s)| j < 1e-3 && s < 1e-3), "{steady:?}");
+        let wobbly = walk(&pulses(&[95, 105].repeat(30), &[0.5, 0.4]));
+        // Each frame walks one or two new period pairs (the walk is continuous).
+        for &(j, s) in &wobbly[1..] {
+            assert!(j > 0.05 && j < 0.15, "jitter {j}");
+            assert!(s > 1.0 && s < 3.0, "shimmer {s} dB");
+        }
+        // The state carries over: a frame that ends the walk early still knows the last period,
+        // and an unvoiced frame resets it.
+        let mut w = PeriodWalk::default();
+        let y = pulses(&[95, 105].repeat(30), &[0.5, 0.4]);
+        let first = w.step(&y[..960], 160, Some(100.0));
+        assert_eq!(first.0, 0.0, "one period pair: no jitter yet ({first:?})");
+        assert!(w.step(&y[160..1120], 160, Some(100.0)).0 > 0.05);
+        assert_eq!(w.step(&y[320..1280], 160, None), (0.0, 0.0));
+        assert_eq!(w.step(&y[480..1440], 160, Some(100.0)).0, 0.0);
     }
 
     #[test]

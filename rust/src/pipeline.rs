@@ -423,6 +423,7 @@ impl Plan {
         let periodicity = if has(|f| matches!(f, Feature::Voice(k) if k.periodic())) {
             let mut p = PeriodicityPlan::new(cfg.sr)?;
             p.periods = has(|f| matches!(f, Feature::Voice(VoiceKind::Jitter | VoiceKind::Shimmer)));
+            p.hop = cfg.hop_length;
             if cfg.n_fft < p.frame_length {
                 fail!(
                     "n_fft={} is shorter than the {}-sample (60 ms) frame F0, voicing and HNR read at sr={}; \
@@ -540,9 +541,13 @@ impl Extractor {
         }
     }
 
-    /// Forgets the previous frame (spectral flux starts again at 0).
+    /// Starts a new signal: forgets the previous frame (spectral flux starts again at 0) and the
+    /// period walk of jitter and shimmer.
     pub fn reset(&mut self) {
         self.prev = None;
+        if let Some(p) = self.periodicity.as_mut() {
+            p.reset();
+        }
     }
 
     /// Features of one frame (`n_fft` raw samples) into `out` (`n_features` values).
