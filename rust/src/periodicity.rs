@@ -14,6 +14,10 @@
 //! power of two `N`), inverse-transformed to the (circular) autocorrelation `a`; the lag
 //! `floor(sr / f0)` moved to the closest strict local maximum of `a`; then
 //! `10 log10(a[T] / (a[0] - a[T]))`, clipped to [-90, 110] dB, as openSMILE computes it.
+//!
+//! Jitter and shimmer: openSMILE's `cPitchJitter` period walk ([`PeriodWalk`]), continuous
+//! through the signal, so a [`PeriodicityFrame`] must see every frame in order
+//! ([`PeriodicityFrame::reset`] between signals); everything else depends on its frame only.
 
 use crate::error::Result;
 use crate::fft;

@@ -7,7 +7,8 @@ Each value describes an analysis frame centred in frame ``t`` of the usual
 samples, symmetric Hamming window, FFT zero-padded to the next power of two) for loudness, alpha
 ratio, Hammarberg index and the slopes; 60 ms (``floor(0.06 sr + 0.5)``) for F0, voicing and HNR.
 ``n_fft`` must be at least that frame. Unlike openSMILE's ``*_sma3``/``*_sma3nz`` columns, values
-are not smoothed over 3 frames, and F0 is frame-local YIN, not a Viterbi-smoothed track.
+are not smoothed over 3 frames, and F0 is frame-local YIN, not a Viterbi-smoothed track. Jitter and
+shimmer carry their period walk from frame to frame (a stream still equals batch exactly).
 """
 
 from __future__ import annotations
@@ -189,10 +190,11 @@ def jitter(
     center: bool = True,
     pad_mode: PadMode = "constant",
 ) -> np.ndarray:
-    """Local jitter (eGeMAPS ``jitterLocal``) of the periods in the 60 ms frame, float32 ``(1, t)``:
-    mean absolute difference of consecutive periods over the mean period, 0 where unvoiced.
-    Periods are found as openSMILE finds them (waveform cross-correlation within +-10 % of the
-    YIN period), but the walk starts afresh in every frame."""
+    """Local jitter (eGeMAPS ``jitterLocal``), float32 ``(1, t)``: mean absolute difference of
+    consecutive periods over the mean period, 0 where unvoiced. As openSMILE's ``cPitchJitter``,
+    the periods are walked continuously through the signal (waveform cross-correlation within
+    +-10 % of the YIN period), each frame adding the one or two periods of its first hop; a
+    voiced frame without a new period repeats the last value, an unvoiced one restarts the walk."""
     return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode)
 
 
@@ -206,8 +208,8 @@ def shimmer(
     pad_mode: PadMode = "constant",
 ) -> np.ndarray:
     """Local shimmer in dB (eGeMAPS ``shimmerLocaldB``), float32 ``(1, t)``:
-    ``20 log10(1 + mean |A_i - A_i+1| / mean A)`` over the periods of :func:`jitter`, A each
-    period's peak-to-peak amplitude; 0 where unvoiced."""
+    ``20 log10(1 + mean |A_i - A_i+1| / mean A)`` over the period pairs of :func:`jitter`'s walk,
+    A each period's peak-to-peak amplitude; 0 where unvoiced."""
     return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode)
 
 
