@@ -140,3 +140,38 @@ def test_rust_walk_equals_the_reference_on_our_f0(rel):
     agree = _agree(jitter, ref_j), _agree(shimmer, ref_s)
     print(rel, "frames equal to the reference (jitter, shimmer):", agree)
     assert min(agree) >= 0.99, agree  # measured 1.0, 1.0
+
+
+def _sma3nz(x: np.ndarray) -> np.ndarray:
+    """openSMILE's 3-frame moving average of the non-zero values (zeros stay 0)."""
+    out = np.zeros(len(x))
+    for i in np.flatnonzero(x):
+        w = x[max(i - 1, 0) : i + 2]
+        out[i] = w[w != 0].mean()
+    return out
+
+
+def test_with_opensmile_voicing_our_f0_gives_opensmile_jitter_and_shimmer(tmp_path):
+    """Where the gap is: the walk fed our F0 values on openSMILE's voiced frames (its own F0
+    only where ours calls a frame unvoiced) tracks openSMILE's jitter and shimmer closely; fed our
+    voicing decisions, as the Rust core is, it does not (r 0.66 / 0.86, test_voice.py). The
+    voicing decision (onsets one frame apart shift the walk's phase) is what differs, not F0."""
+    pooled: dict[str, tuple[list, list]] = {"jitter": ([], []), "shimmer": ([], [])}
+    for rel in FILES:
+        y, sr, df = _opensmile_raw(rel, tmp_path)
+        hop, frame = F.voice.frame_length(sr, 0.010), F.voice.frame_length(sr, 0.060)
+        n_fft = 1 << (frame - 1).bit_length()
+        config = F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, features=("f0_semitones",))
+        st = F.extract(y, config)[0, 3:].astype(np.float64)  # ours t = openSMILE's k + 3
+        theirs = df["F0final"].to_numpy()
+        n = min(len(st), len(theirs))
+        ours, theirs = np.where(st[:n] != 0, 27.5 * 2 ** (st[:n] / 12), 0.0), theirs[:n]
+        f0 = np.where(theirs > 0, np.where(ours > 0, ours, theirs), 0.0)
+        for key, a, b in zip(pooled, reference_walk(y, f0, sr, hop, frame), (df["jitterLocal"], df["shimmerLocalDB"])):
+            a, b = _sma3nz(a), _sma3nz(b.to_numpy()[:n])
+            m = (a != 0) & (b != 0)
+            pooled[key][0].append(a[m])
+            pooled[key][1].append(b[m])
+    r = {k: float(np.corrcoef(np.concatenate(a), np.concatenate(b))[0, 1]) for k, (a, b) in pooled.items()}
+    print("openSMILE's voicing, our F0: pooled r", r)  # measured jitter 0.923, shimmer 0.973
+    assert r["jitter"] >= 0.9 and r["shimmer"] >= 0.95, r
