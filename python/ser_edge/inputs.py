@@ -129,7 +129,7 @@ class InputConfig:
                 raise ValueError(f"waveform must be a WaveformConfig; got {type(self.waveform).__name__}")
             if self.deltas or self.vad_db is not None:
                 raise ValueError("a waveform input has no frame features: it needs deltas=0 and vad_db=None")
-        object.__setattr__(self, "_rows", _row_ranges(self.features))
+        object.__setattr__(self, "_rows", self.features.rows)
 
     @property
     def sr(self) -> int:
@@ -337,18 +337,3 @@ class Adapter:
 def normalize(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(frames - mean) / (std + 1e-5)`` in float32."""
     return ((frames - mean) / (std + 1e-5)).astype(np.float32)
-
-
-def _row_ranges(config: FeatureConfig) -> dict[str, tuple[int, int]]:
-    sizes = {
-        "mfcc": config.n_mfcc,
-        "log_melspectrogram": config.n_mels,
-        "melspectrogram": config.n_mels,
-        "chroma_stft": config.n_chroma,
-        "spectral_contrast": config.contrast_bands + 1,
-    }
-    rows, start = {}, 0
-    for name in config.features:
-        rows[name] = (start, start + sizes.get(name, 1))
-        start += sizes.get(name, 1)
-    return rows
