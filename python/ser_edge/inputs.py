@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_edge._strict import known_keys
 from ser_edge.features import FeatureConfig, delta, extract
 from ser_edge.features import _input as _in
 from ser_edge.waveform import WaveformConfig
@@ -251,13 +252,7 @@ class InputConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        if not isinstance(d, dict):
-            raise ValueError(f"input configuration must be a mapping; got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"input configuration has unknown keys: {', '.join(unknown)}")
-        d = dict(d)
+        d = dict(known_keys(d, cls, "input configuration"))
         if "features" in d:
             d["features"] = FeatureConfig.from_dict(d["features"])
         if d.get("waveform") is not None:

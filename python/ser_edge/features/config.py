@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ser_edge import _dsp
+from ser_edge._strict import known_keys
 from ser_edge.features import _input as _in
 from ser_edge.features.voice import VOICE_FEATURES
 
@@ -135,13 +136,7 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not ignored."""
-        if not isinstance(d, dict):
-            raise ValueError(f"feature configuration must be a mapping; got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"feature configuration has unknown keys: {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**known_keys(d, cls, "feature configuration"))
 
 
 def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:

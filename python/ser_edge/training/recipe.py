@@ -44,10 +44,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from ser_edge._strict import known_keys
 from ser_edge.labels import group_labels
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -73,11 +74,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], base: Path | None = None) -> Recipe:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"recipe has unknown keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        r = cls(**d)
+        r = cls(**known_keys(d, cls, "recipe"))
         for c in r.corpus:
             if set(c) != {"name", "data"}:
                 raise ValueError(f"each [[corpus]] needs exactly name and data; got {sorted(c)}")
