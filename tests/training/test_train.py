@@ -380,6 +380,7 @@ def test_evaluate_maps_and_skips_labels(
         (["train", "--corpus", "csv", "--data", "{csv}", "--model", "svm", "--out", "{tmp}"], "unknown model"),
         (["train", "--corpus", "csv", "--data", "{csv}"], "nothing to write"),
         (["train", "--recipe", "{tmp}/missing.toml", "--out", "{tmp}"], "no such recipe"),
+        (["train", "--corpus", "csv", "--data", "{csv}", "--denoise", "--out", "{tmp}/b"], "bundle cannot carry noise"),
         (["evaluate", "--corpus", "csv", "--data", "{csv}", "--model", "{tmp}/nope"], "no such model bundle"),
         (["evaluate", "--corpus", "emodb", "--data", "{tmp}"], "no audio files"),
         (["export", "{tmp}", "--out", "{tmp}/b"], "not a training checkpoint"),

@@ -20,7 +20,8 @@
 :class:`SpectralGate` holds the settings (parsed from ``"n_std=1.5,prop_decrease=1"``) and is
 what ``--denoise`` / the recipe's ``denoise`` key apply to every clip, training and test, before
 frame features (or before the raw chunks of ``cnn_lstm_wave``). The edge runtime does not
-denoise, so a bundle trained with it expects denoised audio; measured figures: docs/results.md.
+denoise, so a recipe with ``denoise`` evaluates only: it writes no bundle (refused, not just
+logged). Measured figures: docs/results.md.
 """
 
 from __future__ import annotations

@@ -152,6 +152,11 @@ def prepare(
     tc = T.TrainConfig(model=recipe.model, **recipe.train)
     augmentation = aug.parse(recipe.augment) if recipe.augment else None
     gate = dn.parse(recipe.denoise)
+    if gate is not None and recipe.out:
+        raise ValueError(
+            "denoise: a bundle cannot carry noise reduction (the edge runtime feeds the model what the microphone "
+            "hears), so a model trained on denoised audio is not exported: evaluate it with --no-bundle"
+        )
     extra = None
     modes: tuple[str, ...] = T.MODES
     if recipe.model in WAVE_MODELS:
@@ -291,8 +296,6 @@ def run(
         "recipe": recipe.name,
         "denoise": gate.key() if gate is not None else None,
     }
-    if gate is not None:
-        log("note: the bundle was trained on denoised audio, and the edge runtime does not denoise")
     if checkpoint is not None:
         save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
     if recipe.out:
