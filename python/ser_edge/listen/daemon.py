@@ -39,6 +39,7 @@ from ser_edge.listen.swap import (
     last_good_fingerprint,
     load_fingerprint,
     load_verified,
+    trial_run,
 )
 from ser_edge.listen.utterances import Event, Utterances
 
@@ -116,16 +117,6 @@ def _stamp(files: list[Path]) -> tuple[Any, ...]:
         except OSError:
             out.append(None)
     return tuple(out)
-
-
-def trial_run(r: Any) -> Any:
-    """Runs a new ``Recognizer`` once on quiet noise (the model must run before it replaces a
-    working one) and resets its adaptation; returns it."""
-    sr = r.bundle.input.sr
-    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
-    r.predict(probe)
-    r.adapter.reset()
-    return r
 
 
 def load_recognizer(config: ListenConfig) -> Any:
