@@ -242,6 +242,11 @@ def run(
     rdir = Path(os.fspath(reports)) if reports is not None else None
     if rdir is not None:
         rdir.mkdir(parents=True, exist_ok=True)
+    fitter: T.Fit = T.fit
+    if recipe.model in WAVE_MODELS:
+        from ser_edge.training.wave import fit_wave
+
+        fitter = fit_wave
     evaluations, metrics = [], {}
     for ev in recipe.evaluate:
         split = ev.get("split", "loso")
@@ -256,6 +261,7 @@ def run(
             extra=extra,
             progress=progress,
             modes=modes,
+            fitter=fitter,
         )
         key = f"{ev['corpus']} {split}"
         metrics[key] = summary(r, recipe.quantization)
@@ -286,7 +292,7 @@ def run(
     train_set = frames.subset(keep)
     if extra is not None:
         train_set = ds.concat(train_set, extra.subset(np.isin(extra.source, np.flatnonzero(keep))))
-    trained = T.fit(train_set, config, labels, tc)
+    trained = fitter(train_set, config, labels, tc)
     out["train_seconds"] = round(trained.seconds, 1)
     training = {
         "corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
