@@ -27,7 +27,7 @@ import numpy as np
 from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
 from ser_edge.listen.private import open_private, private_dir
-from ser_edge.listen.sources import SourceError, open_source
+from ser_edge.listen.sources import Source, SourceError, open_source
 from ser_edge.listen.state import DeviceState
 from ser_edge.listen.swap import (
     Probe,
@@ -138,7 +138,7 @@ class Daemon:
         self.probe: Probe | None = None
         self.outputs: Outputs | None = None
         self.pipeline: Utterances | None = None
-        self.source: Any = None
+        self.source: Source | None = None
         self.events = 0
         self.overflows = 0
         self.invalid = {"nonfinite": 0, "clipped": 0}  # of closed sources
@@ -166,7 +166,7 @@ class Daemon:
         c = self.config
         return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=self._recorder(), offset=offset)
 
-    def _source(self) -> Any:
+    def _source(self) -> Source:
         c = self.config
         return open_source(
             c.source,
