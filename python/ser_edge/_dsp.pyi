@@ -42,6 +42,9 @@ class Spec:
     @property
     def n_features(self) -> int:
         """Rows each frame yields."""
+    @property
+    def rows(self) -> list[tuple[str, int, int]]:
+        """``(name, start, stop)`` of each feature's rows, in output order."""
 
 class Stream:
     """Streaming extractor: pushed chunks yield exactly the frames of ``extract``."""

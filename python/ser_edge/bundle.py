@@ -28,6 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ser_edge._strict import known_keys
 from ser_edge.features import FeatureConfig
 from ser_edge.inputs import OPTIONAL_FIELDS, InputConfig, normalize
 from ser_edge.labels import CANONICAL, GROUPINGS
@@ -86,11 +87,7 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, d: Any) -> Normalization:
-        if not isinstance(d, dict):
-            raise BundleError("normalization must be a mapping")
-        unknown = sorted(set(d) - {"frame_mean", "frame_std", "prior_frames", "input_mean", "input_std"})
-        if unknown:
-            raise BundleError(f"normalization has unknown keys: {', '.join(unknown)}")
+        known_keys(d, cls, "normalization", BundleError)
 
         def required(key: str) -> np.ndarray:
             a = vec(key)

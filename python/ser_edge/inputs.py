@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_edge._strict import known_keys
 from ser_edge.features import FeatureConfig, delta, extract
 from ser_edge.features import _input as _in
 from ser_edge.waveform import WaveformConfig
@@ -129,7 +130,7 @@ class InputConfig:
                 raise ValueError(f"waveform must be a WaveformConfig; got {type(self.waveform).__name__}")
             if self.deltas or self.vad_db is not None:
                 raise ValueError("a waveform input has no frame features: it needs deltas=0 and vad_db=None")
-        object.__setattr__(self, "_rows", _row_ranges(self.features))
+        object.__setattr__(self, "_rows", self.features.rows)
 
     @property
     def sr(self) -> int:
@@ -251,13 +252,7 @@ class InputConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        if not isinstance(d, dict):
-            raise ValueError(f"input configuration must be a mapping; got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"input configuration has unknown keys: {', '.join(unknown)}")
-        d = dict(d)
+        d = dict(known_keys(d, cls, "input configuration"))
         if "features" in d:
             d["features"] = FeatureConfig.from_dict(d["features"])
         if d.get("waveform") is not None:
@@ -337,18 +332,3 @@ class Adapter:
 def normalize(frames: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(frames - mean) / (std + 1e-5)`` in float32."""
     return ((frames - mean) / (std + 1e-5)).astype(np.float32)
-
-
-def _row_ranges(config: FeatureConfig) -> dict[str, tuple[int, int]]:
-    sizes = {
-        "mfcc": config.n_mfcc,
-        "log_melspectrogram": config.n_mels,
-        "melspectrogram": config.n_mels,
-        "chroma_stft": config.n_chroma,
-        "spectral_contrast": config.contrast_bands + 1,
-    }
-    rows, start = {}, 0
-    for name in config.features:
-        rows[name] = (start, start + sizes.get(name, 1))
-        start += sizes.get(name, 1)
-    return rows

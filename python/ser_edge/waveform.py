@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ser_edge._strict import known_keys
+
 CHUNK_POOLINGS = ("mean",)
 
 
@@ -61,12 +63,7 @@ class WaveformConfig:
 
     @classmethod
     def from_dict(cls, d: Any) -> WaveformConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"waveform must be a mapping; got {type(d).__name__}")
-        unknown = sorted(set(d) - {"chunk", "hop", "pooling", "trim_db", "loudness_dbfs"})
-        if unknown:
-            raise ValueError(f"waveform has unknown keys: {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**known_keys(d, cls, "waveform"))
 
 
 def rms_dbfs(y: np.ndarray) -> float:

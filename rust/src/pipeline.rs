@@ -55,11 +55,15 @@ pub enum Feature {
         tuning: f64,
         norm: Option<f64>,
     },
-    /// Peaks then valleys of each contrast band (`2 (n_bands + 1)` rows), before the dB step.
-    ContrastRaw {
+    /// Spectral contrast of `|X|` in `n_bands + 1` octave bands. `db`: per frame
+    /// `power_to_db(peak) - power_to_db(valley)` with the config's `amin` (`n_bands + 1` rows; no
+    /// `top_db`, so it streams); otherwise the raw peaks then valleys (`2 (n_bands + 1)` rows) for
+    /// `librosa.feature.spectral_contrast`, whose `top_db` clip needs the whole signal.
+    Contrast {
         fmin: f64,
         n_bands: usize,
         quantile: f64,
+        db: bool,
     },
     /// An eGeMAPS v02 descriptor of the 20 ms frame centred in this one (`voice.rs`).
     Voice(VoiceKind),
@@ -127,6 +131,12 @@ impl Feature {
                 tuning: 0.0,
                 norm: Some(f64::INFINITY),
             },
+            "spectral_contrast" => Feature::Contrast {
+                fmin: 200.0,
+                n_bands: 6,
+                quantile: 0.02,
+                db: true,
+            },
             "loudness" => Feature::Voice(VoiceKind::Loudness),
             "alpha_ratio" => Feature::Voice(VoiceKind::AlphaRatio),
             "hammarberg_index" => Feature::Voice(VoiceKind::Hammarberg),
@@ -140,11 +150,33 @@ impl Feature {
             _ => fail!(
                 "features: unknown feature {name:?}; known: mfcc, log_melspectrogram, melspectrogram, rms, \
                  zero_crossing_rate, spectral_centroid, spectral_bandwidth, spectral_rolloff, spectral_flatness, \
-                 spectral_flux, spectral_entropy, energy_entropy, chroma_stft, loudness, alpha_ratio, \
+                 spectral_flux, spectral_entropy, energy_entropy, chroma_stft, spectral_contrast, loudness, alpha_ratio, \
                  hammarberg_index, slope_0_500, slope_500_1500, f0_semitones, voicing, hnr, \
                  jitter, shimmer"
             ),
         })
+    }
+
+    /// Rows this feature yields per frame under `cfg`: the one table of row counts (Python reads
+    /// it through `Spec.rows`).
+    pub fn rows(&self, cfg: &Config) -> usize {
+        match *self {
+            Feature::Spectrogram { .. } => cfg.n_fft / 2 + 1,
+            Feature::Mel | Feature::LogMel => cfg.n_mels,
+            Feature::Mfcc => cfg.n_mfcc,
+            Feature::Chroma { .. } => cfg.n_chroma,
+            Feature::Contrast { n_bands, db, .. } => (n_bands + 1) * if db { 1 } else { 2 },
+            Feature::Rms
+            | Feature::Zcr { .. }
+            | Feature::Centroid
+            | Feature::Bandwidth { .. }
+            | Feature::Rolloff { .. }
+            | Feature::Flatness { .. }
+            | Feature::Flux
+            | Feature::SpectralEntropy { .. }
+            | Feature::EnergyEntropy { .. }
+            | Feature::Voice(_) => 1,
+        }
     }
 
     fn needs_spectrum(&self) -> bool {
@@ -316,18 +348,15 @@ impl Plan {
                 .map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32)
                 .collect()
         });
-        let mut n_features = 0;
         let (mut chroma_fb, mut contrast) = (None, None);
         for f in &cfg.features {
-            n_features += match *f {
+            match *f {
                 Feature::Spectrogram { power } => {
                     if !(power.is_finite() && power > 0.0) {
                         fail!("power={power} must be a positive number");
                     }
-                    n_bins
                 }
-                Feature::Mel | Feature::LogMel => cfg.n_mels,
-                Feature::Mfcc => cfg.n_mfcc,
+                Feature::Mel | Feature::LogMel | Feature::Mfcc => {}
                 Feature::Chroma { tuning, norm } => {
                     if let Some(q) = norm {
                         if q.is_nan() || q <= 0.0 {
@@ -335,46 +364,40 @@ impl Plan {
                         }
                     }
                     chroma_fb = Some(chroma::chroma_filters(cfg.sr, cfg.n_fft, cfg.n_chroma, tuning)?);
-                    cfg.n_chroma
                 }
-                Feature::ContrastRaw {
+                Feature::Contrast {
                     fmin,
                     n_bands,
                     quantile,
+                    ..
                 } => {
                     contrast = Some(ContrastBands::new(&freqs, cfg.sr, fmin, n_bands, quantile)?);
-                    2 * (n_bands + 1)
                 }
                 Feature::Rolloff { roll_percent } => {
                     spectral::check_roll_percent(roll_percent)?;
-                    1
                 }
                 Feature::Flatness { amin, power } => {
                     positive_f64("amin", amin)?;
                     positive_f64("power", power)?;
-                    1
                 }
                 Feature::Bandwidth { p, .. } => {
                     positive_f64("p", p)?;
-                    1
                 }
                 Feature::SpectralEntropy { n_blocks } => {
                     spectral::check_blocks(n_blocks, n_bins, "frequency bins")?;
-                    1
                 }
                 Feature::EnergyEntropy { n_blocks } => {
                     spectral::check_blocks(n_blocks, cfg.n_fft, "samples in a frame")?;
-                    1
                 }
                 Feature::Zcr { threshold } => {
                     if !(threshold >= 0.0) {
                         fail!("threshold={threshold} must be non-negative");
                     }
-                    1
                 }
-                Feature::Rms | Feature::Centroid | Feature::Flux | Feature::Voice(_) => 1,
-            };
+                Feature::Rms | Feature::Centroid | Feature::Flux | Feature::Voice(_) => {}
+            }
         }
+        let n_features = cfg.features.iter().map(|f| f.rows(&cfg)).sum();
         let mel_power = if uses_mel { Some(cfg.power) } else { None };
         let mag = has(|f| {
             matches!(
@@ -384,7 +407,7 @@ impl Plan {
                     | Feature::Rolloff { .. }
                     | Feature::Flatness { .. }
                     | Feature::Flux
-                    | Feature::ContrastRaw { .. }
+                    | Feature::Contrast { .. }
             ) || matches!(f, Feature::Spectrogram { power } if *power != 2.0)
         }) || mel_power.is_some_and(|p| p != 2.0);
         let single = cfg.single_precision
@@ -704,13 +727,22 @@ impl Extractor {
                     });
                     put(kind.of(&d, &Periodicity::default()))
                 }
-                Feature::ContrastRaw { .. } => {
+                Feature::Contrast { db, .. } => {
                     if let Some(bands) = &plan.contrast {
                         bands.peaks_valleys(&self.mag, &mut self.scratch, &mut self.peaks, &mut self.valleys);
                     }
-                    for &v in self.peaks.iter().chain(&self.valleys) {
-                        out[o] = v as f32;
-                        o += 1;
+                    if db {
+                        let amin = plan.cfg.amin as f32;
+                        let db = |v: f64| 10.0 * ((v as f32).max(amin) as f64).log10();
+                        for (&p, &v) in self.peaks.iter().zip(&self.valleys) {
+                            out[o] = (db(p) - db(v)) as f32;
+                            o += 1;
+                        }
+                    } else {
+                        for &v in self.peaks.iter().chain(&self.valleys) {
+                            out[o] = v as f32;
+                            o += 1;
+                        }
                     }
                 }
             }
@@ -753,6 +785,35 @@ mod tests {
         };
         assert_eq!(Plan::get(&cfg).unwrap().n_features, 20 + 1 + 12);
         assert!(Feature::parse("mfccs").unwrap_err().0.starts_with("features"));
+    }
+
+    #[test]
+    fn contrast_in_db_is_the_difference_of_the_raw_peaks_and_valleys_in_db() {
+        let contrast = |db| Config {
+            features: vec![Feature::Contrast {
+                fmin: 200.0,
+                n_bands: 6,
+                quantile: 0.02,
+                db,
+            }],
+            ..Config::default()
+        };
+        let (raw, dbc) = (contrast(false), contrast(true));
+        assert_eq!(Feature::parse("spectral_contrast").unwrap().rows(&dbc), 7);
+        let frame: Vec<f32> = (0..2048).map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let run = |cfg: &Config| {
+            let plan = Plan::get(cfg).unwrap();
+            let mut out = vec![0.0; plan.n_features];
+            Extractor::new(plan).frame(&frame, &mut out);
+            out
+        };
+        let (r, d) = (run(&raw), run(&dbc));
+        assert_eq!((r.len(), d.len()), (14, 7));
+        for k in 0..7 {
+            let want = 10.0 * (r[k].max(1e-10) as f64).log10() - 10.0 * (r[7 + k].max(1e-10) as f64).log10();
+            assert!((d[k] as f64 - want).abs() < 1e-4, "band {k}: {} vs {want}", d[k]);
+            assert!(d[k] > 0.0);
+        }
     }
 }
 

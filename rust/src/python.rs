@@ -105,14 +105,26 @@ fn feature(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Feature> {
                 norm,
             }
         }
+        Ok(Feature::Contrast {
+            fmin,
+            n_bands,
+            quantile,
+            db,
+        }) => Feature::Contrast {
+            fmin: get(params, "fmin", fmin)?,
+            n_bands: get(params, "n_bands", n_bands)?,
+            quantile: get(params, "quantile", quantile)?,
+            db,
+        },
         Ok(f) => f,
         Err(_) if name == "spectrogram" => Feature::Spectrogram {
             power: get(params, "power", 2.0)?,
         },
-        Err(_) if name == "spectral_contrast_raw" => Feature::ContrastRaw {
+        Err(_) if name == "spectral_contrast_raw" => Feature::Contrast {
             fmin: get(params, "fmin", 200.0)?,
             n_bands: get(params, "n_bands", 6)?,
             quantile: get(params, "quantile", 0.02)?,
+            db: false,
         },
         Err(e) => return Err(e.into()),
     })
@@ -122,6 +134,7 @@ fn feature(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Feature> {
 #[pyclass(frozen, module = "ser_edge._dsp")]
 pub struct Spec {
     cfg: Config,
+    names: Vec<String>,
 }
 
 #[pymethods]
@@ -179,6 +192,7 @@ impl Spec {
                 ),
             },
         };
+        let names = features.iter().map(|(n, _)| n.clone()).collect();
         let features = features
             .iter()
             .map(|(n, p)| feature(n, p))
@@ -208,7 +222,7 @@ impl Spec {
         };
         guard(|| {
             crate::pipeline::Plan::get(&cfg)?;
-            Ok(Spec { cfg })
+            Ok(Spec { cfg, names })
         })
     }
 
@@ -216,6 +230,20 @@ impl Spec {
     #[getter]
     fn n_features(&self) -> PyResult<usize> {
         Ok(crate::pipeline::Plan::get(&self.cfg)?.n_features)
+    }
+
+    /// `(name, start, stop)` of each feature's rows, in output order.
+    #[getter]
+    fn rows(&self) -> Vec<(String, usize, usize)> {
+        let mut start = 0;
+        (self.names.iter().zip(&self.cfg.features))
+            .map(|(name, f)| {
+                let stop = start + f.rows(&self.cfg);
+                let r = (name.clone(), start, stop);
+                start = stop;
+                r
+            })
+            .collect()
     }
 }
 

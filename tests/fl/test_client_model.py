@@ -45,3 +45,15 @@ def test_another_run_configuration_gets_its_own_model() -> None:
     b = task.model_with({**cfg, "lr": 0.01}, config, n, weights)
     assert b is not a and abs(float(b.optimizer.learning_rate.numpy()) - 0.01) < 1e-9
     task.release_model()
+
+
+def test_clients_standardise_inputs_as_the_runtime_does() -> None:
+    """The run config's ``input-mean``/``input-std`` lists go through the runtime's one formula;
+    empty lists (sequence inputs) leave the input as it is."""
+    from ser_edge.bundle import Normalization
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, (5, 4)).astype(np.float32)
+    mean, std = x.mean(0).astype(np.float64), x.std(0).astype(np.float64)
+    norm = Normalization(np.zeros(4), np.ones(4), input_mean=mean, input_std=std)
+    np.testing.assert_array_equal(task.standardize(x, list(mean), list(std)), norm.standardize_input(x))
+    np.testing.assert_array_equal(task.standardize(x, [], []), x)

@@ -10,6 +10,7 @@ from ser_edge.audio import load
 from ser_edge.features import stft
 from ser_edge.training import denoise as D
 from ser_edge.training.augment import add_noise
+from ser_edge.training.istft import istft
 
 SR = 16000
 CLIPS = (
@@ -32,7 +33,7 @@ def speech(request: pytest.FixtureRequest) -> np.ndarray:
 
 def test_istft_inverts_the_stft(speech: np.ndarray) -> None:
     S = stft(speech, n_fft=1024, hop_length=256, center=True)
-    back = D.istft(S, hop_length=256, n_fft=1024, length=len(speech))
+    back = istft(S, hop_length=256, n_fft=1024, length=len(speech))
     assert back.shape == speech.shape and np.abs(back - speech).max() < 1e-5
 
 
@@ -91,4 +92,4 @@ def test_parse() -> None:
         with pytest.raises(ValueError, match=match):
             D.parse(bad)
     with pytest.raises(ValueError, match="S must be shaped"):
-        D.istft(np.zeros((10, 4), complex), hop_length=256, n_fft=1024)
+        istft(np.zeros((10, 4), complex), hop_length=256, n_fft=1024)

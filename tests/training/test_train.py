@@ -380,6 +380,7 @@ def test_evaluate_maps_and_skips_labels(
         (["train", "--corpus", "csv", "--data", "{csv}", "--model", "svm", "--out", "{tmp}"], "unknown model"),
         (["train", "--corpus", "csv", "--data", "{csv}"], "nothing to write"),
         (["train", "--recipe", "{tmp}/missing.toml", "--out", "{tmp}"], "no such recipe"),
+        (["train", "--corpus", "csv", "--data", "{csv}", "--denoise", "--out", "{tmp}/b"], "bundle cannot carry noise"),
         (["evaluate", "--corpus", "csv", "--data", "{csv}", "--model", "{tmp}/nope"], "no such model bundle"),
         (["evaluate", "--corpus", "emodb", "--data", "{tmp}"], "no audio files"),
         (["export", "{tmp}", "--out", "{tmp}/b"], "not a training checkpoint"),
@@ -528,7 +529,7 @@ def test_cnn_lstm_wave_trains_converts_and_scores_per_clip() -> None:
         windows=(0.25, 0.25),
         hparams={"filters": [8, 8, 16], "units": 16},
     )
-    t = T.fit(waves, None, CANONICAL, tc)
+    t = W.fit_wave(waves, None, CANONICAL, tc)
     x, owner = t.window_inputs(waves)
     assert x.shape[1:] == (4000,) and len(x) == len(t.train_inputs) > len(waves)
     keras = np.asarray(t.model.predict(x[:8], verbose=0))
@@ -539,7 +540,7 @@ def test_cnn_lstm_wave_trains_converts_and_scores_per_clip() -> None:
     assert p.shape == (len(waves), 9)
     np.testing.assert_allclose(p[1], np.asarray(t.model.predict(x[owner == 1], verbose=0)).mean(0), atol=1e-5)
     with pytest.raises(ValueError, match="WaveSet"):
-        W.fit_wave(ds.FrameSet([], []), CANONICAL, tc)
+        W.fit_wave(ds.FrameSet([], []), None, CANONICAL, tc)
     assert default_input("cnn_lstm_wave").kind == "waveform" and t.input.input_shape == (4000,)
     with pytest.raises(ValueError, match="n_samples >= 1024"):
         build("cnn_lstm_wave", (100,), 9)
@@ -592,7 +593,7 @@ def test_wave_and_denoise_commands(small_csv: Path, tmp_path: Path, cache_dir: P
                 "--data",
                 str(small_csv),
                 "--split",
-                "none",
+                "test-speakers=03",
                 "--epochs",
                 "1",
                 "--denoise",
@@ -600,7 +601,8 @@ def test_wave_and_denoise_commands(small_csv: Path, tmp_path: Path, cache_dir: P
                 "2.0,1.0",
                 "--quantization",
                 "float32",
-                "--out",
+                "--no-bundle",
+                "--reports",
                 str(tmp_path / "dn"),
                 "--cache",
                 str(cache_dir),
@@ -609,8 +611,8 @@ def test_wave_and_denoise_commands(small_csv: Path, tmp_path: Path, cache_dir: P
         )
         == 0
     )
-    b = load_bundle(tmp_path / "dn")
-    assert b.training["denoise"] and b.training["train_config"]["windows"] == [2.0, 1.0]
+    r = json.loads((tmp_path / "dn" / "csv-test-speakers.json").read_text())
+    assert r["folds"][0]["n_test"] == 8 and r["float"]["speaker"]["n"] == 8
     assert any("-dn" in p.name for p in cache_dir.iterdir())  # denoised frames have their own cache folder
     assert (
         main(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ser_edge import _dsp
+from ser_edge._strict import known_keys
 from ser_edge.features import _input as _in
 from ser_edge.features.voice import VOICE_FEATURES
 
@@ -72,7 +73,6 @@ class FeatureConfig:
     contrast_bands: int = 6
     features: tuple[str, ...] = ("mfcc",)
     _spec: Any = field(default=None, init=False, repr=False, compare=False)
-    _contrast: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         feats = (self.features,) if isinstance(self.features, str) else tuple(self.features)
@@ -84,18 +84,11 @@ class FeatureConfig:
             object.__setattr__(self, "sr", int(self.sr))
         if not isinstance(self.window, str):
             raise ValueError(f"window={self.window!r} must be a window name")
-        native = [
-            (
-                "spectral_contrast_raw",
-                {
-                    "fmin": _in.number("contrast_fmin", self.contrast_fmin),
-                    "n_bands": _in.count("contrast_bands", self.contrast_bands),
-                },
-            )
-            if n == "spectral_contrast"
-            else (n, {})
-            for n in feats
-        ]
+        contrast = {
+            "fmin": _in.number("contrast_fmin", self.contrast_fmin),
+            "n_bands": _in.count("contrast_bands", self.contrast_bands),
+        }
+        native = [(n, contrast if n == "spectral_contrast" else {}) for n in feats]
         spec = _in.spec(
             native,
             sr=self.sr,
@@ -118,13 +111,16 @@ class FeatureConfig:
             n_chroma=self.n_chroma,
         )
         object.__setattr__(self, "_spec", spec)
-        object.__setattr__(self, "_contrast", _contrast_rows(self))
 
     @property
     def n_features(self) -> int:
         """Rows per frame."""
-        extra = 0 if self._contrast is None else self._contrast[1] - self._contrast[0]
-        return int(self._spec.n_features) - extra // 2
+        return int(self._spec.n_features)
+
+    @property
+    def rows(self) -> dict[str, tuple[int, int]]:
+        """``[start, stop)`` of each feature's rows (the Rust core's table)."""
+        return {name: (start, stop) for name, start, stop in self._spec.rows}
 
     def n_frames(self, n_samples: int) -> int:
         """Frames :func:`extract` gives for ``n_samples`` samples."""
@@ -140,18 +136,12 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not ignored."""
-        if not isinstance(d, dict):
-            raise ValueError(f"feature configuration must be a mapping; got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"feature configuration has unknown keys: {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**known_keys(d, cls, "feature configuration"))
 
 
 def extract(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Features of a whole signal (at ``config.sr``), float32 ``(config.n_features, t)``."""
-    return _finish(_dsp.extract(_in.audio(y), config._spec), config)
+    return _dsp.extract(_in.audio(y), config._spec)
 
 
 def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *, n_jobs: int | None = None) -> list[np.ndarray]:
@@ -159,38 +149,7 @@ def extract_many(clips: Iterable[np.ndarray], config: FeatureConfig, *, n_jobs: 
     released. A bad clip raises ``ValueError`` naming its index."""
     arrays = [_in.audio(c, f"clips[{i}]") for i, c in enumerate(clips)]
     jobs = len(os.sched_getaffinity(0)) if n_jobs is None else _in.count("n_jobs", n_jobs)
-    return [_finish(x, config) for x in _dsp.extract_many(arrays, config._spec, jobs)]
-
-
-def _contrast_rows(config: FeatureConfig) -> tuple[int, int] | None:
-    """Native rows ``[start, stop)`` of the raw contrast peaks and valleys, if configured."""
-    if "spectral_contrast" not in config.features:
-        return None
-    sizes = {
-        "mfcc": config.n_mfcc,
-        "log_melspectrogram": config.n_mels,
-        "melspectrogram": config.n_mels,
-        "chroma_stft": config.n_chroma,
-        "spectral_contrast": 2 * (config.contrast_bands + 1),
-    }
-    start = 0
-    for name in config.features:
-        if name == "spectral_contrast":
-            return start, start + sizes[name]
-        start += sizes.get(name, 1)
-    raise AssertionError("unreachable")
-
-
-def _finish(raw: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Turns raw contrast peaks/valleys into per-frame contrast in dB (see FeatureConfig)."""
-    if config._contrast is None:
-        return raw
-    a, b = config._contrast
-    half = (b - a) // 2
-    amin = np.float32(config.amin)
-    peak, valley = raw[a : a + half], raw[a + half : b]
-    contrast = 10.0 * (np.log10(np.maximum(peak, amin)) - np.log10(np.maximum(valley, amin)))
-    return np.ascontiguousarray(np.vstack([raw[:a], contrast.astype(np.float32), raw[b:]]))
+    return list(_dsp.extract_many(arrays, config._spec, jobs))
 
 
 class Stream:
@@ -214,11 +173,11 @@ class Stream:
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Adds samples; returns the completed frames, float32 ``(n_features, k)``, k >= 0."""
-        return _finish(self._native.push(_in.audio(chunk, "chunk")), self.config)
+        return self._native.push(_in.audio(chunk, "chunk"))
 
     def flush(self) -> np.ndarray:
         """Ends the signal: returns the remaining frames and resets."""
-        return _finish(self._native.flush(), self.config)
+        return self._native.flush()
 
     def reset(self) -> None:
         """Drops buffered audio and starts a new signal."""

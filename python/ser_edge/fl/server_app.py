@@ -134,9 +134,8 @@ def run(
     t0 = time.time()
     config, labels = task.input_config(cfg), task.labels(cfg)
     norm, n_nodes, n_stats = federated_normalization(grid, cfg, config)
-    mean, std = norm.input_mean, norm.input_std
-    if mean is None:  # sequence inputs are not standardised after pooling: (x - 0) / (1 - 1e-5 + 1e-5)
-        mean, std = np.zeros(config.input_shape[-1]), np.ones(config.input_shape[-1]) - 1e-5
+    # empty lists: no input standardisation (sequence inputs are not standardised after pooling)
+    mean, std = [] if norm.input_mean is None else norm.input_mean, [] if norm.input_std is None else norm.input_std
     norm_config: dict[str, Any] = {"input-mean": [float(v) for v in mean], "input-std": [float(v) for v in std]}
     model = task.build_model(cfg, config, len(labels))
     min_nodes = int(cfg["min-nodes"])

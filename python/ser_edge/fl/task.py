@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ser_edge.inputs import FrameStats, InputConfig
+from ser_edge.inputs import FrameStats, InputConfig, normalize
 
 #: The run configuration (kebab-case, as in ``deploy/fl/app/pyproject.toml``) and its defaults.
 DEFAULTS: dict[str, Any] = {
@@ -225,9 +225,11 @@ def local_data(
 
 
 def standardize(x: np.ndarray, mean: Any, std: Any) -> np.ndarray:
-    from ser_edge.training.dataset import standardize as _standardize
-
-    return _standardize(x, np.asarray(mean, np.float64), np.asarray(std, np.float64))
+    """The runtime's input standardisation (:func:`ser_edge.inputs.normalize`) with a run config's
+    ``input-mean``/``input-std`` lists; empty lists: none (the input is used as it is)."""
+    if not len(mean):
+        return np.asarray(x, np.float32)
+    return normalize(x, np.asarray(mean, np.float64), np.asarray(std, np.float64))
 
 
 def build_model(cfg: Mapping[str, Any], config: InputConfig, n_labels: int) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 from ser_edge.listen.config import ListenConfig, load_config
 from ser_edge.listen.outputs import FileOutput, MqttOutput, Outputs, StdoutOutput
 from ser_edge.listen.private import open_private, private_dir
-from ser_edge.listen.sources import SourceError, open_source
+from ser_edge.listen.sources import Source, SourceError, open_source
 from ser_edge.listen.state import DeviceState
 from ser_edge.listen.swap import (
     Probe,
@@ -39,6 +39,7 @@ from ser_edge.listen.swap import (
     last_good_fingerprint,
     load_fingerprint,
     load_verified,
+    trial_run,
 )
 from ser_edge.listen.utterances import Event, Utterances
 
@@ -118,16 +119,6 @@ def _stamp(files: list[Path]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def trial_run(r: Any) -> Any:
-    """Runs a new ``Recognizer`` once on quiet noise (the model must run before it replaces a
-    working one) and resets its adaptation; returns it."""
-    sr = r.bundle.input.sr
-    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
-    r.predict(probe)
-    r.adapter.reset()
-    return r
-
-
 def load_recognizer(config: ListenConfig) -> Any:
     """Loads, validates and test-runs the configured bundle. Raises ``ValueError`` (``BundleError``)
     or ``RuntimeError``."""
@@ -147,7 +138,7 @@ class Daemon:
         self.probe: Probe | None = None
         self.outputs: Outputs | None = None
         self.pipeline: Utterances | None = None
-        self.source: Any = None
+        self.source: Source | None = None
         self.events = 0
         self.overflows = 0
         self.invalid = {"nonfinite": 0, "clipped": 0}  # of closed sources
@@ -175,7 +166,7 @@ class Daemon:
         c = self.config
         return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=self._recorder(), offset=offset)
 
-    def _source(self) -> Any:
+    def _source(self) -> Source:
         c = self.config
         return open_source(
             c.source,
@@ -365,7 +356,23 @@ class Daemon:
             time.sleep(min(0.05, end - time.monotonic()))
 
     def run(self) -> int:
+        """Listens until stopped or the source ends; returns the exit code."""
         t_start = time.monotonic()
+        code = self._start()
+        if code is not None:
+            return code
+        _info(
+            "listening",
+            model_id=self.recognizer.model_id,
+            source=self.config.source,
+            startup_s=round(time.monotonic() - t_start, 3),
+            pid=os.getpid(),
+        )
+        code = self._loop()
+        return self._finish(code, t_start)
+
+    def _start(self) -> int | None:
+        """Model, device state, outputs, pipeline and signal handlers; an exit code if one fails."""
         try:
             self.recognizer = self._start_model()
         except (ValueError, RuntimeError) as e:
@@ -385,49 +392,20 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
-        watched = _model_files(self.config.model)
-        stamp, next_check = _stamp(watched), time.monotonic() + self.config.watch_interval
-        self.fingerprint = load_fingerprint(watched[0].parent)
+        return None
+
+    def _loop(self) -> int:
+        """Reads the source into the pipeline, between model checks, until stopped or the source
+        ends (0) or fails for good (1). A lost or missing device is reopened with backoff."""
+        watch = _ModelWatch(self)
         backoff = BACKOFF_MIN
-        code = reported = 0
-        _info(
-            "listening",
-            model_id=self.recognizer.model_id,
-            source=self.config.source,
-            startup_s=round(time.monotonic() - t_start, 3),
-            pid=os.getpid(),
-        )
+        reported = 0
         while not self._stop:
-            if self._reload:
-                self._reload = False
-                self._reload_config()
-                watched = _model_files(self.config.model)
-                stamp = _stamp(watched)
-            if self.config.watch and time.monotonic() >= next_check:
-                next_check = time.monotonic() + self.config.watch_interval
-                now = _stamp(watched)
-                if now != stamp:
-                    stamp = now
-                    self._check_model("file changed")
-            if self.probe is not None:
-                verdict = self.probe.poll()
-                if verdict is not None:
-                    self.probe = None
-                    self._finish_check(verdict)
+            watch.step()
             if self.source is None:
                 try:
-                    self.source = self._source()
-                    self.source.open()
-                    reported = 0
-                    _info(
-                        "source open",
-                        source=self.config.source,
-                        device=getattr(self.source, "device_name", None),
-                        rate=getattr(self.source, "rate", None),
-                    )
-                    backoff = BACKOFF_MIN
+                    self._open_source()
                 except SourceError as e:
-                    self.source = None
                     log.warning("source unavailable; retrying", extra={"fields": {"error": str(e), "retry_s": backoff}})
                     self._sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
@@ -435,13 +413,13 @@ class Daemon:
                 except ValueError as e:  # a bad file or setting: retrying cannot help
                     log.error("source failed", extra={"fields": {"error": str(e)}})
                     print(f"ser-edge listen: {e}", file=sys.stderr)
-                    self.source = None
-                    code = 1
-                    break
+                    return 1
+                backoff, reported = BACKOFF_MIN, 0
+            assert self.source is not None and self.pipeline is not None
             try:
                 chunk = self.source.read(0.1)
             except EOFError:
-                break
+                return 0
             except SourceError as e:
                 log.warning("source lost; retrying", extra={"fields": {"error": str(e), "retry_s": backoff}})
                 self._emit(self.pipeline.flush())
@@ -456,6 +434,24 @@ class Daemon:
                 reported = self.source.overflows
                 log.warning("input overflow", extra={"fields": {"overflows": self.overflows + reported}})
             self._report_invalid()
+        return 0
+
+    def _open_source(self) -> None:
+        """Opens the configured source (``SourceError``: try again later; ``ValueError``: never)."""
+        source = self._source()
+        source.open()
+        self.source = source
+        _info(
+            "source open",
+            source=self.config.source,
+            device=getattr(source, "device_name", None),
+            rate=getattr(source, "rate", None),
+        )
+
+    def _finish(self, code: int, t_start: float) -> int:
+        """Flushes the open utterance, closes the source, saves the device state, drains the
+        outputs and logs the run's totals."""
+        assert self.pipeline is not None and self.outputs is not None
         if self.probe is not None:
             self.probe.cancel()
         self._emit(self.pipeline.flush())
@@ -479,6 +475,37 @@ class Daemon:
             uptime_s=round(time.monotonic() - t_start, 3),
         )
         return code
+
+
+class _ModelWatch:
+    """Between reads: a SIGHUP reload, a check when the watched model files change, and the
+    verdict of a running bundle check."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.files = _model_files(daemon.config.model)
+        self.stamp = _stamp(self.files)
+        self.next_check = time.monotonic() + daemon.config.watch_interval
+        daemon.fingerprint = load_fingerprint(self.files[0].parent)
+
+    def step(self) -> None:
+        d = self.daemon
+        if d._reload:
+            d._reload = False
+            d._reload_config()
+            self.files = _model_files(d.config.model)
+            self.stamp = _stamp(self.files)
+        if d.config.watch and time.monotonic() >= self.next_check:
+            self.next_check = time.monotonic() + d.config.watch_interval
+            now = _stamp(self.files)
+            if now != self.stamp:
+                self.stamp = now
+                d._check_model("file changed")
+        if d.probe is not None:
+            verdict = d.probe.poll()
+            if verdict is not None:
+                d.probe = None
+                d._finish_check(verdict)
 
 
 def run(config: ListenConfig, overrides: dict[str, Any]) -> int:

@@ -32,12 +32,17 @@ class SourceError(Exception):
 
 
 class Source(Protocol):
+    """What the daemon reads audio from: a file, stdin or the microphone."""
+
     sr: int
     overflows: int
 
     def open(self) -> None: ...
 
     def read(self, timeout: float) -> np.ndarray | None: ...
+
+    def set_sr(self, sr: int) -> None:
+        """Resample to ``sr`` from now on (a new model's rate), without losing the position."""
 
     def close(self) -> None: ...
 
@@ -386,7 +391,7 @@ def open_source(
     channels: int = 1,
     sample_format: str = "s16le",
     chunk: float = 0.1,
-) -> Any:
+) -> Source:
     """``kind``: ``"mic"``, ``"-"`` (stdin) or a file path."""
     if kind == "mic":
         return MicSource(sr, device=device, chunk=chunk)

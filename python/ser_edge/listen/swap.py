@@ -29,7 +29,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ser_edge.runtime import Recognizer
 
 PROBE_TIMEOUT = 60.0
 PROBE_MEMORY = 1 << 30  # bytes of address space for the check (far more than a bundle within the size limits needs)
@@ -149,11 +154,20 @@ class Probe:
         shutil.rmtree(self.snapshot, ignore_errors=True)
 
 
+def trial_run(r: Recognizer) -> Recognizer:
+    """Runs a new ``Recognizer`` once on quiet noise (the model must run before it replaces a
+    working one) and resets its adaptation; returns it."""
+    sr = r.bundle.input.sr
+    probe = (np.random.default_rng(0).standard_normal(sr // 2) * 0.01).astype(np.float32)
+    r.predict(probe)
+    r.adapter.reset()
+    return r
+
+
 def load_verified(verdict: Verdict, *, adapt: bool, labels: Sequence[str] | None) -> Any:
     """The daemon-side load of a snapshot that passed: a ``Recognizer`` whose bundle reports the
     watched folder as its path. Raises ``ValueError`` or ``RuntimeError``."""
     from ser_edge.bundle import load_bundle
-    from ser_edge.listen.daemon import trial_run
     from ser_edge.runtime import Recognizer
 
     assert verdict.snapshot is not None and verdict.error is None
@@ -225,7 +239,6 @@ def _child(argv: list[str]) -> int:
         Path("/proc/self/oom_score_adj").write_text("1000")
     except OSError:
         pass
-    from ser_edge.listen.daemon import trial_run
     from ser_edge.runtime import Recognizer
 
     path, adapt, labels = argv[0], json.loads(argv[1]), json.loads(argv[2])

@@ -23,6 +23,7 @@ import numpy as np
 from ser_edge.audio import resample
 from ser_edge.inputs import InputConfig
 from ser_edge.training.dataset import Denoise, FrameSet, clip_frames
+from ser_edge.training.istft import hann, overlap_add
 from ser_edge.waveform import loudness_normalize, pad_or_crop, rms_dbfs, sliding_windows, trim_silence
 
 
@@ -102,7 +103,7 @@ def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 25
     y = np.asarray(y, np.float64)
     if len(y) < n_fft:
         y = np.pad(y, (0, n_fft - len(y)))
-    win = np.hanning(n_fft + 1)[:-1]
+    win = hann(n_fft)
     n = 1 + (len(y) - n_fft) // hop
     frames = np.stack([y[i * hop : i * hop + n_fft] * win for i in range(n)])
     spec = np.fft.rfft(frames, axis=1)
@@ -116,12 +117,7 @@ def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 25
         out[k] = ((1 - frac) * np.abs(a) + frac * np.abs(b)) * np.exp(1j * phase)
         dphi = np.angle(b) - np.angle(a) - omega
         phase = phase + omega + (dphi - 2 * np.pi * np.round(dphi / (2 * np.pi)))
-    length = (len(steps) - 1) * hop + n_fft
-    result, norm = np.zeros(length), np.zeros(length)
-    for k, f in enumerate(np.fft.irfft(out, n=n_fft, axis=1)):
-        result[k * hop : k * hop + n_fft] += f * win
-        norm[k * hop : k * hop + n_fft] += win**2
-    return (result / np.maximum(norm, 1e-8)).astype(np.float32)
+    return overlap_add(np.fft.irfft(out, n=n_fft, axis=1), win, hop).astype(np.float32)
 
 
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:

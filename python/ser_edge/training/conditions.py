@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_edge._strict import known_keys
 from ser_edge.audio import load
 from ser_edge.training.augment import active_rms, mix_at_snr, reverberate, trim_silence
 from ser_edge.training.corpora import AUDIO_EXTENSIONS, Clip
@@ -211,9 +212,7 @@ class RoomAugmentation:
     ) -> RoomAugmentation:
         """From a recipe's ``[room]`` table: ``noise``, ``rir`` (folders, or lists of folders), ``babble`` (talkers;
         0: none), ``snr = [low, high]``, ``copies``."""
-        unknown = sorted(set(d) - {"noise", "rir", "babble", "snr", "copies"})
-        if unknown:
-            raise ValueError(f"[room] has unknown keys: {', '.join(unknown)} (known: babble, copies, noise, rir, snr)")
+        known_keys(d, ("noise", "rir", "babble", "snr", "copies"), "[room]")
         d = {k: ",".join(v) if k in ("noise", "rir") and isinstance(v, list) else v for k, v in d.items()}
         for k in ("noise", "rir"):
             for folder in (d.get(k) or "").split(","):

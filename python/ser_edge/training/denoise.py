@@ -15,12 +15,13 @@
    SNR it gained 0.8 dB of SNR on average (and lost up to 0.9 dB on some clips) against 6.7 dB
    (at least 5.2 dB) with time-only smoothing, and it changed clean clips more (SNR against the
    clean clip 13.8 dB against 25.5 dB);
-5. masked STFT -> inverse STFT (numpy overlap-add, :func:`istft`) -> same length as the input.
+5. masked STFT -> inverse STFT (:func:`ser_edge.training.istft.istft`) -> same length as the input.
 
 :class:`SpectralGate` holds the settings (parsed from ``"n_std=1.5,prop_decrease=1"``) and is
 what ``--denoise`` / the recipe's ``denoise`` key apply to every clip, training and test, before
 frame features (or before the raw chunks of ``cnn_lstm_wave``). The edge runtime does not
-denoise, so a bundle trained with it expects denoised audio; measured figures: docs/results.md.
+denoise, so a recipe with ``denoise`` evaluates only: it writes no bundle (refused, not just
+logged). Measured figures: docs/results.md.
 """
 
 from __future__ import annotations
@@ -30,33 +31,7 @@ from typing import Any
 
 import numpy as np
 
-
-def istft(S: np.ndarray, *, hop_length: int, n_fft: int, length: int | None = None) -> np.ndarray:
-    """Inverse of a centred Hann-window STFT (``librosa.istft``): overlap-add of the inverse FFTs
-    with the same window, divided by the summed squared window. ``S``: complex
-    ``(1 + n_fft // 2, t)``; ``length``: samples of the output (default: as many as the frames
-    cover, less the centring pad)."""
-    S = np.asarray(S)
-    if S.ndim != 2 or S.shape[0] != 1 + n_fft // 2:
-        raise ValueError(f"S must be shaped (1 + n_fft // 2 = {1 + n_fft // 2}, frames); got {S.shape}")
-    if hop_length < 1 or hop_length > n_fft:
-        raise ValueError(f"hop_length={hop_length} must be in [1, n_fft={n_fft}]")
-    win = _hann(n_fft)
-    frames = np.fft.irfft(S.T.astype(np.complex128), n=n_fft, axis=1) * win
-    total = n_fft + hop_length * (len(frames) - 1)
-    out, norm = np.zeros(total), np.zeros(total)
-    for k, f in enumerate(frames):
-        out[k * hop_length : k * hop_length + n_fft] += f
-        norm[k * hop_length : k * hop_length + n_fft] += win**2
-    out = out / np.where(norm > 1e-8, norm, 1.0)
-    out = out[n_fft // 2 :]
-    n = len(out) - n_fft // 2 if length is None else int(length)
-    return np.pad(out, (0, max(0, n - len(out))))[:n].astype(np.float32)
-
-
-def _hann(n: int) -> np.ndarray:
-    """Periodic Hann window (the STFT's ``window="hann"``)."""
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+from ser_edge.training.istft import istft
 
 
 def _db(S: np.ndarray, top_db: float = 80.0) -> np.ndarray:
@@ -183,4 +158,4 @@ def parse(spec: Any) -> SpectralGate | None:
     return SpectralGate(**kw)
 
 
-__all__ = ["SpectralGate", "istft", "noise_profile", "parse", "spectral_gate"]
+__all__ = ["SpectralGate", "noise_profile", "parse", "spectral_gate"]

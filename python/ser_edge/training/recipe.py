@@ -44,10 +44,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from ser_edge._strict import known_keys
 from ser_edge.labels import group_labels
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -73,11 +74,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], base: Path | None = None) -> Recipe:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"recipe has unknown keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        r = cls(**d)
+        r = cls(**known_keys(d, cls, "recipe"))
         for c in r.corpus:
             if set(c) != {"name", "data"}:
                 raise ValueError(f"each [[corpus]] needs exactly name and data; got {sorted(c)}")
@@ -155,6 +152,11 @@ def prepare(
     tc = T.TrainConfig(model=recipe.model, **recipe.train)
     augmentation = aug.parse(recipe.augment) if recipe.augment else None
     gate = dn.parse(recipe.denoise)
+    if gate is not None and recipe.out:
+        raise ValueError(
+            "denoise: a bundle cannot carry noise reduction (the edge runtime feeds the model what the microphone "
+            "hears), so a model trained on denoised audio is not exported: evaluate it with --no-bundle"
+        )
     extra = None
     modes: tuple[str, ...] = T.MODES
     if recipe.model in WAVE_MODELS:
@@ -221,11 +223,7 @@ def run(
 ) -> dict[str, Any]:
     """Evaluates the recipe's splits, trains the final model on all clips, writes the bundle to
     ``recipe.out`` (if set). Returns ``{"evaluations": [...], "bundle": path or None, ...}``."""
-    import numpy as np
-
-    from ser_edge.training import dataset as ds
     from ser_edge.training import trainer as T
-    from ser_edge.training.metrics import plot_confusion, plot_curves
     from ser_edge.training.models import WAVE_MODELS
 
     if recipe.model in WAVE_MODELS and checkpoint is not None:
@@ -240,7 +238,12 @@ def run(
     rdir = Path(os.fspath(reports)) if reports is not None else None
     if rdir is not None:
         rdir.mkdir(parents=True, exist_ok=True)
-    evaluations, metrics = [], {}
+    fitter: T.Fit = T.fit
+    if recipe.model in WAVE_MODELS:
+        from ser_edge.training.wave import fit_wave
+
+        fitter = fit_wave
+    metrics = {}
     for ev in recipe.evaluate:
         split = ev.get("split", "loso")
         r = T.evaluate_split(
@@ -254,27 +257,61 @@ def run(
             extra=extra,
             progress=progress,
             modes=modes,
+            fitter=fitter,
         )
         key = f"{ev['corpus']} {split}"
         metrics[key] = summary(r, recipe.quantization)
         log(f"{key}: {json.dumps(metrics[key])}")
-        evaluations.append(r)
         if rdir is not None:
-            stem = f"{ev['corpus']}-{split.split('=')[0]}"
-            (rdir / f"{stem}.json").write_text(json.dumps(r, indent=1) + "\n")
-            plot_confusion(
-                r["float"]["speaker"],
-                rdir / f"{stem}-confusion.png",
-                title=f"{recipe.name} {key} (float, speaker-adapted): UAR {r['float']['speaker']['uar']:.3f}",
-            )
-            if any(h.get("loss") for h in r["histories"]):  # knn has no training curve
-                plot_curves(r["histories"], rdir / f"{stem}-curves.png", title=f"{recipe.name} {key}")
+            write_report(r, rdir, f"{ev['corpus']}-{split.split('=')[0]}", f"{recipe.name} {key}")
     out: dict[str, Any] = {"evaluations": metrics, "train_seconds": None, "bundle": None}
-    if recipe.out is None and checkpoint is None:  # evaluation only
-        out["seconds"] = round(time.time() - t0, 1)
-        if rdir is not None:
-            (rdir / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
-        return out
+    if recipe.out is not None or checkpoint is not None:
+        train_set = final_training_set(recipe, frames, extra)
+        trained = fitter(train_set, config, labels, tc)
+        out["train_seconds"] = round(trained.seconds, 1)
+        training = {
+            "corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
+            "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
+            "grouping": recipe.grouping,
+            "augment": recipe.augment,
+            "recipe": recipe.name,
+            "denoise": gate.key() if gate is not None else None,
+        }
+        if checkpoint is not None:
+            save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
+        if recipe.out:
+            b = trained.export(
+                recipe.out, name=recipe.name, quantization=recipe.quantization, training=training, metrics=metrics
+            )
+            out.update(bundle=str(b.path), model_id=b.model_id, tflite_bytes=b.model_path.stat().st_size)
+            log(f"bundle {b.path} ({b.model_id}, {out['tflite_bytes']} bytes, {recipe.quantization})")
+    out["seconds"] = round(time.time() - t0, 1)
+    if rdir is not None:
+        (rdir / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def write_report(r: dict[str, Any], rdir: Path, stem: str, title: str) -> None:
+    """One split's evaluation as ``<stem>.json``, its confusion matrix and training curves as PNGs."""
+    from ser_edge.training.metrics import plot_confusion, plot_curves
+
+    (rdir / f"{stem}.json").write_text(json.dumps(r, indent=1) + "\n")
+    uar = r["float"]["speaker"]["uar"]
+    plot_confusion(
+        r["float"]["speaker"], rdir / f"{stem}-confusion.png", title=f"{title} (float, speaker-adapted): UAR {uar:.3f}"
+    )
+    if any(h.get("loss") for h in r["histories"]):  # knn has no training curve
+        plot_curves(r["histories"], rdir / f"{stem}-curves.png", title=title)
+
+
+def final_training_set(recipe: Recipe, frames: Any, extra: Any) -> Any:
+    """Every clip (less the ``test-speakers`` of the evaluations with ``hold_out``), with the
+    augmented copies of those clips."""
+    import numpy as np
+
+    from ser_edge.training import dataset as ds
+    from ser_edge.training import trainer as T
+
     keep = np.ones(len(frames), bool)
     if recipe.hold_out:
         for ev in recipe.evaluate:
@@ -284,30 +321,7 @@ def run(
     train_set = frames.subset(keep)
     if extra is not None:
         train_set = ds.concat(train_set, extra.subset(np.isin(extra.source, np.flatnonzero(keep))))
-    trained = T.fit(train_set, config, labels, tc)
-    out["train_seconds"] = round(trained.seconds, 1)
-    training = {
-        "corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
-        "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
-        "grouping": recipe.grouping,
-        "augment": recipe.augment,
-        "recipe": recipe.name,
-        "denoise": gate.key() if gate is not None else None,
-    }
-    if gate is not None:
-        log("note: the bundle was trained on denoised audio, and the edge runtime does not denoise")
-    if checkpoint is not None:
-        save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
-    if recipe.out:
-        b = trained.export(
-            recipe.out, name=recipe.name, quantization=recipe.quantization, training=training, metrics=metrics
-        )
-        out.update(bundle=str(b.path), model_id=b.model_id, tflite_bytes=b.model_path.stat().st_size)
-        log(f"bundle {b.path} ({b.model_id}, {out['tflite_bytes']} bytes, {recipe.quantization})")
-    out["seconds"] = round(time.time() - t0, 1)
-    if rdir is not None:
-        (rdir / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
-    return out
+    return train_set
 
 
 def quantizations(recipe: Recipe) -> tuple[str, ...]:

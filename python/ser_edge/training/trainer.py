@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
@@ -207,17 +207,15 @@ class Trained:
         )
 
 
-def fit(train: Any, config: InputConfig | None, labels: Sequence[str], tc: TrainConfig, *, verbose: int = 0) -> Any:
-    """Fits model ``tc.model`` on ``train`` (labels must be among ``labels``): a
-    :class:`Trained` from a FrameSet, or for the raw-waveform models (``models.WAVE_MODELS``) a
-    ``wave.TrainedWave`` from a ``wave.WaveSet`` (``config``: a waveform InputConfig, None for
-    ``models.WAVE_INPUT``)."""
+def fit(
+    train: ds.FrameSet, config: InputConfig | None, labels: Sequence[str], tc: TrainConfig, *, verbose: int = 0
+) -> Trained:
+    """Fits model ``tc.model`` on the frames of ``train`` (labels must be among ``labels``). The
+    raw-waveform models (``models.WAVE_MODELS``) train with ``wave.fit_wave`` on a ``WaveSet``."""
     from ser_edge.training.models import WAVE_MODELS, build
 
     if tc.model in WAVE_MODELS:
-        from ser_edge.training.wave import fit_wave
-
-        return fit_wave(train, labels, tc, config=config, verbose=verbose)
+        raise ValueError(f"model {tc.model!r} reads raw audio: train it with wave.fit_wave on a WaveSet")
     if config is None:
         raise ValueError(f"model {tc.model!r} needs an InputConfig")
     t0 = time.time()
@@ -256,6 +254,10 @@ def fit(train: Any, config: InputConfig | None, labels: Sequence[str], tc: Train
         input_std=std,
     )
     return Trained(model, config, labels, norm, x, history, time.time() - t0, tc, population)
+
+
+#: A trainer: ``(train set, input config, labels, train config) -> Trained`` (:func:`fit`, ``wave.fit_wave``).
+Fit = Callable[[Any, InputConfig | None, Sequence[str], TrainConfig], Trained]
 
 
 # -- splits -----------------------------------------------------------------------------------------
@@ -310,6 +312,7 @@ def evaluate_split(
     restrict: bool = True,
     extra: ds.FrameSet | None = None,
     progress: bool = False,
+    fitter: Fit | None = None,
 ) -> dict[str, Any]:
     """Trains one model per fold and scores the held-out speakers.
 
@@ -322,6 +325,7 @@ def evaluate_split(
     ``extra``: augmented copies (``source`` = index into ``frames``); a fold trains on the
     copies of its training clips only.
     ``restrict``: the argmax is taken over the labels of ``corpus`` only (documented default).
+    ``fitter``: how a fold trains (default :func:`fit`; ``wave.fit_wave`` for the raw-waveform models).
     With windows (``tc.windows``, or a raw-waveform model), every probability, float and
     quantised, is the mean over a clip's windows. ``frames`` may be a ``wave.WaveSet`` for the
     raw-waveform models (they have no frame normalisation: pass ``modes=("speaker",)``)."""
@@ -341,7 +345,7 @@ def evaluate_split(
         if extra is not None:
             assert extra.source is not None  # extra sets always carry their source split
             train = ds.concat(train, extra.subset(np.isin(extra.source, tr)))
-        trained = fit(train, config, labels, tc)
+        trained = (fitter or fit)(train, config, labels, tc)
         test = frames.subset(te)
         true += test.labels
         fold = {"fold": name, "n_train": len(train), "n_test": len(te), "train_seconds": round(trained.seconds, 1)}

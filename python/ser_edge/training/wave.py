@@ -27,7 +27,7 @@ import numpy as np
 from ser_edge.inputs import InputConfig
 from ser_edge.training.corpora import Clip
 from ser_edge.training.dataset import ClipSet, Denoise, subset_index
-from ser_edge.training.trainer import Trained
+from ser_edge.training.trainer import TrainConfig, Trained, sample_weights, window_weights
 from ser_edge.waveform import WaveformConfig
 
 SR = 16000
@@ -125,14 +125,13 @@ def wave_input(config: InputConfig | None, windows: Sequence[float] | None) -> I
 
 
 def fit_wave(
-    train: WaveSet, labels: Sequence[str], tc: Any, *, config: InputConfig | None = None, verbose: int = 0
+    train: WaveSet, config: InputConfig | None, labels: Sequence[str], tc: TrainConfig, *, verbose: int = 0
 ) -> TrainedWave:
     """Fits ``tc.model`` (a raw-waveform model) on the chunks of ``train``: ``config`` (default
     ``models.WAVE_INPUT``) chunks the audio; ``tc.windows`` overrides its chunk length and hop
     (seconds)."""
     from ser_edge.bundle import Normalization
     from ser_edge.training.models import build
-    from ser_edge.training.trainer import sample_weights, window_weights
 
     if not isinstance(train, WaveSet):
         raise ValueError(f"model {tc.model!r} trains on a WaveSet (raw audio); got {type(train).__name__}")
