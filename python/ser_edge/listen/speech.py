@@ -276,12 +276,27 @@ class SpeechGate:
                 keep.append(p)
             elif p.confirmed:
                 out.append(Boundary("end", p.end))
-            elif not final and self._centre < p.end:
+            elif not final and self._centre < p.end and not self._certain(p):
                 keep.append(p)
             elif self._speech_like(p, ended=True):
                 out += [Boundary("start", p.start), Boundary("end", p.end)]
         self._open = keep
         return out
+
+    def _certain(self, p: _Pending) -> bool:
+        """``p`` (ended) is speech-like whatever its decisions still to come: it need not wait
+        for them (the event comes sooner; the boundaries are the same)."""
+        c = self.config
+        if not p.dense or p.end is None:
+            return False
+        if float(c.speech_fraction) <= 0:
+            return True
+        step = STEP * FEATURES.hop_length * self.sr / FEATURES.sr
+        more = int(np.ceil((p.end - self._centre) / step)) + 1
+        span = int(c.speech_span)
+        tail = p.hits[max(p.hits.index(True), len(p.hits) - span) :]
+        dropped = max(0, len(tail) + more - span)  # at worst all speech-probable
+        return sum(tail) - dropped >= float(c.speech_fraction) * min(span, len(tail) + more)
 
 
 def make_gate(sr: int, config: GateConfig = GateConfig(), model: SpeechModel | None = None) -> SpeechGate | VoiceGate:
