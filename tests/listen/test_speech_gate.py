@@ -26,6 +26,9 @@ HELD_OUT = [
     DATA / "ravdess/Actor_19/03-01-03-02-02-01-19.flac",
 ]
 FOLD2 = DATA / "noise/urbansound8k/fold2"
+# a fold-1 recording in the validation part (never trained on): a dog barking on and off for 4 s
+BARKS = DATA / "noise/urbansound8k/fold1/203356-3-0-1.ogg"
+WORDS = [DATA / "turev/Angry/1358_kz_kibir.flac", DATA / "turev/Calm/1984_sk_igde.flac"]  # ~0.5 s of speech each
 
 
 def at_level(y: np.ndarray, dbfs: float) -> np.ndarray:
@@ -90,6 +93,26 @@ def test_real_household_sounds_of_the_held_out_fold_give_no_utterance() -> None:
     assert speech_spans(y, SR) == []
 
 
+def test_a_dog_barking_now_and_then_gives_no_utterance() -> None:
+    """The model takes a few of these barks for speech (``speech_min`` of ``speech_window``
+    decisions: step 1 alone passes the clip), but fewer than ``speech_fraction`` of the
+    decisions after the first such bark are speech-probable: not an utterance."""
+    y = np.concatenate([np.zeros(SR, np.float32), at_level(load(BARKS, sr=SR)[0], -25.0), np.zeros(SR, np.float32)])
+    assert len(speech_spans(y, SR, GateConfig(speech_fraction=0.0))) == 1
+    assert speech_spans(y, SR) == []
+
+
+@pytest.mark.parametrize("dbfs", [-35.0, -25.0, -15.0])
+@pytest.mark.parametrize("path", WORDS, ids=lambda p: p.name)
+def test_a_single_short_word_is_an_utterance(path: Path, dbfs: float) -> None:
+    """A word too short to hold ``speech_window`` decisions still passes (judged at its end)."""
+    s = at_level(load(path, sr=SR)[0], dbfs)
+    y = np.concatenate([np.zeros(SR, np.float32), s, np.zeros(SR, np.float32)])
+    spans = speech_spans(y, SR)
+    assert len(spans) == 1 and spans[0][0] < SR + len(s) and spans[0][1] > SR
+    assert speech_spans(y, SR, chunk=0.0123) == spans
+
+
 def test_speech_gate_boundaries_do_not_depend_on_chunking() -> None:
     s = at_level(load(HELD_OUT[0], sr=SR)[0], -25.0)
     y = np.concatenate([np.zeros(SR, np.float32), s, sound("beeping_alarm", 3.0), s, np.zeros(SR, np.float32)])
@@ -104,6 +127,10 @@ def test_bad_settings_and_rates_are_clear_errors(tmp_path: Path) -> None:
         GateConfig(speech_threshold=1.5)
     with pytest.raises(ValueError, match="speech_min"):
         GateConfig(speech_min=6, speech_window=5)
+    with pytest.raises(ValueError, match="speech_fraction"):
+        GateConfig(speech_fraction=1.5)
+    with pytest.raises(ValueError, match="speech_span"):
+        GateConfig(speech_span=0)
     with pytest.raises(ValueError, match="speech model"):
         SpeechModel(tmp_path)
 

@@ -12,6 +12,7 @@ keys (all optional; unknown keys are an error)::
     [gate]    threshold_db = -50.0  margin_db = 10.0  zcr_max = 0.45  min_speech = 0.1
               hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0
               speech = true  speech_threshold = 0.8  speech_min = 5  speech_window = 6
+              speech_fraction = 0.5  speech_span = 15
     [windows] window = 4.0  hop = 2.0  events = false
     [output]  stdout = true  file = "/var/log/ser-edge/events.jsonl"  file_max_bytes = 1000000
               file_backups = 3
@@ -118,6 +119,8 @@ class ListenConfig:
     gate_speech_threshold: float = GateConfig.speech_threshold
     gate_speech_min: int = GateConfig.speech_min
     gate_speech_window: int = GateConfig.speech_window
+    gate_speech_fraction: float = GateConfig.speech_fraction
+    gate_speech_span: int = GateConfig.speech_span
     window: float = WindowConfig.window
     hop: float = WindowConfig.hop
     window_events: bool = False

@@ -31,6 +31,8 @@ class GateConfig:
     speech_threshold: float = 0.8
     speech_min: int = 5
     speech_window: int = 6
+    speech_fraction: float = 0.5
+    speech_span: int = 15
 
     def __post_init__(self) -> None:
         for name in ("min_speech", "hangover", "pre_roll", "noise_rise_db_per_s"):
@@ -42,6 +44,10 @@ class GateConfig:
             raise ValueError(f"gate speech_threshold={self.speech_threshold!r} must be in (0, 1)")
         if not 1 <= int(self.speech_min) <= int(self.speech_window):
             raise ValueError(f"gate speech_min={self.speech_min!r} must be in 1..speech_window={self.speech_window!r}")
+        if not 0 <= float(self.speech_fraction) <= 1:
+            raise ValueError(f"gate speech_fraction={self.speech_fraction!r} must be in [0, 1]")
+        if not int(self.speech_span) >= 1:
+            raise ValueError(f"gate speech_span={self.speech_span!r} must be >= 1")
         if not float(self.max_utterance) > 0:
             raise ValueError(f"gate max_utterance={self.max_utterance!r} must be > 0")
 
@@ -77,6 +83,11 @@ class VoiceGate:
         self._start = 0  # utterance start sample
         self._last_speech_end = 0
         self.level_db = -120.0
+
+    @property
+    def deciding(self) -> bool:
+        """An utterance is open (as :attr:`SpeechGate.deciding`)."""
+        return self.in_speech
 
     def _frames(self, seconds: float) -> int:
         return max(1, round(seconds / (self.hop / self.sr)))

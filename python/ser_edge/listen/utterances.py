@@ -104,10 +104,13 @@ class Utterances:
         self, gate: GateConfig, windows: WindowConfig, on_utterance: Callable[[np.ndarray, Event], None] | None
     ) -> None:
         """New settings (a configuration reload) without cutting the utterance in progress: they
-        apply now if none is open, else when it ends."""
+        apply now if none is open (nor one the gate is still deciding on), else when it ends."""
         self.on_utterance = on_utterance
         self._pending = (gate, windows)
-        if self._start is None:
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        if self._pending is not None and self._start is None and not self.gate.deciding:
             self._apply(*self._pending)
             self._pending = None
 
@@ -145,6 +148,8 @@ class Utterances:
                 events += self._end(b.sample + base)
         if self._start is not None:
             events += self._windows_until(self.ring.total)
+        else:
+            self._apply_pending()  # the gate dropped what it was deciding on
         return events
 
     def flush(self) -> list[Event]:
@@ -200,9 +205,7 @@ class Utterances:
 
     def _end(self, end: int) -> list[Event]:
         events = self._close(end)
-        if self._pending is not None:
-            self._apply(*self._pending)
-            self._pending = None
+        self._apply_pending()
         return events
 
     def _close(self, end: int) -> list[Event]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ser_edge.listen import speech as S
+from ser_edge.listen.gatebench import validation_recording
 from ser_edge.listen.sounds import SOUNDS
 
 HELD_OUT_EMODB = ("15", "16")
@@ -152,13 +153,10 @@ def speech_set(data: Path, seed: int = 0, log: Any = print) -> tuple[np.ndarray,
 def fold1_files(data: Path, part: str = "all") -> list[Path]:
     """Fold-1 clips; ``part`` "train" or "val" splits them by recording (freesound id, 1 in 5
     recordings for validation) so that validation sounds come from recordings never trained on."""
-    import zlib
-
     files = sorted((data / "noise" / "urbansound8k" / "fold1").glob("*.ogg"))
     if part == "all":
         return files
-    val = lambda p: zlib.crc32(p.name.split("-")[0].encode()) % 5 == 0  # noqa: E731
-    return [p for p in files if val(p) == (part == "val")]
+    return [p for p in files if validation_recording(p) == (part == "val")]
 
 
 def _augment(z: np.ndarray, rng: np.random.Generator, rirs: list[np.ndarray]) -> np.ndarray:
@@ -267,10 +265,11 @@ def validate(data: Path, model_dir: Path) -> dict[str, Any]:
     hours = len(y) / SR / 3600
     model = SpeechModel(model_dir)
     out: dict[str, Any] = {"validation_hours": round(hours, 3)}
-    for thr, k, n in ((0.5, 3, 5), (0.7, 4, 5), (0.8, 5, 6), (0.9, 5, 6)):
-        c = GateConfig(speech_threshold=thr, speech_min=k, speech_window=n)
-        out[f"val_false_per_hour_{thr}_{k}of{n}"] = round(len(speech_spans(y, SR, c, model=model)) / hours, 1)
-        print(thr, k, n, out[f"val_false_per_hour_{thr}_{k}of{n}"], flush=True)
+    for thr, k, n, frac in ((0.7, 4, 5, 0.0), (0.8, 5, 6, 0.0), (0.8, 5, 6, 0.5), (0.9, 5, 6, 0.5)):
+        c = GateConfig(speech_threshold=thr, speech_min=k, speech_window=n, speech_fraction=frac)
+        name = f"val_false_per_hour_{thr}_{k}of{n}_fraction{frac}"
+        out[name] = round(len(speech_spans(y, SR, c, model=model)) / hours, 1)
+        print(name, out[name], flush=True)
     return out
 
 
