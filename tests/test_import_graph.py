@@ -64,3 +64,24 @@ def test_imports_inside_functions_are_edges() -> None:
     graph = import_graph()
     assert "ser_edge.runtime" in graph["ser_edge.listen.daemon"]
     assert "ser_edge.training.trainer" in graph["ser_edge.training.wave"]
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_layers() -> None:
+    """``predict`` and the edge pipeline never reach the daemon (``listen``), and nothing on the
+    edge path reaches training code; ``listen`` may use the pipeline, not the other way round."""
+    graph = import_graph()
+    for module in ("ser_edge.predict", "ser_edge.pipeline.utterances", "ser_edge.pipeline.speech"):
+        reached = _reaches(graph, module)
+        assert not {m for m in reached if m.startswith("ser_edge.listen")}, module
+        assert not {m for m in reached if m.startswith("ser_edge.training")}, module
+    assert not {m for m in _reaches(graph, "ser_edge.listen.daemon") if m.startswith("ser_edge.training")}

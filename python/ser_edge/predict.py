@@ -3,7 +3,7 @@
 Each file is read at any rate, bit depth and channel count and gets one result (label,
 confidence, scores); ``segments=True`` adds one result per utterance, found by the same voice
 gate and windows as ``ser-edge listen``. The speech gate of ``listen``
-(:mod:`ser_edge.listen.speech`) decides first: a file in which it finds no speech gets
+(:mod:`ser_edge.pipeline.speech`) decides first: a file in which it finds no speech gets
 ``"speech": false`` and no emotion (no label, confidence or scores); segments are speech
 utterances only. A file that cannot be read gets a clear error and the other files still get
 their results.
@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ser_edge.listen.gate import GateConfig
+from ser_edge.pipeline.gate import GateConfig
 
 #: The gate for files: ``listen``'s, with the absolute level floor at -80 dBFS instead of -50 (a
 #: recording may be quiet; the speech model does not depend on the level).
@@ -31,7 +31,7 @@ def predict_segments(
 ) -> list[dict[str, Any]]:
     """Utterance events of a clip (or of its blocks, in order) at the recogniser's rate, pushed
     through the ``listen`` pipeline in ``chunk``-second pieces as a microphone would deliver them."""
-    from ser_edge.listen.utterances import Utterances
+    from ser_edge.pipeline.utterances import Utterances
 
     pipeline = Utterances(recognizer, FILE_GATE)
     n = max(1, round(chunk * pipeline.sr))
@@ -54,7 +54,7 @@ class _Scan:
     they are read: after :meth:`blocks` is consumed, ``samples`` and ``speech`` are known."""
 
     def __init__(self, path: str, sr: int) -> None:
-        from ser_edge.listen.speech import make_gate
+        from ser_edge.pipeline.speech import make_gate
 
         self.path, self.sr = path, sr
         self.gate = make_gate(sr, FILE_GATE)

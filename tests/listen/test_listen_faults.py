@@ -19,7 +19,7 @@ from _listen_support import SR, speech_bounds
 from ser_edge.audio import load
 from ser_edge.bundle import content_sha256, load_bundle, save_bundle
 from ser_edge.inputs import InputConfig
-from ser_edge.listen.utterances import Utterances
+from ser_edge.pipeline.utterances import Utterances
 from ser_edge.runtime import Recognizer
 
 REFUSED = "model refused; keeping the running model"
@@ -329,7 +329,7 @@ def test_nan_inf_and_huge_float_samples_on_stdin_are_one_log_line(speech: dict, 
 
 
 def test_consecutive_utterances_never_overlap(speech: dict, bundle_dir: Path) -> None:
-    from ser_edge.listen.gate import GateConfig
+    from ser_edge.pipeline.gate import GateConfig
 
     one, two = _sentence(speech["one"], pad=0.0), _sentence(speech["two"], pad=0.0)
     u = Utterances(Recognizer(bundle_dir), GateConfig(pre_roll=0.5))
@@ -346,7 +346,7 @@ def test_consecutive_utterances_never_overlap(speech: dict, bundle_dir: Path) ->
 
 
 def test_split_long_utterances_do_not_overlap(speech: dict, bundle_dir: Path) -> None:
-    from ser_edge.listen.gate import GateConfig
+    from ser_edge.pipeline.gate import GateConfig
 
     y = _sentence(speech["one"], pad=0.0)
     u = Utterances(Recognizer(bundle_dir), GateConfig(max_utterance=1.0))

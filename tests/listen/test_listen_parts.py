@@ -11,11 +11,11 @@ import pytest
 
 from ser_edge.audio import Resampler, load, resample
 from ser_edge.listen.config import ListenConfig, load_config, read_toml
-from ser_edge.listen.gate import GateConfig, VoiceGate
 from ser_edge.listen.outputs import FileOutput
-from ser_edge.listen.ring import RingBuffer
-from ser_edge.listen.smoothing import ScoreAverage
 from ser_edge.listen.sources import FileSource, StdinSource
+from ser_edge.pipeline.gate import GateConfig, VoiceGate
+from ser_edge.pipeline.ring import RingBuffer
+from ser_edge.pipeline.smoothing import ScoreAverage
 
 SR = 16000
 

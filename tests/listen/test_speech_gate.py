@@ -13,10 +13,10 @@ import soundfile as sf
 from _listen_support import DATA, SR, listen_cmd
 
 from ser_edge.audio import load, resample
-from ser_edge.listen.gate import GateConfig
 from ser_edge.listen.gatebench import active_rms
 from ser_edge.listen.sounds import SOUNDS
-from ser_edge.listen.speech import SpeechModel, speech_spans
+from ser_edge.pipeline.gate import GateConfig
+from ser_edge.pipeline.speech import SpeechModel, speech_spans
 
 ENERGY = GateConfig(speech=False)
 HELD_OUT = [

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_edge.listen.gate import GateConfig
 from ser_edge.listen.outputs import MqttConfig
-from ser_edge.listen.utterances import WindowConfig
+from ser_edge.pipeline.gate import GateConfig
+from ser_edge.pipeline.utterances import WindowConfig
 
 DEFAULT_PATH = Path("/etc/ser-edge/config.toml")
 

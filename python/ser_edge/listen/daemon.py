@@ -41,7 +41,7 @@ from ser_edge.listen.swap import (
     load_verified,
     trial_run,
 )
-from ser_edge.listen.utterances import Event, Utterances
+from ser_edge.pipeline.utterances import Event, Utterances
 
 log = logging.getLogger("ser_edge.listen")
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ser_edge.listen.gate import GateConfig
-from ser_edge.listen.speech import speech_spans
+from ser_edge.pipeline.gate import GateConfig
+from ser_edge.pipeline.speech import speech_spans
 
 SR = 16000
 

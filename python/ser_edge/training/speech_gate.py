@@ -1,4 +1,4 @@
-"""Trains the speech/non-speech model of :mod:`ser_edge.listen.speech` and writes it (int8
+"""Trains the speech/non-speech model of :mod:`ser_edge.pipeline.speech` and writes it (int8
 LiteRT) to ``python/ser_edge/models/speech``.
 
 Speech: EMO-DB (all speakers but 15 and 16), RAVDESS actors 01-16, half of TESS and part of
@@ -257,9 +257,9 @@ def batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, size: int, rng: np.rand
 def validate(data: Path, model_dir: Path) -> dict[str, Any]:
     """False utterances per hour on the validation recordings of fold 1 (the gatebench stream),
     for a few decision rules."""
-    from ser_edge.listen.gate import GateConfig
     from ser_edge.listen.gatebench import stream_of
-    from ser_edge.listen.speech import SpeechModel, speech_spans
+    from ser_edge.pipeline.gate import GateConfig
+    from ser_edge.pipeline.speech import SpeechModel, speech_spans
 
     y = stream_of(fold1_files(data, "val"))
     hours = len(y) / SR / 3600

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ser_edge.listen.gate import GateConfig
-from ser_edge.listen.ring import RingBuffer
-from ser_edge.listen.smoothing import ScoreAverage
-from ser_edge.listen.speech import make_gate
+from ser_edge.pipeline.gate import GateConfig
+from ser_edge.pipeline.ring import RingBuffer
+from ser_edge.pipeline.smoothing import ScoreAverage
+from ser_edge.pipeline.speech import make_gate
 
 log = logging.getLogger("ser_edge.listen")
 

@@ -1,5 +1,5 @@
 """Speech, not sound: a small int8 LiteRT model that tells speech from other sounds, behind the
-energy gate of :mod:`ser_edge.listen.gate`.
+energy gate of :mod:`ser_edge.pipeline.gate`.
 
 The model reads :data:`CONTEXT` frames (0.66 s) of 32-band log-mel features from the Rust core
 (25 ms window, 10 ms hop), each block minus its own mean (so the level does not matter), and
@@ -37,7 +37,7 @@ import numpy as np
 
 from ser_edge.audio import Resampler
 from ser_edge.features import FeatureConfig, Stream, extract
-from ser_edge.listen.gate import Boundary, GateConfig, VoiceGate
+from ser_edge.pipeline.gate import Boundary, GateConfig, VoiceGate
 
 FEATURES = FeatureConfig(
     sr=16000, n_fft=400, hop_length=160, center=False, n_mels=32, fmax=8000.0, features=("log_melspectrogram",)
