@@ -226,3 +226,17 @@ def test_deployment_files_are_valid() -> None:
     for line in ("Restart=always", "SupplementaryGroups=audio", "User=ser-edge", "ExecReload=/bin/kill -HUP $MAINPID"):
         assert line in unit
     assert any(x.startswith("ExecStart=") and "listen --config /etc/ser-edge/config.toml" in x for x in unit)
+
+
+def test_the_config_docstring_lists_every_setting() -> None:
+    """The module docstring is the configuration's reference: every TOML key is in it, under its table."""
+    import re
+
+    from ser_edge.listen import config as C
+
+    doc = C.__doc__ or ""
+    tables = {"": doc.split("[source]")[0]}
+    for m in re.finditer(r"^    \[(\w+)\](.*?)(?=^    \[|\n\n)", doc, re.S | re.M):
+        tables[m.group(1)] = m.group(2)
+    missing = [f"{t}.{k}" if t else k for t, k in C.KEYS if not re.search(rf"\b{k} = ", tables.get(t, ""))]
+    assert not missing, missing

@@ -10,16 +10,19 @@ keys (all optional; unknown keys are an error)::
     [source]  kind = "mic"  device = "USB"  realtime = false  rate = 16000  channels = 1
               format = "s16le"  chunk = 0.05
     [gate]    threshold_db = -50.0  margin_db = 10.0  zcr_max = 0.45  min_speech = 0.1
-              hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0
+              hangover = 0.2  pre_roll = 0.2  max_utterance = 20.0  noise_rise_db_per_s = 1.0
               speech = true  speech_threshold = 0.8  speech_min = 5  speech_window = 6
               speech_fraction = 0.5  speech_span = 15
     [windows] window = 4.0  hop = 2.0  events = false
     [output]  stdout = true  file = "/var/log/ser-edge/events.jsonl"  file_max_bytes = 1000000
               file_backups = 3
     [mqtt]    host = "localhost"  port = 1883  username = ""  password = ""  topic = "ser-edge"
-              node_id = ""  discovery_prefix = "homeassistant"  queue = 1000
+              node_id = ""  discovery_prefix = "homeassistant"  queue = 1000  keepalive = 30
               password_file = ""  tls = false  tls_ca = ""  tls_cert = ""  tls_key = ""
               tls_insecure = false
+    [record]  dir = ""                     # audio is written only if this is set
+    [state]   dir = ""                     # the user's adapter state (default ~/.local/state/ser-edge)
+    [watch]   model = true  interval = 1.0 # hot-swap the model when its files change
 
 MQTT credentials: the username is ``mqtt.username`` (or ``$SER_EDGE_MQTT_USERNAME``); the
 password is read from ``mqtt.password_file`` if set (one line; e.g. a systemd credential,
@@ -27,9 +30,6 @@ password is read from ``mqtt.password_file`` if set (one line; e.g. a systemd cr
 ``mqtt.password``. TLS is on when ``tls = true`` or any ``tls_*`` file is given: ``tls_ca``
 (default: the system's CAs) verifies the broker, ``tls_cert``/``tls_key`` authenticate this
 device; ``tls_insecure = true`` skips only the host-name check (never the certificate chain).
-    [record]  dir = ""                     # audio is written only if this is set
-    [state]   dir = ""                     # the user's adapter state (default ~/.local/state/ser-edge)
-    [watch]   model = true  interval = 1.0 # hot-swap the model when its files change
 """
 
 from __future__ import annotations
