@@ -14,7 +14,7 @@ try:
     from ser_edge import audio
 except ImportError as _e:  # fail every test of this module (not the whole session's collection)
     audio, _AUDIO_IMPORT_ERROR = None, _e
-from conftest import (
+from feature_support import (
     EMODB_FILE,
     EMODB_FILE_2,
     HYPOTHESIS_DERANDOMIZE,

@@ -9,7 +9,7 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-from conftest import as_ref64, call_guarded, expect_value_error, get_signal
+from feature_support import as_ref64, call_guarded, expect_value_error, get_signal
 
 import ser_edge.features as F
 

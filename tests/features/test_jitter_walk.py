@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path
+from feature_support import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path
 
 import ser_edge.features as F
 from ser_edge.audio import load

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (
+from feature_support import (
     assert_abs,
     assert_rel_peak,
     get_signal,

@@ -12,7 +12,7 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-from conftest import (
+from feature_support import (
     as_ref64,
     assert_abs,
     assert_rel_peak,

@@ -17,7 +17,7 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-from conftest import HYPOTHESIS_DERANDOMIZE, as_ref64, get_signal
+from feature_support import HYPOTHESIS_DERANDOMIZE, as_ref64, get_signal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -13,7 +13,14 @@ import warnings
 
 import librosa
 import numpy as np
-from conftest import HYPOTHESIS_DERANDOMIZE, as_ref64, assert_abs, assert_rel_peak, call_guarded, check_shape_dtype
+from feature_support import (
+    HYPOTHESIS_DERANDOMIZE,
+    as_ref64,
+    assert_abs,
+    assert_rel_peak,
+    call_guarded,
+    check_shape_dtype,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import HYPOTHESIS_DERANDOMIZE, assert_rel_peak, call_guarded, expect_value_error, get_signal
+from feature_support import HYPOTHESIS_DERANDOMIZE, assert_rel_peak, call_guarded, expect_value_error, get_signal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

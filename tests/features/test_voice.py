@@ -15,7 +15,15 @@ import functools
 
 import numpy as np
 import pytest
-from conftest import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path, expect_value_error, get_signal
+from feature_support import (
+    EMODB_FILE,
+    EMODB_FILE_2,
+    RAVDESS_FILE,
+    RAVDESS_FILE_2,
+    data_path,
+    expect_value_error,
+    get_signal,
+)
 
 import ser_edge.features as F
 from ser_edge.audio import load

@@ -4,7 +4,7 @@ message grows the process); reuse must train exactly as a new model would."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import EMODB
+from fl_support import EMODB
 
 from ser_edge.fl import task
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BIN, EMODB, ROOT, Processes, free_port, speaker_csv
+from fl_support import BIN, EMODB, ROOT, Processes, free_port, speaker_csv
 
 SR = 16000
 

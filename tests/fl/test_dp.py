@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EMODB
+from fl_support import EMODB
 
 from ser_edge.fl import privacy
 

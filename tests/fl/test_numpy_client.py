@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import speaker_csv
+from fl_support import speaker_csv
 
 from ser_edge.fl import numpy_mlp
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EMODB
+from fl_support import EMODB
 
 from ser_edge.fl.task import partition
 

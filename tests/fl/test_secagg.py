@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import EMODB
+from fl_support import EMODB
 
 from ser_edge.fl import robust
 

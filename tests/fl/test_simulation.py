@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EMODB
+from fl_support import EMODB
 
 
 def simulate(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """Shared fixtures and helpers for the ser_edge.features test-suite.
 
-Test modules import the helpers below with ``from conftest import ...`` (pytest puts this
+Test modules import the helpers below with ``from feature_support import ...`` (pytest puts this
 directory on sys.path because tests/features has no __init__.py).
 
 Signals
