@@ -3,6 +3,7 @@ smoothing, configuration, rotating file output."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def test_config_layers_defaults_file_and_command_line(tmp_path: Path) -> None:
         '[mqtt]\nhost = "broker"\nqueue = 5\n[windows]\nevents = true\n'
     )
     c = load_config(str(f), {"rate": 44100})
-    assert (c.model, c.source, c.rate, c.gate_hangover, c.mqtt_host, c.mqtt_queue, c.window_events) == (
+    assert (c.model, c.source, c.rate, c.gate.hangover, c.mqtt.host, c.mqtt.queue, c.windows.events) == (
         "/m",
         "-",
         44100,
@@ -125,7 +126,8 @@ def test_config_layers_defaults_file_and_command_line(tmp_path: Path) -> None:
         5,
         True,
     )
-    assert c.gate().hangover == 0.3 and c.mqtt().queue == 5 and c.windows().events
+    assert c.mqtt_output() == dataclasses.replace(c.mqtt, username=None, password=None, tls_ca=None)
+    assert load_config(str(f), {"gate.hangover": 0.5, "mqtt.host": "b2"}).gate.hangover == 0.5
     assert load_config(None, {}) == ListenConfig() or Path("/etc/ser-edge/config.toml").exists()
 
 
@@ -221,7 +223,7 @@ def test_stdin_source_converts_rate_channels_and_format(speech: dict) -> None:
 def test_deployment_files_are_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     c = load_config(str(root / "deploy" / "config.toml"), {})
-    assert c.source == "mic" and c.record_dir is None and c.mqtt_host is None  # private by default
+    assert c.source == "mic" and c.record_dir is None and c.mqtt_output() is None  # private by default
     unit = (root / "deploy" / "ser-edge.service").read_text().splitlines()
     for line in ("Restart=always", "SupplementaryGroups=audio", "User=ser-edge", "ExecReload=/bin/kill -HUP $MAINPID"):
         assert line in unit
@@ -238,5 +240,5 @@ def test_the_config_docstring_lists_every_setting() -> None:
     tables = {"": doc.split("[source]")[0]}
     for m in re.finditer(r"^    \[(\w+)\](.*?)(?=^    \[|\n\n)", doc, re.S | re.M):
         tables[m.group(1)] = m.group(2)
-    missing = [f"{t}.{k}" if t else k for t, k in C.KEYS if not re.search(rf"\b{k} = ", tables.get(t, ""))]
+    missing = [f"{t}.{k}" if t else k for t, k in C.settings() if not re.search(rf"\b{k} = ", tables.get(t, ""))]
     assert not missing, missing

@@ -46,8 +46,11 @@ from ser_edge.pipeline.utterances import WindowConfig
 
 DEFAULT_PATH = Path("/etc/ser-edge/config.toml")
 
-# (table, key) in the TOML file -> ListenConfig field
-KEYS: dict[tuple[str, str], str] = {
+#: The tables that are whole settings objects: ``[gate]`` keys are ``GateConfig`` fields, etc.
+NESTED: dict[str, type] = {"gate": GateConfig, "windows": WindowConfig, "mqtt": MqttConfig}
+
+# (table, key) in the TOML file -> ListenConfig field, for the keys outside the nested tables
+FLAT: dict[tuple[str, str], str] = {
     ("", "model"): "model",
     ("", "labels"): "labels",
     ("", "adapt"): "adapt",
@@ -59,39 +62,28 @@ KEYS: dict[tuple[str, str], str] = {
     ("source", "channels"): "channels",
     ("source", "format"): "sample_format",
     ("source", "chunk"): "chunk",
-    **{("gate", f.name): f"gate_{f.name}" for f in dataclasses.fields(GateConfig)},
-    ("windows", "window"): "window",
-    ("windows", "hop"): "hop",
-    ("windows", "events"): "window_events",
     ("output", "stdout"): "stdout",
     ("output", "file"): "file",
     ("output", "file_max_bytes"): "file_max_bytes",
     ("output", "file_backups"): "file_backups",
-    **{
-        ("mqtt", k): f"mqtt_{k}"
-        for k in (
-            "host",
-            "port",
-            "username",
-            "password",
-            "topic",
-            "node_id",
-            "discovery_prefix",
-            "queue",
-            "keepalive",
-            "password_file",
-            "tls",
-            "tls_ca",
-            "tls_cert",
-            "tls_key",
-            "tls_insecure",
-        )
-    },
     ("record", "dir"): "record_dir",
     ("state", "dir"): "state_dir",
     ("watch", "model"): "watch",
     ("watch", "interval"): "watch_interval",
 }
+
+
+def setting_name(table: str, key: str) -> str | None:
+    """The name of a TOML setting in ``load_config``'s values and overrides: a ListenConfig field,
+    or ``"<table>.<key>"`` in a nested table; ``None`` if there is no such setting."""
+    if table in NESTED:
+        return f"{table}.{key}" if key in {f.name for f in dataclasses.fields(NESTED[table])} else None
+    return FLAT.get((table, key))
+
+
+def settings() -> list[tuple[str, str]]:
+    """Every ``(table, key)`` the file may hold."""
+    return list(FLAT) + [(t, f.name) for t, cls in NESTED.items() for f in dataclasses.fields(cls)]
 
 
 @dataclass
@@ -107,42 +99,13 @@ class ListenConfig:
     channels: int = 1
     sample_format: str = "s16le"
     chunk: float = 0.05
-    gate_threshold_db: float = GateConfig.threshold_db
-    gate_margin_db: float = GateConfig.margin_db
-    gate_zcr_max: float = GateConfig.zcr_max
-    gate_min_speech: float = GateConfig.min_speech
-    gate_hangover: float = GateConfig.hangover
-    gate_pre_roll: float = GateConfig.pre_roll
-    gate_max_utterance: float = GateConfig.max_utterance
-    gate_noise_rise_db_per_s: float = GateConfig.noise_rise_db_per_s
-    gate_speech: bool = GateConfig.speech
-    gate_speech_threshold: float = GateConfig.speech_threshold
-    gate_speech_min: int = GateConfig.speech_min
-    gate_speech_window: int = GateConfig.speech_window
-    gate_speech_fraction: float = GateConfig.speech_fraction
-    gate_speech_span: int = GateConfig.speech_span
-    window: float = WindowConfig.window
-    hop: float = WindowConfig.hop
-    window_events: bool = False
+    gate: GateConfig = field(default_factory=GateConfig)
+    windows: WindowConfig = field(default_factory=WindowConfig)
     stdout: bool = True
     file: str | None = None
     file_max_bytes: int = 1_000_000
     file_backups: int = 3
-    mqtt_host: str | None = None
-    mqtt_port: int = 1883
-    mqtt_username: str | None = None
-    mqtt_password: str | None = None
-    mqtt_topic: str = "ser-edge"
-    mqtt_node_id: str = ""
-    mqtt_discovery_prefix: str = "homeassistant"
-    mqtt_queue: int = 1000
-    mqtt_keepalive: int = 30
-    mqtt_password_file: str | None = None
-    mqtt_tls: bool = False
-    mqtt_tls_ca: str | None = None
-    mqtt_tls_cert: str | None = None
-    mqtt_tls_key: str | None = None
-    mqtt_tls_insecure: bool = False
+    mqtt: MqttConfig = field(default_factory=MqttConfig)  # as written: credentials not yet resolved
     record_dir: str | None = None
     state_dir: str | None = None
     enrol: float | None = None
@@ -150,55 +113,40 @@ class ListenConfig:
     watch_interval: float = 1.0
     config_path: str | None = field(default=None, compare=False)
 
-    def gate(self) -> GateConfig:
-        return GateConfig(**{f.name: getattr(self, f"gate_{f.name}") for f in dataclasses.fields(GateConfig)})
-
-    def windows(self) -> WindowConfig:
-        return WindowConfig(window=self.window, hop=self.hop, events=self.window_events)
-
-    def mqtt(self) -> MqttConfig | None:
+    def mqtt_output(self) -> MqttConfig | None:
         """The MQTT settings with the credentials resolved (see the module docstring); ``None``
         without a host. Raises ``ValueError`` naming an unreadable file."""
-        if not self.mqtt_host:
+        m = self.mqtt
+        if not m.host:
             return None
-        password = self.mqtt_password or None
+        password = m.password or None
         if os.environ.get("SER_EDGE_MQTT_PASSWORD"):
             password = os.environ["SER_EDGE_MQTT_PASSWORD"]
-        if self.mqtt_password_file:
+        if m.password_file:
             try:
-                password = Path(self.mqtt_password_file).read_text(encoding="utf-8").rstrip("\r\n")
+                password = Path(m.password_file).read_text(encoding="utf-8").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as e:
-                raise ValueError(f"mqtt.password_file={self.mqtt_password_file!r}: cannot read it ({e})") from None
-        tls = self.mqtt_tls or any((self.mqtt_tls_ca, self.mqtt_tls_cert, self.mqtt_tls_key))
-        return MqttConfig(
-            host=self.mqtt_host,
-            port=self.mqtt_port,
-            username=os.environ.get("SER_EDGE_MQTT_USERNAME") or self.mqtt_username or None,
+                raise ValueError(f"mqtt.password_file={m.password_file!r}: cannot read it ({e})") from None
+        return dataclasses.replace(
+            m,
+            username=os.environ.get("SER_EDGE_MQTT_USERNAME") or m.username or None,
             password=password,
-            topic=self.mqtt_topic,
-            node_id=self.mqtt_node_id,
-            discovery_prefix=self.mqtt_discovery_prefix,
-            queue=self.mqtt_queue,
-            keepalive=self.mqtt_keepalive,
-            tls=tls,
-            tls_ca=self.mqtt_tls_ca or None,
-            tls_cert=self.mqtt_tls_cert or None,
-            tls_key=self.mqtt_tls_key or None,
-            tls_insecure=self.mqtt_tls_insecure,
+            tls=m.tls or any((m.tls_ca, m.tls_cert, m.tls_key)),
+            tls_ca=m.tls_ca or None,
+            tls_cert=m.tls_cert or None,
+            tls_key=m.tls_key or None,
         )
 
     def validate(self) -> ListenConfig:
-        """Raises ``ValueError`` naming the first bad setting."""
-        self.gate()
-        self.windows()
+        """Raises ``ValueError`` naming the first bad setting (the nested tables check themselves)."""
         if self.sample_format not in ("s16le", "s32le", "f32le"):
             raise ValueError(f"source.format={self.sample_format!r}; choose from s16le, s32le, f32le")
         if self.channels < 1 or (self.rate is not None and self.rate < 1):
             raise ValueError("source.channels and source.rate must be >= 1")
         if not 0.005 <= self.chunk <= 1.0:
             raise ValueError(f"source.chunk={self.chunk!r} must be between 0.005 and 1 s")
-        if self.mqtt_queue < 1:
-            raise ValueError(f"mqtt.queue={self.mqtt_queue!r} must be >= 1")
+        if self.mqtt.queue < 1:
+            raise ValueError(f"mqtt.queue={self.mqtt.queue!r} must be >= 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level={self.log_level!r}; choose from debug, info, warning, error")
         if self.enrol is not None and not self.enrol > 0:
@@ -206,21 +154,25 @@ class ListenConfig:
         if not self.watch_interval > 0:
             raise ValueError(f"watch.interval={self.watch_interval!r} must be > 0")
         for key in ("tls_ca", "tls_cert", "tls_key"):
-            f = getattr(self, f"mqtt_{key}")
+            f = getattr(self.mqtt, key)
             if f and not os.access(f, os.R_OK):
                 raise ValueError(f"mqtt.{key}={f!r}: no such readable file")
-        if self.mqtt_tls_key and not self.mqtt_tls_cert:
+        if self.mqtt.tls_key and not self.mqtt.tls_cert:
             raise ValueError("mqtt.tls_key needs mqtt.tls_cert (the device's certificate)")
-        self.mqtt()  # the password file must be readable
+        self.mqtt_output()  # the password file must be readable
         return self
 
 
-def _types() -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(ListenConfig)}
+def _default(name: str) -> Any:
+    """The default of setting ``name`` (a ListenConfig field or ``"<table>.<key>"``)."""
+    table, _, key = name.rpartition(".")
+    cls = NESTED[table] if table else ListenConfig
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    return f.default
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
-    default = _types()[name]
+    default = _default(name)
     if name == "labels":
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{where}: must be a list of label names")
@@ -259,7 +211,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for sub, v in items:
             table, k = (key, sub) if sub is not None else ("", key)
-            name = KEYS.get((table, k))
+            name = setting_name(table, k)
             if name is None:
                 raise ValueError(f"{path}: unknown setting {'.'.join(x for x in (table, k) if x)!r}")
             out[name] = _coerce(name, v, f"{path}: {'.'.join(x for x in (table, k) if x)}")
@@ -268,12 +220,17 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load_config(path: str | None, overrides: dict[str, Any]) -> ListenConfig:
     """Defaults, then the TOML file (``path``, else :data:`DEFAULT_PATH` if present), then
-    ``overrides`` (command-line values that were given). Raises ``ValueError``."""
+    ``overrides`` (command-line values that were given, named as :func:`setting_name` names
+    them). Raises ``ValueError``."""
     chosen = Path(path) if path else (DEFAULT_PATH if DEFAULT_PATH.is_file() else None)
     values: dict[str, Any] = read_toml(chosen) if chosen is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = sorted(set(values) - set(_types()))
+    known = {setting_name(t, k) for t, k in settings()} | {"enrol"}
+    unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
-    cfg = ListenConfig(**values, config_path=os.fspath(chosen) if chosen else None)
+    top = {k: v for k, v in values.items() if "." not in k}
+    for table, cls in NESTED.items():
+        top[table] = cls(**{k.partition(".")[2]: v for k, v in values.items() if k.startswith(table + ".")})
+    cfg = ListenConfig(**top, config_path=os.fspath(chosen) if chosen else None)
     return cfg.validate()

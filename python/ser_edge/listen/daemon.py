@@ -153,7 +153,7 @@ class Daemon:
             outs.append(StdoutOutput())
         if config.file:
             outs.append(FileOutput(config.file, config.file_max_bytes, config.file_backups))
-        mqtt = config.mqtt()
+        mqtt = config.mqtt_output()
         if mqtt is not None:
             outs.append(MqttOutput(mqtt, model_id=self.recognizer.model_id if self.recognizer else ""))
         return Outputs(outs)
@@ -164,7 +164,7 @@ class Daemon:
 
     def _pipeline(self, offset: float = 0.0) -> Utterances:
         c = self.config
-        return Utterances(self.recognizer, c.gate(), c.windows(), on_utterance=self._recorder(), offset=offset)
+        return Utterances(self.recognizer, c.gate, c.windows, on_utterance=self._recorder(), offset=offset)
 
     def _source(self) -> Source:
         c = self.config
@@ -308,14 +308,14 @@ class Daemon:
                 self._close_source()
         self.outputs.close(CLOSE_TIMEOUT)
         try:
-            self.pipeline.reconfigure(new.gate(), new.windows(), self._recorder())
+            self.pipeline.reconfigure(new.gate, new.windows, self._recorder())
             self.outputs = self._outputs(new)
         except (ValueError, OSError) as e:
             log.error(
                 "configuration reload failed; keeping the running configuration", extra={"fields": {"error": str(e)}}
             )
             self.config = old
-            self.pipeline.reconfigure(old.gate(), old.windows(), self._recorder())
+            self.pipeline.reconfigure(old.gate, old.windows, self._recorder())
             self.outputs = self._outputs(old)
             return
         _info("configuration reloaded", path=new.config_path)

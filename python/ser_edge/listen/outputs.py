@@ -90,7 +90,9 @@ class FileOutput:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    host: str
+    """The ``[mqtt]`` table; an empty ``host`` means no MQTT output."""
+
+    host: str = ""
     port: int = 1883
     username: str | None = None
     password: str | None = None
@@ -104,6 +106,7 @@ class MqttConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_insecure: bool = False
+    password_file: str | None = None
 
     def __repr__(self) -> str:  # never print the password
         return f"MqttConfig(host={self.host!r}, port={self.port}, username={self.username!r}, tls={self.tls})"
