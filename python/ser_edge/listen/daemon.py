@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from ser_edge.listen.swap import (
     trial_run,
 )
 from ser_edge.pipeline.utterances import Event, Utterances
+
+if TYPE_CHECKING:
+    from ser_edge.runtime import Recognizer
 
 log = logging.getLogger("ser_edge.listen")
 
@@ -119,7 +122,7 @@ def _stamp(files: list[Path]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def load_recognizer(config: ListenConfig) -> Any:
+def load_recognizer(config: ListenConfig) -> Recognizer:
     """Loads, validates and test-runs the configured bundle. Raises ``ValueError`` (``BundleError``)
     or ``RuntimeError``."""
     from ser_edge.runtime import Recognizer
@@ -132,7 +135,7 @@ class Daemon:
         self.config, self.overrides = config, overrides
         self._stop = False
         self._reload = False
-        self.recognizer: Any = None
+        self.recognizer: Recognizer  # set by run()
         self.fingerprint: str | None = None  # of the running bundle's two files
         self._labels: list[str] | None = None
         self.probe: Probe | None = None
@@ -155,7 +158,7 @@ class Daemon:
             outs.append(FileOutput(config.file, config.file_max_bytes, config.file_backups))
         mqtt = config.mqtt_output()
         if mqtt is not None:
-            outs.append(MqttOutput(mqtt, model_id=self.recognizer.model_id if self.recognizer else ""))
+            outs.append(MqttOutput(mqtt, model_id=self.recognizer.model_id))
         return Outputs(outs)
 
     def _recorder(self) -> Recorder | None:
@@ -241,7 +244,7 @@ class Daemon:
         except OSError as e:
             log.warning("cannot keep a copy of the model", extra={"fields": {"error": str(e)}})
 
-    def _start_model(self) -> Any:
+    def _start_model(self) -> Recognizer:
         """The model to start with. Without a state folder: the configured bundle, loaded here.
         With one (``$STATE_DIRECTORY``, systemd's ``StateDirectory=``): a bundle other than the
         last one that ran is first checked in a child process (:mod:`.swap`); if it is refused,
@@ -270,7 +273,7 @@ class Daemon:
         )
         return trial_run(Recognizer(kept, adapt=self.config.adapt, allowed=self.config.labels))
 
-    def _swap_to(self, new: Any, fingerprint: str, reason: str) -> None:
+    def _swap_to(self, new: Recognizer, fingerprint: str, reason: str) -> None:
         old = self.recognizer
         assert self.pipeline is not None
         if new.bundle.input.sr != old.bundle.input.sr:

@@ -164,7 +164,7 @@ def trial_run(r: Recognizer) -> Recognizer:
     return r
 
 
-def load_verified(verdict: Verdict, *, adapt: bool, labels: Sequence[str] | None) -> Any:
+def load_verified(verdict: Verdict, *, adapt: bool, labels: Sequence[str] | None) -> Recognizer:
     """The daemon-side load of a snapshot that passed: a ``Recognizer`` whose bundle reports the
     watched folder as its path. Raises ``ValueError`` or ``RuntimeError``."""
     from ser_edge.bundle import load_bundle
