@@ -211,14 +211,23 @@ impl Yin {
             .inv
             .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
         let scale = 1.0 / self.n_fft as f64;
-        let acf0 = self.time[0] * scale;
+        for k in 0..=self.max_period {
+            self.diff[k] = self.time[k] * scale;
+        }
+        self.finish(frame);
+    }
+
+    /// The CMNDF and shifts of `frame` from its autocorrelation `r(0..=max_period)`, which the
+    /// caller has put in `self.diff` (overwritten by the difference function).
+    fn finish(&mut self, frame: &[f32]) {
+        let acf0 = self.diff[0];
         // d(k) = 2 (r(0) - r(k)) - E(k - 1), E the running energy, with E(0) read as 0 (librosa).
         let mut energy = 0.0;
         self.diff[0] = 0.0;
         for k in 1..=self.max_period {
             energy += frame[k - 1] as f64 * frame[k - 1] as f64;
             let e = if k == 1 { 0.0 } else { energy };
-            self.diff[k] = 2.0 * (acf0 - self.time[k] * scale) - e;
+            self.diff[k] = 2.0 * (acf0 - self.diff[k]) - e;
         }
         // cmndf(k) = d(k) / (mean(d(1..=k)) + tiny) for k in min_period..=max_period.
         let mut cum = 0.0;
@@ -326,16 +335,181 @@ pub fn framed_signal(y: &[f32], params: &YinParams) -> Result<(Vec<f32>, usize)>
     Ok((padded, n))
 }
 
+/// The frames' autocorrelations from blocks of `b = gcd(frame_length, hop)` samples, when
+/// `b >= max_period`: a frame is `nb = frame_length / b` whole blocks and, for lags up to `b`,
+/// its autocorrelation is the sum of the blocks' own autocorrelations and of the
+/// cross-correlations of neighbouring blocks (blocks two apart only meet at lags above `b`).
+/// Each block is transformed once (size `2 b`, with no circular aliasing at lags `<= b`) and
+/// shared by the `nb` frames that hold it; a frame then costs one inverse transform of `2 b`
+/// and `nb` spectrum sums instead of two transforms of `frame_length + max_period`.
+struct BlockAcf {
+    b: usize,
+    nb: usize,
+    step: usize,
+    fwd: Arc<dyn RealToComplex<f64>>,
+    inv: Arc<dyn ComplexToReal<f64>>,
+    time: Vec<f64>,
+    scratch_fwd: Vec<Complex<f64>>,
+    scratch_inv: Vec<Complex<f64>>,
+    /// Spectra of the last transformed block and of the one before, and their power spectra.
+    x_last: Vec<Complex<f64>>,
+    x_prev: Vec<Complex<f64>>,
+    p_last: Vec<f64>,
+    /// Per block (ring of `nb`): its power spectrum plus its cross spectrum with the next block.
+    q: Vec<Vec<Complex<f64>>>,
+    sum: Vec<Complex<f64>>,
+    /// Blocks transformed so far.
+    done: usize,
+}
+
+/// Cost model of a real FFT of size `n` (arbitrary units).
+fn fft_cost(n: usize) -> f64 {
+    n as f64 * (n as f64).log2()
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl BlockAcf {
+    /// The block engine for `kernel`'s framing, or `None` when blocks do not apply or do not pay.
+    fn new(kernel: &Yin, hop: usize) -> Option<BlockAcf> {
+        let fl = kernel.frame_length;
+        let b = gcd(fl, hop);
+        let (nb, step) = (fl / b, hop / b);
+        if b < kernel.max_period.max(1) || nb < 2 {
+            return None;
+        }
+        if (step + 1) as f64 * fft_cost(2 * b) >= 2.0 * fft_cost(kernel.n_fft) {
+            return None;
+        }
+        let fwd = fft::forward_plan::<f64>(2 * b);
+        let inv = fft::inverse_plan::<f64>(2 * b);
+        let spec = fwd.make_output_vec();
+        Some(BlockAcf {
+            b,
+            nb,
+            step,
+            time: fwd.make_input_vec(),
+            scratch_fwd: fwd.make_scratch_vec(),
+            scratch_inv: inv.make_scratch_vec(),
+            x_last: spec.clone(),
+            x_prev: spec.clone(),
+            p_last: vec![0.0; spec.len()],
+            q: vec![spec.clone(); nb],
+            sum: spec,
+            fwd,
+            inv,
+            done: 0,
+        })
+    }
+
+    /// Transforms block `done` of `signal` and completes the previous block's ring entry.
+    fn push_block(&mut self, signal: &[f32]) {
+        let (b, j) = (self.b, self.done);
+        for (t, &s) in self.time.iter_mut().zip(&signal[j * b..(j + 1) * b]) {
+            *t = s as f64;
+        }
+        self.time[b..].iter_mut().for_each(|t| *t = 0.0);
+        std::mem::swap(&mut self.x_prev, &mut self.x_last);
+        let _ = self
+            .fwd
+            .process_with_scratch(&mut self.time, &mut self.x_last, &mut self.scratch_fwd);
+        if j > 0 {
+            // Cross spectrum conj(X_prev) X_last, the next block delayed by b = half the size:
+            // the delay is (-1)^f.
+            let q = &mut self.q[(j - 1) % self.nb];
+            for (f, ((q, a), c)) in q.iter_mut().zip(&self.x_prev).zip(&self.x_last).enumerate() {
+                let re = a.re * c.re + a.im * c.im;
+                let im = a.re * c.im - a.im * c.re;
+                let (re, im) = if f % 2 == 1 { (-re, -im) } else { (re, im) };
+                *q = Complex::new(self.p_last[f] + re, im);
+            }
+        }
+        for (p, c) in self.p_last.iter_mut().zip(&self.x_last) {
+            *p = c.re * c.re + c.im * c.im;
+        }
+        self.done += 1;
+    }
+
+    /// Writes frame `t`'s autocorrelation at lags `0..acf.len()` (all `<= b`) into `acf`.
+    fn frame(&mut self, signal: &[f32], t: usize, acf: &mut [f64]) {
+        let first = t * self.step;
+        while self.done < first + self.nb {
+            self.push_block(signal);
+        }
+        self.sum.copy_from_slice(&self.q[first % self.nb]);
+        for i in 1..self.nb - 1 {
+            for (s, q) in self.sum.iter_mut().zip(&self.q[(first + i) % self.nb]) {
+                *s += q;
+            }
+        }
+        for (s, &p) in self.sum.iter_mut().zip(&self.p_last) {
+            s.re += p;
+        }
+        // DC and Nyquist are real (products of real bins); say so exactly for the inverse.
+        let last = self.sum.len() - 1;
+        self.sum[0].im = 0.0;
+        self.sum[last].im = 0.0;
+        let _ = self
+            .inv
+            .process_with_scratch(&mut self.sum, &mut self.time, &mut self.scratch_inv);
+        let scale = 1.0 / (2 * self.b) as f64;
+        for (a, &r) in acf.iter_mut().zip(&self.time) {
+            *a = r * scale;
+        }
+    }
+}
+
+/// Analyses the frames of a padded signal (from [`framed_signal`]) in increasing order, sharing
+/// block transforms between overlapping frames where the framing allows ([`BlockAcf`]; equal to
+/// [`Yin::analyse`] up to rounding), else analysing each frame on its own.
+pub struct FrameAnalyser<'a> {
+    padded: &'a [f32],
+    hop: usize,
+    blocks: Option<BlockAcf>,
+    next: usize,
+}
+
+impl<'a> FrameAnalyser<'a> {
+    pub fn new(kernel: &Yin, padded: &'a [f32], hop: usize) -> FrameAnalyser<'a> {
+        FrameAnalyser {
+            padded,
+            hop,
+            blocks: BlockAcf::new(kernel, hop),
+            next: 0,
+        }
+    }
+
+    /// Analyses frame `t` with `kernel` (the one given to `new`). Frames must come in increasing
+    /// order.
+    pub fn analyse(&mut self, kernel: &mut Yin, t: usize) {
+        assert!(t >= self.next, "frames must be analysed in increasing order");
+        self.next = t + 1;
+        let frame = &self.padded[t * self.hop..t * self.hop + kernel.frame_length];
+        match self.blocks.as_mut() {
+            Some(b) => {
+                b.frame(self.padded, t, &mut kernel.diff);
+                kernel.finish(frame);
+            }
+            None => kernel.analyse(frame),
+        }
+    }
+}
+
 /// `librosa.yin`: f0 (Hz) of every frame.
 pub fn yin(y: &[f32], params: &YinParams) -> Result<Vec<f64>> {
     let mut kernel = Yin::new(params)?;
     let (padded, n) = framed_signal(y, params)?;
-    let (fl, hop) = (params.frame_length, params.hop());
+    let mut frames = FrameAnalyser::new(&kernel, &padded, params.hop());
     Ok((0..n)
         .map(|t| {
-            kernel
-                .estimate(&padded[t * hop..t * hop + fl], params.trough_threshold)
-                .f0
+            frames.analyse(&mut kernel, t);
+            kernel.choose(params.trough_threshold).f0
         })
         .collect())
 }
@@ -366,6 +540,35 @@ mod tests {
         (0..n)
             .map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32 * 0.5)
             .collect()
+    }
+
+    #[test]
+    fn block_frames_equal_frame_by_frame() {
+        let y: Vec<f32> = (0..20000)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1 + (i as f32 * 0.05).sin() * (i as f32 * 3e-4).cos())
+            .collect();
+        // Blocks of 512 and 256; a hop whose blocks (gcd 128) are shorter than max_period.
+        for (fl, hop, blocks) in [(2048, 512, true), (1024, 256, true), (2048, 384, false)] {
+            let p = YinParams {
+                frame_length: fl,
+                hop_length: Some(hop),
+                ..YinParams::new(16000.0, 65.4, 2093.0)
+            };
+            let (padded, n) = framed_signal(&y, &p).unwrap();
+            let (mut a, mut b) = (Yin::new(&p).unwrap(), Yin::new(&p).unwrap());
+            let mut frames = FrameAnalyser::new(&b, &padded, hop);
+            assert_eq!(frames.blocks.is_some(), blocks);
+            for t in 0..n {
+                a.analyse(&padded[t * hop..t * hop + fl]);
+                frames.analyse(&mut b, t);
+                for (g, w) in b.cmndf().iter().zip(a.cmndf()) {
+                    assert!(
+                        (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                        "{fl}/{hop} frame {t}: {g} vs {w}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
