@@ -15,6 +15,7 @@ use crate::error::{positive, Result};
 use crate::fail;
 use crate::pitch::{framed_signal, is_trough, FrameAnalyser, Yin, YinParams};
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// pYIN's own keywords (librosa's names and defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -517,10 +518,12 @@ impl Band<'_> {
     #[inline(always)]
     fn scan(&self, best: &mut Best) {
         let c0 = self.lo / CHUNK;
-        for (i, &top) in self.top.iter().enumerate() {
-            let c = c0 + i;
-            if best.open(self.cmax[c] + top, self.base + (c * CHUNK).max(self.lo)) {
-                self.scan_chunk(c, best);
+        let cmax = &self.cmax[c0..c0 + self.top.len()];
+        for (i, (&top, &cm)) in self.top.iter().zip(cmax).enumerate() {
+            let bound = cm + top;
+            // Most chunks fail the first test; the index only matters on equality.
+            if bound >= best.value && best.open(bound, self.base + ((c0 + i) * CHUNK).max(self.lo)) {
+                self.scan_chunk(c0 + i, best);
             }
         }
     }
@@ -640,12 +643,52 @@ pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut 
     states
 }
 
+/// Models kept by [`cached_model`].
+const MODEL_CACHE: usize = 4;
+
+/// [`PyinModel::new`], cached per parameter set (the last [`MODEL_CACHE`] sets), as FFT plans
+/// are: building the transition tables takes a few milliseconds, longer than pYIN on a second of
+/// audio.
+fn cached_model(yp: &YinParams, pp: &PyinParams, n_lags: usize, min_period: usize) -> Result<Arc<PyinModel>> {
+    type Entry = (Vec<u64>, Arc<PyinModel>);
+    static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let (a, b) = pp.beta_parameters;
+    let floats = [
+        yp.sr,
+        yp.fmin,
+        yp.fmax,
+        a,
+        b,
+        pp.boltzmann_parameter,
+        pp.resolution,
+        pp.max_transition_rate,
+        pp.switch_prob,
+        pp.no_trough_prob,
+    ];
+    let sizes = [yp.hop(), pp.n_thresholds, n_lags, min_period];
+    let key: Vec<u64> = floats
+        .iter()
+        .map(|v| v.to_bits())
+        .chain(sizes.iter().map(|&v| v as u64))
+        .collect();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, m)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(m.clone());
+    }
+    let model = Arc::new(PyinModel::new(yp, pp, n_lags, min_period)?);
+    if cache.len() == MODEL_CACHE {
+        cache.remove(0);
+    }
+    cache.push((key, model.clone()));
+    Ok(model)
+}
+
 /// `librosa.pyin`: f0, voiced flag and voiced probability of every frame.
 pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let mut kernel = Yin::new(yp)?;
     // librosa's order of checks: audio and framing, then the HMM's parameters.
     let (padded, n_frames) = framed_signal(y, yp)?;
-    let model = PyinModel::new(yp, pp, kernel.n_lags(), kernel.min_period)?;
+    let model = cached_model(yp, pp, kernel.n_lags(), kernel.min_period)?;
     let n = model.n_pitch_bins;
     if n_frames.saturating_mul(2 * n) > 1 << 30 {
         fail!(
