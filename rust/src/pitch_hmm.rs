@@ -805,40 +805,47 @@ mod tests {
 
     #[test]
     fn banded_viterbi_equals_dense() {
-        let yp = YinParams {
-            hop_length: Some(256),
-            ..YinParams::new(8000.0, 100.0, 400.0)
-        };
-        let pp = PyinParams {
-            resolution: 0.5,
-            ..PyinParams::default()
-        };
-        let m = PyinModel::new(&yp, &pp, 60, 20).unwrap();
-        let n = m.n_pitch_bins;
-        // Sparse voiced candidates, unvoiced stretches and exact ties (uniform frames).
-        let mut seed = 12345u64;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let obs: Vec<Vec<f64>> = (0..60)
-            .map(|t| {
-                let mut o = vec![LN_TINY; 2 * n];
-                let mut vp = 0.0;
-                if (t / 10) % 3 != 2 {
-                    for _ in 0..(t % 4) {
-                        let p = 0.3 * rnd();
-                        o[(rnd() * n as f64) as usize] = (p + f64::MIN_POSITIVE).ln();
-                        vp += p;
+        // Coarse bins (few chunks per band) and 10-cent bins (many chunks to skip).
+        for resolution in [0.5, 0.1] {
+            let yp = YinParams {
+                hop_length: Some(256),
+                ..YinParams::new(8000.0, 100.0, 400.0)
+            };
+            let pp = PyinParams {
+                resolution,
+                ..PyinParams::default()
+            };
+            let m = PyinModel::new(&yp, &pp, 60, 20).unwrap();
+            let n = m.n_pitch_bins;
+            // Sparse voiced candidates (some near the previous frame's), unvoiced stretches and
+            // exact ties (uniform frames).
+            let mut seed = 12345u64;
+            let mut rnd = || {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let mut track = n as f64 / 2.0;
+            let obs: Vec<Vec<f64>> = (0..60)
+                .map(|t| {
+                    let mut o = vec![LN_TINY; 2 * n];
+                    let mut vp = 0.0;
+                    if (t / 10) % 3 != 2 {
+                        track = (track + (rnd() - 0.5) * 8.0).clamp(0.0, n as f64 - 1.0);
+                        for c in 0..(t % 4) {
+                            let p = 0.3 * rnd();
+                            let bin = if c == 0 { track } else { rnd() * n as f64 };
+                            o[bin as usize] = (p + f64::MIN_POSITIVE).ln();
+                            vp += p;
+                        }
                     }
-                }
-                let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
-                o[n..].iter_mut().for_each(|x| *x = u);
-                o
-            })
-            .collect();
-        let got = viterbi(&m, obs.len(), |t, out| out.copy_from_slice(&obs[t]));
-        assert_eq!(got, dense_viterbi(&m, &obs));
+                    let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
+                    o[n..].iter_mut().for_each(|x| *x = u);
+                    o
+                })
+                .collect();
+            let got = viterbi(&m, obs.len(), |t, out| out.copy_from_slice(&obs[t]));
+            assert_eq!(got, dense_viterbi(&m, &obs), "resolution {resolution}");
+        }
     }
 
     #[test]
