@@ -5,8 +5,9 @@
 //! ([`Yin::cmndf`]), its troughs and parabolic shifts, and [`Yin::estimate`] (YIN's f0, the
 //! CMNDF value at the chosen trough, and whether that trough is below the threshold). It keeps
 //! no state between frames, so a stream can call it on any frame. [`yin`] and [`pyin`] are the
-//! batch functions (librosa's framing: `center`, `pad_mode`); pYIN's HMM is decoded by a banded
-//! Viterbi ([`crate::pitch_hmm`]).
+//! batch functions (librosa's framing: `center`, `pad_mode`); they analyse the frames in order
+//! with [`FrameAnalyser`], which shares block FFTs between overlapping frames. pYIN's HMM is
+//! decoded by a banded Viterbi ([`crate::pitch_hmm`]).
 //!
 //! Arithmetic is float64 throughout, as librosa's for float64 input. librosa's difference
 //! function is kept as it is, quirks included: `d(k) = 2 (r(0) - r(k)) - sum_{m<k} y[m]^2`
@@ -392,7 +393,7 @@ impl BlockAcf {
         let g = gcd(fl, hop);
         let b = (1..)
             .take_while(|i| i * i <= g)
-            .filter(|i| g % i == 0)
+            .filter(|&i| g.is_multiple_of(i))
             .flat_map(|i| [i, g / i])
             .filter(|&b| b >= kernel.max_period.max(1) && fl / b >= 2)
             .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))?;

@@ -5,11 +5,13 @@
 //! librosa's transition matrix is `kron([[1-s, s], [s, 1-s]], T)` with `T` a row-normalised
 //! triangular band (`transition_local(..., window='triangle', wrap=False)`), and its Viterbi
 //! adds `tiny` before the log, so every entry outside the band is the same `ln(tiny)`. The
-//! decoder here exploits that: per target state it scans the two bands (same and other
-//! voicing block), skipping a band whose upper bound (window maximum of the previous values
-//! plus the column's largest log-probability) cannot reach the best so far, and compares
-//! with the one out-of-band candidate that can win, the previous frame's best state plus
-//! `ln(tiny)`. The result is the dense product's argmax, first index on ties, as librosa's.
+//! decoder here exploits that: per target state it starts from the previous target's best
+//! source, scans the two bands (same and other voicing block), skipping a band whose upper
+//! bound (window maximum of the previous values plus the column's largest log-probability)
+//! cannot reach the best so far and, within a band, each chunk of [`CHUNK`] sources whose bound
+//! cannot, and compares with the one out-of-band candidate that can win, the previous frame's
+//! best state plus `ln(tiny)`. The result is the dense product's argmax, first index on ties,
+//! as librosa's. The model (transition tables, priors) is cached per parameter set.
 
 use crate::error::{positive, Result};
 use crate::fail;
