@@ -4,6 +4,8 @@ librosa's recommended range (C2-C7: fmin 65.4 Hz, fmax 2093 Hz), frame_length 20
 16 kHz. ``benches/report_pitch.py`` writes the "Pitch" section of docs/benchmarks.md.
 """
 
+import itertools
+
 import librosa
 import numpy as np
 import pytest
@@ -45,3 +47,14 @@ def test_yin_ser_edge(benchmark, speech, seconds):
 def test_pyin_ser_edge(benchmark, speech, seconds):
     f0, voiced, prob = benchmark(F.pyin, speech[seconds], **KW)
     assert voiced.any() and np.all((prob >= 0) & (prob <= 1))
+
+
+@pytest.mark.benchmark(group="pyin")
+def test_pyin_ser_edge_first_call(benchmark, speech):
+    """1 s with a new parameter set every round: pYIN's model (cached per parameter set) is built
+    in every call, as in the first call of a process."""
+    fmins = itertools.count(60.0, 0.01)
+    f0, voiced, prob = benchmark.pedantic(
+        F.pyin, setup=lambda: ((speech[1],), {**KW, "fmin": next(fmins)}), rounds=10, warmup_rounds=1
+    )
+    assert voiced.any()

@@ -5,16 +5,19 @@
 //! librosa's transition matrix is `kron([[1-s, s], [s, 1-s]], T)` with `T` a row-normalised
 //! triangular band (`transition_local(..., window='triangle', wrap=False)`), and its Viterbi
 //! adds `tiny` before the log, so every entry outside the band is the same `ln(tiny)`. The
-//! decoder here exploits that: per target state it scans the two bands (same and other
-//! voicing block), skipping a band whose upper bound (window maximum of the previous values
-//! plus the column's largest log-probability) cannot reach the best so far, and compares
-//! with the one out-of-band candidate that can win, the previous frame's best state plus
-//! `ln(tiny)`. The result is the dense product's argmax, first index on ties, as librosa's.
+//! decoder here exploits that: per target state it starts from the previous target's best
+//! source, scans the two bands (same and other voicing block), skipping a band whose upper
+//! bound (window maximum of the previous values plus the column's largest log-probability)
+//! cannot reach the best so far and, within a band, each chunk of [`CHUNK`] sources whose bound
+//! cannot, and compares with the one out-of-band candidate that can win, the previous frame's
+//! best state plus `ln(tiny)`. The result is the dense product's argmax, first index on ties,
+//! as librosa's. The model (transition tables, priors) is cached per parameter set.
 
 use crate::error::{positive, Result};
 use crate::fail;
-use crate::pitch::{framed_signal, is_trough, Yin, YinParams};
+use crate::pitch::{framed_signal, is_trough, FrameAnalyser, Yin, YinParams};
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// pYIN's own keywords (librosa's names and defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -188,8 +191,16 @@ pub struct PyinModel {
     lt_cross: Vec<f64>,
     max_same: Vec<f64>,
     max_cross: Vec<f64>,
+    /// Per target bin `q`: the largest same/cross log-transition from each source chunk
+    /// `lo[q] / CHUNK ..= (hi[q] - 1) / CHUNK` (the band's part of it), at `coff[q]..`.
+    coff: Vec<usize>,
+    chunk_same: Vec<f64>,
+    chunk_cross: Vec<f64>,
     pub freqs: Vec<f64>,
 }
+
+/// Sources per chunk of the Viterbi's bound check.
+const CHUNK: usize = 8;
 
 /// `scipy.signal.windows.triang(m)` (symmetric).
 fn triang(m: usize) -> Vec<f64> {
@@ -313,6 +324,17 @@ impl PyinModel {
             max_same.push(ms);
             max_cross.push(mc);
         }
+        let (mut coff, mut chunk_same, mut chunk_cross) = (Vec::with_capacity(n), vec![], vec![]);
+        for q in 0..n {
+            let (lo, hi, off) = (lo_v[q], hi_v[q], offset[q]);
+            coff.push(chunk_same.len());
+            for c in lo / CHUNK..=(hi - 1) / CHUNK {
+                let band = off + (c * CHUNK).max(lo) - lo..off + ((c + 1) * CHUNK).min(hi) - lo;
+                let top = |v: &[f64]| v.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+                chunk_same.push(top(&lt_same[band.clone()]));
+                chunk_cross.push(top(&lt_cross[band]));
+            }
+        }
         let step = (12 * nbps) as f64;
         let freqs = (0..n).map(|k| yp.fmin * 2f64.powf(k as f64 / step)).collect();
         Ok(PyinModel {
@@ -333,6 +355,9 @@ impl PyinModel {
             lt_cross,
             max_same,
             max_cross,
+            coff,
+            chunk_same,
+            chunk_cross,
             freqs,
         })
     }
@@ -444,56 +469,83 @@ fn window_max(v: &[f64], lo: &[usize], hi: &[usize], out: &mut [f64], dq: &mut V
     }
 }
 
-/// The best `(value, index)` of `prev[k] + lt[k]`, first index on ties. Eight independent
-/// lanes, so that the maximum vectorises (a maximum is exact, so lanes change nothing); then
-/// the first index that reaches it.
-#[inline(always)]
-fn band_best_lanes(prev: &[f64], lt: &[f64]) -> (f64, usize) {
-    const L: usize = 8;
-    let mut acc = [f64::NEG_INFINITY; L];
-    let (pc, lc) = (prev.chunks_exact(L), lt.chunks_exact(L));
-    let (pr, lr) = (pc.remainder(), lc.remainder());
-    for (p, l) in pc.zip(lc) {
-        for i in 0..L {
-            let s = p[i] + l[i];
-            acc[i] = if s > acc[i] { s } else { acc[i] };
-        }
-    }
-    for (i, (&p, &l)) in pr.iter().zip(lr).enumerate() {
-        let s = p + l;
-        acc[i] = if s > acc[i] { s } else { acc[i] };
-    }
-    let m = acc.iter().fold(f64::NEG_INFINITY, |m, &a| if a > m { a } else { m });
-    for (c, (p, l)) in prev.chunks(L).zip(lt.chunks(L)).enumerate() {
-        let hit = p.iter().zip(l).fold(false, |h, (&v, &w)| h | (v + w == m));
-        if hit {
-            return (m, c * L + p.iter().zip(l).position(|(&v, &w)| v + w == m).unwrap_or(0));
-        }
-    }
-    (m, 0)
+/// The best source so far: the largest value, then the lowest (global) source index.
+struct Best {
+    value: f64,
+    arg: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn band_best_avx2(prev: &[f64], lt: &[f64]) -> (f64, usize) {
-    band_best_lanes(prev, lt)
-}
-
-/// [`band_best_lanes`], with AVX2 where the CPU has it.
-#[inline]
-fn band_best(prev: &[f64], lt: &[f64]) -> (f64, usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above).
-            return unsafe { band_best_avx2(prev, lt) };
+impl Best {
+    #[inline(always)]
+    fn offer(&mut self, value: f64, arg: usize) {
+        if value > self.value || (value == self.value && arg < self.arg) {
+            (self.value, self.arg) = (value, arg);
         }
     }
-    band_best_lanes(prev, lt)
+
+    /// Whether a candidate bounded by `bound` whose lowest index is `first` can still win.
+    #[inline(always)]
+    fn open(&self, bound: f64, first: usize) -> bool {
+        bound > self.value || (bound == self.value && first < self.arg)
+    }
+}
+
+/// One voicing block's band of sources for a target: `prev` is the block's previous values
+/// (global indices from `base`), `lt` the band's log-transitions (sources `lo..hi`), `top` the
+/// largest log-transition of each chunk of the band and `cmax` the block's chunk maxima of `prev`.
+struct Band<'a> {
+    prev: &'a [f64],
+    base: usize,
+    lo: usize,
+    hi: usize,
+    lt: &'a [f64],
+    top: &'a [f64],
+    cmax: &'a [f64],
+}
+
+impl Band<'_> {
+    /// Offers the band's sources of chunk `c`.
+    #[inline(always)]
+    fn scan_chunk(&self, c: usize, best: &mut Best) {
+        let (a, b) = ((c * CHUNK).max(self.lo), ((c + 1) * CHUNK).min(self.hi));
+        let (prev, lt) = (&self.prev[a..b], &self.lt[a - self.lo..b - self.lo]);
+        for i in 0..prev.len() {
+            best.offer(prev[i] + lt[i], self.base + a + i);
+        }
+    }
+
+    /// Offers every source of the band that can beat `best`: chunk by chunk, skipping a chunk
+    /// whose bound (its largest previous value plus its largest log-transition; rounding is
+    /// monotone, so no source's sum exceeds it) cannot win.
+    #[inline(always)]
+    fn scan(&self, best: &mut Best) {
+        let c0 = self.lo / CHUNK;
+        let cmax = &self.cmax[c0..c0 + self.top.len()];
+        for (i, (&top, &cm)) in self.top.iter().zip(cmax).enumerate() {
+            let bound = cm + top;
+            // Most chunks fail the first test; the index only matters on equality.
+            if bound >= best.value && best.open(bound, self.base + ((c0 + i) * CHUNK).max(self.lo)) {
+                self.scan_chunk(c0 + i, best);
+            }
+        }
+    }
+}
+
+/// `out[c] = max(v[c CHUNK..(c + 1) CHUNK])`.
+fn chunk_max(v: &[f64], out: &mut [f64]) {
+    for (o, c) in out.iter_mut().zip(v.chunks(CHUNK)) {
+        *o = c.iter().fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    }
 }
 
 /// Viterbi over the pYIN HMM: `logp(t, out)` fills frame `t`'s `2 n` log observation
 /// probabilities. Returns the state sequence.
+///
+/// Per target, the previous target's best source seeds the search (the best source moves
+/// little from bin to bin); then each band is scanned only if its bound (window maximum of
+/// the previous values plus the band's largest log-transition) can win, and within a band
+/// only the chunks whose bound can. Every sum compared is the dense product's own
+/// `prev[k] + log_trans[k, j]`, so the result is its argmax, first index on ties.
 pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut [f64])) -> Vec<u16> {
     let n = m.n_pitch_bins;
     let ns = 2 * n;
@@ -507,65 +559,80 @@ pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut 
         *p = o + init;
     }
     let (mut wmax_v, mut wmax_u) = (vec![0.0; n], vec![0.0; n]);
+    let nc = n.div_ceil(CHUNK);
+    let (mut cmax_v, mut cmax_u) = (vec![0.0; nc], vec![0.0; nc]);
     let mut dq = VecDeque::new();
     for t in 1..n_frames {
         logp(t, &mut obs);
         // The previous frame's best state: the one out-of-band source that can win.
         let g = (0..ns).fold(0, |g, k| if prev[k] > prev[g] { k } else { g });
         let out_band = prev[g] + LN_TINY;
-        window_max(&prev[..n], &m.lo, &m.hi, &mut wmax_v, &mut dq);
-        window_max(&prev[n..], &m.lo, &m.hi, &mut wmax_u, &mut dq);
+        let (prev_v, prev_u) = prev.split_at(n);
+        window_max(prev_v, &m.lo, &m.hi, &mut wmax_v, &mut dq);
+        window_max(prev_u, &m.lo, &m.hi, &mut wmax_u, &mut dq);
+        chunk_max(prev_v, &mut cmax_v);
+        chunk_max(prev_u, &mut cmax_u);
         let ptr_t = &mut ptr[t * ns..(t + 1) * ns];
-        for j in 0..ns {
-            let (block, q) = (j / n, j % n);
-            let (lo, hi, off) = (m.lo[q], m.hi[q], m.offset[q]);
-            let len = hi - lo;
-            // Voiced sources first (lower indices), then unvoiced.
-            let (lt_v, lt_u, max_v, max_u) = if block == 0 {
-                (
-                    &m.lt_same[off..off + len],
-                    &m.lt_cross[off..off + len],
-                    m.max_same[q],
-                    m.max_cross[q],
-                )
-            } else {
-                (
-                    &m.lt_cross[off..off + len],
-                    &m.lt_same[off..off + len],
-                    m.max_cross[q],
-                    m.max_same[q],
-                )
-            };
-            let bound_v = wmax_v[q] + max_v;
-            let bound_u = wmax_u[q] + max_u;
-            // The higher bound first; the other band only if it can reach the best (ties go
-            // to the lower index, so the voiced band is scanned on equality).
-            let (mut best, mut arg);
-            if bound_u > bound_v {
-                let (v, i) = band_best(&prev[n + lo..n + hi], lt_u);
-                (best, arg) = (v, n + lo + i);
-                if bound_v >= best {
-                    let (v, i) = band_best(&prev[lo..hi], lt_v);
-                    if v >= best {
-                        (best, arg) = (v, lo + i);
+        for block in 0..2 {
+            let mut seed = usize::MAX;
+            for q in 0..n {
+                let (lo, hi, off, co) = (m.lo[q], m.hi[q], m.offset[q], m.coff[q]);
+                let (len, nch) = (hi - lo, (hi - 1) / CHUNK - lo / CHUNK + 1);
+                let (same, cross) = (&m.lt_same[off..off + len], &m.lt_cross[off..off + len]);
+                let (top_s, top_c) = (&m.chunk_same[co..co + nch], &m.chunk_cross[co..co + nch]);
+                // Voiced sources first (lower indices), then unvoiced.
+                let (lt_v, lt_u, top_v, top_u, max_v, max_u) = if block == 0 {
+                    (same, cross, top_s, top_c, m.max_same[q], m.max_cross[q])
+                } else {
+                    (cross, same, top_c, top_s, m.max_cross[q], m.max_same[q])
+                };
+                let voiced = Band {
+                    prev: prev_v,
+                    base: 0,
+                    lo,
+                    hi,
+                    lt: lt_v,
+                    top: top_v,
+                    cmax: &cmax_v,
+                };
+                let unvoiced = Band {
+                    prev: prev_u,
+                    base: n,
+                    lo,
+                    hi,
+                    lt: lt_u,
+                    top: top_u,
+                    cmax: &cmax_u,
+                };
+                let mut best = Best {
+                    value: f64::NEG_INFINITY,
+                    arg: usize::MAX,
+                };
+                if seed < n && (lo..hi).contains(&seed) {
+                    voiced.scan_chunk(seed / CHUNK, &mut best);
+                } else if seed >= n && seed != usize::MAX && (lo..hi).contains(&(seed - n)) {
+                    unvoiced.scan_chunk((seed - n) / CHUNK, &mut best);
+                }
+                // The band with the higher bound first.
+                let (bound_v, bound_u) = (wmax_v[q] + max_v, wmax_u[q] + max_u);
+                let order = if bound_u > bound_v {
+                    [(&unvoiced, bound_u), (&voiced, bound_v)]
+                } else {
+                    [(&voiced, bound_v), (&unvoiced, bound_u)]
+                };
+                for (band, bound) in order {
+                    if best.open(bound, band.base + lo) {
+                        band.scan(&mut best);
                     }
                 }
-            } else {
-                let (v, i) = band_best(&prev[lo..hi], lt_v);
-                (best, arg) = (v, lo + i);
-                if bound_u > best {
-                    let (v, i) = band_best(&prev[n + lo..n + hi], lt_u);
-                    if v > best {
-                        (best, arg) = (v, n + lo + i);
-                    }
+                if !(lo..hi).contains(&(g % n)) {
+                    best.offer(out_band, g);
                 }
+                let j = block * n + q;
+                cur[j] = obs[j] + best.value;
+                ptr_t[j] = best.arg as u16;
+                seed = best.arg;
             }
-            let in_band = (lo..hi).contains(&(g % n));
-            if !in_band && (out_band > best || (out_band == best && g < arg)) {
-                (best, arg) = (out_band, g);
-            }
-            cur[j] = obs[j] + best;
-            ptr_t[j] = arg as u16;
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -578,24 +645,65 @@ pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut 
     states
 }
 
+/// Models kept by [`cached_model`].
+const MODEL_CACHE: usize = 4;
+
+/// [`PyinModel::new`], cached per parameter set (the last [`MODEL_CACHE`] sets), as FFT plans
+/// are: building the transition tables takes a few milliseconds, longer than pYIN on a second of
+/// audio.
+fn cached_model(yp: &YinParams, pp: &PyinParams, n_lags: usize, min_period: usize) -> Result<Arc<PyinModel>> {
+    type Entry = (Vec<u64>, Arc<PyinModel>);
+    static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let (a, b) = pp.beta_parameters;
+    let floats = [
+        yp.sr,
+        yp.fmin,
+        yp.fmax,
+        a,
+        b,
+        pp.boltzmann_parameter,
+        pp.resolution,
+        pp.max_transition_rate,
+        pp.switch_prob,
+        pp.no_trough_prob,
+    ];
+    let sizes = [yp.hop(), pp.n_thresholds, n_lags, min_period];
+    let key: Vec<u64> = floats
+        .iter()
+        .map(|v| v.to_bits())
+        .chain(sizes.iter().map(|&v| v as u64))
+        .collect();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, m)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(m.clone());
+    }
+    let model = Arc::new(PyinModel::new(yp, pp, n_lags, min_period)?);
+    if cache.len() == MODEL_CACHE {
+        cache.remove(0);
+    }
+    cache.push((key, model.clone()));
+    Ok(model)
+}
+
 /// `librosa.pyin`: f0, voiced flag and voiced probability of every frame.
 pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let mut kernel = Yin::new(yp)?;
     // librosa's order of checks: audio and framing, then the HMM's parameters.
     let (padded, n_frames) = framed_signal(y, yp)?;
-    let model = PyinModel::new(yp, pp, kernel.n_lags(), kernel.min_period)?;
-    let (fl, hop, n) = (yp.frame_length, yp.hop(), model.n_pitch_bins);
+    let model = cached_model(yp, pp, kernel.n_lags(), kernel.min_period)?;
+    let n = model.n_pitch_bins;
     if n_frames.saturating_mul(2 * n) > 1 << 30 {
         fail!(
             "{n_frames} frames x {} states is too large for the Viterbi decoder",
             2 * n
         );
     }
+    let mut frames = FrameAnalyser::new(&kernel, &padded, yp.hop());
     let mut scratch = FrameScratch::default();
     let mut cands = Vec::new();
     let mut voiced_prob = vec![0.0; n_frames];
     let states = viterbi(&model, n_frames, |t, obs| {
-        kernel.analyse(&padded[t * hop..t * hop + fl]);
+        frames.analyse(&mut kernel, t);
         let vp = model.candidates(&kernel, &mut scratch, &mut cands);
         voiced_prob[t] = vp;
         obs[..n].iter_mut().for_each(|o| *o = LN_TINY);
@@ -699,40 +807,47 @@ mod tests {
 
     #[test]
     fn banded_viterbi_equals_dense() {
-        let yp = YinParams {
-            hop_length: Some(256),
-            ..YinParams::new(8000.0, 100.0, 400.0)
-        };
-        let pp = PyinParams {
-            resolution: 0.5,
-            ..PyinParams::default()
-        };
-        let m = PyinModel::new(&yp, &pp, 60, 20).unwrap();
-        let n = m.n_pitch_bins;
-        // Sparse voiced candidates, unvoiced stretches and exact ties (uniform frames).
-        let mut seed = 12345u64;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let obs: Vec<Vec<f64>> = (0..60)
-            .map(|t| {
-                let mut o = vec![LN_TINY; 2 * n];
-                let mut vp = 0.0;
-                if (t / 10) % 3 != 2 {
-                    for _ in 0..(t % 4) {
-                        let p = 0.3 * rnd();
-                        o[(rnd() * n as f64) as usize] = (p + f64::MIN_POSITIVE).ln();
-                        vp += p;
+        // Coarse bins (few chunks per band) and 10-cent bins (many chunks to skip).
+        for resolution in [0.5, 0.1] {
+            let yp = YinParams {
+                hop_length: Some(256),
+                ..YinParams::new(8000.0, 100.0, 400.0)
+            };
+            let pp = PyinParams {
+                resolution,
+                ..PyinParams::default()
+            };
+            let m = PyinModel::new(&yp, &pp, 60, 20).unwrap();
+            let n = m.n_pitch_bins;
+            // Sparse voiced candidates (some near the previous frame's), unvoiced stretches and
+            // exact ties (uniform frames).
+            let mut seed = 12345u64;
+            let mut rnd = || {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let mut track = n as f64 / 2.0;
+            let obs: Vec<Vec<f64>> = (0..60)
+                .map(|t| {
+                    let mut o = vec![LN_TINY; 2 * n];
+                    let mut vp = 0.0;
+                    if (t / 10) % 3 != 2 {
+                        track = (track + (rnd() - 0.5) * 8.0).clamp(0.0, n as f64 - 1.0);
+                        for c in 0..(t % 4) {
+                            let p = 0.3 * rnd();
+                            let bin = if c == 0 { track } else { rnd() * n as f64 };
+                            o[bin as usize] = (p + f64::MIN_POSITIVE).ln();
+                            vp += p;
+                        }
                     }
-                }
-                let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
-                o[n..].iter_mut().for_each(|x| *x = u);
-                o
-            })
-            .collect();
-        let got = viterbi(&m, obs.len(), |t, out| out.copy_from_slice(&obs[t]));
-        assert_eq!(got, dense_viterbi(&m, &obs));
+                    let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
+                    o[n..].iter_mut().for_each(|x| *x = u);
+                    o
+                })
+                .collect();
+            let got = viterbi(&m, obs.len(), |t, out| out.copy_from_slice(&obs[t]));
+            assert_eq!(got, dense_viterbi(&m, &obs), "resolution {resolution}");
+        }
     }
 
     #[test]
