@@ -268,7 +268,8 @@ def main() -> None:
                     with open(args.out, "w") as f:
                         json.dump(results, f, indent=1, sort_keys=True)
                 log(
-                    f"{split:22s} {vname:26s} {mname}: cold {r['cold']:.3f} speaker {r['speaker']:.3f} ({time.time() - t1:.0f} s)"
+                    f"{split:22s} {vname:26s} {mname}: cold {r['cold']:.3f} speaker {r['speaker']:.3f} "
+                    f"({time.time() - t1:.0f} s)"
                 )
     if not args.out:
         json.dump(results, sys.stdout, indent=1)
