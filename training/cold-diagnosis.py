@@ -7,9 +7,11 @@ actors, train = the other actors + EMO-DB) that is the one used to choose. Every
 computed from per-clip *raw* functionals (mean/std/p10/p50/p90 of each frame row) and per-speaker
 frame statistics: z-scoring frames with any fixed mean/std is an affine map of those functionals.
 
-    PYTHONPATH=python python training/cold-diagnosis.py > docs/results/room/cold-diagnosis.json
+    PYTHONPATH=python python training/cold-diagnosis.py --out docs/results/room/cold-diagnosis.json
 
-Frames (all 221 rows: the default 211 + 10 eGeMAPS-like descriptors, no gate) are cached in
+(every split, variant and model: long on a busy machine; ``--splits``, ``--only`` and ``--models`` pick a part,
+and ``--out`` adds to the file: the runs behind docs/results.md are listed there). Frames (all 221 rows: the
+211 spectral + 10 eGeMAPS-like descriptors, no gate) are cached in
 ``$SER_EDGE_CACHE``/``~/.cache/ser-edge/frames`` by the trainer's own ``load_frames``.
 """
 
