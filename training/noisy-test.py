@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--snr", type=float, default=10.0, help="SNR of the added white noise in dB")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    recipe = load_recipe(ROOT / "default.toml")
+    recipe = load_recipe(ROOT / "spectral.toml")  # the default of the documented run
     T.set_threads(1)
     labels = group_labels(recipe.grouping)
     clips = grouped([c for k in recipe.corpus for c in load_corpus(k["name"], k["data"])], recipe.grouping)

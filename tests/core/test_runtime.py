@@ -44,7 +44,7 @@ def test_int8_inputs_and_outputs_are_quantised_and_dequantised() -> None:
     np.testing.assert_allclose(p.sum(1), 1.0, atol=0.02)  # softmax through int8 output quantisation
     np.testing.assert_array_equal(c.probabilities(x[1:2])[0], p[1])  # rows are independent
     assert c.probabilities(x[:0]).shape == (0, len(c.bundle.labels))
-    with pytest.raises(ValueError, match=r"inputs must be shaped \(n, 1055\)"):
+    with pytest.raises(ValueError, match=r"inputs must be shaped \(n, 1105\)"):
         c.probabilities(x[:, :10])
 
 

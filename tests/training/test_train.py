@@ -412,7 +412,11 @@ def test_recipe_errors(tmp_path: Path) -> None:
 def test_default_bundle() -> None:
     b = load_bundle()
     assert b.quantization == "int8" and b.labels == CANONICAL and b.model_path.stat().st_size <= 256 * 1024
-    assert b.input == InputConfig() and b.training["model"] == "mlp"
+    from ser_edge.training.recipe import input_config, load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "training" / "default.toml")
+    assert b.input == input_config(recipe) and b.training["model"] == "mlp"  # the recipe's input, prosody rows too
+    assert {"f0_semitones", "jitter", "shimmer", "hnr", "loudness"} <= set(b.input.features.features)
     from ser_edge.audio import load
 
     rec = Recognizer(b)
