@@ -222,6 +222,7 @@ def attack(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "uar": s["uar"],
         "accuracy": s["accuracy"],
+        "weights_sha256": s["weights_sha256"],
         "rejected": {r: len(v) for r, v in s["rejected"].items()},
         "bounded": s["bounded"],
         "stats_clients": s["stats_clients"],
