@@ -234,3 +234,20 @@ def test_the_average_does_not_depend_on_the_order_replies_arrive_in(server_ident
         plain.add(b"".join(a.tobytes() for a in unsorted.to_numpy_ndarrays()))
     assert len(results) == 1
     assert len(plain) > 1  # what the fixed order removes
+
+
+def test_the_absent_baseline_declines_without_training(server_identity: None) -> None:
+    """The attacks bench's 7-honest-client baseline: partition 0 declines every training round."""
+    calls = []
+
+    def train(m: Message, ctx: Context) -> Message:
+        calls.append(ctx.node_config["partition-id"])
+        return Message(RecordDict({"metrics": MetricRecord({"num-examples": 1})}), reply_to=m)
+
+    mod = attack_mod("absent")
+    _, replies = _replies()
+    for i, reply in enumerate(replies):
+        ctx = Context(run_id=1, node_id=1, node_config={"partition-id": i}, state=RecordDict(), run_config={})
+        out = mod(reply, ctx, train)
+        assert out.has_error() == (i == 0)
+    assert calls == list(range(1, len(replies)))  # the others trained
