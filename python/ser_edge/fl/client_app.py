@@ -72,7 +72,7 @@ def _optional_secagg(msg: Message, context: Context, call_next: Any) -> Message:
     rounding draws from numpy's global generator, seeded here per round and partition (the masks
     come from the protocol's own keys, not from it), so a simulation is repeatable."""
     if secagg.is_protocol_message(msg.content):
-        node = int(context.node_config.get("partition-id", context.node_id))  # type: ignore[arg-type]
+        node = int(context.node_config.get("partition-id", context.node_id))
         np.random.seed([int(msg.metadata.group_id or 0), node % 2**32])
         return secaggplus_mod(msg, context, call_next)
     return call_next(msg, context)

@@ -75,11 +75,13 @@ def _digest(msg: Message) -> tuple[bool, bytes]:
     if msg.has_error():
         h.update(f"{msg.error.code} {msg.error.reason}".encode())
         return True, h.digest()
-    for record in (*msg.content.metric_records.values(), *msg.content.array_records.values()):
-        for key, value in record.items():
-            h.update(key.encode())
-            h.update(value.numpy().tobytes() if isinstance(value, Array) else repr(value).encode())
-    return msg.has_error(), h.digest()
+    for metrics in msg.content.metric_records.values():
+        for key, value in metrics.items():
+            h.update(key.encode() + repr(value).encode())
+    for arrays in msg.content.array_records.values():
+        for key, a in arrays.items():
+            h.update(key.encode() + a.numpy().tobytes())
+    return False, h.digest()
 
 
 def in_fixed_order(replies: Iterable[Message]) -> list[Message]:
