@@ -78,6 +78,7 @@ def _simulate(args: argparse.Namespace) -> int:
             "dp-delta": args.dp_delta,
             "name": args.name,
             "secagg": args.secagg,
+            "secagg-clip": args.secagg_clip,
             "trainer": args.trainer,
             "max-update-norm": args.max_update_norm,
             "max-examples": args.max_examples,
@@ -198,6 +199,9 @@ def add_parsers(sub: Any) -> None:
         choices=("off", "on"),
         default="off",
         help="secure aggregation (Flower's SecAgg+): the server sees only the sum of the updates",
+    )
+    s.add_argument(
+        "--secagg-clip", type=float, default=8.0, help="SecAgg+ clipping range of weight x update (default 8)"
     )
     s.add_argument(
         "--trainer",
