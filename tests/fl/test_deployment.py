@@ -2,7 +2,8 @@
 scripts/make-certs) and SuperNode authentication, two SuperNodes each with its own clips
 (``--node-config``), one FedAvg round under secure aggregation (SecAgg+) through ``flwr run``;
 the global model lands as an int8 bundle in the directory a running ``ser-edge listen`` watches,
-which hot-swaps to it."""
+which hot-swaps to it. Device 1's data is its own: the utterances that same daemon recorded
+(``--record-dir``, ``[record] dir``), labelled with ``ser-edge fl label --label``."""
 
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ class Listener:
         self.proc.stdin.write((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
         self.proc.stdin.flush()
 
+    def say(self, y: np.ndarray, what: str) -> dict[str, Any]:
+        """Speaks ``y`` and returns its utterance event."""
+        n = len(self.utterances())
+        self.speak(y)
+        self.wait_for(lambda: len(self.utterances()) > n, message=f"the event of {what}")
+        return self.utterances()[n]
+
     def utterances(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == "utterance"]
 
@@ -101,7 +109,8 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
         f'[superlink]\ndefault = "test"\n\n[superlink.test]\naddress = "127.0.0.1:{link}"\n'
         f'root-certificates = "{certs / "ca.crt"}"\n'
     )
-    node_data = [speaker_csv(work / "device-1.csv", ["03"]), speaker_csv(work / "device-2.csv", ["08"])]
+    recordings = work / "recordings"
+    node_data = [recordings / "labels.csv", speaker_csv(work / "device-2.csv", ["08"])]
     eval_csv = speaker_csv(work / "server-eval.csv", ["09"])
 
     # the device's daemon, on a copy of the default model, watching its bundle directory
@@ -118,9 +127,41 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
         metrics=src.metrics,
     )
     conf = work / "listen.toml"
-    conf.write_text(f'model = "{live.path}"\n[source]\nkind = "-"\n[watch]\ninterval = 0.2\n')
+    conf.write_text(
+        f'model = "{live.path}"\n[source]\nkind = "-"\n[watch]\ninterval = 0.2\n[record]\ndir = "{recordings}"\n'
+    )
     listener = Listener(procs, conf)
     speech, _ = load(str(EMODB / "wav" / "10a01Wa.wav"), sr=SR)
+
+    # device 1 records its own utterances and its user labels them: 4 angry, then 4 sad ones
+    labelled = []
+    for label, names in (
+        ("angry", ("03a01Wa", "03a05Wa", "03b01Wa", "03b09Wa")),
+        ("sad", ("03a02Ta", "03a04Ta", "03b01Td", "03b02Tb")),
+    ):
+        for name in names:
+            listener.say(load(str(EMODB / "wav" / f"{name}.wav"), sr=SR)[0], name)
+        labelled.append(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ser_edge",
+                    "fl",
+                    "label",
+                    str(recordings),
+                    "--label",
+                    label,
+                    "--speaker",
+                    "device-1",
+                ],
+                env=env,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        )
 
     procs.start(
         "superlink",
@@ -199,8 +240,6 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
         f'corpus="csv" data="{node_data[0]}"',
     )
 
-    listener.speak(speech)
-    listener.wait_for(lambda: len(listener.utterances()) == 1, message="the first event")
     before = listener.utterances()[0]["model_id"]
 
     overrides = (
@@ -241,6 +280,8 @@ def federation(tmp_path_factory: pytest.TempPathFactory, quiet_env: dict[str, st
         "bundle_dir": live.path,
         "listener": listener,
         "before": before,
+        "recordings": recordings,
+        "labelled": labelled,
         "speech": speech,
     }
     listener.stop()
@@ -266,6 +307,22 @@ def test_one_round_over_tls_with_two_authenticated_supernodes(federation: Any) -
     assert probs.shape == (2, len(b.labels)) and np.allclose(probs.sum(1), 1.0, atol=0.05)
 
 
+def test_the_device_trains_on_its_own_labelled_recordings(federation: Any) -> None:
+    import csv
+
+    for r in federation["labelled"]:
+        assert r.returncode == 0, r.stderr
+    recordings = federation["recordings"]
+    with open(recordings / "labels.csv", newline="") as f:
+        rows = [r for r in csv.reader(f)][1:]
+    wavs = sorted(recordings.glob("*.wav"))
+    assert len(rows) == len(wavs) >= 8  # every recording labelled once, none twice
+    assert {str((recordings / p).resolve()) for p, _, _ in rows} == {str(w.resolve()) for w in wavs}
+    assert [label for _, label, _ in rows].count("angry") >= 4 and [label for _, label, _ in rows][-1] == "sad"
+    assert {speaker for _, _, speaker in rows} == {"device-1"}
+    assert "SuperNode ID" in federation["procs"].log("supernode-1")  # it joined; the round had 2 results
+
+
 def test_the_unregistered_supernode_is_refused(federation: Any) -> None:
     log = federation["procs"].log("supernode-unregistered")
     assert "SuperNode ID" not in log, log[-2000:]  # it never received an id from the SuperLink
@@ -282,9 +339,7 @@ def test_the_running_daemon_switches_to_the_federated_model(federation: Any) -> 
         lambda: [x for x in listener.logs if x.get("msg") == "model loaded" and x.get("model_id") == new],
         message="the hot swap",
     )
-    listener.speak(federation["speech"])
-    listener.wait_for(lambda: len(listener.utterances()) == 2, message="the second event")
-    assert listener.utterances()[1]["model_id"] == new
+    assert listener.say(federation["speech"], "the next utterance")["model_id"] == new
     assert listener.proc.pid and listener.proc.poll() is None  # the same process: no restart
 
 

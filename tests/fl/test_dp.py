@@ -32,7 +32,10 @@ def test_epsilon_follows_noise_rounds_and_sampling() -> None:
             privacy.epsilon(**args)
 
 
-def test_a_dp_run_reports_epsilon_in_its_summary_and_bundle(tmp_path: Path, quiet_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("mode", ["client", "example"])
+def test_a_dp_run_reports_epsilon_in_its_summary_and_bundle(
+    mode: str, tmp_path: Path, quiet_env: dict[str, str]
+) -> None:
     from ser_edge.bundle import load_bundle
 
     out = tmp_path / "global"
@@ -59,7 +62,7 @@ def test_a_dp_run_reports_epsilon_in_its_summary_and_bundle(tmp_path: Path, quie
             str(out),
             "--json",
             "--dp",
-            "client",
+            mode,
             "--dp-epsilon",
             "8",
             "--dp-clip",
@@ -74,7 +77,12 @@ def test_a_dp_run_reports_epsilon_in_its_summary_and_bundle(tmp_path: Path, quie
     assert r.returncode == 0, r.stderr[-4000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     dp = summary["privacy"]
+    assert load_bundle(out).training["privacy"] == dp
+    if mode == "example":  # each device's DP-SGD over its 2 rounds, calibrated to epsilon 8
+        assert dp["level"] == "example" and dp["delta"] == 1e-5 and dp["rounds"] == 2 and dp["clip"] == 1.0
+        assert 7.9 < dp["epsilon"] <= 8.0 and dp["target_epsilon"] == 8.0
+        assert all(0 <= m["train-loss"] < 1e3 for m in summary["history"]["train"].values())
+        return
     assert dp["mode"] == "client" and dp["delta"] == 1e-5 and dp["rounds"] == 2 and dp["sample_rate"] == 1.0
     assert 7.9 < dp["epsilon"] <= 8.0 and dp["noise_multiplier"] == pytest.approx(privacy.noise_for(8, 1.0, 2, 1e-5))
     assert dp["accountant"] == "dp-accounting RDP"
-    assert load_bundle(out).training["privacy"] == dp

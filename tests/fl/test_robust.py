@@ -183,5 +183,71 @@ def test_robust_settings_are_checked() -> None:
     ):
         with pytest.raises(ValueError, match=key):
             task.settings({key: value})
-    with pytest.raises(ValueError, match="secagg=on works with dp=off only"):
+    with pytest.raises(ValueError, match="secagg=on works with dp=off or example only"):
         task.settings({"secagg": "on", "dp": "client"})
+    assert task.settings({"secagg": "on", "dp": "example"})["dp"] == "example"  # DP-SGD is on the device
+    with pytest.raises(ValueError, match="trainer=numpy"):
+        task.settings({"dp": "example", "trainer": "keras"})
+
+
+def _replies(n: int = 8) -> tuple[ArrayRecord, list[Message]]:
+    rng = np.random.default_rng(3)
+    current = [rng.normal(0, 1, s).astype(np.float32) for s in SHAPES]
+    strategy = RejectInvalid(FedAvg(min_available_nodes=n, min_train_nodes=n))
+    replies = []
+    for i, msg in enumerate(strategy.configure_train(1, ArrayRecord(current), ConfigRecord(), Grid8())):
+        md = Metadata(
+            run_id=1,
+            message_id=f"m{i}",
+            src_node_id=1,
+            dst_node_id=msg.metadata.dst_node_id,
+            reply_to_message_id="",
+            group_id="1",
+            created_at=time.time(),
+            ttl=3600.0,
+            message_type="train",
+        )
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(_honest(rng, current)),
+                "metrics": MetricRecord({"num-examples": int(rng.integers(30, 60))}),
+            }
+        )
+        replies.append(Message(content, reply_to=Message(content=msg.content, metadata=md)))
+    return ArrayRecord(current), replies
+
+
+def test_the_average_does_not_depend_on_the_order_replies_arrive_in(server_identity: None) -> None:
+    """Replies arrive in any order and float sums depend on it: sorted by content, the same
+    replies give the same global model bit for bit (plain FedAvg does not)."""
+    results, plain = set(), set()
+    for seed in range(6):
+        current, replies = _replies()  # new messages: the bounds clip replies in place
+        order = [replies[i] for i in np.random.default_rng(seed).permutation(len(replies))]
+        strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8))
+        strategy.configure_train(1, current, ConfigRecord(), Grid8())
+        arrays, _ = strategy.aggregate_train(1, order)
+        assert arrays is not None
+        results.add(b"".join(a.tobytes() for a in arrays.to_numpy_ndarrays()))
+        unsorted, _ = FedAvg(min_available_nodes=8, min_train_nodes=8).aggregate_train(1, order)
+        assert unsorted is not None
+        plain.add(b"".join(a.tobytes() for a in unsorted.to_numpy_ndarrays()))
+    assert len(results) == 1
+    assert len(plain) > 1  # what the fixed order removes
+
+
+def test_the_absent_baseline_declines_without_training(server_identity: None) -> None:
+    """The attacks bench's 7-honest-client baseline: partition 0 declines every training round."""
+    calls = []
+
+    def train(m: Message, ctx: Context) -> Message:
+        calls.append(ctx.node_config["partition-id"])
+        return Message(RecordDict({"metrics": MetricRecord({"num-examples": 1})}), reply_to=m)
+
+    mod = attack_mod("absent")
+    _, replies = _replies()
+    for i, reply in enumerate(replies):
+        ctx = Context(run_id=1, node_id=1, node_config={"partition-id": i}, state=RecordDict(), run_config={})
+        out = mod(reply, ctx, train)
+        assert out.has_error() == (i == 0)
+    assert calls == list(range(1, len(replies)))  # the others trained

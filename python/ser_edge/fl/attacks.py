@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, MessageType
+from flwr.app import Array, ArrayRecord, Context, Error, Message, MessageType
 
 #: attack name -> what the malicious client sends
 ATTACKS = {
@@ -19,6 +19,9 @@ ATTACKS = {
     "max-values": "every weight the largest finite value of its dtype (1e308 in float64, 3.4e38 in float32)",
     "nan": "NaN weights",
 }
+
+#: not an attack: the baseline an attacker that is left out of every round is compared with
+ABSENT = {"absent": "declines every training round (the run has 7 honest clients)"}
 
 
 def _attacked(kind: str, new: list[np.ndarray], old: list[np.ndarray]) -> list[np.ndarray]:
@@ -34,11 +37,14 @@ def _attacked(kind: str, new: list[np.ndarray], old: list[np.ndarray]) -> list[n
 
 
 def attack_mod(kind: str, attacker: int = 0) -> Callable[[Message, Context, Any], Message]:
-    """The mod: the client whose ``partition-id`` is ``attacker`` sends attack ``kind``."""
-    if kind not in ATTACKS:
-        raise ValueError(f"attack={kind!r}; choose from {', '.join(ATTACKS)}")
+    """The mod: the client whose ``partition-id`` is ``attacker`` sends attack ``kind`` (or, for
+    ``absent``, declines to train)."""
+    if kind not in ATTACKS and kind not in ABSENT:
+        raise ValueError(f"attack={kind!r}; choose from {', '.join([*ATTACKS, *ABSENT])}")
 
     def mod(msg: Message, context: Context, call_next: Any) -> Message:
+        if kind in ABSENT and int(context.node_config.get("partition-id", -1)) == attacker:
+            return Message(error=Error(code=100, reason="declined: absent"), reply_to=msg)
         reply = call_next(msg, context)
         if (
             msg.metadata.message_type != MessageType.TRAIN

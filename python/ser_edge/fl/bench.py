@@ -5,6 +5,8 @@
     python -m ser_edge.fl.bench scale --corpus ravdess --data ../shared/data/ravdess --clients 100
     python -m ser_edge.fl.bench client-memory --corpus ravdess --data ../shared/data/ravdess --speaker 01
     python -m ser_edge.fl.bench attacks --corpus emodb --data ../shared/data/emodb --holdout 15,16 --clients 8
+    python -m ser_edge.fl.bench secagg --corpus emodb --data ../shared/data/emodb --holdout 15,16 --seeds 0,1,2,3,4
+    python -m ser_edge.fl.bench dp --corpus emodb --data ../shared/data/emodb --holdout 15,16 --epsilons 8,1
 
 Each prints one JSON line. ``compare``: FedAvg (speakers as clients, ``rounds`` x
 ``local-epochs`` = the central run's epochs) against central training by
@@ -13,7 +15,10 @@ held-out speakers. ``scale``: many virtual clients (time, peak memory of the pro
 memory after each round). ``client-memory``: peak resident memory of one client's training
 round in a fresh process (the ClientApp's train function on one speaker's clips). ``attacks``:
 the held-out UAR without a malicious client and with one (partition 0 of ``clients``) under each
-attack of :mod:`ser_edge.fl.attacks`, each run in a fresh process.
+attack of :mod:`ser_edge.fl.attacks` (``--attacks``, default all; ``--seeds``), each run in a
+fresh process. ``secagg``: SecAgg+ against the same plain FedAvg (median bounds off) on each
+seed: UAR difference (mean and standard error), seconds per round. ``dp``: example-level DP-SGD
+on the devices at each target epsilon: held-out UAR and the epsilon reported.
 """
 
 from __future__ import annotations
@@ -217,6 +222,7 @@ def attack(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "uar": s["uar"],
         "accuracy": s["accuracy"],
+        "weights_sha256": s["weights_sha256"],
         "rejected": {r: len(v) for r, v in s["rejected"].items()},
         "bounded": s["bounded"],
         "stats_clients": s["stats_clients"],
@@ -225,47 +231,45 @@ def attack(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def attacks(args: argparse.Namespace) -> dict[str, Any]:
+def _fresh(args: argparse.Namespace, command: list[str], seed: int) -> dict[str, Any]:
+    """The last JSON line of ``command`` (a ``ser-edge fl simulate`` or bench sub-command, with
+    this run's data, split and schedule) run in a fresh process."""
     import subprocess
 
+    common = ["--corpus", args.corpus, "--data", args.data, "--holdout", ",".join(_holdout(args))]
+    common += ["--clients", str(args.clients), "--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs)]
+    common += ["--batch-size", str(args.batch_size), "--seed", str(seed), "--out", args.out]
+    done = subprocess.run([sys.executable, "-m", *command, *common], stdout=subprocess.PIPE, text=True, check=True)
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps({k: v for k, v in out.items() if k != "history"}), file=sys.stderr, flush=True)
+    return out
+
+
+def _mean_se(values: list[float]) -> tuple[float, float | None]:
+    import numpy as np
+
+    v = np.asarray(values, np.float64)
+    return round(float(v.mean()), 2), (round(float(v.std(ddof=1) / np.sqrt(len(v))), 2) if len(v) > 1 else None)
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    return [int(s) for s in args.seeds.split(",") if s.strip()]
+
+
+def attacks(args: argparse.Namespace) -> dict[str, Any]:
     from ser_edge.fl.attacks import ATTACKS
 
-    runs = {}
-    for kind in ("none", *ATTACKS):
-        cmd = [
-            sys.executable,
-            "-m",
-            "ser_edge.fl.bench",
-            "attack",
-            "--attack",
-            kind,
-            "--corpus",
-            args.corpus,
-            "--data",
-            args.data,
-            "--holdout",
-            ",".join(_holdout(args)),
-            "--clients",
-            str(args.clients),
-            "--rounds",
-            str(args.rounds),
-            "--local-epochs",
-            str(args.local_epochs),
-            "--lr",
-            str(args.lr),
-            "--batch-size",
-            str(args.batch_size),
-            "--seed",
-            str(args.seed),
-            "--out",
-            args.out,
-            "--trainer",
-            args.trainer,
-        ]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
-        runs[kind] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(json.dumps(runs[kind]), file=sys.stderr, flush=True)
-    base = runs["none"]["uar"]
+    kinds = ["none", *(args.attacks.split(",") if args.attacks else ATTACKS)]
+    runs: dict[int, dict[str, Any]] = {}
+    for seed in _seeds(args):
+        for kind in dict.fromkeys(kinds):
+            cmd = ["ser_edge.fl.bench", "attack", "--attack", kind, "--lr", str(args.lr), "--trainer", args.trainer]
+            runs.setdefault(seed, {})[kind] = _fresh(args, cmd, seed)
+    change = {
+        k: [100 * (runs[s][k]["uar"] - runs[s]["none"]["uar"]) for s in runs]
+        for k in dict.fromkeys(kinds)
+        if k != "none"
+    }
     return {
         "what": "attacks",
         "corpus": args.corpus,
@@ -273,10 +277,60 @@ def attacks(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients,
         "rounds": args.rounds,
         "local_epochs": args.local_epochs,
-        "seed": args.seed,
-        "uar_honest": base,
-        "uar_change_points": {k: round(100 * (r["uar"] - base), 2) for k, r in runs.items() if k != "none"},
+        "seeds": list(runs),
+        "uar_honest": {s: r["none"]["uar"] for s, r in runs.items()},
+        "uar_change_points": {k: [round(c, 2) for c in v] for k, v in change.items()},
+        "uar_change_mean_se": {k: _mean_se(v) for k, v in change.items()},
         "runs": runs,
+    }
+
+
+def secagg(args: argparse.Namespace) -> dict[str, Any]:
+    """SecAgg+ against plain FedAvg with the same aggregation (median bounds off), per seed."""
+    runs: dict[int, dict[str, Any]] = {}
+    for seed in _seeds(args):
+        for mode in ("off", "on"):
+            cmd = ["ser_edge", "fl", "simulate", "--json", "--median-bounds", "off", "--secagg", mode]
+            runs.setdefault(seed, {})[mode] = _fresh(args, cmd, seed)
+    diff = [100 * (r["on"]["uar"] - r["off"]["uar"]) for r in runs.values()]
+    added = [r["on"]["seconds_per_round"] - r["off"]["seconds_per_round"] for r in runs.values()]
+    return {
+        "what": "secagg-vs-fedavg",
+        "holdout": _holdout(args),
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "local_epochs": args.local_epochs,
+        "uar": {s: {m: r[m]["uar"] for m in r} for s, r in runs.items()},
+        "uar_int8": {s: {m: r[m]["uar_int8"] for m in r} for s, r in runs.items()},
+        "seconds_per_round": {s: {m: r[m]["seconds_per_round"] for m in r} for s, r in runs.items()},
+        "uar_difference_points": [round(d, 2) for d in diff],
+        "uar_difference_mean_se": _mean_se(diff),
+        "added_seconds_per_round_mean_se": _mean_se(added),
+    }
+
+
+def dp(args: argparse.Namespace) -> dict[str, Any]:
+    """Example-level DP-SGD on the devices at each target epsilon (and without DP), per seed."""
+    runs: dict[int, dict[str, Any]] = {}
+    targets = [float(e) for e in args.epsilons.split(",") if e.strip()]
+    for seed in _seeds(args):
+        for eps in (0.0, *targets):
+            cmd = ["ser_edge", "fl", "simulate", "--json", "--lr", str(args.lr)]
+            if eps > 0:
+                cmd += ["--dp", "example", "--dp-epsilon", str(eps), "--dp-clip", str(args.dp_clip)]
+            runs.setdefault(seed, {})[str(eps or "none")] = _fresh(args, cmd, seed)
+    return {
+        "what": "dp-example-level",
+        "holdout": _holdout(args),
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "local_epochs": args.local_epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "dp_clip": args.dp_clip,
+        "uar": {s: {e: r[e]["uar"] for e in r} for s, r in runs.items()},
+        "uar_int8": {s: {e: r[e]["uar_int8"] for e in r} for s, r in runs.items()},
+        "privacy": {s: {e: r[e]["privacy"] for e in r} for s, r in runs.items()},
     }
 
 
@@ -357,6 +411,8 @@ def main(argv: Any = None) -> int:
         ("client-memory", client_memory),
         ("attack", attack),
         ("attacks", attacks),
+        ("secagg", secagg),
+        ("dp", dp),
     ):
         s = sub.add_parser(name)
         s.add_argument("--corpus", required=True)
@@ -372,6 +428,9 @@ def main(argv: Any = None) -> int:
         s.add_argument("--seeds", default="0,1,2", help="cross-validate: seeds")
         s.add_argument("--trainer", default="numpy", help="clients' trainer: numpy (mlp) or keras")
         s.add_argument("--attack", default="none", help="attack: the malicious client's attack (or none)")
+        s.add_argument("--attacks", default="", help="attacks: the attacks to run (default all)")
+        s.add_argument("--epsilons", default="8,1", help="dp: target epsilons (delta 1e-5)")
+        s.add_argument("--dp-clip", type=float, default=1.0, help="dp: per-example gradient clipping norm")
         s.add_argument("--lr", type=float, default=1e-3, help="clients' learning rate (Adam)")
         s.add_argument("--batch-size", type=int, default=8, help="clients' batch size")
         s.add_argument("--out", default=os.path.join(os.path.expanduser("~"), ".cache", "ser-edge", "fl-bench"))

@@ -62,6 +62,7 @@ def _simulate(args: argparse.Namespace) -> int:
             "fraction-evaluate": args.fraction,
             "min-nodes": max(1, min(args.min_nodes, args.clients)),
             "lr": args.lr,
+            "batch-size": args.batch_size,
             "model": args.model,
             "grouping": args.grouping,
             "min-clips": args.min_clips,
@@ -77,6 +78,7 @@ def _simulate(args: argparse.Namespace) -> int:
             "dp-delta": args.dp_delta,
             "name": args.name,
             "secagg": args.secagg,
+            "secagg-clip": args.secagg_clip,
             "trainer": args.trainer,
             "max-update-norm": args.max_update_norm,
             "max-examples": args.max_examples,
@@ -165,23 +167,31 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--fraction", type=float, default=1.0, help="fraction of clients per round (default 1)")
     s.add_argument("--min-nodes", type=int, default=2, help="minimum clients per round (default 2)")
     s.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    s.add_argument("--batch-size", type=int, default=8, help="clients' batch size (default 8)")
     s.add_argument("--model", default="mlp", help="model from ser_edge.training.models (default mlp)")
     s.add_argument("--grouping", default="full", help="label grouping (full, 4class, ...; default full)")
     s.add_argument("--min-clips", type=int, default=8, help="a client with fewer clips declines (default 8)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument(
         "--dp",
-        choices=("off", "server", "client"),
+        choices=("off", "server", "client", "example"),
         default="off",
-        help="central DP with fixed clipping, clipped on the server or by the clients' mod",
+        help="client-level DP with fixed clipping (clipped on the server or by the clients' mod), "
+        "or example-level DP-SGD on the devices (example)",
     )
     s.add_argument("--dp-noise", type=float, default=0.1, help="DP noise multiplier (default 0.1)")
-    s.add_argument("--dp-clip", type=float, default=10.0, help="DP clipping norm (default 10)")
+    s.add_argument(
+        "--dp-clip",
+        type=float,
+        default=10.0,
+        help="DP clipping norm: of an update, or of a clip's gradient (default 10)",
+    )
     s.add_argument(
         "--dp-epsilon",
         type=float,
         default=0.0,
-        help="target epsilon: the noise multiplier is calibrated to it (default 0: use --dp-noise)",
+        help="target epsilon: the noise multiplier is calibrated to it (default 0: use --dp-noise); "
+        "with --dp example, each device's epsilon over all its local steps",
     )
     s.add_argument("--dp-delta", type=float, default=1e-5, help="DP delta (default 1e-5)")
     s.add_argument(
@@ -189,6 +199,9 @@ def add_parsers(sub: Any) -> None:
         choices=("off", "on"),
         default="off",
         help="secure aggregation (Flower's SecAgg+): the server sees only the sum of the updates",
+    )
+    s.add_argument(
+        "--secagg-clip", type=float, default=8.0, help="SecAgg+ clipping range of weight x update (default 8)"
     )
     s.add_argument(
         "--trainer",

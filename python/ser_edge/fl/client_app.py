@@ -17,7 +17,7 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.compat.common import recorddict_compat as compat
 
-from ser_edge.fl import robust, secagg, task
+from ser_edge.fl import privacy, robust, secagg, task
 
 #: ``Error.code`` of a reply from a client that does not take part (too few clips, no data).
 DECLINED = 100
@@ -68,8 +68,12 @@ def _optional_clipping(msg: Message, context: Context, call_next: Any) -> Messag
 
 
 def _optional_secagg(msg: Message, context: Context, call_next: Any) -> Message:
-    """Flower's ``secaggplus_mod`` when the round is a secure-aggregation round."""
+    """Flower's ``secaggplus_mod`` when the round is a secure-aggregation round. Its stochastic
+    rounding draws from numpy's global generator, seeded here per round and partition (the masks
+    come from the protocol's own keys, not from it), so a simulation is repeatable."""
     if secagg.is_protocol_message(msg.content):
+        node = int(context.node_config.get("partition-id", context.node_id))
+        np.random.seed([int(msg.metadata.group_id or 0), node % 2**32])
         return secaggplus_mod(msg, context, call_next)
     return call_next(msg, context)
 
@@ -104,15 +108,33 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
     config = msg.content.config_records["fitins.config" if legacy else "config"]
     start = arrays.to_numpy_ndarrays()
     x = task.standardize(data.x, config["input-mean"], config["input-std"])
+    epochs = int(config.get("local-epochs", cfg["local-epochs"]))
+    batch_size = int(config.get("batch-size", cfg["batch-size"]))
+    dp, extra = None, {}
+    if cfg["dp"] == "example":  # DP-SGD, accounted over every round of the run
+        from ser_edge.fl.numpy_mlp import DPSGD
+
+        acc = privacy.example_level(
+            len(data),
+            batch_size,
+            epochs,
+            int(cfg["num-server-rounds"]),
+            float(cfg["dp-delta"]),
+            float(cfg["dp-epsilon"]),
+            float(cfg["dp-noise"]),
+        )
+        dp = DPSGD(acc["noise_multiplier"], float(cfg["dp-clip"]), acc["sample_rate"])
+        extra = {"dp-epsilon": acc["epsilon"], "dp-noise": acc["noise_multiplier"]}
     new, m = task.local_fit(
         cfg,
         start,
         x,
         data.y,
         data.weights,
-        epochs=int(config.get("local-epochs", cfg["local-epochs"])),
-        batch_size=int(config.get("batch-size", cfg["batch-size"])),
+        epochs=epochs,
+        batch_size=batch_size,
         seed=int(cfg["seed"]) + int(config.get("server-round", 0)),  # type: ignore[arg-type]
+        dp=dp,
     )
     weights = robust.clip_update(new, start, float(config.get("max-update-norm", cfg["max-update-norm"])))
     count = min(len(data), int(config.get("max-examples", cfg["max-examples"])))
@@ -122,10 +144,10 @@ def train(msg: Message, cfg: dict[str, Any], data: task.LocalData) -> Message:
             Status(Code.OK, ""),
             ndarrays_to_parameters(update),
             count,
-            {"train-loss": m["loss"], "train-accuracy": m["accuracy"]},
+            {"train-loss": m["loss"], "train-accuracy": m["accuracy"], **extra},
         )
         return Message(compat.fitres_to_recorddict(res, False), reply_to=msg)
-    metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"]})
+    metrics = MetricRecord({"num-examples": count, "train-loss": m["loss"], "train-accuracy": m["accuracy"], **extra})
     return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
 
 

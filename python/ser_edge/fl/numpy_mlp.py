@@ -8,6 +8,16 @@ output; categorical cross-entropy with label smoothing and the trainer's sample 
 as tf_keras' (epsilon 1e-7). Batch normalisation uses the batch's statistics in training and
 updates its moving ones (momentum 0.99, epsilon 1e-3). Weights are the Keras model's
 ``get_weights()`` list, in its order, so the server keeps the Keras model for export.
+
+**DP-SGD** (``fit(..., dp=DPSGD(...))``, example-level differential privacy on the device):
+batches Poisson-sampled at rate ``sample_rate``, each example's gradient clipped to L2 norm
+``clip``, Gaussian noise of standard deviation ``noise_multiplier x clip`` added to their sum,
+divided by the expected batch size. Per-example gradients need examples that do not interact,
+so batch normalisation is frozen: it normalises with its moving statistics (as in inference)
+and these are not updated from the data (only gamma and beta train). The per-example norms come
+from the layers' inputs and output gradients (a dense kernel's gradient of one example is an
+outer product: its norm is the product of the two norms), so clipping costs one extra sum per
+layer, not one backward pass per example.
 """
 
 from __future__ import annotations
@@ -19,6 +29,16 @@ import numpy as np
 from ser_edge.training.models import MLP_DEFAULTS
 
 BN_MOMENTUM, BN_EPSILON, ADAM = 0.99, 1e-3, (0.9, 0.999, 1e-7)
+
+
+@dataclass(frozen=True)
+class DPSGD:
+    """DP-SGD's parameters: Gaussian noise multiplier, per-example clipping norm, Poisson
+    sampling rate of a batch (steps per epoch: ``round(1 / sample_rate)``)."""
+
+    noise_multiplier: float
+    clip: float
+    sample_rate: float
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,71 @@ def _step(
     return grads, loss, p
 
 
+def _dp_step(
+    w: list[np.ndarray],
+    x: np.ndarray,
+    t: np.ndarray,
+    sw: np.ndarray,
+    cfg: MLPConfig,
+    rng: np.random.Generator,
+    dp: DPSGD,
+    expected: float,
+) -> tuple[list[np.ndarray], float, np.ndarray]:
+    """One DP-SGD step on a Poisson-sampled batch (possibly empty): each example's gradient of
+    its weighted loss clipped to ``dp.clip``, summed, noised, divided by the ``expected`` batch
+    size; batch normalisation frozen (moving statistics, not updated). As :func:`_step`."""
+    n_hidden = _layers(w)
+    h = x
+    if cfg.input_dropout > 0:
+        h = h * (rng.random(h.shape) >= cfg.input_dropout) / (1 - cfg.input_dropout)
+    if cfg.noise > 0:
+        h = h + rng.normal(0.0, cfg.noise, h.shape)
+    h = h.astype(np.float32)
+    cache = []
+    for i in range(n_hidden):
+        k, b, g, be, mm, mv = w[6 * i : 6 * i + 6]
+        inv = 1.0 / np.sqrt(mv + BN_EPSILON)
+        zh = (h @ k + b - mm) * inv
+        a = np.maximum(g * zh + be, 0.0)
+        keep = (rng.random(a.shape) >= cfg.dropout) / (1 - cfg.dropout) if cfg.dropout > 0 else np.ones_like(a)
+        cache.append((h, zh, inv, a, keep))
+        h = (a * keep).astype(np.float32)
+    p = _softmax(h @ w[-2] + w[-1])
+    ce = -np.sum(t * np.log(np.clip(p, 1e-7, 1.0)), 1)
+    loss = float(np.mean(sw * ce)) if len(x) else 0.0
+    # per-example gradients as (layer input, output gradient) pairs and BN (gamma, beta) rows
+    dz = (p - t) * sw[:, None]
+    dense = {len(w) - 2: (h, dz)}
+    bn = {}
+    dh = dz @ w[-2].T
+    for i in reversed(range(n_hidden)):
+        k, g = w[6 * i], w[6 * i + 2]
+        h_in, zh, inv, a, keep = cache[i]
+        da = dh * keep * (a > 0)
+        bn[6 * i + 2] = (da * zh, da)
+        dz_ = da * g * inv
+        dense[6 * i] = (h_in, dz_)
+        dh = dz_ @ k.T
+    norm2 = np.zeros(len(x), np.float64)
+    for h_in, d in dense.values():
+        norm2 += (np.sum(h_in.astype(np.float64) ** 2, 1) + 1.0) * np.sum(d.astype(np.float64) ** 2, 1)
+    for dg, db in bn.values():
+        norm2 += np.sum(dg.astype(np.float64) ** 2, 1) + np.sum(db.astype(np.float64) ** 2, 1)
+    c = np.minimum(1.0, dp.clip / np.maximum(np.sqrt(norm2), 1e-12)).astype(np.float32)[:, None]
+    grads: list[np.ndarray] = [None] * len(w)  # type: ignore[list-item]
+    for j, (h_in, d) in dense.items():
+        grads[j], grads[j + 1] = h_in.T @ (c * d), (c * d).sum(0)
+    for j, (dg, db) in bn.items():
+        grads[j], grads[j + 1] = (c * dg).sum(0), (c * db).sum(0)
+    sigma = dp.noise_multiplier * dp.clip
+    for j, gr in enumerate(grads):
+        if gr is not None:
+            grads[j] = ((gr + rng.normal(0.0, sigma, gr.shape)) / expected).astype(np.float32)
+    for i in range(n_hidden):  # L2 on the kernels: data-independent, added after the noise
+        grads[6 * i] += 2 * cfg.l2 * w[6 * i]
+    return grads, loss, p
+
+
 def fit(
     weights: list[np.ndarray],
     x: np.ndarray,
@@ -162,10 +247,12 @@ def fit(
     batch_size: int,
     seed: int,
     cfg: MLPConfig = MLPConfig(),
+    dp: DPSGD | None = None,
 ) -> tuple[list[np.ndarray], dict[str, float]]:
     """``epochs`` of Adam (its state new) from ``weights`` on shuffled batches; returns the new
     weights and the last epoch's mean batch loss and accuracy (as Keras' fit: the accuracy is not
-    sample-weighted)."""
+    sample-weighted). With ``dp``: DP-SGD (module docstring; ``batch_size`` unused, the batches
+    are Poisson-sampled at ``dp.sample_rate``)."""
     w = [np.array(a, np.float32, copy=True) for a in weights]
     n_hidden = _layers(w)
     if int(epochs) < 1 or int(batch_size) < 1:
@@ -178,6 +265,18 @@ def fit(
     rng = np.random.default_rng(int(seed))
     losses: list[float] = []
     correct = total = 0.0
+    if dp is not None:
+        if not (0 < dp.sample_rate <= 1 and dp.clip > 0 and dp.noise_multiplier >= 0):
+            raise ValueError(f"invalid DP-SGD parameters {dp}")
+        steps, expected = int(epochs) * max(1, round(1 / dp.sample_rate)), dp.sample_rate * len(x)
+        for _ in range(steps):
+            idx = np.flatnonzero(rng.random(len(x)) < dp.sample_rate)
+            grads, loss, p = _dp_step(w, x[idx], t[idx], sw[idx], cfg, rng, dp, expected)
+            adam.step([w[i] for i in trainable], [grads[i] for i in trainable])
+            losses.append(loss)
+            correct += float(np.sum(p.argmax(1) == y[idx]))
+            total += len(idx)
+        return w, {"loss": float(np.mean(losses)), "accuracy": correct / max(total, 1.0)}
     for _ in range(int(epochs)):
         order = rng.permutation(len(x))
         losses, correct, total = [], 0.0, 0.0

@@ -1,13 +1,21 @@
-"""Privacy accounting of a federated run with differential privacy (``dp = "client"`` or
-``"server"``: each client's update clipped to ``dp-clip``, Gaussian noise of standard deviation
-``dp-noise x dp-clip`` added to the sum of the round's updates). The guarantee is client-level:
-(epsilon, delta) bounds what the global model reveals about any one device's whole data set.
-Accounting by Google's ``dp-accounting`` (its Rényi-DP accountant): ``num-server-rounds``
-compositions of the Gaussian mechanism, Poisson-subsampled with the round's sampling rate.
+"""Privacy accounting of a federated run with differential privacy, by Google's
+``dp-accounting`` (its Rényi-DP accountant).
+
+* ``dp = "client"`` or ``"server"`` (client-level): each client's update clipped to ``dp-clip``,
+  Gaussian noise of standard deviation ``dp-noise x dp-clip`` added to the sum of the round's
+  updates; (epsilon, delta) bounds what the global model reveals about one device's whole data
+  set: ``num-server-rounds`` compositions of the Gaussian mechanism, Poisson-subsampled with the
+  round's sampling rate (:func:`epsilon`, :func:`noise_for`, :func:`report`).
+* ``dp = "example"`` (example-level, DP-SGD on the device, :mod:`ser_edge.fl.numpy_mlp`): each
+  clip's gradient clipped to ``dp-clip``, noise on the sum of a Poisson-sampled batch; (epsilon,
+  delta) bounds what everything the device sends (all its updates, hence the global model)
+  reveals about any one of its clips: every local step of every round composed
+  (:func:`example_level`).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -78,4 +86,26 @@ def report(cfg: dict[str, Any], sampled: int, nodes: int) -> dict[str, Any]:
         "epsilon": epsilon(sigma, rate, rounds, delta),
         "level": "client",
         "accountant": "dp-accounting RDP",
+    }
+
+
+@functools.lru_cache(maxsize=64)  # a simulation's client process calibrates once per data size
+def example_level(
+    clips: int, batch_size: int, epochs: int, rounds: int, delta: float, target_epsilon: float, noise: float
+) -> dict[str, Any]:
+    """A device's DP-SGD for a whole run: sampling rate ``batch_size / clips``, ``epochs x
+    round(1 / rate)`` steps a round for ``rounds`` rounds; the noise multiplier calibrated to
+    ``target_epsilon`` (or ``noise`` when that is 0) and the epsilon it gives at ``delta``
+    (cached: do not modify the dict)."""
+    if clips < 1 or batch_size < 1 or epochs < 1:
+        raise ValueError(f"clips={clips}, batch_size={batch_size}, epochs={epochs} must be >= 1")
+    rate = min(1.0, batch_size / clips)
+    steps = int(epochs) * max(1, round(1 / rate)) * int(rounds)
+    sigma = noise_for(target_epsilon, rate, steps, delta) if target_epsilon > 0 else float(noise)
+    return {
+        "noise_multiplier": sigma,
+        "sample_rate": rate,
+        "steps": steps,
+        "epsilon": epsilon(sigma, rate, steps, delta),
+        "delta": delta,
     }

@@ -4,6 +4,7 @@ evaluation on held-out speakers, and the final global model saved as an int8 bun
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from flwr.serverapp.strategy import (
 )
 
 from ser_edge.fl import privacy, robust, task
-from ser_edge.fl.strategy import RejectInvalid, check_reply
+from ser_edge.fl.strategy import RejectInvalid, check_reply, in_fixed_order
 
 log = logging.getLogger("flwr")
 OnRound = Callable[[int, Mapping[str, Any]], None]
@@ -64,7 +65,7 @@ def federated_normalization(grid: Grid, cfg: Mapping[str, Any], config: Any) -> 
         for n in nodes
     ]
     sound = []
-    for reply in grid.send_and_receive(messages):
+    for reply in in_fixed_order(grid.send_and_receive(messages)):  # Chan's merge: a fixed order
         node = reply.metadata.src_node_id
         if reply.has_error():
             log.info("stats: node %d did not contribute: %s", node, reply.error.reason)
@@ -147,7 +148,7 @@ def run(
         min_available_nodes=min_nodes,
     )
     sampled = max(int(n_nodes * float(cfg["fraction-train"])), min_nodes)
-    dp = None if cfg["dp"] == "off" else privacy.report(dict(cfg), sampled, n_nodes)
+    dp = None if cfg["dp"] in ("off", "example") else privacy.report(dict(cfg), sampled, n_nodes)
     # with DP every client weighs the same (the noise is calibrated to one clipped update in the
     # mean), and the aggregate carries the noise: only its finiteness is checked
     strategy = RejectInvalid(
@@ -229,6 +230,17 @@ def run(
             evaluate_fn=central,
         )
     seconds_per_round = round((time.monotonic() - t_rounds) / int(cfg["num-server-rounds"]), 2)
+    if cfg["dp"] == "example":  # each device accounts its own DP-SGD; the run's is the largest
+        dp = {
+            "mode": "example",
+            "level": "example",
+            "clip": float(cfg["dp-clip"]),
+            "target_epsilon": float(cfg["dp-epsilon"]) or None,
+            "rounds": int(cfg["num-server-rounds"]),
+            "delta": float(cfg["dp-delta"]),
+            "epsilon": strategy.dp_epsilon,
+            "accountant": "dp-accounting RDP, each device's Poisson-sampled Gaussian steps of every round",
+        }
     if len(result.arrays) == 0:
         raise RuntimeError("no round produced a global model (every client declined, failed or was rejected)")
     model.set_weights(result.arrays.to_numpy_ndarrays())
@@ -239,6 +251,7 @@ def run(
         "stats_clients": n_stats,
         "uar": None,
         "accuracy": None,
+        "weights_sha256": hashlib.sha256(b"".join(a.tobytes() for a in result.arrays.to_numpy_ndarrays())).hexdigest(),
     }
     rep_inputs = x_held
     if x_held is not None and held is not None:

@@ -12,6 +12,7 @@ be is not applied.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -69,6 +70,27 @@ def check_reply(content: RecordDict, reference: Reference | None) -> str | None:
     return None
 
 
+def _digest(msg: Message) -> tuple[bool, bytes]:
+    h = hashlib.sha256()
+    if msg.has_error():
+        h.update(f"{msg.error.code} {msg.error.reason}".encode())
+        return True, h.digest()
+    for metrics in msg.content.metric_records.values():
+        for key, value in metrics.items():
+            h.update(key.encode() + repr(value).encode())
+    for arrays in msg.content.array_records.values():
+        for key, a in arrays.items():
+            h.update(key.encode() + a.numpy().tobytes())
+    return False, h.digest()
+
+
+def in_fixed_order(replies: Iterable[Message]) -> list[Message]:
+    """The replies sorted by a digest of their content (error replies last). Floating-point sums
+    depend on the order of their terms and replies arrive in any order: sorted, the same replies
+    always give the same average (node ids would not do: the simulation draws them at random)."""
+    return sorted(replies, key=_digest)
+
+
 def check_aggregate(arrays: ArrayRecord, current: ArrayRecord, max_update_norm: float) -> str | None:
     """Why an aggregate must not become the global model, or ``None``: it must be finite and
     move the global model by no more than ``max_update_norm`` (a weighted mean of clipped
@@ -111,6 +133,7 @@ class RejectInvalid(Strategy):
         self.rejected: dict[int, list[str]] = {}
         self.bounded: dict[int, int] = {}
         self.received: dict[int, int] = {}  # train replies without error, by round
+        self.dp_epsilon: float | None = None  # the largest epsilon a client reported (dp=example)
 
     def _reject(self, server_round: int, node: int, reason: str) -> None:
         self.rejected.setdefault(server_round, []).append(reason)
@@ -184,9 +207,13 @@ class RejectInvalid(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        replies = in_fixed_order(replies)
         self.received[server_round] = sum(not m.has_error() for m in replies)
         kept = self._bound(server_round, self._screen(server_round, replies, self.reference))
+        for msg in kept:
+            eps = None if msg.has_error() else next(iter(msg.content.metric_records.values())).get("dp-epsilon")
+            if isinstance(eps, (int, float)):
+                self.dp_epsilon = max(self.dp_epsilon or 0.0, float(eps))
         arrays, metrics = self.strategy.aggregate_train(server_round, kept)
         if arrays is not None and self.current is not None:
             reason = check_aggregate(arrays, self.current, math.inf if self.uniform_weights else self.max_update_norm)
@@ -201,7 +228,7 @@ class RejectInvalid(Strategy):
         return self.strategy.configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.strategy.aggregate_evaluate(server_round, self._screen(server_round, replies, None))
+        return self.strategy.aggregate_evaluate(server_round, self._screen(server_round, in_fixed_order(replies), None))
 
     def summary(self) -> None:
         log.info("\t├──> Replies with NaN/Inf or mismatched arrays are rejected")

@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
 }
 TRAINERS = ("numpy", "keras")
 PARTITIONS = ("speaker", "iid")
-DP_MODES = ("off", "server", "client")
+DP_MODES = ("off", "server", "client", "example")
 #: Models FedAvg can train (knn memorises its training set: nothing to average).
 FEDERATED_MODELS = ("mlp", "lstm", "cnn1d", "cnn_lstm", "bilstm34", "cnn2d")
 
@@ -87,8 +87,8 @@ def settings(run_config: Mapping[str, Any], overrides: Mapping[str, Any] | None 
         raise ValueError(f"partition={cfg['partition']!r}; choose from {', '.join(PARTITIONS)}")
     if cfg["secagg"] not in ("off", "on"):
         raise ValueError(f"secagg={cfg['secagg']!r}; choose from off, on")
-    if cfg["secagg"] == "on" and cfg["dp"] != "off":
-        raise ValueError("secagg=on works with dp=off only (the DP wrappers need each client's update)")
+    if cfg["secagg"] == "on" and cfg["dp"] in ("server", "client"):
+        raise ValueError("secagg=on works with dp=off or example only (the DP wrappers need each client's update)")
     if cfg["median-bounds"] not in ("on", "off"):
         raise ValueError(f"median-bounds={cfg['median-bounds']!r}; choose from on, off")
     if cfg["trainer"] not in TRAINERS:
@@ -104,6 +104,8 @@ def settings(run_config: Mapping[str, Any], overrides: Mapping[str, Any] | None 
     for key in ("max-update-norm", "max-examples", "secagg-clip"):
         if not 0 < cfg[key] < float("inf"):
             raise ValueError(f"{key}={cfg[key]} must be a positive finite number")
+    if cfg["dp"] == "example" and not (cfg["model"] in NUMPY_MODELS and cfg["trainer"] == "numpy"):
+        raise ValueError("dp=example (DP-SGD on the device) needs model=mlp and trainer=numpy")
     if not 0 < cfg["dp-delta"] < 1 or not cfg["dp-epsilon"] >= 0:
         raise ValueError(f"dp-delta={cfg['dp-delta']} must be in (0, 1) and dp-epsilon={cfg['dp-epsilon']} >= 0")
     if not cfg["lr"] > 0:
@@ -285,10 +287,11 @@ def local_fit(
     epochs: int,
     batch_size: int,
     seed: int,
+    dp: Any = None,
 ) -> tuple[list[np.ndarray], dict[str, float]]:
     """A client's local training from ``weights``: the new weights and the last epoch's loss and
     accuracy. With ``trainer="numpy"``, ``mlp`` trains in numpy (no TensorFlow import); other
-    models, or ``trainer="keras"``, in tf_keras."""
+    models, or ``trainer="keras"``, in tf_keras. ``dp``: a :class:`numpy_mlp.DPSGD` (numpy only)."""
     if cfg["model"] in NUMPY_MODELS and cfg["trainer"] == "numpy":
         from ser_edge.fl import numpy_mlp
 
@@ -301,7 +304,10 @@ def local_fit(
             batch_size=batch_size,
             seed=seed,
             cfg=numpy_mlp.MLPConfig(lr=float(cfg["lr"])),
+            dp=dp,
         )
+    if dp is not None:
+        raise ValueError("DP-SGD runs in the numpy trainer only")
     config = input_config(cfg)
     model = model_with(cfg, config, len(labels(cfg)), weights)
     metrics = fit(model, x, y, w, epochs=epochs, batch_size=batch_size, seed=seed)
