@@ -67,6 +67,8 @@ def wave_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "1",
                 "--out",
                 str(out),
+                "--checkpoint",
+                str(d / "checkpoint"),
                 "--quiet",
             ]
         )
@@ -114,6 +116,21 @@ def test_recognizer_pools_the_chunks_of_the_prepared_clip(wave_bundle: Path) -> 
         b.input.waveform_inputs(np.full(100, np.nan, np.float32))
     with pytest.raises(ValueError, match="hop"):
         WaveformConfig(chunk=1.0, hop=0.0)
+
+
+def test_checkpoint_exports_the_waveform_bundle(wave_bundle: Path, tmp_path: Path) -> None:
+    """``--checkpoint`` keeps a raw-waveform model too: ``ser-edge export`` rebuilds its bundle
+    (the family's int8 by default; calibrated on the checkpoint's representative chunks)."""
+    from ser_edge.training.recipe import export_checkpoint
+
+    b = load_bundle(wave_bundle)
+    again = export_checkpoint(wave_bundle.parent / "checkpoint", tmp_path / "b")
+    assert again.quantization == "int8" and again.input == b.input and again.labels == b.labels
+    y, _ = load(EMODB / "wav" / "11a01Wc.wav", sr=SR)
+    chunks = b.input.waveform_inputs(y)
+    np.testing.assert_allclose(
+        tflite_probabilities(again.model, chunks), tflite_probabilities(b.model, chunks), atol=0.05
+    )
 
 
 def test_predict_command_runs_the_waveform_bundle(wave_bundle: Path, tmp_path: Path) -> None:
