@@ -1,5 +1,5 @@
 """Every model family as the bundle it ships as (``models.default_quantization``: int8, dynamic
-range for ``lstm`` and ``bilstm34``) on the device path: TFLite size and the time of one
+range for ``lstm``, ``bilstm34`` and ``cnn_lstm_wave``) on the device path: TFLite size and the time of one
 inference window (LiteRT, one thread, ``runtime.Classifier`` with its recurrent-state reset),
 the shipped default bundle timed in the same run as the reference. The recurrent families are
 also timed in their other quantizations (keys ``NAME/QUANTIZATION``).

@@ -469,7 +469,7 @@ def test_lstm_families_ship_as_dynamic_range_by_default(cache_dir: Path, tmp_pat
     from ser_edge.training.recipe import Recipe, export_checkpoint, quantizations, save_checkpoint
 
     shipped = {m: Recipe(model=m).shipped_quantization() for m in MODELS}
-    assert shipped == {m: "dynamic" if m in ("lstm", "bilstm34", "knn") else "int8" for m in MODELS}
+    assert shipped == {m: "dynamic" if m in ("lstm", "bilstm34", "cnn_lstm_wave", "knn") else "int8" for m in MODELS}
     assert quantizations(Recipe(model="bilstm34", float_parity=True)) == ("float32", "dynamic")
     assert Recipe(model="lstm", quantization="int8").shipped_quantization() == "int8"
     cfg = default_input("lstm")

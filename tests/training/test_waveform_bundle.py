@@ -120,12 +120,12 @@ def test_recognizer_pools_the_chunks_of_the_prepared_clip(wave_bundle: Path) -> 
 
 def test_checkpoint_exports_the_waveform_bundle(wave_bundle: Path, tmp_path: Path) -> None:
     """``--checkpoint`` keeps a raw-waveform model too: ``ser-edge export`` rebuilds its bundle
-    (the family's int8 by default; calibrated on the checkpoint's representative chunks)."""
+    (by default in the family's shipped form, dynamic range)."""
     from ser_edge.training.recipe import export_checkpoint
 
     b = load_bundle(wave_bundle)
     again = export_checkpoint(wave_bundle.parent / "checkpoint", tmp_path / "b")
-    assert again.quantization == "int8" and again.input == b.input and again.labels == b.labels
+    assert again.quantization == "dynamic" and again.input == b.input and again.labels == b.labels
     y, _ = load(EMODB / "wav" / "11a01Wc.wav", sr=SR)
     chunks = b.input.waveform_inputs(y)
     np.testing.assert_allclose(

@@ -67,7 +67,7 @@ def add_parsers(sub: Any) -> None:
     t.add_argument(
         "--quantization",
         choices=("int8", "dynamic", "float32"),
-        help="default: the model's (int8; lstm, bilstm34: dynamic)",
+        help="default: the model's (int8; lstm, bilstm34, cnn_lstm_wave: dynamic)",
     )
     t.add_argument(
         "--float-parity",
@@ -130,7 +130,7 @@ def add_parsers(sub: Any) -> None:
     x.add_argument(
         "--quantization",
         choices=("int8", "dynamic", "float32"),
-        help="default: the model's (int8; lstm, bilstm34: dynamic)",
+        help="default: the model's (int8; lstm, bilstm34, cnn_lstm_wave: dynamic)",
     )
     x.add_argument("--name", help="bundle name (default: the checkpoint's)")
     x.set_defaults(run=_export)
