@@ -11,7 +11,8 @@ Paths in a recipe file are relative to the file's folder. Keys::
     model = "mlp"                 # models.MODELS
     grouping = "full"             # labels.GROUPINGS
     quantization = "int8"         # int8 | dynamic | float32; default: the model's
-                                  # (models.default_quantization: int8; dynamic for the LSTM families but cnn_lstm, and knn)
+                                  # (models.default_quantization: dynamic for lstm, bilstm34,
+                                  # cnn_lstm_wave and knn, int8 else)
     out = "../python/ser_edge/models/default"
     threads = 1                   # TensorFlow threads (0: TensorFlow's default)
     augment = ""                  # augment.parse spec, e.g. "noise=20,gain=6,shift=0.1,copies=1"
