@@ -133,6 +133,25 @@ def test_checkpoint_exports_the_waveform_bundle(wave_bundle: Path, tmp_path: Pat
     )
 
 
+def test_score_clips_pools_the_chunks_of_a_waveform_bundle(wave_bundle: Path) -> None:
+    """The scorer of ``ser-edge evaluate`` and the room benchmark: a waveform bundle's prediction
+    for a clip is ``Recognizer.predict``'s pooled chunks, the same under every normalisation."""
+    from ser_edge.training.corpora import load_corpus
+    from ser_edge.training.evaluate import score_clips
+    from ser_edge.training.metrics import restricted_argmax
+
+    b = load_bundle(wave_bundle)
+    clips = load_corpus("csv", wave_bundle.parent / "clips.csv")[::3]
+    out = score_clips(b, clips, normalizations=("cold", "speaker"), raw=True)
+    cold, speaker = out["clean", "cold"], out["clean", "speaker"]
+    assert cold == speaker and len(cold["pred"]) == len(clips)
+    rec = Recognizer(b)
+    ordered = sorted(clips, key=lambda c: [k.speaker_key for k in clips].index(c.speaker_key))  # by speaker
+    scores = np.array([[rec.predict(load(c.path, sr=SR)[0]).scores[k] for k in b.labels] for c in ordered])
+    assert cold["pred"] == [b.labels[i] for i in restricted_argmax(scores, b.labels, cold["scored"])]
+    assert cold["true"] == [c.label for c in ordered]
+
+
 def test_predict_command_runs_the_waveform_bundle(wave_bundle: Path, tmp_path: Path) -> None:
     f = tmp_path / "clip.flac"
     y, _ = load(EMODB / "wav" / "11a01Wc.wav", sr=SR)
