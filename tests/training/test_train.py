@@ -467,6 +467,23 @@ def test_mlp_ensemble_trains_exports_and_reloads(emodb: ds.FrameSet, tmp_path: P
     np.testing.assert_allclose(lite, keras, atol=1e-4)
 
 
+def test_lstm_families_ship_as_dynamic_range_by_default(cache_dir: Path, tmp_path: Path) -> None:
+    """Without --quantization, a recipe and ``ser-edge export`` use the family's shipped form:
+    dynamic range for the LSTM families (their full-int8 kernel is slow or inexact), int8 else."""
+    from ser_edge.training.models import MODELS, default_input
+    from ser_edge.training.recipe import Recipe, export_checkpoint, quantizations, save_checkpoint
+
+    shipped = {m: Recipe(model=m).shipped_quantization() for m in MODELS}
+    assert shipped == {m: "dynamic" if m in ("lstm", "bilstm34", "cnn_lstm_wave", "knn") else "int8" for m in MODELS}
+    assert quantizations(Recipe(model="bilstm34", float_parity=True)) == ("float32", "dynamic")
+    assert Recipe(model="lstm", quantization="int8").shipped_quantization() == "int8"
+    cfg = default_input("lstm")
+    fs = ds.load_frames(load_corpus("emodb", EMODB)[:40:4], cfg, cache_dir=cache_dir)
+    t = T.fit(fs, cfg, CANONICAL, T.TrainConfig(model="lstm", epochs=1, batch_size=8, hparams={"units": 8}))
+    save_checkpoint(t, tmp_path / "ck", name="lstm", training={}, metrics={})
+    assert export_checkpoint(tmp_path / "ck", tmp_path / "b").quantization == "dynamic"
+
+
 def test_augmented_copies_train_only(emodb: ds.FrameSet) -> None:
     from ser_edge.training.augment import augmented_frames, parse
 

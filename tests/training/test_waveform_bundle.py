@@ -67,6 +67,8 @@ def wave_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "1",
                 "--out",
                 str(out),
+                "--checkpoint",
+                str(d / "checkpoint"),
                 "--quiet",
             ]
         )
@@ -114,6 +116,40 @@ def test_recognizer_pools_the_chunks_of_the_prepared_clip(wave_bundle: Path) -> 
         b.input.waveform_inputs(np.full(100, np.nan, np.float32))
     with pytest.raises(ValueError, match="hop"):
         WaveformConfig(chunk=1.0, hop=0.0)
+
+
+def test_checkpoint_exports_the_waveform_bundle(wave_bundle: Path, tmp_path: Path) -> None:
+    """``--checkpoint`` keeps a raw-waveform model too: ``ser-edge export`` rebuilds its bundle
+    (by default in the family's shipped form, dynamic range)."""
+    from ser_edge.training.recipe import export_checkpoint
+
+    b = load_bundle(wave_bundle)
+    again = export_checkpoint(wave_bundle.parent / "checkpoint", tmp_path / "b")
+    assert again.quantization == "dynamic" and again.input == b.input and again.labels == b.labels
+    y, _ = load(EMODB / "wav" / "11a01Wc.wav", sr=SR)
+    chunks = b.input.waveform_inputs(y)
+    np.testing.assert_allclose(
+        tflite_probabilities(again.model, chunks), tflite_probabilities(b.model, chunks), atol=0.05
+    )
+
+
+def test_score_clips_pools_the_chunks_of_a_waveform_bundle(wave_bundle: Path) -> None:
+    """The scorer of ``ser-edge evaluate`` and the room benchmark: a waveform bundle's prediction
+    for a clip is ``Recognizer.predict``'s pooled chunks, the same under every normalisation."""
+    from ser_edge.training.corpora import load_corpus
+    from ser_edge.training.evaluate import score_clips
+    from ser_edge.training.metrics import restricted_argmax
+
+    b = load_bundle(wave_bundle)
+    clips = load_corpus("csv", wave_bundle.parent / "clips.csv")[::3]
+    out = score_clips(b, clips, normalizations=("cold", "speaker"), raw=True)
+    cold, speaker = out["clean", "cold"], out["clean", "speaker"]
+    assert cold == speaker and len(cold["pred"]) == len(clips)
+    rec = Recognizer(b)
+    ordered = sorted(clips, key=lambda c: [k.speaker_key for k in clips].index(c.speaker_key))  # by speaker
+    scores = np.array([[rec.predict(load(c.path, sr=SR)[0]).scores[k] for k in b.labels] for c in ordered])
+    assert cold["pred"] == [b.labels[i] for i in restricted_argmax(scores, b.labels, cold["scored"])]
+    assert cold["true"] == [c.label for c in ordered]
 
 
 def test_predict_command_runs_the_waveform_bundle(wave_bundle: Path, tmp_path: Path) -> None:

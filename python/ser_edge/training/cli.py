@@ -64,7 +64,11 @@ def add_parsers(sub: Any) -> None:
         help="spectral-gating noise reduction of every clip (train and test); optional settings, "
         "e.g. n_std=1.5,prop_decrease=1",
     )
-    t.add_argument("--quantization", choices=("int8", "dynamic", "float32"))
+    t.add_argument(
+        "--quantization",
+        choices=("int8", "dynamic", "float32"),
+        help="default: the model's (int8; lstm, bilstm34, cnn_lstm_wave: dynamic)",
+    )
     t.add_argument(
         "--float-parity",
         action="store_true",
@@ -123,7 +127,11 @@ def add_parsers(sub: Any) -> None:
     x = sub.add_parser("export", help="convert a training checkpoint into a bundle (float32/dynamic/int8)")
     x.add_argument("checkpoint", help="a directory written by ser-edge train --checkpoint")
     x.add_argument("--out", required=True, help="bundle directory to write")
-    x.add_argument("--quantization", choices=("int8", "dynamic", "float32"), default="int8")
+    x.add_argument(
+        "--quantization",
+        choices=("int8", "dynamic", "float32"),
+        help="default: the model's (int8; lstm, bilstm34, cnn_lstm_wave: dynamic)",
+    )
     x.add_argument("--name", help="bundle name (default: the checkpoint's)")
     x.set_defaults(run=_export)
 

@@ -139,32 +139,43 @@ def score_clips(
     fixed = Recognizer(bundle, adapt=False, num_threads=num_threads)
     out = {}
     for cond in conditions:
-        frames_of = {}
-        for c, _ in todo:
-            try:
-                f = cfg.frames(degrader.clip(c, cond))
-            except ValueError as e:
-                raise ValueError(f"{c.path}: {e}") from None
-            if len(f) == 0:
-                raise ValueError(f"{c.path}: too short for one frame")
-            frames_of[c.path] = f
+        if cfg.waveform is not None:  # chunks pooled per clip; no frames, no adaptation: every normalisation alike
+            probs = []
+            for items in by_speaker.values():
+                for c, _ in items:
+                    x = cfg.waveform_inputs(degrader.clip(c, cond))
+                    probs.append(cfg.pool_chunks(fixed.classifier.probabilities(x)))
+            chunked = [bundle.labels[i] for i in restricted_argmax(np.array(probs), bundle.labels, allowed)]
+        else:
+            frames_of = {}
+            for c, _ in todo:
+                try:
+                    f = cfg.frames(degrader.clip(c, cond))
+                except ValueError as e:
+                    raise ValueError(f"{c.path}: {e}") from None
+                if len(f) == 0:
+                    raise ValueError(f"{c.path}: too short for one frame")
+                frames_of[c.path] = f
         for norm in normalizations:
             rng = np.random.default_rng(seed)
             true, pred = [], []
-            for items in by_speaker.values():
-                rec = fixed if norm == "cold" else adapting
-                rec.adapter.reset()
-                if norm == "online":
-                    items = [items[i] for i in rng.permutation(len(items))]
-                for c, _ in items:
-                    if norm == "speaker" or (norm == "neutral" and c.label == "neutral"):
-                        rec.adapter.update(cfg.voiced(frames_of[c.path]))
-                x = np.stack(
-                    [rec.inputs(frames_of[c.path], new_frames=None if norm == "online" else 0) for c, _ in items]
-                )
-                p = restricted_argmax(rec.classifier.probabilities(x), bundle.labels, allowed)
-                true += [m for _, m in items]
-                pred += [bundle.labels[i] for i in p]
+            if cfg.waveform is not None:
+                true, pred = [m for items in by_speaker.values() for _, m in items], list(chunked)
+            else:
+                for items in by_speaker.values():
+                    rec = fixed if norm == "cold" else adapting
+                    rec.adapter.reset()
+                    if norm == "online":
+                        items = [items[i] for i in rng.permutation(len(items))]
+                    for c, _ in items:
+                        if norm == "speaker" or (norm == "neutral" and c.label == "neutral"):
+                            rec.adapter.update(cfg.voiced(frames_of[c.path]))
+                    x = np.stack(
+                        [rec.inputs(frames_of[c.path], new_frames=None if norm == "online" else 0) for c, _ in items]
+                    )
+                    p = restricted_argmax(rec.classifier.probabilities(x), bundle.labels, allowed)
+                    true += [m for _, m in items]
+                    pred += [bundle.labels[i] for i in p]
             if raw:
                 out[(cond, norm)] = {"true": true, "pred": pred, "scored": scored, "skipped": skipped}
                 continue

@@ -97,6 +97,19 @@ LOGMEL = FeatureConfig(
 )
 
 
+#: The quantisation a family ships as when none is asked for: full int8, except the LSTM families
+#: whose full-integer TFLite kernel is slow or inexact (``lstm``: 47-79 ms a window and +1.6 points
+#: of UAR; ``bilstm34``: 85.8 % agreement with Keras; ``cnn_lstm_wave``: 95.4 %), and ``knn`` (its
+#: memory is the model): those ship as dynamic range (int8 weights, float activations; docs/results.md).
+DEFAULT_QUANTIZATION = {"lstm": "dynamic", "bilstm34": "dynamic", "cnn_lstm_wave": "dynamic", "knn": "dynamic"}
+
+
+def default_quantization(name: str) -> str:
+    """The quantisation model ``name`` ships as (:data:`DEFAULT_QUANTIZATION`, else ``int8``)."""
+    _check(name)
+    return DEFAULT_QUANTIZATION.get(name, "int8")
+
+
 def default_input(name: str) -> InputConfig:
     """The input configuration model ``name`` is trained with."""
     _check(name)
@@ -313,4 +326,12 @@ _BUILDERS = {
     "cnn_lstm_wave": _cnn_lstm_wave,
 }
 
-__all__ = ["MODELS", "WAVE_INPUT", "WAVE_MODELS", "build", "default_input"]
+__all__ = [
+    "DEFAULT_QUANTIZATION",
+    "MODELS",
+    "WAVE_INPUT",
+    "WAVE_MODELS",
+    "build",
+    "default_input",
+    "default_quantization",
+]

@@ -10,7 +10,9 @@ Paths in a recipe file are relative to the file's folder. Keys::
     name = "ser-mlp"              # bundle name
     model = "mlp"                 # models.MODELS
     grouping = "full"             # labels.GROUPINGS
-    quantization = "int8"         # int8 | dynamic | float32
+    quantization = "int8"         # int8 | dynamic | float32; default: the model's
+                                  # (models.default_quantization: dynamic for lstm, bilstm34,
+                                  # cnn_lstm_wave and knn, int8 else)
     out = "../python/ser_edge/models/default"
     threads = 1                   # TensorFlow threads (0: TensorFlow's default)
     augment = ""                  # augment.parse spec, e.g. "noise=20,gain=6,shift=0.1,copies=1"
@@ -59,7 +61,7 @@ class Recipe:
     name: str = "ser-model"
     model: str = "mlp"
     grouping: str = "full"
-    quantization: str = "int8"
+    quantization: str | None = None  # None: models.default_quantization(model)
     out: str | None = None
     threads: int = 0
     augment: str = ""
@@ -86,6 +88,12 @@ class Recipe:
             r.out = None if r.out is None else str((base / r.out).resolve())
             r.room = {k: _resolve(base, v) if k in ("noise", "rir", "babble_data") else v for k, v in r.room.items()}
         return r
+
+    def shipped_quantization(self) -> str:
+        """``quantization``, or the model's default (:func:`~ser_edge.training.models.default_quantization`)."""
+        from ser_edge.training.models import default_quantization
+
+        return self.quantization or default_quantization(self.model)
 
 
 def _resolve(base: Path, v: Any) -> Any:
@@ -226,11 +234,6 @@ def run(
     from ser_edge.training import trainer as T
     from ser_edge.training.models import WAVE_MODELS
 
-    if recipe.model in WAVE_MODELS and checkpoint is not None:
-        raise ValueError(
-            f"model {recipe.model!r} reads raw audio, which a bundle cannot feed: it is evaluated "
-            "in training only (give --no-bundle --reports DIR)"
-        )
     t0 = time.time()
     labels, tc, config, frames, extra, gate, modes = prepare(
         recipe, cache_dir=cache_dir, use_cache=use_cache, progress=progress, log=log
@@ -260,7 +263,7 @@ def run(
             fitter=fitter,
         )
         key = f"{ev['corpus']} {split}"
-        metrics[key] = summary(r, recipe.quantization)
+        metrics[key] = summary(r, recipe.shipped_quantization())
         log(f"{key}: {json.dumps(metrics[key])}")
         if rdir is not None:
             write_report(r, rdir, f"{ev['corpus']}-{split.split('=')[0]}", f"{recipe.name} {key}")
@@ -281,10 +284,14 @@ def run(
             save_checkpoint(trained, checkpoint, name=recipe.name, training=training, metrics=metrics)
         if recipe.out:
             b = trained.export(
-                recipe.out, name=recipe.name, quantization=recipe.quantization, training=training, metrics=metrics
+                recipe.out,
+                name=recipe.name,
+                quantization=recipe.shipped_quantization(),
+                training=training,
+                metrics=metrics,
             )
             out.update(bundle=str(b.path), model_id=b.model_id, tflite_bytes=b.model_path.stat().st_size)
-            log(f"bundle {b.path} ({b.model_id}, {out['tflite_bytes']} bytes, {recipe.quantization})")
+            log(f"bundle {b.path} ({b.model_id}, {out['tflite_bytes']} bytes, {b.quantization})")
     out["seconds"] = round(time.time() - t0, 1)
     if rdir is not None:
         (rdir / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -327,8 +334,9 @@ def final_training_set(recipe: Recipe, frames: Any, extra: Any) -> Any:
 def quantizations(recipe: Recipe) -> tuple[str, ...]:
     """The TFLite models an evaluation scores: the recipe's quantization, and float32 first with
     ``float_parity``."""
-    qs = ("float32",) if recipe.float_parity or recipe.quantization == "float32" else ()
-    return qs + ((recipe.quantization,) if recipe.quantization != "float32" else ())
+    q = recipe.shipped_quantization()
+    qs = ("float32",) if recipe.float_parity or q == "float32" else ()
+    return qs + ((q,) if q != "float32" else ())
 
 
 def summary(r: dict[str, Any], quantization: str) -> dict[str, Any]:
@@ -394,14 +402,17 @@ def save_checkpoint(
     (d / "checkpoint.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name: str | None = None) -> Any:
-    """Converts a checkpoint written by :func:`save_checkpoint` into a bundle."""
+def export_checkpoint(
+    path: PathLike, out: PathLike, *, quantization: str | None = None, name: str | None = None
+) -> Any:
+    """Converts a checkpoint written by :func:`save_checkpoint` into a bundle (``quantization``
+    default: the model's, :func:`~ser_edge.training.models.default_quantization`)."""
     import numpy as np
 
     from ser_edge.bundle import Normalization
     from ser_edge.inputs import InputConfig
     from ser_edge.training.export import export_bundle
-    from ser_edge.training.models import build
+    from ser_edge.training.models import build, default_quantization
 
     d = Path(os.fspath(path))
     try:
@@ -429,7 +440,7 @@ def export_checkpoint(path: PathLike, out: PathLike, *, quantization: str, name:
         labels=meta["labels"],
         input=config,
         normalization=normalization,
-        quantization=quantization,
+        quantization=quantization or default_quantization(meta["model"]),
         representative=rep,
         training={**meta["training"], "model": meta["model"], "train_config": meta["train_config"]},
         metrics=meta["metrics"],

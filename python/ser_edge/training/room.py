@@ -101,7 +101,7 @@ def bench(
             trained = T.fit(train, config, labels, tc)
             with tempfile.TemporaryDirectory() as tmp:
                 bundle = trained.export(
-                    Path(tmp) / "bundle", name=f"{recipe.name}-fold{k}", quantization=recipe.quantization
+                    Path(tmp) / "bundle", name=f"{recipe.name}-fold{k}", quantization=recipe.shipped_quantization()
                 )
                 out["tflite_bytes"] = bundle.model_path.stat().st_size
                 res = score_clips(
