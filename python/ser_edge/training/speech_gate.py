@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ser_edge.listen import speech as S
 from ser_edge.listen.gatebench import validation_recording
 from ser_edge.listen.sounds import SOUNDS
+from ser_edge.pipeline import speech as S
 
 HELD_OUT_EMODB = ("15", "16")
 HELD_OUT_RAVDESS = tuple(f"Actor_{a:02d}" for a in range(17, 21))
