@@ -67,6 +67,8 @@ def test_speed_and_pitch_on_a_tone() -> None:
     assert peak_hz(up) == pytest.approx(300 * 2 ** (2 / 12), abs=4)
     slow = A.time_stretch(tone, 0.8)
     assert len(slow) == pytest.approx(SR / 0.8, rel=0.03) and peak_hz(slow) == pytest.approx(300, abs=3)
+    # no blow-up where few windows overlap (the first and last samples): the level stays the tone's
+    assert np.abs(slow).max() < 1.5 * np.abs(tone).max() and np.abs(up).max() < 1.5 * np.abs(tone).max()
 
 
 def test_augmentation_is_random_but_seeded(speech: np.ndarray) -> None:

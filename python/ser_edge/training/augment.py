@@ -23,7 +23,7 @@ import numpy as np
 from ser_edge.audio import resample
 from ser_edge.inputs import InputConfig
 from ser_edge.training.dataset import Denoise, FrameSet, clip_frames
-from ser_edge.training.istft import hann, overlap_add
+from ser_edge.training.istft import istft
 from ser_edge.waveform import loudness_normalize, pad_or_crop, rms_dbfs, sliding_windows, trim_silence
 
 
@@ -96,18 +96,19 @@ def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
 
 
 def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
-    """Phase-vocoder time stretch: ``rate > 1`` is faster (about ``len(y) / rate`` samples),
-    pitch unchanged."""
+    """Phase-vocoder time stretch: ``rate > 1`` is faster (``round(len(y) / rate)`` samples),
+    pitch unchanged. Centred STFT (the Rust core's) -> phase vocoder -> centred inverse STFT, as
+    ``librosa.effects.time_stretch``: every output sample lies under full window overlap."""
+    from ser_edge.features import stft
+
     if rate <= 0:
         raise ValueError(f"rate={rate} must be > 0")
-    y = np.asarray(y, np.float64)
+    y = np.asarray(y, np.float32)
     if len(y) < n_fft:
         y = np.pad(y, (0, n_fft - len(y)))
-    win = hann(n_fft)
-    n = 1 + (len(y) - n_fft) // hop
-    frames = np.stack([y[i * hop : i * hop + n_fft] * win for i in range(n)])
-    spec = np.fft.rfft(frames, axis=1)
-    steps = np.arange(0, n - 1, rate)
+    spec = stft(y, n_fft=n_fft, hop_length=hop, window="hann", center=True).T.astype(np.complex128)
+    spec = np.vstack([spec, np.zeros((1, spec.shape[1]), spec.dtype)])  # the last step's right neighbour
+    steps = np.arange(0, len(spec) - 1, rate)
     omega = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft
     phase = np.angle(spec[0])
     out = np.zeros((len(steps), spec.shape[1]), complex)
@@ -117,7 +118,7 @@ def time_stretch(y: np.ndarray, rate: float, *, n_fft: int = 1024, hop: int = 25
         out[k] = ((1 - frac) * np.abs(a) + frac * np.abs(b)) * np.exp(1j * phase)
         dphi = np.angle(b) - np.angle(a) - omega
         phase = phase + omega + (dphi - 2 * np.pi * np.round(dphi / (2 * np.pi)))
-    return overlap_add(np.fft.irfft(out, n=n_fft, axis=1), win, hop).astype(np.float32)
+    return istft(out.T, hop_length=hop, n_fft=n_fft, length=int(round(len(y) / rate)))
 
 
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
