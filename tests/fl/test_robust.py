@@ -236,6 +236,22 @@ def test_the_average_does_not_depend_on_the_order_replies_arrive_in(server_ident
     assert len(plain) > 1  # what the fixed order removes
 
 
+def test_the_reversed_order_changes_the_average_by_rounding_only(server_identity: None) -> None:
+    """The benchmarks' control (``aggregation-order = "reversed"``): the same replies summed in
+    the reverse order give another average, as repeatable, within float rounding of the first."""
+    averages = {}
+    for reverse in (False, True, True):
+        current, replies = _replies()
+        strategy = RejectInvalid(FedAvg(min_available_nodes=8, min_train_nodes=8), reverse_order=reverse)
+        strategy.configure_train(1, current, ConfigRecord(), Grid8())
+        arrays, _ = strategy.aggregate_train(1, replies)
+        assert arrays is not None
+        averages.setdefault(reverse, set()).add(b"".join(a.tobytes() for a in arrays.to_numpy_ndarrays()))
+    assert len(averages[True]) == 1 and averages[True] != averages[False]
+    a, b = (np.frombuffer(next(iter(averages[k])), np.float32) for k in (False, True))
+    assert np.max(np.abs(a - b)) <= 4 * np.finfo(np.float32).eps * np.max(np.abs(a))
+
+
 def test_the_absent_baseline_declines_without_training(server_identity: None) -> None:
     """The attacks bench's 7-honest-client baseline: partition 0 declines every training round."""
     calls = []

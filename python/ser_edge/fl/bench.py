@@ -286,14 +286,18 @@ def attacks(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def secagg(args: argparse.Namespace) -> dict[str, Any]:
-    """SecAgg+ against plain FedAvg with the same aggregation (median bounds off), per seed."""
+    """SecAgg+ against plain FedAvg with the same aggregation (median bounds off), per seed; with
+    ``--modes off,on,reversed`` also plain FedAvg summing the updates in reverse order, which differs
+    from ``off`` by float rounding only: how far training alone carries a rounding-sized change."""
+    modes = ["off", *[m for m in args.modes.split(",") if m and m != "off"]]
+    flags = {"off": ["--secagg", "off"], "on": ["--secagg", "on"], "reversed": ["--aggregation-order", "reversed"]}
     runs: dict[int, dict[str, Any]] = {}
     for seed in _seeds(args):
-        for mode in ("off", "on"):
-            cmd = ["ser_edge", "fl", "simulate", "--json", "--median-bounds", "off", "--secagg", mode]
+        for mode in modes:
+            cmd = ["ser_edge", "fl", "simulate", "--json", "--median-bounds", "off", *flags[mode]]
             runs.setdefault(seed, {})[mode] = _fresh(args, cmd, seed)
-    diff = [100 * (r["on"]["uar"] - r["off"]["uar"]) for r in runs.values()]
-    added = [r["on"]["seconds_per_round"] - r["off"]["seconds_per_round"] for r in runs.values()]
+    diff = {m: [100 * (r[m]["uar"] - r["off"]["uar"]) for r in runs.values()] for m in modes[1:]}
+    added = [r["on"]["seconds_per_round"] - r["off"]["seconds_per_round"] for r in runs.values() if "on" in r]
     return {
         "what": "secagg-vs-fedavg",
         "holdout": _holdout(args),
@@ -303,9 +307,9 @@ def secagg(args: argparse.Namespace) -> dict[str, Any]:
         "uar": {s: {m: r[m]["uar"] for m in r} for s, r in runs.items()},
         "uar_int8": {s: {m: r[m]["uar_int8"] for m in r} for s, r in runs.items()},
         "seconds_per_round": {s: {m: r[m]["seconds_per_round"] for m in r} for s, r in runs.items()},
-        "uar_difference_points": [round(d, 2) for d in diff],
-        "uar_difference_mean_se": _mean_se(diff),
-        "added_seconds_per_round_mean_se": _mean_se(added),
+        "uar_difference_points": {m: [round(d, 2) for d in v] for m, v in diff.items()},
+        "uar_difference_mean_se": {m: _mean_se(v) for m, v in diff.items()},
+        "added_seconds_per_round_mean_se": _mean_se(added) if added else None,
     }
 
 
@@ -426,6 +430,7 @@ def main(argv: Any = None) -> int:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--folds", type=int, default=5, help="cross-validate: speaker folds")
         s.add_argument("--seeds", default="0,1,2", help="cross-validate: seeds")
+        s.add_argument("--modes", default="off,on", help="secagg: off, on (SecAgg+), reversed (the control)")
         s.add_argument("--trainer", default="numpy", help="clients' trainer: numpy (mlp) or keras")
         s.add_argument("--attack", default="none", help="attack: the malicious client's attack (or none)")
         s.add_argument("--attacks", default="", help="attacks: the attacks to run (default all)")

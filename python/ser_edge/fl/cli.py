@@ -83,6 +83,7 @@ def _simulate(args: argparse.Namespace) -> int:
             "max-update-norm": args.max_update_norm,
             "max-examples": args.max_examples,
             "median-bounds": args.median_bounds,
+            "aggregation-order": args.aggregation_order,
         }
         task.settings({}, overrides)
     except ValueError as e:
@@ -215,6 +216,13 @@ def add_parsers(sub: Any) -> None:
         default="on",
         help="server: leave out updates above 4x the round's median norm, clip to the median, "
         "cap weights at 2x the median (default on)",
+    )
+    s.add_argument(
+        "--aggregation-order",
+        choices=("digest", "reversed"),
+        default="digest",
+        help="server: sum the updates in the fixed order (default) or its reverse, which changes the "
+        "average by float rounding only (a control for benchmarks)",
     )
     s.add_argument(
         "--max-update-norm",

@@ -156,6 +156,7 @@ def run(
         max_update_norm=float(cfg["max-update-norm"]),
         max_examples=float(cfg["max-examples"]),
         uniform_weights=dp is not None,
+        reverse_order=cfg["aggregation-order"] == "reversed",
         **(
             {}
             if cfg["median-bounds"] == "on"

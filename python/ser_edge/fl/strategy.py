@@ -84,11 +84,17 @@ def _digest(msg: Message) -> tuple[bool, bytes]:
     return False, h.digest()
 
 
-def in_fixed_order(replies: Iterable[Message]) -> list[Message]:
+def in_fixed_order(replies: Iterable[Message], reverse: bool = False) -> list[Message]:
     """The replies sorted by a digest of their content (error replies last). Floating-point sums
     depend on the order of their terms and replies arrive in any order: sorted, the same replies
-    always give the same average (node ids would not do: the simulation draws them at random)."""
-    return sorted(replies, key=_digest)
+    always give the same average (node ids would not do: the simulation draws them at random).
+    ``reverse``: the sound replies in the opposite order, an average that differs only by float
+    rounding (a control for how far training carries a rounding-sized change)."""
+    ordered = sorted(replies, key=_digest)
+    if reverse:
+        sound = [m for m in ordered if not m.has_error()]
+        ordered = sound[::-1] + ordered[len(sound) :]
+    return ordered
 
 
 def check_aggregate(arrays: ArrayRecord, current: ArrayRecord, max_update_norm: float) -> str | None:
@@ -111,7 +117,8 @@ class RejectInvalid(Strategy):
     bounds (those honest clients apply to themselves); ``relative_norm``/``relative_weight``: the
     factors on the round's median update norm and weight; ``reject_factor``: an update whose
     norm is above this many times the median is left out. ``uniform_weights`` (differential
-    privacy): every sound reply weighs 1, and the aggregate (noisy) is checked for finiteness only."""
+    privacy): every sound reply weighs 1, and the aggregate (noisy) is checked for finiteness only.
+    ``reverse_order``: aggregate in the reverse of the fixed order (see ``in_fixed_order``)."""
 
     def __init__(
         self,
@@ -123,6 +130,7 @@ class RejectInvalid(Strategy):
         relative_weight: float = 2.0,
         reject_factor: float = 4.0,
         uniform_weights: bool = False,
+        reverse_order: bool = False,
     ) -> None:
         self.strategy = strategy
         self.reference: Reference | None = None
@@ -130,6 +138,7 @@ class RejectInvalid(Strategy):
         self.max_update_norm, self.max_examples = float(max_update_norm), float(max_examples)
         self.relative_norm, self.relative_weight = relative_norm, relative_weight
         self.reject_factor, self.uniform_weights = reject_factor, uniform_weights
+        self.reverse_order = reverse_order
         self.rejected: dict[int, list[str]] = {}
         self.bounded: dict[int, int] = {}
         self.received: dict[int, int] = {}  # train replies without error, by round
@@ -207,7 +216,7 @@ class RejectInvalid(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = in_fixed_order(replies)
+        replies = in_fixed_order(replies, self.reverse_order)
         self.received[server_round] = sum(not m.has_error() for m in replies)
         kept = self._bound(server_round, self._screen(server_round, replies, self.reference))
         for msg in kept:

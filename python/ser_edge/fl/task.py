@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "max-examples": 1000,
     "trainer": "numpy",
     "median-bounds": "on",
+    "aggregation-order": "digest",
     "secagg": "off",
     "secagg-clip": 8.0,
 }
@@ -89,6 +90,10 @@ def settings(run_config: Mapping[str, Any], overrides: Mapping[str, Any] | None 
         raise ValueError(f"secagg={cfg['secagg']!r}; choose from off, on")
     if cfg["secagg"] == "on" and cfg["dp"] in ("server", "client"):
         raise ValueError("secagg=on works with dp=off or example only (the DP wrappers need each client's update)")
+    if cfg["aggregation-order"] not in ("digest", "reversed"):
+        raise ValueError(f"aggregation-order={cfg['aggregation-order']!r}; choose from digest, reversed")
+    if cfg["aggregation-order"] == "reversed" and cfg["secagg"] == "on":
+        raise ValueError("aggregation-order=reversed needs secagg=off (SecAgg+ sums what it receives)")
     if cfg["median-bounds"] not in ("on", "off"):
         raise ValueError(f"median-bounds={cfg['median-bounds']!r}; choose from on, off")
     if cfg["trainer"] not in TRAINERS:
