@@ -4,8 +4,10 @@
 //! Rules that make this exact: a frame is emitted once its last sample has arrived; with
 //! `center=True` the left padding is built as soon as the samples it mirrors are known
 //! (`n_fft/2 + 1` samples for `reflect`), and the frames that overlap the right padding are
-//! emitted by `flush`, which ends the signal. Features never depend on later frames: dB values
-//! use a fixed reference and no `top_db` clipping.
+//! emitted by `flush`, which ends the signal. Features never depend on later frames (dB values
+//! use a fixed reference and no `top_db` clipping), except F0 from the SHS tracker
+//! (`f0="shs"`): its Viterbi smoother decides a frame up to `shs::MAX_LAG` frames later, as
+//! openSMILE's does, and its rows (all features of those frames) come out then, in order.
 
 use crate::batch::{Frames, Matrix};
 use crate::error::Result;
@@ -83,9 +85,7 @@ impl Stream {
         if self.head_built {
             while self.next * self.hop + self.n_fft <= self.left + self.seen {
                 let s = self.next * self.hop - self.start;
-                let at = out.len();
-                out.resize(at + nf, 0.0);
-                self.ex.frame(&self.buf[s..s + self.n_fft], &mut out[at..]);
+                self.ex.push(&self.buf[s..s + self.n_fft], &mut out);
                 self.next += 1;
             }
             // Keep the next frame's samples and the last `left + 1` (the right padding mirrors them).
@@ -108,9 +108,8 @@ impl Stream {
             // Too little audio to mirror at the start: it is all still here, run it as a batch.
             let raw = std::mem::take(&mut self.buf);
             let mut frames = Frames::new(&raw, self.n_fft, self.hop, true, self.mode)?;
-            out.resize(nf * frames.count, 0.0);
-            for (t, o) in out.chunks_exact_mut(nf).enumerate() {
-                self.ex.frame(frames.get(t), o);
+            for t in 0..frames.count {
+                self.ex.push(frames.get(t), &mut out);
             }
         } else if self.seen > 0 && self.left > 0 {
             let total = 1 + (self.seen + 2 * self.left - self.n_fft) / self.hop;
@@ -124,11 +123,11 @@ impl Stream {
                         None => 0.0,
                     };
                 }
-                let at = out.len();
-                out.resize(at + nf, 0.0);
-                self.ex.frame(&frame, &mut out[at..]);
+                self.ex.push(&frame, &mut out);
             }
         }
+        // Rows the SHS smoother still holds.
+        self.ex.finish(&mut out);
         self.reset();
         let cols = out.len() / nf.max(1);
         Ok(Matrix::from_frames(&out, nf, cols))

@@ -48,6 +48,12 @@ class FeatureConfig:
     is ``power_to_db(peak) - power_to_db(valley)`` of each frame without librosa's ``top_db=80``
     clip (``contrast_fmin``/``contrast_bands`` are librosa's ``fmin``/``n_bands``).
 
+    ``f0`` chooses how the 60 ms voice descriptors (``f0_semitones``, ``voicing``, ``hnr``,
+    ``jitter``, ``shimmer``) get F0 and the voiced/unvoiced decision: ``"yin"`` (default,
+    frame-local, every row final with its frame) or ``"shs"`` (openSMILE's eGeMAPS tracker:
+    subharmonic summation and its Viterbi smoother, whose decision for a frame can wait up to 39
+    frames; :class:`Stream` then returns those rows, all features of them, that much later).
+
     Defaults: 16 kHz, 32 ms FFT window, 10 ms hop, 40 mel bands, 40 MFCC.
     """
 
@@ -72,6 +78,7 @@ class FeatureConfig:
     contrast_fmin: float = 200.0
     contrast_bands: int = 6
     features: tuple[str, ...] = ("mfcc",)
+    f0: str = "yin"
     _spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +116,7 @@ class FeatureConfig:
             ref=self.ref,
             amin=self.amin,
             n_chroma=self.n_chroma,
+            f0=self.f0,
         )
         object.__setattr__(self, "_spec", spec)
 
@@ -131,6 +139,9 @@ class FeatureConfig:
         """Plain JSON-ready values (for the model bundle)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         d["features"] = list(self.features)
+        if self.f0 == "yin":
+            # The default is left out, so bundles saved before ``f0`` existed stay byte-identical.
+            del d["f0"]
         return d
 
     @classmethod

@@ -44,7 +44,14 @@ def frame_length(sr: float, seconds: float = 0.020) -> int:
 
 
 def _descriptor(
-    name: str, y: np.ndarray, sr: float, n_fft: int | None, hop_length: int | None, center: bool, pad_mode: PadMode
+    name: str,
+    y: np.ndarray,
+    sr: float,
+    n_fft: int | None,
+    hop_length: int | None,
+    center: bool,
+    pad_mode: PadMode,
+    f0: str = "yin",
 ) -> np.ndarray:
     sr = _in.number("sr", sr)
     if sr <= 0:
@@ -58,7 +65,8 @@ def _descriptor(
     n_fft = _in.count("n_fft", n_fft)
     if not center and 0 < len(y) < n_fft:
         raise ValueError(f"n_fft={n_fft} is too large for uncentered analysis of input signal of length={len(y)}")
-    s = _in.spec([(name, {})], sr=sr, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode)
+    f0 = _in.f0_method(f0)
+    s = _in.spec([(name, {})], sr=sr, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, f0=f0)
     return _dsp.extract(y, s)
 
 
@@ -142,6 +150,7 @@ def f0_semitones(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """F0 in semitones above 27.5 Hz (eGeMAPS ``F0semitoneFrom27.5Hz``), 0 where unvoiced,
     float32 ``(1, t)``: frame-local YIN (55-600 Hz) on the 60 ms frame; voiced where the CMNDF at
@@ -149,7 +158,7 @@ def f0_semitones(
 
     ``n_fft`` defaults to the 60 ms frame rounded up to a power of two, ``hop_length`` to 10 ms.
     """
-    return _descriptor("f0_semitones", y, sr, n_fft, hop_length, center, pad_mode)
+    return _descriptor("f0_semitones", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def voicing(
@@ -160,10 +169,11 @@ def voicing(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Periodicity of the 60 ms frame: ``1 - CMNDF`` at YIN's period, in [0, 1], float32 ``(1, t)``
     (not an eGeMAPS descriptor; :func:`f0_semitones` calls a frame voiced above 0.6)."""
-    return _descriptor("voicing", y, sr, n_fft, hop_length, center, pad_mode)
+    return _descriptor("voicing", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def hnr(
@@ -174,11 +184,12 @@ def hnr(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Harmonics-to-noise ratio in dB from the autocorrelation (eGeMAPS ``HNRdBACF``), 0 where
     unvoiced, float32 ``(1, t)``: ``10 log10(a[T] / (a[0] - a[T]))`` with ``a`` the autocorrelation
     of the Gaussian-windowed 60 ms frame and ``T`` the ACF peak nearest the YIN period."""
-    return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode)
+    return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def jitter(
@@ -189,13 +200,14 @@ def jitter(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Local jitter (eGeMAPS ``jitterLocal``), float32 ``(1, t)``: mean absolute difference of
     consecutive periods over the mean period, 0 where unvoiced. As openSMILE's ``cPitchJitter``,
     the periods are walked continuously through the signal (waveform cross-correlation within
     +-10 % of the YIN period), each frame adding the one or two periods of its first hop; a
     voiced frame without a new period repeats the last value, an unvoiced one restarts the walk."""
-    return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode)
+    return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def shimmer(
@@ -206,11 +218,12 @@ def shimmer(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Local shimmer in dB (eGeMAPS ``shimmerLocaldB``), float32 ``(1, t)``:
     ``20 log10(1 + mean |A_i - A_i+1| / mean A)`` over the period pairs of :func:`jitter`'s walk,
     A each period's peak-to-peak amplitude; 0 where unvoiced."""
-    return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode)
+    return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 __all__ = [
