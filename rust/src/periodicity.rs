@@ -146,6 +146,8 @@ impl PeriodicityPlan {
 /// A frame the SHS tracker has not decided yet: its samples and energy gate.
 struct Pending {
     samples: Vec<f32>,
+    /// `|X|^2` of the windowed frame (the HNR's autocorrelation).
+    power: Vec<f64>,
     loud: bool,
 }
 
@@ -154,7 +156,7 @@ struct ShsTrack {
     frame: ShsFrame,
     viterbi: Viterbi,
     pending: VecDeque<Pending>,
-    spare: Vec<Vec<f32>>,
+    spare: Vec<(Vec<f32>, Vec<f64>)>,
 }
 
 /// Working state (YIN and FFT buffers); one per thread.
@@ -198,7 +200,7 @@ impl PeriodicityFrame {
         if let Some(t) = self.shs.as_mut() {
             t.viterbi.reset();
             while let Some(p) = t.pending.pop_front() {
-                t.spare.push(p.samples);
+                t.spare.push((p.samples, p.power));
             }
         }
     }
@@ -220,9 +222,16 @@ impl PeriodicityFrame {
         (energy / plan.frame_length as f64).sqrt()
     }
 
-    /// HNR, jitter and shimmer of the frame windowed in `self.time`, for F0 `f0` (Hz; `None`:
-    /// unvoiced, which gives zeros and restarts the period walk).
-    fn voiced_part(&mut self, plan: &PeriodicityPlan, frame: &[f32], f0: Option<f64>) -> (f64, f64, f64) {
+    /// HNR, jitter and shimmer of `frame` for F0 `f0` (Hz; `None`: unvoiced, which gives zeros
+    /// and restarts the period walk). `power`: the windowed frame's `|X|^2` if known, else the
+    /// frame windowed in `self.time` is transformed.
+    fn voiced_part(
+        &mut self,
+        plan: &PeriodicityPlan,
+        frame: &[f32],
+        f0: Option<f64>,
+        power: Option<&[f64]>,
+    ) -> (f64, f64, f64) {
         let Some(f0) = f0 else {
             if plan.periods {
                 self.walk.step(&frame[..plan.frame_length], plan.hop, None);
@@ -230,11 +239,20 @@ impl PeriodicityFrame {
             return (0.0, 0.0, 0.0);
         };
         // Autocorrelation of the windowed frame (circular over n_fft, as openSMILE's).
-        let _ = self
-            .fwd
-            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
-        for c in self.spectrum.iter_mut() {
-            *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+        match power {
+            Some(p) => {
+                for (c, &v) in self.spectrum.iter_mut().zip(p) {
+                    *c = Complex::new(v, 0.0);
+                }
+            }
+            None => {
+                let _ = self
+                    .fwd
+                    .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+                for c in self.spectrum.iter_mut() {
+                    *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+                }
+            }
         }
         let _ = self
             .inv
@@ -263,7 +281,7 @@ impl PeriodicityFrame {
         let rms = self.window(plan, frame);
         let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
         let f0 = voiced.then_some(est.f0);
-        let (hnr, jitter, shimmer_db) = self.voiced_part(plan, frame, f0);
+        let (hnr, jitter, shimmer_db) = self.voiced_part(plan, frame, f0, None);
         Periodicity {
             f0_semitones: f0.map_or(0.0, |f| 12.0 * (f / 27.5).log2()),
             voicing,
@@ -276,18 +294,27 @@ impl PeriodicityFrame {
     /// Adds the next frame to the SHS tracker (an SHS plan): its candidates go to the smoother,
     /// its samples wait for the smoother's decision.
     pub fn push(&mut self, plan: &PeriodicityPlan, frame: &[f32]) {
-        let rms = self.window(plan, frame);
+        let energy: f64 = (frame.iter().zip(&plan.window).take(plan.frame_length))
+            .map(|(&s, &w)| {
+                let t = s as f64 * w;
+                t * t
+            })
+            .sum();
+        let rms = (energy / plan.frame_length as f64).sqrt();
         let (Some(sp), Some(t)) = (plan.shs.as_ref(), self.shs.as_mut()) else {
             return;
         };
         let frame = &frame[..plan.frame_length];
         let c = t.frame.candidates(sp, frame);
         t.viterbi.push(c);
-        let mut samples = t.spare.pop().unwrap_or_default();
+        let (mut samples, mut power) = t.spare.pop().unwrap_or_default();
         samples.clear();
         samples.extend_from_slice(frame);
+        power.clear();
+        power.extend_from_slice(&t.frame.power);
         t.pending.push_back(Pending {
             samples,
+            power,
             loud: rms >= RMS_GATE,
         });
     }
@@ -314,10 +341,10 @@ impl PeriodicityFrame {
         } else {
             0.0
         };
-        self.window(plan, &p.samples);
-        let (hnr, jitter, shimmer_db) = self.voiced_part(plan, &p.samples, (f0 > 0.0).then_some(f0 as f64));
+        let f0_hz = (f0 > 0.0).then_some(f0 as f64);
+        let (hnr, jitter, shimmer_db) = self.voiced_part(plan, &p.samples, f0_hz, Some(&p.power));
         if let Some(t) = self.shs.as_mut() {
-            t.spare.push(p.samples);
+            t.spare.push((p.samples, p.power));
         }
         Some(Periodicity {
             f0_semitones: semitones,

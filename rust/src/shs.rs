@@ -73,10 +73,18 @@ pub struct ShsPlan {
     /// `log2` of each linear bin's frequency (bin 0 extrapolated), the spline's knots.
     #[cfg_attr(not(test), allow(dead_code))]
     knots: Vec<f64>,
-    /// The spline's per-knot constants (`cspline_init`).
+    /// The spline's per-knot constants: `sigma`, the reciprocals of `cspline_init`'s `diff1` and
+    /// `diff2`, and the forward sweep's pivots and second-derivative coefficients (they depend
+    /// on the knots only).
     sigma: Vec<f64>,
-    diff1: Vec<f64>,
-    diff2: Vec<f64>,
+    inv1: Vec<f64>,
+    inv2: Vec<f64>,
+    pivot: Vec<f64>,
+    pivot_sigma: Vec<f64>,
+    coef: Vec<f64>,
+    /// `pivot_sigma[i] pivot_sigma[i-1]` and `coef[j] coef[j+1]`: the two-step sweeps' factors.
+    fwd2: Vec<f64>,
+    bwd2: Vec<f64>,
     /// Per output point: the knot below it and the interpolation weights `a`, `c`, `d`.
     interp: Vec<(usize, f64, f64, f64)>,
     weight: Vec<f64>,
@@ -100,13 +108,29 @@ impl ShsPlan {
         let step_t = (fmax_t - fmin_t) / (n_bins - 1) as f64;
         let mut knots: Vec<f64> = (0..n_bins).map(|i| (i as f64 * df).log2()).collect();
         knots[0] = 2.0 * knots[1] - knots[2];
-        let (mut sigma, mut diff1, mut diff2) = (vec![0.0; n_bins], vec![0.0; n_bins], vec![0.0; n_bins]);
+        let zeros = || vec![0.0; n_bins];
+        let (mut sigma, mut inv1, mut inv2, mut pivot, mut coef) = (zeros(), zeros(), zeros(), zeros(), zeros());
         for i in 1..n_bins - 1 {
             let (l, c, r) = (knots[i - 1], knots[i], knots[i + 1]);
             sigma[i] = (c - l) / (r - l);
-            diff1[i] = (r - c) * (r - l);
-            diff2[i] = (c - l) * (r - l);
+            inv1[i] = 1.0 / ((r - c) * (r - l));
+            inv2[i] = 1.0 / ((c - l) * (r - l));
+            pivot[i] = 1.0 / (sigma[i] * coef[i - 1] + 2.0);
+            coef[i] = (sigma[i] - 1.0) * pivot[i];
         }
+        let pivot_sigma: Vec<f64> = pivot.iter().zip(&sigma).map(|(p, s)| p * s).collect();
+        let fwd2 = (0..n_bins)
+            .map(|i| {
+                if i >= 1 {
+                    pivot_sigma[i] * pivot_sigma[i - 1]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let bwd2 = (0..n_bins)
+            .map(|j| if j + 1 < n_bins { coef[j] * coef[j + 1] } else { 0.0 })
+            .collect();
         let mut interp = Vec::with_capacity(n_bins);
         let mut upper = 1;
         for i in 0..n_bins {
@@ -137,8 +161,13 @@ impl ShsPlan {
             n_bins,
             knots,
             sigma,
-            diff1,
-            diff2,
+            inv1,
+            inv2,
+            pivot_sigma,
+            pivot,
+            coef,
+            fwd2,
+            bwd2,
             interp,
             weight,
             shifts,
@@ -149,29 +178,28 @@ impl ShsPlan {
 }
 
 /// `smileDsp_specEnhanceSHS`: zero the bins more than two away from the local maxima around them.
-fn enhance(a: &mut [f64], maxima: &mut Vec<usize>) {
+/// `maxima` is scratch space of at least `a.len()` entries.
+fn enhance(a: &mut [f64], maxima: &mut [usize]) {
     let n = a.len();
     if n < 2 {
         return;
     }
-    maxima.clear();
-    if a[0] > a[1] {
-        maxima.push(0);
-    }
+    // Branch-free collection (speech spectra have many maxima, in no predictable pattern).
+    let mut m = 0;
+    maxima[m] = 0;
+    m += (a[0] > a[1]) as usize;
     for i in 1..n - 1 {
-        if a[i] > a[i - 1] && a[i] >= a[i + 1] {
-            maxima.push(i);
-        }
+        maxima[m] = i;
+        m += ((a[i] > a[i - 1]) & (a[i] >= a[i + 1])) as usize;
     }
-    if a[n - 1] > a[n - 2] {
-        maxima.push(n - 1);
-    }
-    if maxima.len() == 1 {
+    maxima[m] = n - 1;
+    m += (a[n - 1] > a[n - 2]) as usize;
+    if m == 1 {
         // openSMILE reads the second (absent, zero-initialised) maximum here: everything from
         // bin 3 on is zeroed.
         a[3.min(n)..].iter_mut().for_each(|v| *v = 0.0);
     } else {
-        for w in maxima.windows(2) {
+        for w in maxima[..m].windows(2) {
             for v in a.iter_mut().take((w[1] + 1).saturating_sub(3)).skip(w[0] + 3) {
                 *v = 0.0;
             }
@@ -204,6 +232,8 @@ fn vertex(a: f64, b: f64, c: f64) -> (f64, f64) {
 /// Working buffers of the per-frame SHS analysis; one per thread.
 pub struct ShsFrame {
     fft: FrameFft<f64>,
+    /// `|X|^2` of the last frame (the HNR's autocorrelation reads it).
+    pub power: Vec<f64>,
     y: Vec<f64>,
     y2: Vec<f64>,
     u: Vec<f64>,
@@ -220,10 +250,11 @@ impl ShsFrame {
         let n_bins = window.len() / 2 + 1;
         ShsFrame {
             fft: FrameFft::new(window),
+            power: vec![0.0; n_bins],
             y: vec![0.0; n_bins],
             y2: vec![0.0; n_bins],
             u: vec![0.0; n_bins],
-            maxima: Vec::with_capacity(n_bins / 2 + 2),
+            maxima: vec![0; n_bins + 1],
             spec: vec![0.0; n_bins],
             sum: vec![0.0; n_bins],
             padded: vec![0.0; window.len()],
@@ -236,40 +267,62 @@ impl ShsFrame {
         self.padded[..n].copy_from_slice(&frame[..n]);
         self.padded[n..].iter_mut().for_each(|v| *v = 0.0);
         self.fft.transform(&self.padded);
-        for (y, c) in self.y.iter_mut().zip(&self.fft.spectrum) {
-            *y = ((c.re * c.re + c.im * c.im).sqrt() as f32) as f64;
+        for ((y, p), c) in self.y.iter_mut().zip(self.power.iter_mut()).zip(&self.fft.spectrum) {
+            *p = c.re * c.re + c.im * c.im;
+            *y = (p.sqrt() as f32) as f64;
         }
         enhance(&mut self.y, &mut self.maxima);
         smooth(&mut self.y);
         self.spline(plan);
         for (i, (s, &(k, a, c, d))) in self.spec.iter_mut().zip(&plan.interp).enumerate() {
             let v = a * self.y[k] + (1.0 - a) * self.y[k + 1] + c * self.y2[k] + d * self.y2[k + 1];
-            let v = v as f32;
-            *s = if v > 0.0 {
-                (v as f64 * plan.weight[i]) as f32
-            } else {
-                0.0
-            };
+            // Negative values become 0 (openSMILE weights the positive ones only).
+            let v = (v as f32).max(0.0);
+            *s = (v as f64 * plan.weight[i]) as f32;
         }
         self.summation(plan)
     }
 
-    /// Second derivatives of the natural cubic spline through `(knots, y)` (`smileMath_cspline`).
+    /// Second derivatives of the natural cubic spline through `(knots, y)` (`smileMath_cspline`
+    /// with both ends natural; the knot-only parts of its tridiagonal sweep come from the plan).
     fn spline(&mut self, plan: &ShsPlan) {
         let n = plan.n_bins;
         let (y, y2, u) = (&self.y, &mut self.y2, &mut self.u);
-        y2[0] = 0.0;
+        let (a, c) = (&plan.pivot_sigma, &plan.coef);
+        // The right-hand sides first (independent, vectorised).
         u[0] = 0.0;
         for i in 1..n - 1 {
-            let s = plan.sigma[i];
-            let p = 1.0 / (s * y2[i - 1] + 2.0);
-            y2[i] = (s - 1.0) * p;
-            let ut = (y[i + 1] - y[i]) / plan.diff1[i] - (y[i] - y[i - 1]) / plan.diff2[i];
-            u[i] = p * (6.0 * ut - s * u[i - 1]);
+            let ut = (y[i + 1] - y[i]) * plan.inv1[i] - (y[i] - y[i - 1]) * plan.inv2[i];
+            u[i] = plan.pivot[i] * (6.0 * ut);
         }
+        // Forward sweep `u[i] -= a[i] u[i-1]`, unrolled two steps so that the even and the odd
+        // indices form two independent chains: `u[i] = (r[i] - a[i] r[i-1]) + a[i] a[i-1] u[i-2]`.
+        for i in (2..n - 1).rev() {
+            u[i] -= a[i] * u[i - 1];
+        }
+        let mut i = 2;
+        while i + 1 < n - 1 {
+            u[i] += plan.fwd2[i] * u[i - 2];
+            u[i + 1] += plan.fwd2[i + 1] * u[i - 1];
+            i += 2;
+        }
+        if i < n - 1 {
+            u[i] += plan.fwd2[i] * u[i - 2];
+        }
+        // Back substitution `y2[j] = c[j] y2[j+1] + u[j]` (natural end: `y2[n-1] = 0`), likewise.
         y2[n - 1] = 0.0;
-        for j in (0..n - 1).rev() {
-            y2[j] = y2[j] * y2[j + 1] + u[j];
+        y2[n - 2] = u[n - 2];
+        for j in 0..n - 2 {
+            y2[j] = u[j] + c[j] * u[j + 1];
+        }
+        let mut j = n - 2;
+        while j >= 2 {
+            y2[j - 1] += plan.bwd2[j - 1] * y2[j + 1];
+            y2[j - 2] += plan.bwd2[j - 2] * y2[j];
+            j -= 2;
+        }
+        if j == 1 {
+            y2[0] += plan.bwd2[0] * y2[2];
         }
     }
 
@@ -295,22 +348,33 @@ impl ShsFrame {
         // entry (or fills an empty one).
         let mut c = Candidates::default();
         let mut idx = [0usize; N_CANDIDATES];
-        let mut mean = ss[0] as f64;
+        let peaks = &mut self.maxima;
+        let mut m = 0;
         for i in 1..n - 1 {
-            if ss[i - 1] < ss[i] && ss[i] > ss[i + 1] {
-                if let Some(j) = (0..N_CANDIDATES).find(|&j| c.score[j] == 0.0 || c.score[j] < ss[i]) {
-                    for k in (j + 1..N_CANDIDATES).rev() {
-                        c.score[k] = c.score[k - 1];
-                        idx[k] = idx[k - 1];
-                    }
-                    idx[j] = i;
-                    c.score[j] = ss[i];
-                    c.count = (c.count + 1).min(N_CANDIDATES);
-                }
-            }
-            mean += ss[i] as f64;
+            peaks[m] = i;
+            m += ((ss[i - 1] < ss[i]) & (ss[i] > ss[i + 1])) as usize;
         }
-        let mean = (mean + ss[n - 1] as f64) / n as f64;
+        for &i in &peaks[..m] {
+            if let Some(j) = (0..N_CANDIDATES).find(|&j| c.score[j] == 0.0 || c.score[j] < ss[i]) {
+                for k in (j + 1..N_CANDIDATES).rev() {
+                    c.score[k] = c.score[k - 1];
+                    idx[k] = idx[k - 1];
+                }
+                idx[j] = i;
+                c.score[j] = ss[i];
+                c.count = (c.count + 1).min(N_CANDIDATES);
+            }
+        }
+        // The mean in float64 (four partial sums: openSMILE's serial sum differs by rounding only).
+        let mut part = [0.0f64; 4];
+        let chunks = ss.chunks_exact(4);
+        let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+        for ch in chunks {
+            for k in 0..4 {
+                part[k] += ch[k] as f64;
+            }
+        }
+        let mean = (part.iter().sum::<f64>() + tail) / n as f64;
         for i in 0..c.count {
             let j = idx[i];
             let (dx, sc) = vertex(ss[j - 1] as f64, ss[j] as f64, ss[j + 1] as f64);
@@ -576,11 +640,11 @@ mod tests {
     #[test]
     fn enhancement_and_smoothing_follow_opensmile() {
         let mut a = vec![0.0, 1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.5, 2.0, 0.5, 0.4];
-        enhance(&mut a, &mut Vec::new());
+        enhance(&mut a, &mut [0; 16]);
         // Maxima at 1 and 8: bins 4..=5 (more than two from both) are zeroed.
         assert_eq!(a, vec![0.0, 1.0, 0.5, 0.4, 0.0, 0.0, 0.1, 0.5, 2.0, 0.5, 0.4]);
         let mut one = vec![0.0, 1.0, 0.5, 0.4, 0.3, 0.2];
-        enhance(&mut one, &mut Vec::new());
+        enhance(&mut one, &mut [0; 16]);
         assert_eq!(one, vec![0.0, 1.0, 0.5, 0.0, 0.0, 0.0]);
         let mut s = vec![4.0, 8.0, 4.0, 1.0];
         smooth(&mut s);
@@ -593,6 +657,33 @@ mod tests {
                 1.0
             ]
         );
+    }
+
+    #[test]
+    fn the_unrolled_spline_sweeps_equal_the_plain_recurrences() {
+        let plan = ShsPlan::new(16000.0, 960, 1024);
+        let mut f = ShsFrame::new(&gauss(960, 1024));
+        let n = plan.n_bins;
+        for (i, y) in f.y.iter_mut().enumerate() {
+            *y = ((i * 7919) % 101) as f64 / 50.0;
+        }
+        f.spline(&plan);
+        // smileMath_cspline with natural ends, as written there.
+        let (mut y2, mut u) = (vec![0.0; n], vec![0.0; n]);
+        for i in 1..n - 1 {
+            let s = plan.sigma[i];
+            let p = 1.0 / (s * y2[i - 1] + 2.0);
+            y2[i] = (s - 1.0) * p;
+            let ut = (f.y[i + 1] - f.y[i]) * plan.inv1[i] - (f.y[i] - f.y[i - 1]) * plan.inv2[i];
+            u[i] = p * (6.0 * ut - s * u[i - 1]);
+        }
+        y2[n - 1] = 0.0;
+        for j in (0..n - 1).rev() {
+            y2[j] = y2[j] * y2[j + 1] + u[j];
+        }
+        for (a, b) in f.y2.iter().zip(&y2) {
+            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{a} vs {b}");
+        }
     }
 
     #[test]
