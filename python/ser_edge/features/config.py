@@ -36,6 +36,11 @@ FEATURES = (
 ) + VOICE_FEATURES
 
 
+#: Fields added after the first bundles, with the default that :meth:`FeatureConfig.to_dict`
+#: leaves out (a bundle without them means the default).
+OPTIONAL_FIELDS: dict[str, Any] = {"f0": "yin"}
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Everything that defines a model's input features.
@@ -139,9 +144,11 @@ class FeatureConfig:
         """Plain JSON-ready values (for the model bundle)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         d["features"] = list(self.features)
-        if self.f0 == "yin":
-            # The default is left out, so bundles saved before ``f0`` existed stay byte-identical.
-            del d["f0"]
+        for name, default in OPTIONAL_FIELDS.items():
+            # Defaults of fields added later are left out: bundles saved before them stay
+            # byte-identical (and load unchanged).
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -195,4 +202,4 @@ class Stream:
         self._native.reset()
 
 
-__all__: Sequence[str] = ["FEATURES", "FeatureConfig", "Stream", "extract", "extract_many"]
+__all__: Sequence[str] = ["FEATURES", "OPTIONAL_FIELDS", "FeatureConfig", "Stream", "extract", "extract_many"]
