@@ -76,6 +76,7 @@ pub struct ShsPlan {
     /// The spline's per-knot constants: `sigma`, the reciprocals of `cspline_init`'s `diff1` and
     /// `diff2`, and the forward sweep's pivots and second-derivative coefficients (they depend
     /// on the knots only).
+    #[cfg_attr(not(test), allow(dead_code))]
     sigma: Vec<f64>,
     inv1: Vec<f64>,
     inv2: Vec<f64>,
@@ -391,7 +392,7 @@ impl ShsFrame {
         let mut i = 0;
         while i < N_CANDIDATES && c.count > 0 {
             let f = c.f0[i];
-            if f > FMAX || f < FMIN {
+            if !(FMIN..=FMAX).contains(&f) {
                 for k in i + 1..N_CANDIDATES {
                     c.f0[k - 1] = c.f0[k];
                     c.voicing[k - 1] = c.voicing[k];
