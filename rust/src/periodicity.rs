@@ -10,6 +10,11 @@
 //! Gaussian-windowed frame is at least 0.001 (openSMILE's energy gate on the same window).
 //! Unvoiced frames get F0 and HNR 0, as openSMILE writes them.
 //!
+//! With [`F0Method::Shs`] F0 and voicing come from openSMILE's own tracker instead
+//! ([`crate::shs`]: subharmonic summation and its Viterbi smoother, the same energy gate); the
+//! smoother decides a frame up to [`crate::shs::MAX_LAG`] frames later, so such a plan's frames
+//! go in through [`PeriodicityFrame::push`] and come out, decided, from [`PeriodicityFrame::pop`].
+//!
 //! HNR: the power spectrum of the Gaussian-windowed frame (sigma 0.4, zero-padded to the next
 //! power of two `N`), inverse-transformed to the (circular) autocorrelation `a`; the lag
 //! `floor(sr / f0)` moved to the closest strict local maximum of `a`; then
