@@ -185,6 +185,51 @@ mod tests {
     }
 
     #[test]
+    fn shs_rows_wait_for_the_smoother_and_equal_batch() {
+        use crate::periodicity::F0Method;
+        use crate::pipeline::VoiceKind;
+        // A voiced stretch between silences: a 200 Hz pulse train, 0.6 s.
+        let sr = 16000.0;
+        let y: Vec<f32> = (0..16000)
+            .map(|i| {
+                if (4000..13600).contains(&i) {
+                    let p = (i % 80) as f32;
+                    0.3 * (-p / 10.0).exp() * (p * 0.5).cos()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let cfg = Config {
+            sr,
+            n_fft: 1024,
+            hop_length: 160,
+            features: vec![
+                Feature::Voice(VoiceKind::F0Semitones),
+                Feature::Voice(VoiceKind::Jitter),
+                Feature::Rms,
+            ],
+            f0: F0Method::Shs,
+            ..Config::default()
+        };
+        let want = extract(&y, &cfg).unwrap();
+        assert!(want.row(0).iter().any(|&v| v > 0.0));
+        for chunk in [1, 160, 333, 16000] {
+            assert_eq!(streamed(&cfg, &y, chunk), want, "chunk={chunk}");
+        }
+        // Hop by hop: never more than `MAX_LAG` complete frames held back.
+        let mut s = Stream::new(&cfg).unwrap();
+        let (mut out, mut held) = (0, 0);
+        for (k, c) in y.chunks(160).enumerate() {
+            out += s.push(c).unwrap().cols;
+            let seen = (k + 1) * 160;
+            let complete = if seen >= 512 { (seen - 512) / 160 + 1 } else { 0 };
+            held = held.max(complete - out);
+        }
+        assert!(held > 0 && held <= crate::shs::MAX_LAG, "held {held}");
+    }
+
+    #[test]
     fn short_signals_flush_like_batch() {
         let cfg = Config {
             n_fft: 512,

@@ -249,6 +249,13 @@ def test_stream_delay_is_bounded_by_the_smoother():
     assert max(lags) > 0  # it does wait (YIN would not)
 
 
+def test_extract_many_equals_extract():
+    config = F.FeatureConfig(features=("mfcc", *F.voice.VOICE_FEATURES), n_fft=1024, f0="shs")
+    clips = [get_signal("ravdess", 16000), get_signal("emodb", 16000)[:12345], get_signal("ravdess", 16000)[:3000]]
+    for got, y in zip(F.extract_many(clips, config, n_jobs=2), clips):
+        assert np.array_equal(got, F.extract(y, config))
+
+
 def test_to_dict_omits_the_default_f0():
     yin = F.FeatureConfig(features=("f0_semitones",), n_fft=1024)
     assert "f0" not in yin.to_dict()

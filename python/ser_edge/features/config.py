@@ -175,7 +175,9 @@ class Stream:
     the signal. The frames returned, concatenated, equal :func:`extract` on the concatenated
     audio exactly.
 
-    A frame is returned as soon as its last sample has arrived; with ``center=True`` the frames
+    A frame is returned as soon as its last sample has arrived (with ``f0="shs"`` and a 60 ms voice
+    descriptor, once the F0 smoother has also decided it: at most 39 frames later); with
+    ``center=True`` the frames
     that overlap the end padding come from :meth:`flush`, which also resets the stream. A
     non-finite chunk raises ``ValueError`` and leaves the stream as it was; a chunk whose features
     overflow float32 (samples near 1e20) raises ``ValueError`` and resets the stream.
