@@ -11,6 +11,8 @@ SR = 16000
 LENGTHS = [1, 60]
 # All of ser-edge's descriptors; n_fft 1024 holds the 60 ms F0 frame.
 VOICE = F.FeatureConfig(sr=SR, n_fft=1024, hop_length=160, features=F.voice.VOICE_FEATURES)
+# The same with openSMILE's F0 chain (SHS + Viterbi smoother, f0="shs").
+VOICE_SHS = F.FeatureConfig(sr=SR, n_fft=1024, hop_length=160, features=F.voice.VOICE_FEATURES, f0="shs")
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +42,19 @@ def test_voice_stream_hop_ser_edge(benchmark, speech):
     """One 10 ms hop (160 samples) pushed into a stream of the 10 descriptors: one frame out."""
     out = benchmark(hop_pusher(F.Stream(VOICE), speech[60]))
     assert out.shape == (len(F.voice.VOICE_FEATURES), 1)
+
+
+@pytest.mark.parametrize("seconds", LENGTHS)
+@pytest.mark.benchmark(group="egemaps-lld")
+def test_egemaps_voice_shs_ser_edge(benchmark, speech, seconds):
+    """The 10 descriptors with f0="shs" (openSMILE's SHS + Viterbi F0, HNR, jitter, shimmer)."""
+    out = benchmark(F.extract, speech[seconds], VOICE_SHS)
+    assert out.shape[0] == len(F.voice.VOICE_FEATURES)
+
+
+@pytest.mark.benchmark(group="voice-stream")
+def test_voice_shs_stream_hop_ser_edge(benchmark, speech):
+    """One 10 ms hop pushed into a stream of the 10 descriptors with f0="shs": the hop's frame is
+    analysed; the rows the smoother has decided come out (on average one per hop)."""
+    out = benchmark(hop_pusher(F.Stream(VOICE_SHS), speech[60]))
+    assert out.shape[0] == len(F.voice.VOICE_FEATURES)

@@ -38,6 +38,7 @@ class Spec:
         amin: float = 1e-10,
         n_chroma: int = 12,
         single_precision: bool = False,
+        f0: str = "yin",
     ) -> None: ...
     @property
     def n_features(self) -> int:

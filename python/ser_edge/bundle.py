@@ -30,6 +30,7 @@ import numpy as np
 
 from ser_edge._strict import known_keys
 from ser_edge.features import FeatureConfig
+from ser_edge.features.config import OPTIONAL_FIELDS as FEATURE_OPTIONAL_FIELDS
 from ser_edge.inputs import OPTIONAL_FIELDS, InputConfig, normalize
 from ser_edge.labels import CANONICAL, GROUPINGS
 
@@ -355,7 +356,9 @@ def _model_labels() -> frozenset[str]:
 
 def _input_config(d: Any) -> InputConfig:
     """The bundle's ``input``, every field present (no silent defaults; only the
-    :data:`~ser_edge.inputs.OPTIONAL_FIELDS` added later may be left out, meaning off) and every
+    :data:`~ser_edge.inputs.OPTIONAL_FIELDS` and the feature configuration's
+    :data:`~ser_edge.features.config.OPTIONAL_FIELDS` added later may be left out, meaning their
+    default) and every
     number of the right JSON type, then validated by ``InputConfig``/``FeatureConfig`` (the Rust
     core bounds the sizes)."""
     if not isinstance(d, dict):
@@ -368,7 +371,7 @@ def _input_config(d: Any) -> InputConfig:
     if not isinstance(feats, dict):
         raise BundleError("input.features must be a mapping")
     ffields = {f.name: f for f in dataclasses.fields(FeatureConfig) if f.init}
-    missing = sorted(set(ffields) - set(feats))
+    missing = sorted(set(ffields) - set(feats) - set(FEATURE_OPTIONAL_FIELDS))
     if missing:
         raise BundleError(f"input.features is missing {', '.join(missing)} (a bundle states every field)")
     for prefix, values, spec in (("input", d, fields), ("input.features", feats, ffields)):

@@ -118,10 +118,11 @@ fn frame_major(ex: &mut Extractor, y: &[f32]) -> Result<Vec<f32>> {
     let cfg = &plan.cfg;
     let mut frames = Frames::new(y, cfg.n_fft, cfg.hop_length, cfg.center, cfg.pad_mode)?;
     let nf = plan.n_features;
-    let mut out = vec![0.0; limits::output(nf, frames.count)?];
-    for (t, o) in out.chunks_exact_mut(nf).enumerate() {
-        ex.frame(frames.get(t), o);
+    let mut out = Vec::with_capacity(limits::output(nf, frames.count)?);
+    for t in 0..frames.count {
+        ex.push(frames.get(t), &mut out);
     }
+    ex.finish(&mut out);
     Ok(out)
 }
 

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod pitch;
 pub mod pitch_hmm;
 pub mod resample;
+pub mod shs;
 pub mod spectral;
 pub mod stream;
 pub mod temporal;

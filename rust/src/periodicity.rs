@@ -10,6 +10,11 @@
 //! Gaussian-windowed frame is at least 0.001 (openSMILE's energy gate on the same window).
 //! Unvoiced frames get F0 and HNR 0, as openSMILE writes them.
 //!
+//! With [`F0Method::Shs`] F0 and voicing come from openSMILE's own tracker instead
+//! ([`crate::shs`]: subharmonic summation and its Viterbi smoother, the same energy gate); the
+//! smoother decides a frame up to [`crate::shs::MAX_LAG`] frames later, so such a plan's frames
+//! go in through [`PeriodicityFrame::push`] and come out, decided, from [`PeriodicityFrame::pop`].
+//!
 //! HNR: the power spectrum of the Gaussian-windowed frame (sigma 0.4, zero-padded to the next
 //! power of two `N`), inverse-transformed to the (circular) autocorrelation `a`; the lag
 //! `floor(sr / f0)` moved to the closest strict local maximum of `a`; then
@@ -22,9 +27,11 @@
 use crate::error::Result;
 use crate::fft;
 use crate::pitch::{Yin, YinParams};
+use crate::shs::{ShsFrame, ShsPlan, Viterbi, MAX_LAG};
 use crate::voice::samples;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealToComplex};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// YIN's trough threshold for choosing the period (librosa's default); above it YIN takes the
@@ -57,6 +64,27 @@ pub struct Periodicity {
     pub shimmer_db: f64,
 }
 
+/// How F0 and the voiced/unvoiced decision are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum F0Method {
+    /// Frame-local YIN (no look-ahead: every row is final when its frame is).
+    #[default]
+    Yin,
+    /// openSMILE's subharmonic summation and Viterbi smoother ([`crate::shs`]): rows wait up to
+    /// [`crate::shs::MAX_LAG`] frames for the smoother's decision.
+    Shs,
+}
+
+impl F0Method {
+    pub fn parse(name: &str) -> Result<F0Method> {
+        match name {
+            "yin" => Ok(F0Method::Yin),
+            "shs" => Ok(F0Method::Shs),
+            _ => crate::fail!("f0={name:?} must be 'yin' (frame-local YIN) or 'shs' (openSMILE's SHS + Viterbi)"),
+        }
+    }
+}
+
 /// The fixed part for one sample rate.
 #[derive(Debug, Clone)]
 pub struct PeriodicityPlan {
@@ -70,10 +98,16 @@ pub struct PeriodicityPlan {
     n_fft: usize,
     window: Vec<f64>,
     yin: YinParams,
+    /// The SHS analysis, when F0 comes from openSMILE's tracker.
+    shs: Option<ShsPlan>,
 }
 
 impl PeriodicityPlan {
     pub fn new(sr: f64) -> Result<PeriodicityPlan> {
+        PeriodicityPlan::with_method(sr, F0Method::Yin)
+    }
+
+    pub fn with_method(sr: f64, method: F0Method) -> Result<PeriodicityPlan> {
         crate::error::positive_f64("sr", sr)?;
         if sr < 3000.0 {
             crate::fail!("sr={sr} is too low for F0, voicing and HNR (F0 up to {FMAX} Hz); use sr >= 3000");
@@ -95,6 +129,7 @@ impl PeriodicityPlan {
             let x = (i as f64 - half) / (0.4 * half);
             *w = (-0.5 * x * x).exp();
         }
+        let shs = (method == F0Method::Shs).then(|| ShsPlan::new(sr, frame_length, n_fft));
         Ok(PeriodicityPlan {
             sr,
             periods: true,
@@ -103,8 +138,30 @@ impl PeriodicityPlan {
             n_fft,
             window,
             yin,
+            shs,
         })
     }
+
+    /// Rows wait for later frames (the SHS tracker's Viterbi smoother).
+    pub fn lagged(&self) -> bool {
+        self.shs.is_some()
+    }
+}
+
+/// A frame the SHS tracker has not decided yet: its samples and energy gate.
+struct Pending {
+    samples: Vec<f32>,
+    /// `|X|^2` of the windowed frame (the HNR's autocorrelation).
+    power: Vec<f64>,
+    loud: bool,
+}
+
+/// The SHS tracker's state: the per-frame analysis, the smoother, and the frames it holds.
+struct ShsTrack {
+    frame: ShsFrame,
+    viterbi: Viterbi,
+    pending: VecDeque<Pending>,
+    spare: Vec<(Vec<f32>, Vec<f64>)>,
 }
 
 /// Working state (YIN and FFT buffers); one per thread.
@@ -117,6 +174,7 @@ pub struct PeriodicityFrame {
     scratch_fwd: Vec<Complex<f64>>,
     scratch_inv: Vec<Complex<f64>>,
     walk: PeriodWalk,
+    shs: Option<ShsTrack>,
 }
 
 impl PeriodicityFrame {
@@ -132,19 +190,28 @@ impl PeriodicityFrame {
             fwd,
             inv,
             walk: PeriodWalk::default(),
+            shs: plan.shs.as_ref().map(|_| ShsTrack {
+                frame: ShsFrame::new(&plan.window),
+                viterbi: Viterbi::default(),
+                pending: VecDeque::with_capacity(MAX_LAG + 2),
+                spare: Vec::new(),
+            }),
         })
     }
 
-    /// Starts a new signal (the period walk carries state from frame to frame).
+    /// Starts a new signal (the period walk and the SHS smoother carry state between frames).
     pub fn reset(&mut self) {
         self.walk.reset();
+        if let Some(t) = self.shs.as_mut() {
+            t.viterbi.reset();
+            while let Some(p) = t.pending.pop_front() {
+                t.spare.push((p.samples, p.power));
+            }
+        }
     }
 
-    /// Descriptors of `frame` (`plan.frame_length` raw samples), the frame after the previous
-    /// call's (`plan.hop` samples later) since the last [`PeriodicityFrame::reset`].
-    pub fn compute(&mut self, plan: &PeriodicityPlan, frame: &[f32]) -> Periodicity {
-        let est = self.yin.estimate(&frame[..plan.frame_length], TROUGH_THRESHOLD);
-        let voicing = (1.0 - est.trough).clamp(0.0, 1.0);
+    /// Windows `frame` into `self.time` (zero-padded) and returns the windowed frame's RMS.
+    fn window(&mut self, plan: &PeriodicityPlan, frame: &[f32]) -> f64 {
         let mut energy = 0.0;
         for ((t, &s), &w) in self
             .time
@@ -157,48 +224,140 @@ impl PeriodicityFrame {
             energy += *t * *t;
         }
         self.time[plan.frame_length..].iter_mut().for_each(|t| *t = 0.0);
-        let rms = (energy / plan.frame_length as f64).sqrt();
-        let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
-        if !voiced {
+        (energy / plan.frame_length as f64).sqrt()
+    }
+
+    /// HNR, jitter and shimmer of `frame` for F0 `f0` (Hz; `None`: unvoiced, which gives zeros
+    /// and restarts the period walk). `power`: the windowed frame's `|X|^2` if known, else the
+    /// frame windowed in `self.time` is transformed.
+    fn voiced_part(
+        &mut self,
+        plan: &PeriodicityPlan,
+        frame: &[f32],
+        f0: Option<f64>,
+        power: Option<&[f64]>,
+    ) -> (f64, f64, f64) {
+        let Some(f0) = f0 else {
             if plan.periods {
                 self.walk.step(&frame[..plan.frame_length], plan.hop, None);
             }
-            return Periodicity {
-                f0_semitones: 0.0,
-                voicing,
-                hnr: 0.0,
-                jitter: 0.0,
-                shimmer_db: 0.0,
-            };
-        }
+            return (0.0, 0.0, 0.0);
+        };
         // Autocorrelation of the windowed frame (circular over n_fft, as openSMILE's).
-        let _ = self
-            .fwd
-            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
-        for c in self.spectrum.iter_mut() {
-            *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+        match power {
+            Some(p) => {
+                for (c, &v) in self.spectrum.iter_mut().zip(p) {
+                    *c = Complex::new(v, 0.0);
+                }
+            }
+            None => {
+                let _ = self
+                    .fwd
+                    .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+                for c in self.spectrum.iter_mut() {
+                    *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+                }
+            }
         }
         let _ = self
             .inv
             .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
         let acf = &mut self.time[..plan.n_fft / 2 + 1];
         acf.iter_mut().for_each(|a| *a = a.abs());
-        let lag = ((plan.sr / est.f0).floor() as usize).min(acf.len() - 1);
+        let lag = ((plan.sr / f0).floor() as usize).min(acf.len() - 1);
         let t = closest_peak(acf, lag);
         let hnr = acf_hnr_db(acf, t);
         let (jitter, shimmer_db) = if plan.periods {
             self.walk
-                .step(&frame[..plan.frame_length], plan.hop, Some(plan.sr / est.f0))
+                .step(&frame[..plan.frame_length], plan.hop, Some(plan.sr / f0))
         } else {
             (0.0, 0.0)
         };
+        (hnr, jitter, shimmer_db)
+    }
+
+    /// Descriptors of `frame` (`plan.frame_length` raw samples), the frame after the previous
+    /// call's (`plan.hop` samples later) since the last [`PeriodicityFrame::reset`]. YIN plans
+    /// only (an SHS plan's frames go through [`PeriodicityFrame::push`] and
+    /// [`PeriodicityFrame::pop`]).
+    pub fn compute(&mut self, plan: &PeriodicityPlan, frame: &[f32]) -> Periodicity {
+        let est = self.yin.estimate(&frame[..plan.frame_length], TROUGH_THRESHOLD);
+        let voicing = (1.0 - est.trough).clamp(0.0, 1.0);
+        let rms = self.window(plan, frame);
+        let voiced = est.trough < VOICING_THRESHOLD && rms >= RMS_GATE && est.f0.is_finite() && est.f0 > 0.0;
+        let f0 = voiced.then_some(est.f0);
+        let (hnr, jitter, shimmer_db) = self.voiced_part(plan, frame, f0, None);
         Periodicity {
-            f0_semitones: 12.0 * (est.f0 / 27.5).log2(),
+            f0_semitones: f0.map_or(0.0, |f| 12.0 * (f / 27.5).log2()),
             voicing,
             hnr,
             jitter,
             shimmer_db,
         }
+    }
+
+    /// Adds the next frame to the SHS tracker (an SHS plan): its candidates go to the smoother,
+    /// its samples wait for the smoother's decision.
+    pub fn push(&mut self, plan: &PeriodicityPlan, frame: &[f32]) {
+        let energy: f64 = (frame.iter().zip(&plan.window).take(plan.frame_length))
+            .map(|(&s, &w)| {
+                let t = s as f64 * w;
+                t * t
+            })
+            .sum();
+        let rms = (energy / plan.frame_length as f64).sqrt();
+        let (Some(sp), Some(t)) = (plan.shs.as_ref(), self.shs.as_mut()) else {
+            return;
+        };
+        let frame = &frame[..plan.frame_length];
+        let c = t.frame.candidates(sp, frame);
+        t.viterbi.push(c);
+        let (mut samples, mut power) = t.spare.pop().unwrap_or_default();
+        samples.clear();
+        samples.extend_from_slice(frame);
+        power.clear();
+        power.extend_from_slice(&t.frame.power);
+        t.pending.push_back(Pending {
+            samples,
+            power,
+            loud: rms >= RMS_GATE,
+        });
+    }
+
+    /// Ends the signal for the SHS tracker: every held frame is decided.
+    pub fn finish(&mut self) {
+        if let Some(t) = self.shs.as_mut() {
+            t.viterbi.flush();
+        }
+    }
+
+    /// The descriptors of the oldest frame the SHS smoother has decided, if any: F0 is the
+    /// smoothed track (`F0finalLog`: `12 log2(f0 / 27.5)`, 1 up to 29.136 Hz), voicing the
+    /// voicing of the chosen candidate (`voicingFinalUnclipped`), both 0 below the energy gate.
+    pub fn pop(&mut self, plan: &PeriodicityPlan) -> Option<Periodicity> {
+        let t = self.shs.as_mut()?;
+        let (f0, voicing) = t.viterbi.pop()?;
+        let p = t.pending.pop_front()?;
+        let (f0, voicing) = if p.loud { (f0, voicing) } else { (0.0, 0.0) };
+        let semitones = if f0 > 29.136 {
+            12.0 * ((f0 / 27.5) as f64).log2()
+        } else if f0 > 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        let f0_hz = (f0 > 0.0).then_some(f0 as f64);
+        let (hnr, jitter, shimmer_db) = self.voiced_part(plan, &p.samples, f0_hz, Some(&p.power));
+        if let Some(t) = self.shs.as_mut() {
+            t.spare.push((p.samples, p.power));
+        }
+        Some(Periodicity {
+            f0_semitones: semitones,
+            voicing: voicing as f64,
+            hnr,
+            jitter,
+            shimmer_db,
+        })
     }
 }
 

@@ -143,7 +143,7 @@ impl Spec {
     #[pyo3(signature = (features, *, sr=22050.0, n_fft=2048, hop_length=512, win_length=None, window=None,
         center=true, pad_mode="constant", power=2.0, n_mels=128, fmin=0.0, fmax=None, htk=false,
         mel_norm=None, n_mfcc=20, dct_ortho=true, lifter=0.0, r#ref=1.0, amin=1e-10, n_chroma=12,
-        single_precision=false))]
+        single_precision=false, f0="yin"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         features: Vec<(String, Bound<'_, PyDict>)>,
@@ -167,6 +167,7 @@ impl Spec {
         amin: f64,
         n_chroma: usize,
         single_precision: bool,
+        f0: &str,
     ) -> PyResult<Spec> {
         let window = match window {
             None => Window::Hann,
@@ -219,6 +220,7 @@ impl Spec {
             n_chroma,
             features,
             single_precision,
+            f0: crate::periodicity::F0Method::parse(f0)?,
         };
         guard(|| {
             crate::pipeline::Plan::get(&cfg)?;

@@ -4,8 +4,10 @@
 //! Rules that make this exact: a frame is emitted once its last sample has arrived; with
 //! `center=True` the left padding is built as soon as the samples it mirrors are known
 //! (`n_fft/2 + 1` samples for `reflect`), and the frames that overlap the right padding are
-//! emitted by `flush`, which ends the signal. Features never depend on later frames: dB values
-//! use a fixed reference and no `top_db` clipping.
+//! emitted by `flush`, which ends the signal. Features never depend on later frames (dB values
+//! use a fixed reference and no `top_db` clipping), except F0 from the SHS tracker
+//! (`f0="shs"`): its Viterbi smoother decides a frame up to `shs::MAX_LAG` frames later, as
+//! openSMILE's does, and its rows (all features of those frames) come out then, in order.
 
 use crate::batch::{Frames, Matrix};
 use crate::error::Result;
@@ -83,9 +85,7 @@ impl Stream {
         if self.head_built {
             while self.next * self.hop + self.n_fft <= self.left + self.seen {
                 let s = self.next * self.hop - self.start;
-                let at = out.len();
-                out.resize(at + nf, 0.0);
-                self.ex.frame(&self.buf[s..s + self.n_fft], &mut out[at..]);
+                self.ex.push(&self.buf[s..s + self.n_fft], &mut out);
                 self.next += 1;
             }
             // Keep the next frame's samples and the last `left + 1` (the right padding mirrors them).
@@ -108,9 +108,8 @@ impl Stream {
             // Too little audio to mirror at the start: it is all still here, run it as a batch.
             let raw = std::mem::take(&mut self.buf);
             let mut frames = Frames::new(&raw, self.n_fft, self.hop, true, self.mode)?;
-            out.resize(nf * frames.count, 0.0);
-            for (t, o) in out.chunks_exact_mut(nf).enumerate() {
-                self.ex.frame(frames.get(t), o);
+            for t in 0..frames.count {
+                self.ex.push(frames.get(t), &mut out);
             }
         } else if self.seen > 0 && self.left > 0 {
             let total = 1 + (self.seen + 2 * self.left - self.n_fft) / self.hop;
@@ -124,11 +123,11 @@ impl Stream {
                         None => 0.0,
                     };
                 }
-                let at = out.len();
-                out.resize(at + nf, 0.0);
-                self.ex.frame(&frame, &mut out[at..]);
+                self.ex.push(&frame, &mut out);
             }
         }
+        // Rows the SHS smoother still holds.
+        self.ex.finish(&mut out);
         self.reset();
         let cols = out.len() / nf.max(1);
         Ok(Matrix::from_frames(&out, nf, cols))
@@ -183,6 +182,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn shs_rows_wait_for_the_smoother_and_equal_batch() {
+        use crate::periodicity::F0Method;
+        use crate::pipeline::VoiceKind;
+        // A voiced stretch between silences: a 200 Hz pulse train, 0.6 s.
+        let sr = 16000.0;
+        let y: Vec<f32> = (0..16000)
+            .map(|i| {
+                if (4000..13600).contains(&i) {
+                    let p = (i % 80) as f32;
+                    0.3 * (-p / 10.0).exp() * (p * 0.5).cos()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let cfg = Config {
+            sr,
+            n_fft: 1024,
+            hop_length: 160,
+            features: vec![
+                Feature::Voice(VoiceKind::F0Semitones),
+                Feature::Voice(VoiceKind::Jitter),
+                Feature::Rms,
+            ],
+            f0: F0Method::Shs,
+            ..Config::default()
+        };
+        let want = extract(&y, &cfg).unwrap();
+        assert!(want.row(0).iter().any(|&v| v > 0.0));
+        for chunk in [1, 160, 333, 16000] {
+            assert_eq!(streamed(&cfg, &y, chunk), want, "chunk={chunk}");
+        }
+        // Hop by hop: never more than `MAX_LAG` complete frames held back.
+        let mut s = Stream::new(&cfg).unwrap();
+        let (mut out, mut held) = (0, 0);
+        for (k, c) in y.chunks(160).enumerate() {
+            out += s.push(c).unwrap().cols;
+            let seen = (k + 1) * 160;
+            let complete = if seen >= 512 { (seen - 512) / 160 + 1 } else { 0 };
+            held = held.max(complete - out);
+        }
+        assert!(held > 0 && held <= crate::shs::MAX_LAG, "held {held}");
     }
 
     #[test]

@@ -321,3 +321,26 @@ def test_a_huge_bundle_json_is_refused_before_it_is_read(bundle_copy: Path) -> N
         f.write(b" " * (5 << 20))
     with pytest.raises(BundleError, match="bundle.json is .* bytes; at most"):
         load_bundle(bundle_copy)
+
+
+def test_the_f0_method_is_optional_in_a_bundle(bundle_copy: Path, tmp_path: Path) -> None:
+    """``input.features.f0`` (added with ``f0="shs"``) may be left out, meaning "yin": the shipped
+    bundle has none and loads unchanged; a bundle saved with "shs" states it and loads it back."""
+    import dataclasses
+
+    meta = json.loads((bundle_copy / META_FILE).read_text())
+    assert "f0" not in meta["input"]["features"]
+    b = load_bundle(bundle_copy)
+    assert b.input.features.f0 == "yin" and "f0" not in b.input.features.to_dict()
+    shs = dataclasses.replace(b.input, features=dataclasses.replace(b.input.features, f0="shs"))
+    save_bundle(
+        tmp_path / "shs",
+        tflite=b.model,
+        name="shs",
+        labels=b.labels,
+        input=shs,
+        normalization=b.normalization,
+        quantization=b.quantization,
+    )
+    assert json.loads((tmp_path / "shs" / META_FILE).read_text())["input"]["features"]["f0"] == "shs"
+    assert load_bundle(tmp_path / "shs").input == shs

@@ -67,6 +67,7 @@ STR_CHOICES = {
     "mode": ["interp", "nearest", "mirror", "constant", "wrap", "bogus"],
     "mel_norm": ["slaney", "htk"],
     "norm": ["slaney", "ortho", "max"],
+    "f0": ["yin", "shs", "pyin", ""],
 }
 ARRAY_NAMES = {"y", "S", "data", "clips", "chunk"}
 
@@ -137,6 +138,7 @@ CLEAN_STR = {
     "mode": ["interp", "nearest", "mirror", "constant", "wrap"],
     "mel_norm": ["slaney", None],
     "norm": [None],
+    "f0": ["yin", "shs"],
 }
 CLEAN_FLOATS = {
     "sr": st.sampled_from([8000, 16000, 22050, 44100.0]),

@@ -79,6 +79,11 @@ CONFIGS = {
     ),
     "voice_22k": dict(features=F.voice.VOICE_FEATURES, sr=22050, n_fft=2048, hop_length=221, center=False),
     "voice_f0": dict(features=("f0_semitones", "voicing", "hnr", "mfcc"), n_fft=1024, win_length=400),
+    # openSMILE's SHS + Viterbi F0: rows wait for the smoother (up to 39 frames), all features alike.
+    "voice_shs": dict(features=("mfcc", *F.voice.VOICE_FEATURES), n_fft=1024, f0="shs"),
+    "voice_shs_22k": dict(
+        features=("jitter", "f0_semitones", "shimmer"), sr=22050, n_fft=2048, hop_length=221, center=False, f0="shs"
+    ),
 }
 
 
@@ -154,7 +159,7 @@ def test_stream_fixed_chunkings(name, chunking):
     assert_stream_equals_extract(config, y, chunks)
 
 
-@pytest.mark.parametrize("name", ["mfcc_default", "all_reflect", "all_uncentered"])
+@pytest.mark.parametrize("name", ["mfcc_default", "all_reflect", "all_uncentered", "voice_shs"])
 def test_stream_chunk_size_one(name):
     config = cfg(name)
     y = speech(config.sr, seconds=0.3)

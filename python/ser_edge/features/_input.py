@@ -111,6 +111,7 @@ def _build(
     amin: float = 1e-10,
     n_chroma: int = 12,
     single_precision: bool = False,
+    f0: str = "yin",
 ) -> _dsp.Spec:
     if not isinstance(window, str):
         w = np.asarray(window)
@@ -143,7 +144,21 @@ def _build(
         amin=number("amin", amin),
         n_chroma=count("n_chroma", n_chroma),
         single_precision=bool(single_precision),
+        f0=f0_method(f0),
     )
+
+
+#: How the 60 ms voice descriptors get F0: frame-local YIN, or openSMILE's SHS + Viterbi smoother.
+F0_METHODS = ("yin", "shs")
+
+
+def f0_method(f0: Any) -> str:
+    """``f0`` checked against :data:`F0_METHODS`."""
+    if not isinstance(f0, str) or f0 not in F0_METHODS:
+        raise ValueError(
+            f"f0={f0!r} must be 'yin' (frame-local YIN) or 'shs' (openSMILE's subharmonic summation + Viterbi)"
+        )
+    return f0
 
 
 def n_fft_of(S: np.ndarray, n_fft: int | None) -> int:

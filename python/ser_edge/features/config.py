@@ -36,6 +36,11 @@ FEATURES = (
 ) + VOICE_FEATURES
 
 
+#: Fields added after the first bundles, with the default that :meth:`FeatureConfig.to_dict`
+#: leaves out (a bundle without them means the default).
+OPTIONAL_FIELDS: dict[str, Any] = {"f0": "yin"}
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Everything that defines a model's input features.
@@ -47,6 +52,12 @@ class FeatureConfig:
     dB values here depend on their own frame only. For the same reason ``spectral_contrast`` here
     is ``power_to_db(peak) - power_to_db(valley)`` of each frame without librosa's ``top_db=80``
     clip (``contrast_fmin``/``contrast_bands`` are librosa's ``fmin``/``n_bands``).
+
+    ``f0`` chooses how the 60 ms voice descriptors (``f0_semitones``, ``voicing``, ``hnr``,
+    ``jitter``, ``shimmer``) get F0 and the voiced/unvoiced decision: ``"yin"`` (default,
+    frame-local, every row final with its frame) or ``"shs"`` (openSMILE's eGeMAPS tracker:
+    subharmonic summation and its Viterbi smoother, whose decision for a frame can wait up to 39
+    frames; :class:`Stream` then returns those rows, all features of them, that much later).
 
     Defaults: 16 kHz, 32 ms FFT window, 10 ms hop, 40 mel bands, 40 MFCC.
     """
@@ -72,6 +83,7 @@ class FeatureConfig:
     contrast_fmin: float = 200.0
     contrast_bands: int = 6
     features: tuple[str, ...] = ("mfcc",)
+    f0: str = "yin"
     _spec: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +121,7 @@ class FeatureConfig:
             ref=self.ref,
             amin=self.amin,
             n_chroma=self.n_chroma,
+            f0=self.f0,
         )
         object.__setattr__(self, "_spec", spec)
 
@@ -131,6 +144,11 @@ class FeatureConfig:
         """Plain JSON-ready values (for the model bundle)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         d["features"] = list(self.features)
+        for name, default in OPTIONAL_FIELDS.items():
+            # Defaults of fields added later are left out: bundles saved before them stay
+            # byte-identical (and load unchanged).
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -157,7 +175,9 @@ class Stream:
     the signal. The frames returned, concatenated, equal :func:`extract` on the concatenated
     audio exactly.
 
-    A frame is returned as soon as its last sample has arrived; with ``center=True`` the frames
+    A frame is returned as soon as its last sample has arrived (with ``f0="shs"`` and a 60 ms voice
+    descriptor, once the F0 smoother has also decided it: at most 39 frames later); with
+    ``center=True`` the frames
     that overlap the end padding come from :meth:`flush`, which also resets the stream. A
     non-finite chunk raises ``ValueError`` and leaves the stream as it was; a chunk whose features
     overflow float32 (samples near 1e20) raises ``ValueError`` and resets the stream.
@@ -184,4 +204,4 @@ class Stream:
         self._native.reset()
 
 
-__all__: Sequence[str] = ["FEATURES", "FeatureConfig", "Stream", "extract", "extract_many"]
+__all__: Sequence[str] = ["FEATURES", "OPTIONAL_FIELDS", "FeatureConfig", "Stream", "extract", "extract_many"]

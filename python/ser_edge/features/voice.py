@@ -7,8 +7,15 @@ Each value describes an analysis frame centred in frame ``t`` of the usual
 samples, symmetric Hamming window, FFT zero-padded to the next power of two) for loudness, alpha
 ratio, Hammarberg index and the slopes; 60 ms (``floor(0.06 sr + 0.5)``) for F0, voicing and HNR.
 ``n_fft`` must be at least that frame. Unlike openSMILE's ``*_sma3``/``*_sma3nz`` columns, values
-are not smoothed over 3 frames, and F0 is frame-local YIN, not a Viterbi-smoothed track. Jitter and
-shimmer carry their period walk from frame to frame (a stream still equals batch exactly).
+are not smoothed over 3 frames. Jitter and shimmer carry their period walk from frame to frame (a
+stream still equals batch exactly).
+
+F0 and the voiced/unvoiced decision of the 60 ms descriptors (``f0_semitones``, ``voicing``,
+``hnr``, ``jitter``, ``shimmer``) come from ``f0="yin"`` (default: frame-local YIN, every row final
+with its frame) or ``f0="shs"``: openSMILE's own tracker (subharmonic summation on a log-frequency
+spectrum and its Viterbi smoother), which gives openSMILE's values frame by frame; its smoother
+decides a frame up to 39 frames later, so a :class:`~ser_edge.features.Stream` returns those rows
+that much later (still equal to batch).
 """
 
 from __future__ import annotations
@@ -44,7 +51,14 @@ def frame_length(sr: float, seconds: float = 0.020) -> int:
 
 
 def _descriptor(
-    name: str, y: np.ndarray, sr: float, n_fft: int | None, hop_length: int | None, center: bool, pad_mode: PadMode
+    name: str,
+    y: np.ndarray,
+    sr: float,
+    n_fft: int | None,
+    hop_length: int | None,
+    center: bool,
+    pad_mode: PadMode,
+    f0: str = "yin",
 ) -> np.ndarray:
     sr = _in.number("sr", sr)
     if sr <= 0:
@@ -58,7 +72,8 @@ def _descriptor(
     n_fft = _in.count("n_fft", n_fft)
     if not center and 0 < len(y) < n_fft:
         raise ValueError(f"n_fft={n_fft} is too large for uncentered analysis of input signal of length={len(y)}")
-    s = _in.spec([(name, {})], sr=sr, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode)
+    f0 = _in.f0_method(f0)
+    s = _in.spec([(name, {})], sr=sr, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, f0=f0)
     return _dsp.extract(y, s)
 
 
@@ -142,14 +157,17 @@ def f0_semitones(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """F0 in semitones above 27.5 Hz (eGeMAPS ``F0semitoneFrom27.5Hz``), 0 where unvoiced,
-    float32 ``(1, t)``: frame-local YIN (55-600 Hz) on the 60 ms frame; voiced where the CMNDF at
-    YIN's period is below 0.4 and the Gaussian-windowed RMS is at least 0.001.
+    float32 ``(1, t)``. ``f0="yin"``: frame-local YIN (55-600 Hz) on the 60 ms frame; voiced where
+    the CMNDF at YIN's period is below 0.4 and the Gaussian-windowed RMS is at least 0.001.
+    ``f0="shs"``: openSMILE's SHS + Viterbi track (55-1000 Hz, ``F0finalLog``), the same RMS gate.
 
     ``n_fft`` defaults to the 60 ms frame rounded up to a power of two, ``hop_length`` to 10 ms.
+    Any other ``f0`` is a ``ValueError``.
     """
-    return _descriptor("f0_semitones", y, sr, n_fft, hop_length, center, pad_mode)
+    return _descriptor("f0_semitones", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def voicing(
@@ -160,10 +178,13 @@ def voicing(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
-    """Periodicity of the 60 ms frame: ``1 - CMNDF`` at YIN's period, in [0, 1], float32 ``(1, t)``
-    (not an eGeMAPS descriptor; :func:`f0_semitones` calls a frame voiced above 0.6)."""
-    return _descriptor("voicing", y, sr, n_fft, hop_length, center, pad_mode)
+    """Periodicity of the 60 ms frame in [0, 1], float32 ``(1, t)``: with ``f0="yin"``
+    ``1 - CMNDF`` at YIN's period (not an eGeMAPS descriptor; :func:`f0_semitones` calls a frame
+    voiced above 0.6); with ``f0="shs"`` openSMILE's ``voicingFinalUnclipped`` (the SHS voicing of
+    the smoother's chosen candidate, 0 below the energy gate)."""
+    return _descriptor("voicing", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def hnr(
@@ -174,11 +195,13 @@ def hnr(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Harmonics-to-noise ratio in dB from the autocorrelation (eGeMAPS ``HNRdBACF``), 0 where
     unvoiced, float32 ``(1, t)``: ``10 log10(a[T] / (a[0] - a[T]))`` with ``a`` the autocorrelation
-    of the Gaussian-windowed 60 ms frame and ``T`` the ACF peak nearest the YIN period."""
-    return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode)
+    of the Gaussian-windowed 60 ms frame and ``T`` the ACF peak nearest the period of F0 (``f0``:
+    ``"yin"`` or ``"shs"``, as :func:`f0_semitones`)."""
+    return _descriptor("hnr", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def jitter(
@@ -189,13 +212,15 @@ def jitter(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Local jitter (eGeMAPS ``jitterLocal``), float32 ``(1, t)``: mean absolute difference of
     consecutive periods over the mean period, 0 where unvoiced. As openSMILE's ``cPitchJitter``,
     the periods are walked continuously through the signal (waveform cross-correlation within
-    +-10 % of the YIN period), each frame adding the one or two periods of its first hop; a
-    voiced frame without a new period repeats the last value, an unvoiced one restarts the walk."""
-    return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode)
+    +-10 % of the period of F0; ``f0`` as :func:`f0_semitones`), each frame adding the one or two
+    periods of its first hop; a voiced frame without a new period repeats the last value, an
+    unvoiced one restarts the walk."""
+    return _descriptor("jitter", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 def shimmer(
@@ -206,11 +231,12 @@ def shimmer(
     hop_length: int | None = None,
     center: bool = True,
     pad_mode: PadMode = "constant",
+    f0: str = "yin",
 ) -> np.ndarray:
     """Local shimmer in dB (eGeMAPS ``shimmerLocaldB``), float32 ``(1, t)``:
     ``20 log10(1 + mean |A_i - A_i+1| / mean A)`` over the period pairs of :func:`jitter`'s walk,
-    A each period's peak-to-peak amplitude; 0 where unvoiced."""
-    return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode)
+    A each period's peak-to-peak amplitude; 0 where unvoiced (``f0`` as :func:`f0_semitones`)."""
+    return _descriptor("shimmer", y, sr, n_fft, hop_length, center, pad_mode, f0)
 
 
 __all__ = [

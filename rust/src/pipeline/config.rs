@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::fail;
 use crate::mel::MelNorm;
 use crate::pad::PadMode;
-use crate::periodicity::Periodicity;
+use crate::periodicity::{F0Method, Periodicity};
 use crate::voice::{self};
 use crate::window::Window;
 
@@ -208,6 +208,9 @@ pub struct Config {
     /// Allow a float32 FFT for mel-domain features: for callers whose output hides the float32
     /// noise floor (~140 dB below each frame's peak): linear mel spectra, dB clipped by `top_db`.
     pub single_precision: bool,
+    /// How the 60 ms descriptors get F0 and voicing (YIN, or openSMILE's SHS + Viterbi, whose
+    /// rows come out up to `shs::MAX_LAG` frames late).
+    pub f0: F0Method,
 }
 
 impl Default for Config {
@@ -234,6 +237,7 @@ impl Default for Config {
             n_chroma: 12,
             features: vec![Feature::Mfcc],
             single_precision: false,
+            f0: F0Method::Yin,
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Per-thread state: one frame in, its features out.
 
-use super::{Feature, Plan};
+use super::{Feature, Plan, VoiceKind};
 use crate::db::{matvec, power_to_db};
 use crate::fft::{FrameFft, PowerFft};
 use crate::periodicity::{Periodicity, PeriodicityFrame};
 use crate::spectral::{self};
 use crate::temporal;
 use crate::voice::{self, VoiceFrame};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The FFT of a plan: float64 unless the config allows float32 (see `Config::single_precision`);
@@ -31,6 +32,11 @@ pub struct Extractor {
     prev: Option<Vec<f32>>,
     voice: Option<VoiceFrame>,
     periodicity: Option<PeriodicityFrame>,
+    /// Rows waiting for the SHS smoother (periodic rows still 0), oldest first, and used rows.
+    pending: VecDeque<Vec<f32>>,
+    spare: Vec<Vec<f32>>,
+    /// `(row, kind)` of each periodic descriptor, filled when a held row is decided.
+    periodic_rows: Vec<(usize, VoiceKind)>,
 }
 
 impl Extractor {
@@ -56,6 +62,21 @@ impl Extractor {
             prev: None,
             voice: plan.voice.as_ref().map(VoiceFrame::new),
             periodicity: plan.periodicity.as_ref().and_then(|p| PeriodicityFrame::new(p).ok()),
+            pending: VecDeque::new(),
+            spare: Vec::new(),
+            periodic_rows: {
+                let mut at = 0;
+                let mut rows = Vec::new();
+                for f in &plan.cfg.features {
+                    if let Feature::Voice(k) = f {
+                        if k.periodic() {
+                            rows.push((at, *k));
+                        }
+                    }
+                    at += f.rows(&plan.cfg);
+                }
+                rows
+            },
             plan,
         }
     }
@@ -66,6 +87,61 @@ impl Extractor {
         self.prev = None;
         if let Some(p) = self.periodicity.as_mut() {
             p.reset();
+        }
+        while let Some(r) = self.pending.pop_front() {
+            self.spare.push(r);
+        }
+    }
+
+    /// Rows come out later than their frames (F0 from the SHS tracker, whose smoother decides a
+    /// frame up to `shs::MAX_LAG` frames later).
+    pub fn lagged(&self) -> bool {
+        self.plan.periodicity.as_ref().is_some_and(|p| p.lagged())
+    }
+
+    /// Features of the next frame of a signal (`n_fft` raw samples): appends to `out` the rows
+    /// that are final now, in frame order (this frame's, unless the plan is
+    /// [`Extractor::lagged`]; then zero or more earlier ones). [`Extractor::finish`] ends the
+    /// signal.
+    pub fn push(&mut self, frame: &[f32], out: &mut Vec<f32>) {
+        let nf = self.plan.n_features;
+        if !self.lagged() {
+            let at = out.len();
+            out.resize(at + nf, 0.0);
+            self.frame(frame, &mut out[at..]);
+            return;
+        }
+        let mut row = self.spare.pop().unwrap_or_default();
+        row.clear();
+        row.resize(nf, 0.0);
+        self.frame(frame, &mut row);
+        self.pending.push_back(row);
+        self.drain(out);
+    }
+
+    /// Ends the signal: appends the rows still held, then [`Extractor::reset`]s.
+    pub fn finish(&mut self, out: &mut Vec<f32>) {
+        if let Some(p) = self.periodicity.as_mut() {
+            p.finish();
+        }
+        self.drain(out);
+        self.reset();
+    }
+
+    /// Moves the rows the SHS smoother has decided to `out`.
+    fn drain(&mut self, out: &mut Vec<f32>) {
+        let (Some(pp), Some(pf)) = (self.plan.periodicity.as_ref(), self.periodicity.as_mut()) else {
+            return;
+        };
+        while let Some(p) = pf.pop(pp) {
+            let Some(mut row) = self.pending.pop_front() else {
+                break;
+            };
+            for &(at, kind) in &self.periodic_rows {
+                row[at] = kind.of(&voice::Descriptors::default(), &p) as f32;
+            }
+            out.extend_from_slice(&row);
+            self.spare.push(row);
         }
     }
 
@@ -207,7 +283,13 @@ impl Extractor {
                     let p = *pd.get_or_insert_with(|| match (frame, &plan.periodicity, self.periodicity.as_mut()) {
                         (Some(x), Some(pp), Some(pf)) => {
                             let at = (x.len() - pp.frame_length.min(x.len())) / 2;
-                            pf.compute(pp, &x[at..])
+                            if pp.lagged() {
+                                // Filled in when the smoother has decided (`drain`).
+                                pf.push(pp, &x[at..]);
+                                Periodicity::default()
+                            } else {
+                                pf.compute(pp, &x[at..])
+                            }
                         }
                         _ => Periodicity::default(),
                     });

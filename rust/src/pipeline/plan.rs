@@ -212,7 +212,7 @@ impl Plan {
             None
         };
         let periodicity = if has(|f| matches!(f, Feature::Voice(k) if k.periodic())) {
-            let mut p = PeriodicityPlan::new(cfg.sr)?;
+            let mut p = PeriodicityPlan::with_method(cfg.sr, cfg.f0)?;
             p.periods = has(|f| matches!(f, Feature::Voice(VoiceKind::Jitter | VoiceKind::Shimmer)));
             p.hop = cfg.hop_length;
             if cfg.n_fft < p.frame_length {
