@@ -227,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SECTION.KEY=JSON",
-        help="override a recipe value, e.g. train.cold_inputs=true or input.vad_db=25 (exploration)",
+        help="override a recipe value, e.g. train.cold_inputs=true, input.vad_db=25 or "
+        'input.features.f0="shs" (exploration)',
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the conditions' random choices")
     p.add_argument("--out", help="write the JSON here (and the markdown table next to it, .md)")
@@ -271,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not sep or not dot or section not in ("train", "input", "room", "hparams"):
                     raise ValueError(f"--set {item!r} must be train|input|room|hparams.KEY=JSON")
                 target = recipe.train.setdefault("hparams", {}) if section == "hparams" else getattr(recipe, section)
-                target[name] = json.loads(value)
+                *parents, leaf = name.split(".")  # nested tables: input.features.f0="shs"
+                for parent in parents:
+                    target = target.setdefault(parent, {})
+                target[leaf] = json.loads(value)
             result = bench(
                 recipe,
                 evaluations,
