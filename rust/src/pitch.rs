@@ -136,6 +136,9 @@ pub struct Yin {
     cmndf: Vec<f64>,
     /// Running sum of the difference function (the CMNDF's denominator is it over `k`, plus tiny).
     cum: Vec<f64>,
+    /// `1 / k` for the lags `k = min_period..=max_period` (the running mean is a product: one
+    /// division per lag, the CMNDF's, instead of two).
+    inv_lags: Vec<f64>,
 }
 
 /// One frame's autocorrelation by a zero-padded FFT of `n_fft` (plans and buffers).
@@ -201,6 +204,7 @@ impl Yin {
             diff: vec![0.0; max_period + 1],
             cmndf: vec![0.0; n_lags],
             cum: vec![0.0; max_period + 1],
+            inv_lags: (min_period..=max_period).map(|k| 1.0 / k as f64).collect(),
         })
     }
 
@@ -231,15 +235,7 @@ impl Yin {
             .inv
             .process_with_scratch(&mut a.spectrum, &mut a.time, &mut a.scratch_inv);
         let scale = 1.0 / n_fft as f64;
-        finish(
-            &a.time,
-            scale,
-            frame,
-            self.min_period,
-            &mut self.diff,
-            &mut self.cum,
-            &mut self.cmndf,
-        );
+        finish(&a.time, scale, frame, &self.inv_lags, &mut self.diff, &mut self.cum, &mut self.cmndf);
     }
 
     /// The CMNDF of the last analysed frame, lags `min_period..=max_period`.
@@ -289,8 +285,9 @@ impl Yin {
 }
 
 /// The CMNDF (lags `min_period..=max_period`, into `cmndf`) of `frame` from its unscaled
-/// autocorrelation `raw` (`r(k) = raw[k] * scale`, lags `0..=max_period`). `diff` and `cum`
-/// (length `max_period + 1`) receive the difference function and its running sum.
+/// autocorrelation `raw` (`r(k) = raw[k] * scale`, lags `0..=max_period`). `inv_lags` holds
+/// `1 / k` for `k = min_period..=max_period`; `diff` and `cum` (length `max_period + 1`) receive
+/// the difference function and its running sum.
 ///
 /// librosa's difference function: `d(k) = 2 (r(0) - r(k)) - E(k - 1)` with `E` the running
 /// energy of the frame and `E(0)` read as 0, `d(0) = 0`; `cmndf(k) = d(k) / (mean(d(1..=k)) +
@@ -301,12 +298,13 @@ fn finish(
     raw: &[f64],
     scale: f64,
     frame: &[f32],
-    min_period: usize,
+    inv_lags: &[f64],
     diff: &mut [f64],
     cum: &mut [f64],
     cmndf: &mut [f64],
 ) {
     let maxp = diff.len() - 1;
+    let min_period = maxp + 1 - inv_lags.len();
     let (raw, frame, cum) = (&raw[..=maxp], &frame[..maxp], &mut cum[..=maxp]);
     let acf0 = raw[0] * scale;
     diff[0] = 0.0;
@@ -324,30 +322,45 @@ fn finish(
         sum += diff[k];
         cum[k] = sum;
     }
-    for (k, ((c, &d), &s)) in cmndf
-        .iter_mut()
-        .zip(&diff[min_period..])
-        .zip(&cum[min_period..])
-        .enumerate()
-    {
-        *c = d / (s / (k + min_period) as f64 + f64::MIN_POSITIVE);
+    // The mean as `s * (1 / k)` differs from `s / k` by at most an ulp (librosa divides).
+    for (((c, &d), &s), &r) in cmndf.iter_mut().zip(&diff[min_period..]).zip(&cum[min_period..]).zip(inv_lags) {
+        *c = d / (s * r + f64::MIN_POSITIVE);
     }
 }
 
 /// YIN's choice of CMNDF index: the first trough ([`is_trough`]) below `threshold` (then
-/// `true`), else the first index of the minimum (`np.argmin`; then `false`). One pass: the
-/// running minimum is kept while the troughs are searched.
+/// `true`), else the first index of the minimum (then `false`; `np.argmin` but blind to NaN, and
+/// 0 when the first value is NaN, as a scan with `<` from the first value gives).
+///
+/// One pass in chunks of 4: a chunk with no value below the threshold holds no candidate and
+/// only updates 4 running minima, lane by lane, without a branch per value (a branch there
+/// mispredicts on the noisy CMNDF of unvoiced frames); the index of the minimum is looked up at
+/// the end, only when no trough was found.
 fn first_trough_or_argmin(x: &[f64], threshold: f64) -> (usize, bool) {
-    let (mut best, mut best_v) = (0, x[0]);
-    for (i, &v) in x.iter().enumerate() {
-        if v < threshold && is_trough(x, i) {
-            return (i, true);
+    let mut lanes = [f64::INFINITY; 4];
+    let chunks = x.chunks_exact(4);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        if chunk.iter().fold(false, |any, &v| any | (v < threshold)) {
+            for i in 4 * c..4 * c + 4 {
+                if x[i] < threshold && is_trough(x, i) {
+                    return (i, true);
+                }
+            }
         }
-        if v < best_v {
-            (best, best_v) = (i, v);
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v < *m { v } else { *m };
         }
     }
-    (best, false)
+    let start = x.len() - tail.len();
+    if let Some(i) = (start..x.len()).find(|&i| x[i] < threshold && is_trough(x, i)) {
+        return (i, true);
+    }
+    let min = lanes.iter().chain(tail).fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
+    match x.iter().position(|&v| v == min) {
+        Some(i) if !x[0].is_nan() => (i, false),
+        _ => (0, false),
+    }
 }
 
 /// librosa's trough test on the CMNDF (`localmin`, with the first lag a trough when below the
@@ -370,8 +383,11 @@ pub fn framed_signal(y: &[f32], params: &YinParams) -> Result<(Vec<f32>, usize)>
     crate::error::audio("y", y)?;
     let fl = params.frame_length;
     let padded = if params.center && params.pad_mode == PadMode::Constant {
-        let mut padded = vec![0.0; y.len() + fl / 2 * 2];
-        padded[fl / 2..fl / 2 + y.len()].copy_from_slice(y);
+        // Built by appending: each sample is written once.
+        let mut padded = Vec::with_capacity(y.len() + fl / 2 * 2);
+        padded.resize(fl / 2, 0.0);
+        padded.extend_from_slice(y);
+        padded.resize(y.len() + fl / 2 * 2, 0.0);
         padded
     } else if params.center {
         crate::pad::pad(y, fl / 2, fl / 2, params.pad_mode)
@@ -504,6 +520,14 @@ impl BlockAcf {
                 .fwd
                 .process_with_scratch(&mut self.time, &mut self.x_last, &mut self.scratch_fwd);
         }
+        self.complete();
+    }
+
+    /// Block `done`'s spectrum is in `x_last`: completes the previous block's entry and counts
+    /// the block.
+    #[inline(always)]
+    fn complete(&mut self) {
+        let j = self.done;
         if j > 0 {
             let i = j - 1;
             let group = &mut self.groups[(i / self.step) % (self.full_groups + 1)];
@@ -651,7 +675,7 @@ fn block_frame(b: &mut BlockAcf, kernel: &mut Yin, padded: &[f32], t: usize, fra
     b.frame(padded, t);
     let scale = 1.0 / (2 * b.b) as f64;
     let k = kernel;
-    finish(&b.time, scale, frame, k.min_period, &mut k.diff, &mut k.cum, &mut k.cmndf);
+    finish(&b.time, scale, frame, &k.inv_lags, &mut k.diff, &mut k.cum, &mut k.cmndf);
 }
 
 /// [`block_frame`] compiled for AVX2 (the same operations, so the same results).
@@ -765,6 +789,40 @@ mod tests {
         // The first lag is a trough when below the second.
         assert_eq!(first_trough_or_argmin(&[0.05, 0.2, 0.01], 0.1), (0, true));
         assert_eq!(first_trough_or_argmin(&[0.0; 4], 0.1), (0, false));
+        // Non-finite values: NaN is never the minimum unless first; infinities are ordinary.
+        let nan = f64::NAN;
+        assert_eq!(first_trough_or_argmin(&[0.5, nan, 0.3, 0.4, 0.2, 0.3], 0.1), (4, false));
+        assert_eq!(first_trough_or_argmin(&[nan, 0.3, 0.4, 0.2, 0.3], 0.1), (0, false));
+        assert_eq!(first_trough_or_argmin(&[f64::INFINITY; 6], 0.1), (0, false));
+        assert_eq!(first_trough_or_argmin(&[nan; 6], 0.1), (0, false));
+        // Against the plain scan (two passes: troughs, then np.argmin) on random series of
+        // every length, ties and troughs in every lane.
+        let plain = |x: &[f64], thr: f64| match (0..x.len()).find(|&i| x[i] < thr && is_trough(x, i)) {
+            Some(i) => (i, true),
+            None => {
+                let mut best = 0;
+                for (i, &v) in x.iter().enumerate() {
+                    if v < x[best] {
+                        best = i;
+                    }
+                }
+                (best, false)
+            }
+        };
+        let mut state = 12345u64;
+        for n in 2..40 {
+            for _ in 0..200 {
+                let x: Vec<f64> = (0..n)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((state >> 33) % 16) as f64 / 16.0
+                    })
+                    .collect();
+                for thr in [0.1, 0.3, 0.0] {
+                    assert_eq!(first_trough_or_argmin(&x, thr), plain(&x, thr), "{x:?} {thr}");
+                }
+            }
+        }
     }
 
     #[test]
