@@ -235,7 +235,15 @@ impl Yin {
             .inv
             .process_with_scratch(&mut a.spectrum, &mut a.time, &mut a.scratch_inv);
         let scale = 1.0 / n_fft as f64;
-        finish(&a.time, scale, frame, &self.inv_lags, &mut self.diff, &mut self.cum, &mut self.cmndf);
+        finish(
+            &a.time,
+            scale,
+            frame,
+            &self.inv_lags,
+            &mut self.diff,
+            &mut self.cum,
+            &mut self.cmndf,
+        );
     }
 
     /// The CMNDF of the last analysed frame, lags `min_period..=max_period`.
@@ -323,7 +331,12 @@ fn finish(
         cum[k] = sum;
     }
     // The mean as `s * (1 / k)` differs from `s / k` by at most an ulp (librosa divides).
-    for (((c, &d), &s), &r) in cmndf.iter_mut().zip(&diff[min_period..]).zip(&cum[min_period..]).zip(inv_lags) {
+    for (((c, &d), &s), &r) in cmndf
+        .iter_mut()
+        .zip(&diff[min_period..])
+        .zip(&cum[min_period..])
+        .zip(inv_lags)
+    {
         *c = d / (s * r + f64::MIN_POSITIVE);
     }
 }
@@ -356,7 +369,10 @@ fn first_trough_or_argmin(x: &[f64], threshold: f64) -> (usize, bool) {
     if let Some(i) = (start..x.len()).find(|&i| x[i] < threshold && is_trough(x, i)) {
         return (i, true);
     }
-    let min = lanes.iter().chain(tail).fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
+    let min = lanes
+        .iter()
+        .chain(tail)
+        .fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
     match x.iter().position(|&v| v == min) {
         Some(i) if !x[0].is_nan() => (i, false),
         _ => (0, false),
@@ -597,12 +613,7 @@ impl BlockAcf {
 /// the transform, so its delay is `(-1)^f`), stored into `entry` or, with `ADD`, added to it.
 /// `p` then becomes the power of `x_last`. Bins go in pairs so that the sign is a constant.
 #[inline(always)]
-fn entry<const ADD: bool>(
-    entry: &mut [Complex<f64>],
-    x_prev: &[Complex<f64>],
-    x_last: &[Complex<f64>],
-    p: &mut [f64],
-) {
+fn entry<const ADD: bool>(entry: &mut [Complex<f64>], x_prev: &[Complex<f64>], x_last: &[Complex<f64>], p: &mut [f64]) {
     #[inline(always)]
     fn bin<const ADD: bool>(e: &mut Complex<f64>, a: Complex<f64>, c: Complex<f64>, p: &mut f64, sign: f64) {
         let re = sign * (a.re * c.re + a.im * c.im);
@@ -675,7 +686,15 @@ fn block_frame(b: &mut BlockAcf, kernel: &mut Yin, padded: &[f32], t: usize, fra
     b.frame(padded, t);
     let scale = 1.0 / (2 * b.b) as f64;
     let k = kernel;
-    finish(&b.time, scale, frame, &k.inv_lags, &mut k.diff, &mut k.cum, &mut k.cmndf);
+    finish(
+        &b.time,
+        scale,
+        frame,
+        &k.inv_lags,
+        &mut k.diff,
+        &mut k.cum,
+        &mut k.cmndf,
+    );
 }
 
 /// [`block_frame`] compiled for AVX2 (the same operations, so the same results).
@@ -814,7 +833,9 @@ mod tests {
             for _ in 0..200 {
                 let x: Vec<f64> = (0..n)
                     .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((state >> 33) % 16) as f64 / 16.0
                     })
                     .collect();
