@@ -121,23 +121,49 @@ pub struct YinEstimate {
     pub below_threshold: bool,
 }
 
-/// The frame-local YIN kernel: owns its FFT buffers (one per thread).
+/// The frame-local YIN kernel: owns its buffers (one per thread).
 pub struct Yin {
     pub sr: f64,
     pub frame_length: usize,
     pub min_period: usize,
     pub max_period: usize,
     n_fft: usize,
+    /// The whole-frame transforms, made on the first [`Yin::analyse`]: the batch functions
+    /// mostly take the block path ([`FrameAnalyser`]) and never need them, and planning and
+    /// allocating them is a fixed cost of every call.
+    frame_fft: Option<FrameAcf>,
+    diff: Vec<f64>,
+    cmndf: Vec<f64>,
+    /// Running sum of the difference function (the CMNDF's denominator is it over `k`, plus tiny).
+    cum: Vec<f64>,
+    /// `1 / k` for the lags `k = min_period..=max_period` (the running mean is a product: one
+    /// division per lag, the CMNDF's, instead of two).
+    inv_lags: Vec<f64>,
+}
+
+/// One frame's autocorrelation by a zero-padded FFT of `n_fft` (plans and buffers).
+struct FrameAcf {
     fwd: Arc<dyn RealToComplex<f64>>,
     inv: Arc<dyn ComplexToReal<f64>>,
     time: Vec<f64>,
     spectrum: Vec<Complex<f64>>,
     scratch_fwd: Vec<Complex<f64>>,
     scratch_inv: Vec<Complex<f64>>,
-    diff: Vec<f64>,
-    cmndf: Vec<f64>,
-    /// Running mean of the difference function (the CMNDF's denominator before `tiny`).
-    mean: Vec<f64>,
+}
+
+impl FrameAcf {
+    fn new(n_fft: usize) -> FrameAcf {
+        let fwd = fft::forward_plan::<f64>(n_fft);
+        let inv = fft::inverse_plan::<f64>(n_fft);
+        FrameAcf {
+            time: fwd.make_input_vec(),
+            spectrum: fwd.make_output_vec(),
+            scratch_fwd: fwd.make_scratch_vec(),
+            scratch_inv: inv.make_scratch_vec(),
+            fwd,
+            inv,
+        }
+    }
 }
 
 /// The smallest `2^a 3^b 5^c >= n`.
@@ -167,8 +193,6 @@ impl Yin {
         // A linear (not circular) autocorrelation up to lag `max_period` needs
         // `n_fft >= frame_length + max_period`.
         let n_fft = fast_len(params.frame_length + max_period);
-        let fwd = fft::forward_plan::<f64>(n_fft);
-        let inv = fft::inverse_plan::<f64>(n_fft);
         let n_lags = max_period - min_period + 1;
         Ok(Yin {
             sr: params.sr,
@@ -176,15 +200,11 @@ impl Yin {
             min_period,
             max_period,
             n_fft,
-            time: fwd.make_input_vec(),
-            spectrum: fwd.make_output_vec(),
-            scratch_fwd: fwd.make_scratch_vec(),
-            scratch_inv: inv.make_scratch_vec(),
-            fwd,
-            inv,
+            frame_fft: None,
             diff: vec![0.0; max_period + 1],
             cmndf: vec![0.0; n_lags],
-            mean: vec![0.0; max_period + 1],
+            cum: vec![0.0; max_period + 1],
+            inv_lags: (min_period..=max_period).map(|k| 1.0 / k as f64).collect(),
         })
     }
 
@@ -198,49 +218,32 @@ impl Yin {
     pub fn analyse(&mut self, frame: &[f32]) {
         let fl = self.frame_length;
         debug_assert_eq!(frame.len(), fl);
-        for (t, &s) in self.time.iter_mut().zip(frame) {
+        let n_fft = self.n_fft;
+        let a = self.frame_fft.get_or_insert_with(|| FrameAcf::new(n_fft));
+        for (t, &s) in a.time.iter_mut().zip(frame) {
             *t = s as f64;
         }
-        self.time[fl..].iter_mut().for_each(|t| *t = 0.0);
+        a.time[fl..].iter_mut().for_each(|t| *t = 0.0);
         // Lengths are consistent by construction, so the transforms cannot fail.
-        let _ = self
+        let _ = a
             .fwd
-            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
-        for c in self.spectrum.iter_mut() {
+            .process_with_scratch(&mut a.time, &mut a.spectrum, &mut a.scratch_fwd);
+        for c in a.spectrum.iter_mut() {
             *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
         }
-        let _ = self
+        let _ = a
             .inv
-            .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
-        let scale = 1.0 / self.n_fft as f64;
-        for k in 0..=self.max_period {
-            self.diff[k] = self.time[k] * scale;
-        }
-        self.finish(frame);
-    }
-
-    /// The CMNDF of `frame` from its autocorrelation `r(0..=max_period)`, which the caller has
-    /// put in `self.diff` (overwritten by the difference function).
-    #[inline(always)]
-    fn finish(&mut self, frame: &[f32]) {
-        let acf0 = self.diff[0];
-        let (mp, maxp) = (self.min_period, self.max_period);
-        // d(k) = 2 (r(0) - r(k)) - E(k - 1), E the running energy, with E(0) read as 0 (librosa),
-        // and the running sum of d; the two running sums are the only serial chains.
-        let (mut energy, mut cum) = (0.0, 0.0);
-        self.diff[0] = 0.0;
-        let (diff, mean, frame) = (&mut self.diff[..=maxp], &mut self.mean[..=maxp], &frame[..maxp]);
-        for k in 1..=maxp {
-            energy += frame[k - 1] as f64 * frame[k - 1] as f64;
-            let e = if k == 1 { 0.0 } else { energy };
-            diff[k] = 2.0 * (acf0 - diff[k]) - e;
-            cum += diff[k];
-            mean[k] = cum / k as f64;
-        }
-        // cmndf(k) = d(k) / (mean(d(1..=k)) + tiny) for k in min_period..=max_period.
-        for ((c, &d), &m) in self.cmndf.iter_mut().zip(&diff[mp..]).zip(&mean[mp..]) {
-            *c = d / (m + f64::MIN_POSITIVE);
-        }
+            .process_with_scratch(&mut a.spectrum, &mut a.time, &mut a.scratch_inv);
+        let scale = 1.0 / n_fft as f64;
+        finish(
+            &a.time,
+            scale,
+            frame,
+            &self.inv_lags,
+            &mut self.diff,
+            &mut self.cum,
+            &mut self.cmndf,
+        );
     }
 
     /// The CMNDF of the last analysed frame, lags `min_period..=max_period`.
@@ -278,15 +281,101 @@ impl Yin {
     /// YIN's choice on the last analysed frame.
     pub fn choose(&self, trough_threshold: f64) -> YinEstimate {
         let x = &self.cmndf;
-        let found = (0..x.len()).find(|&i| x[i] < trough_threshold && is_trough(x, i));
-        let i = found.unwrap_or_else(|| argmin(x));
+        let (i, found) = first_trough_or_argmin(x, trough_threshold);
         let period = self.period_at(i);
         YinEstimate {
             f0: self.sr / period,
             period,
             trough: x[i],
-            below_threshold: found.is_some(),
+            below_threshold: found,
         }
+    }
+}
+
+/// The CMNDF (lags `min_period..=max_period`, into `cmndf`) of `frame` from its unscaled
+/// autocorrelation `raw` (`r(k) = raw[k] * scale`, lags `0..=max_period`). `inv_lags` holds
+/// `1 / k` for `k = min_period..=max_period`; `diff` and `cum` (length `max_period + 1`) receive
+/// the difference function and its running sum.
+///
+/// librosa's difference function: `d(k) = 2 (r(0) - r(k)) - E(k - 1)` with `E` the running
+/// energy of the frame and `E(0)` read as 0, `d(0) = 0`; `cmndf(k) = d(k) / (mean(d(1..=k)) +
+/// tiny)`. The two running sums are the only serial chains, so they get a loop of their own;
+/// the divisions, off that chain, go in a second loop that vectorises.
+#[inline(always)]
+fn finish(
+    raw: &[f64],
+    scale: f64,
+    frame: &[f32],
+    inv_lags: &[f64],
+    diff: &mut [f64],
+    cum: &mut [f64],
+    cmndf: &mut [f64],
+) {
+    let maxp = diff.len() - 1;
+    let min_period = maxp + 1 - inv_lags.len();
+    let (raw, frame, cum) = (&raw[..=maxp], &frame[..maxp], &mut cum[..=maxp]);
+    let acf0 = raw[0] * scale;
+    diff[0] = 0.0;
+    cum[0] = 0.0;
+    let mut energy = frame[0] as f64 * frame[0] as f64;
+    let mut sum = 0.0;
+    if maxp >= 1 {
+        diff[1] = 2.0 * (acf0 - raw[1] * scale);
+        sum = diff[1];
+        cum[1] = sum;
+    }
+    for k in 2..=maxp {
+        energy += frame[k - 1] as f64 * frame[k - 1] as f64;
+        diff[k] = 2.0 * (acf0 - raw[k] * scale) - energy;
+        sum += diff[k];
+        cum[k] = sum;
+    }
+    // The mean as `s * (1 / k)` differs from `s / k` by at most an ulp (librosa divides).
+    for (((c, &d), &s), &r) in cmndf
+        .iter_mut()
+        .zip(&diff[min_period..])
+        .zip(&cum[min_period..])
+        .zip(inv_lags)
+    {
+        *c = d / (s * r + f64::MIN_POSITIVE);
+    }
+}
+
+/// YIN's choice of CMNDF index: the first trough ([`is_trough`]) below `threshold` (then
+/// `true`), else the first index of the minimum (then `false`; `np.argmin` but blind to NaN, and
+/// 0 when the first value is NaN, as a scan with `<` from the first value gives).
+///
+/// One pass in chunks of 4: a chunk with no value below the threshold holds no candidate and
+/// only updates 4 running minima, lane by lane, without a branch per value (a branch there
+/// mispredicts on the noisy CMNDF of unvoiced frames); the index of the minimum is looked up at
+/// the end, only when no trough was found.
+fn first_trough_or_argmin(x: &[f64], threshold: f64) -> (usize, bool) {
+    let mut lanes = [f64::INFINITY; 4];
+    let chunks = x.chunks_exact(4);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        if chunk.iter().fold(false, |any, &v| any | (v < threshold)) {
+            for i in 4 * c..4 * c + 4 {
+                if x[i] < threshold && is_trough(x, i) {
+                    return (i, true);
+                }
+            }
+        }
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v < *m { v } else { *m };
+        }
+    }
+    let start = x.len() - tail.len();
+    if let Some(i) = (start..x.len()).find(|&i| x[i] < threshold && is_trough(x, i)) {
+        return (i, true);
+    }
+    let min = lanes
+        .iter()
+        .chain(tail)
+        .fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
+    match x.iter().position(|&v| v == min) {
+        Some(i) if !x[0].is_nan() => (i, false),
+        _ => (0, false),
     }
 }
 
@@ -304,25 +393,17 @@ pub fn is_trough(x: &[f64], i: usize) -> bool {
     }
 }
 
-/// First index of the minimum (`np.argmin`).
-fn argmin(x: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v < x[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// The signal librosa frames: `y` padded by `frame_length / 2` on both sides when `center`.
 /// Errors like `librosa.util.frame` when it is shorter than one frame.
 pub fn framed_signal(y: &[f32], params: &YinParams) -> Result<(Vec<f32>, usize)> {
     crate::error::audio("y", y)?;
     let fl = params.frame_length;
     let padded = if params.center && params.pad_mode == PadMode::Constant {
-        let mut padded = vec![0.0; y.len() + fl / 2 * 2];
-        padded[fl / 2..fl / 2 + y.len()].copy_from_slice(y);
+        // Built by appending: each sample is written once.
+        let mut padded = Vec::with_capacity(y.len() + fl / 2 * 2);
+        padded.resize(fl / 2, 0.0);
+        padded.extend_from_slice(y);
+        padded.resize(y.len() + fl / 2 * 2, 0.0);
         padded
     } else if params.center {
         crate::pad::pad(y, fl / 2, fl / 2, params.pad_mode)
@@ -345,23 +426,35 @@ pub fn framed_signal(y: &[f32], params: &YinParams) -> Result<(Vec<f32>, usize)>
 /// of the blocks' own autocorrelations and of the cross-correlations of neighbouring blocks
 /// (blocks two apart only meet at lags above `b`). Each block is transformed once (size `2 b`,
 /// with no circular aliasing at lags `<= b`) and shared by the `nb` frames that hold it; a
-/// frame then costs `hop / b` forward and one inverse transform of `2 b` and `nb` spectrum sums,
-/// instead of two transforms of `frame_length + max_period`.
+/// frame then costs `hop / b` forward and one inverse transform of `2 b` and a few spectrum
+/// sums, instead of two transforms of `frame_length + max_period`.
+///
+/// Block `i`'s entry is its power spectrum plus its cross spectrum with block `i + 1`; a frame's
+/// spectrum is the sum of the entries of its first `nb - 1` blocks plus the last block's power.
+/// Frames start every `step = hop / b` blocks, so the entries are summed once per group of
+/// `step` blocks as they are made (a group starts where a frame does): a frame adds
+/// `(nb - 1) / step` whole groups and the group still being filled (its blocks all in the frame)
+/// instead of `nb - 1` entries. Every frame's sum is made afresh from the groups, so no rounding
+/// is carried from frame to frame (a running sum would drift, and would leave noise in the
+/// silent frames after a loud one, where the exact sum is 0).
 struct BlockAcf {
     b: usize,
     nb: usize,
     step: usize,
+    /// Whole groups in a frame, `(nb - 1) / step`, and whether a partial one follows.
+    full_groups: usize,
+    partial_group: bool,
     fwd: Arc<dyn RealToComplex<f64>>,
     inv: Arc<dyn ComplexToReal<f64>>,
     time: Vec<f64>,
     scratch_fwd: Vec<Complex<f64>>,
     scratch_inv: Vec<Complex<f64>>,
-    /// Spectra of the last transformed block and of the one before, and their power spectra.
+    /// Spectra of the last transformed block and of the one before, and the last one's power.
     x_last: Vec<Complex<f64>>,
     x_prev: Vec<Complex<f64>>,
     p_last: Vec<f64>,
-    /// Per block (ring of `nb`): its power spectrum plus its cross spectrum with the next block.
-    q: Vec<Vec<Complex<f64>>>,
+    /// Group `g`'s sum of entries, in a ring of `full_groups + 1` (slot `g % len`).
+    groups: Vec<Vec<Complex<f64>>>,
     sum: Vec<Complex<f64>>,
     /// Blocks transformed so far.
     done: usize,
@@ -401,6 +494,7 @@ impl BlockAcf {
             return None;
         }
         let (nb, step) = (fl / b, hop / b);
+        let full_groups = (nb - 1) / step;
         let fwd = fft::forward_plan::<f64>(2 * b);
         let inv = fft::inverse_plan::<f64>(2 * b);
         let spec = fwd.make_output_vec();
@@ -408,13 +502,15 @@ impl BlockAcf {
             b,
             nb,
             step,
+            full_groups,
+            partial_group: !(nb - 1).is_multiple_of(step),
             time: fwd.make_input_vec(),
             scratch_fwd: fwd.make_scratch_vec(),
             scratch_inv: inv.make_scratch_vec(),
             x_last: spec.clone(),
             x_prev: spec.clone(),
             p_last: vec![0.0; spec.len()],
-            q: vec![spec.clone(); nb],
+            groups: vec![spec.clone(); full_groups + 1],
             sum: spec,
             fwd,
             inv,
@@ -422,73 +518,125 @@ impl BlockAcf {
         })
     }
 
-    /// Transforms block `done` of `signal` and completes the previous block's ring entry.
+    /// Transforms block `done` of `signal` and completes the previous block's entry.
     #[inline(always)]
     fn push_block(&mut self, signal: &[f32]) {
         let (b, j) = (self.b, self.done);
-        for (t, &s) in self.time.iter_mut().zip(&signal[j * b..(j + 1) * b]) {
-            *t = s as f64;
-        }
-        self.time[b..].iter_mut().for_each(|t| *t = 0.0);
+        let block = &signal[j * b..(j + 1) * b];
         std::mem::swap(&mut self.x_prev, &mut self.x_last);
-        let _ = self
-            .fwd
-            .process_with_scratch(&mut self.time, &mut self.x_last, &mut self.scratch_fwd);
-        if j > 0 {
-            // Cross spectrum conj(X_prev) X_last, the next block delayed by b = half the size:
-            // the delay is (-1)^f.
-            let q = &mut self.q[(j - 1) % self.nb][..];
-            let (xp, xl, pl) = (
-                &self.x_prev[..q.len()],
-                &self.x_last[..q.len()],
-                &self.p_last[..q.len()],
-            );
-            for f in 0..q.len() {
-                let (a, c) = (xp[f], xl[f]);
-                let sign = 1.0 - 2.0 * (f & 1) as f64;
-                let re = sign * (a.re * c.re + a.im * c.im);
-                let im = sign * (a.re * c.im - a.im * c.re);
-                q[f] = Complex::new(pl[f] + re, im);
+        // All-zero blocks (the centring pads, digital silence) transform to exact zeros.
+        if block.iter().all(|&s| s == 0.0) {
+            self.x_last.fill(Complex::new(0.0, 0.0));
+        } else {
+            for (t, &s) in self.time.iter_mut().zip(block) {
+                *t = s as f64;
             }
+            self.time[b..].iter_mut().for_each(|t| *t = 0.0);
+            let _ = self
+                .fwd
+                .process_with_scratch(&mut self.time, &mut self.x_last, &mut self.scratch_fwd);
         }
-        for (p, c) in self.p_last.iter_mut().zip(&self.x_last) {
-            *p = c.re * c.re + c.im * c.im;
+        self.complete();
+    }
+
+    /// Block `done`'s spectrum is in `x_last`: completes the previous block's entry and counts
+    /// the block.
+    #[inline(always)]
+    fn complete(&mut self) {
+        let j = self.done;
+        if j > 0 {
+            let i = j - 1;
+            let group = &mut self.groups[(i / self.step) % (self.full_groups + 1)];
+            let (xp, xl, p) = (&self.x_prev, &self.x_last, &mut self.p_last);
+            if i.is_multiple_of(self.step) {
+                entry::<false>(group, xp, xl, p);
+            } else {
+                entry::<true>(group, xp, xl, p);
+            }
+        } else {
+            for (p, c) in self.p_last.iter_mut().zip(&self.x_last) {
+                *p = c.re * c.re + c.im * c.im;
+            }
         }
         self.done += 1;
     }
 
-    /// Writes frame `t`'s autocorrelation at lags `0..acf.len()` (all `<= b`) into `acf`.
+    /// Frame `t`'s unscaled autocorrelation (`2 b` times it) at lags `0..=b`, into `self.time`.
     #[inline(always)]
-    fn frame(&mut self, signal: &[f32], t: usize, acf: &mut [f64]) {
+    fn frame(&mut self, signal: &[f32], t: usize) {
         let first = t * self.step;
         while self.done < first + self.nb {
             self.push_block(signal);
         }
-        // The ring entries in frame order (a rotation of the ring), then the last block's power.
-        let (head, tail) = self.q.split_at(first % self.nb);
+        // The last block's power, then the frame's groups (the whole ones, then the one being
+        // filled), two at a time.
+        let ring = self.full_groups + 1;
+        let n_terms = self.full_groups + self.partial_group as usize;
+        let groups = &self.groups;
+        let mut terms = (t..t + n_terms).map(|g| &groups[g % ring][..]);
         let sum = &mut self.sum[..];
-        let p = &self.p_last[..sum.len()];
-        for (f, s) in sum.iter_mut().enumerate() {
-            *s = Complex::new(p[f], 0.0);
+        let n = sum.len();
+        let (p, g0) = (&self.p_last[..n], terms.next().map(|g| &g[..n]));
+        if let Some(g0) = g0 {
+            for f in 0..n {
+                sum[f] = Complex::new(p[f] + g0[f].re, g0[f].im);
+            }
         }
-        for q in tail.iter().chain(head).take(self.nb - 1) {
-            let q = &q[..sum.len()];
-            for f in 0..sum.len() {
-                sum[f].re += q[f].re;
-                sum[f].im += q[f].im;
+        while let Some(ga) = terms.next() {
+            let ga = &ga[..n];
+            match terms.next() {
+                Some(gb) => {
+                    let gb = &gb[..n];
+                    for f in 0..n {
+                        sum[f] += ga[f] + gb[f];
+                    }
+                }
+                None => {
+                    for f in 0..n {
+                        sum[f] += ga[f];
+                    }
+                }
             }
         }
         // DC and Nyquist are real (products of real bins); say so exactly for the inverse.
-        let last = self.sum.len() - 1;
+        let last = n - 1;
         self.sum[0].im = 0.0;
         self.sum[last].im = 0.0;
         let _ = self
             .inv
             .process_with_scratch(&mut self.sum, &mut self.time, &mut self.scratch_inv);
-        let scale = 1.0 / (2 * self.b) as f64;
-        for (a, &r) in acf.iter_mut().zip(&self.time) {
-            *a = r * scale;
-        }
+    }
+}
+
+/// A block's entry from its spectrum `x_prev` and the next block's `x_last`: `p[f] + (-1)^f
+/// conj(x_prev[f]) x_last[f]` (`p` the power of `x_prev`; the next block lies `b` later, half
+/// the transform, so its delay is `(-1)^f`), stored into `entry` or, with `ADD`, added to it.
+/// `p` then becomes the power of `x_last`. Bins go in pairs so that the sign is a constant.
+#[inline(always)]
+fn entry<const ADD: bool>(entry: &mut [Complex<f64>], x_prev: &[Complex<f64>], x_last: &[Complex<f64>], p: &mut [f64]) {
+    #[inline(always)]
+    fn bin<const ADD: bool>(e: &mut Complex<f64>, a: Complex<f64>, c: Complex<f64>, p: &mut f64, sign: f64) {
+        let re = sign * (a.re * c.re + a.im * c.im);
+        let im = sign * (a.re * c.im - a.im * c.re);
+        let v = Complex::new(*p + re, im);
+        *e = if ADD { *e + v } else { v };
+        *p = c.re * c.re + c.im * c.im;
+    }
+    let n = entry.len();
+    let (x_prev, x_last, p) = (&x_prev[..n], &x_last[..n], &mut p[..n]);
+    let pairs = n / 2 * 2;
+    for (((e, a), c), q) in entry[..pairs]
+        .chunks_exact_mut(2)
+        .zip(x_prev[..pairs].chunks_exact(2))
+        .zip(x_last[..pairs].chunks_exact(2))
+        .zip(p[..pairs].chunks_exact_mut(2))
+    {
+        let [q0, q1] = q else { unreachable!() };
+        bin::<ADD>(&mut e[0], a[0], c[0], q0, 1.0);
+        bin::<ADD>(&mut e[1], a[1], c[1], q1, -1.0);
+    }
+    if pairs < n {
+        bin::<ADD>(&mut entry[pairs], x_prev[pairs], x_last[pairs], &mut p[pairs], 1.0);
     }
 }
 
@@ -535,8 +683,18 @@ impl<'a> FrameAnalyser<'a> {
 /// One frame by blocks: its autocorrelation, then the CMNDF.
 #[inline(always)]
 fn block_frame(b: &mut BlockAcf, kernel: &mut Yin, padded: &[f32], t: usize, frame: &[f32]) {
-    b.frame(padded, t, &mut kernel.diff);
-    kernel.finish(frame);
+    b.frame(padded, t);
+    let scale = 1.0 / (2 * b.b) as f64;
+    let k = kernel;
+    finish(
+        &b.time,
+        scale,
+        frame,
+        &k.inv_lags,
+        &mut k.diff,
+        &mut k.cum,
+        &mut k.cmndf,
+    );
 }
 
 /// [`block_frame`] compiled for AVX2 (the same operations, so the same results).
@@ -589,28 +747,100 @@ mod tests {
 
     #[test]
     fn block_frames_equal_frame_by_frame() {
-        let y: Vec<f32> = (0..20000)
+        let mut y: Vec<f32> = (0..20000)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1 + (i as f32 * 0.05).sin() * (i as f32 * 3e-4).cos())
             .collect();
-        // Blocks of 512 and 256; a hop whose blocks (gcd 128) are shorter than max_period.
-        for (fl, hop, blocks) in [(2048, 512, true), (1024, 256, true), (2048, 384, false)] {
+        // Digital silence inside (all-zero blocks are not transformed), loud signal after it.
+        y[6000..9000].iter_mut().for_each(|v| *v = 0.0);
+        // (frame_length, hop, fmin, blocks: (nb, step) or none). Frames of 3 groups of 2 blocks
+        // and a partial group of 1; of 3 groups of 1; of 3 groups of 2, none partial; 2 groups of
+        // 3 and a partial 1; 1 group of 4 and a partial 3; a hop whose blocks (gcd 128) are
+        // shorter than max_period.
+        for (fl, hop, fmin, blocks) in [
+            (2048, 512, 65.4, Some((8, 2))),
+            (1024, 256, 65.4, Some((4, 1))),
+            (1792, 512, 65.4, Some((7, 2))),
+            (2048, 768, 65.4, Some((8, 3))),
+            (2048, 1024, 65.4, Some((8, 4))),
+            (2048, 384, 65.4, None),
+        ] {
             let p = YinParams {
                 frame_length: fl,
                 hop_length: Some(hop),
-                ..YinParams::new(16000.0, 65.4, 2093.0)
+                ..YinParams::new(16000.0, fmin, 2093.0)
             };
             let (padded, n) = framed_signal(&y, &p).unwrap();
             let (mut a, mut b) = (Yin::new(&p).unwrap(), Yin::new(&p).unwrap());
-            let mut frames = FrameAnalyser::new(&b, &padded, hop);
-            assert_eq!(frames.blocks.is_some(), blocks);
-            for t in 0..n {
-                a.analyse(&padded[t * hop..t * hop + fl]);
-                frames.analyse(&mut b, t);
-                for (g, w) in b.cmndf().iter().zip(a.cmndf()) {
-                    assert!(
-                        (g - w).abs() <= 1e-9 * w.abs().max(1.0),
-                        "{fl}/{hop} frame {t}: {g} vs {w}"
-                    );
+            for skip in [false, true] {
+                let mut frames = FrameAnalyser::new(&b, &padded, hop);
+                assert_eq!(frames.blocks.as_ref().map(|k| (k.nb, k.step)), blocks, "{fl}/{hop}");
+                // Every frame, then every third one (the blocks in between are still pushed).
+                for t in (0..n).filter(|t| !skip || t % 3 == 2) {
+                    a.analyse(&padded[t * hop..t * hop + fl]);
+                    frames.analyse(&mut b, t);
+                    for (g, w) in b.cmndf().iter().zip(a.cmndf()) {
+                        assert!(
+                            (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                            "{fl}/{hop} frame {t}: {g} vs {w}"
+                        );
+                    }
+                    // Silent frames are exactly silent: all-zero CMNDF, as the direct FFT gives.
+                    let frame = &padded[t * hop..t * hop + fl];
+                    if frame.iter().all(|&v| v == 0.0) {
+                        assert!(b.cmndf().iter().all(|&v| v == 0.0), "{fl}/{hop} frame {t}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn first_trough_or_argmin_is_librosas_choice() {
+        // The first trough below the threshold, not the deepest.
+        let x = [0.9, 0.05, 0.2, 0.01, 0.5];
+        assert_eq!(first_trough_or_argmin(&x, 0.1), (1, true));
+        // None below: the first index of the minimum.
+        assert_eq!(first_trough_or_argmin(&[0.5, 0.3, 0.4, 0.3, 0.6], 0.1), (1, false));
+        // Below the threshold but not a trough (still falling), then a trough at the end.
+        assert_eq!(first_trough_or_argmin(&[0.5, 0.08, 0.07, 0.06], 0.1), (3, true));
+        // A plateau: the trough test wants x[i] < x[i - 1] and x[i] <= x[i + 1].
+        assert_eq!(first_trough_or_argmin(&[0.5, 0.05, 0.05, 0.2], 0.1), (1, true));
+        // The first lag is a trough when below the second.
+        assert_eq!(first_trough_or_argmin(&[0.05, 0.2, 0.01], 0.1), (0, true));
+        assert_eq!(first_trough_or_argmin(&[0.0; 4], 0.1), (0, false));
+        // Non-finite values: NaN is never the minimum unless first; infinities are ordinary.
+        let nan = f64::NAN;
+        assert_eq!(first_trough_or_argmin(&[0.5, nan, 0.3, 0.4, 0.2, 0.3], 0.1), (4, false));
+        assert_eq!(first_trough_or_argmin(&[nan, 0.3, 0.4, 0.2, 0.3], 0.1), (0, false));
+        assert_eq!(first_trough_or_argmin(&[f64::INFINITY; 6], 0.1), (0, false));
+        assert_eq!(first_trough_or_argmin(&[nan; 6], 0.1), (0, false));
+        // Against the plain scan (two passes: troughs, then np.argmin) on random series of
+        // every length, ties and troughs in every lane.
+        let plain = |x: &[f64], thr: f64| match (0..x.len()).find(|&i| x[i] < thr && is_trough(x, i)) {
+            Some(i) => (i, true),
+            None => {
+                let mut best = 0;
+                for (i, &v) in x.iter().enumerate() {
+                    if v < x[best] {
+                        best = i;
+                    }
+                }
+                (best, false)
+            }
+        };
+        let mut state = 12345u64;
+        for n in 2..40 {
+            for _ in 0..200 {
+                let x: Vec<f64> = (0..n)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((state >> 33) % 16) as f64 / 16.0
+                    })
+                    .collect();
+                for thr in [0.1, 0.3, 0.0] {
+                    assert_eq!(first_trough_or_argmin(&x, thr), plain(&x, thr), "{x:?} {thr}");
                 }
             }
         }
