@@ -289,3 +289,58 @@ def ref_energy_entropy(y, frame_length=2048, hop_length=512, center=True, pad_mo
     size = frame_length // n_blocks
     blocks = (fr[: size * n_blocks] ** 2).reshape(n_blocks, size, fr.shape[1]).sum(axis=1)
     return _block_entropy(blocks)
+
+
+# --- openSMILE (the eGeMAPS v02 reference; the ``opensmile`` package of the extra "dev") ------
+
+
+@functools.cache
+def opensmile_lld(rel: str):
+    """``(y, sr, frame)``: openSMILE's eGeMAPS v02 low-level descriptors of a corpus file."""
+    import opensmile  # imported here so the modules load without it
+
+    from ser_edge.audio import load
+
+    y, sr = load(data_path(rel), sr=None)
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
+    )
+    return y, sr, smile.process_signal(y, sr)
+
+
+@functools.cache
+def opensmile_raw(rel: str, levels: str = "gemapsv01b_logPitch;gemapsv01b_jitterShimmer"):
+    """``(y, sr, frame)``: openSMILE's eGeMAPS v02 LLD graph sinking the data-memory ``levels``
+    (unsmoothed: ``F0final`` after the energy gate, ``cPitchJitter``'s output, ...) instead of the
+    smoothed LLDs."""
+    import tempfile
+
+    import opensmile
+
+    from ser_edge.audio import load
+
+    conf = Path(opensmile.__file__).parent / "core" / "config"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "raw.conf"
+        path.write_text(
+            "[componentInstances:cComponentManager]\ninstance[dataMemory].type=cDataMemory\n"
+            "\\{\\cm[source{?}:include external source]}\n"
+            f"\\{{{conf}/gemaps/v01b/GeMAPSv01b_core.lld.conf.inc}}\n"
+            f"\\{{{conf}/egemaps/v02/eGeMAPSv02_core.lld.conf.inc}}\n"
+            "[componentInstances:cComponentManager]\ninstance[lldconcat].type=cVectorConcat\n"
+            f"[lldconcat:cVectorConcat]\nreader.dmLevel = {levels}\n"
+            "writer.dmLevel = lld\nincludeSingleElementFields = 1\n"
+            "\\{\\cm[sink{?}:include external sink]}\n"
+        )
+        y, sr = load(data_path(rel), sr=None)
+        df = opensmile.Smile(feature_set=str(path), feature_level="lld").process_signal(y, sr)
+    return y, sr, df
+
+
+def sma3nz(x: np.ndarray) -> np.ndarray:
+    """openSMILE's 3-frame moving average of the non-zero values (zeros stay 0)."""
+    out = np.zeros(len(x))
+    for i in np.flatnonzero(x):
+        w = x[max(i - 1, 0) : i + 2]
+        out[i] = w[w != 0].mean()
+    return out

@@ -6,11 +6,9 @@ eGeMAPS jitter and shimmer come from the F0 track alone (docs/prosody.md, differ
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from feature_support import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path
+from feature_support import EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2, data_path, opensmile_raw, sma3nz
 
 import ser_edge.features as F
 from ser_edge.audio import load
@@ -82,35 +80,13 @@ def reference_walk(y: np.ndarray, f0: np.ndarray, sr: float, hop: int, frame: in
     return np.array(out).T
 
 
-def _opensmile_raw(rel: str, tmp: Path):
-    """openSMILE's eGeMAPS v02 LLD graph, sinking its unsmoothed F0 (``F0final``, after the energy
-    gate) and the raw ``cPitchJitter`` output instead of the smoothed LLDs."""
-    import opensmile
-
-    conf = Path(opensmile.__file__).parent / "core" / "config"
-    path = tmp / "raw.conf"
-    path.write_text(
-        "[componentInstances:cComponentManager]\ninstance[dataMemory].type=cDataMemory\n"
-        "\\{\\cm[source{?}:include external source]}\n"
-        f"\\{{{conf}/gemaps/v01b/GeMAPSv01b_core.lld.conf.inc}}\n"
-        f"\\{{{conf}/egemaps/v02/eGeMAPSv02_core.lld.conf.inc}}\n"
-        "[componentInstances:cComponentManager]\ninstance[lldconcat].type=cVectorConcat\n"
-        "[lldconcat:cVectorConcat]\nreader.dmLevel = gemapsv01b_logPitch;gemapsv01b_jitterShimmer\n"
-        "writer.dmLevel = lld\nincludeSingleElementFields = 1\n"
-        "\\{\\cm[sink{?}:include external sink]}\n"
-    )
-    y, sr = load(data_path(rel), sr=None)
-    df = opensmile.Smile(feature_set=str(path), feature_level="lld").process_signal(y, sr)
-    return y, sr, df
-
-
 def _agree(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b) <= 1e-4 * np.abs(b) + 1e-6))
 
 
 @pytest.mark.parametrize("rel", FILES)
-def test_reference_walk_on_opensmile_f0_gives_opensmile_jitter_and_shimmer(rel, tmp_path):
-    y, sr, df = _opensmile_raw(rel, tmp_path)
+def test_reference_walk_on_opensmile_f0_gives_opensmile_jitter_and_shimmer(rel):
+    y, sr, df = opensmile_raw(rel)
     hop, frame = F.voice.frame_length(sr, 0.010), F.voice.frame_length(sr, 0.060)
     jitter, shimmer = reference_walk(y, df["F0final"].to_numpy(), sr, hop, frame)
     ref_j, ref_s = df["jitterLocal"].to_numpy(), df["shimmerLocalDB"].to_numpy()
@@ -142,23 +118,14 @@ def test_rust_walk_equals_the_reference_on_our_f0(rel):
     assert min(agree) >= 0.99, agree  # measured 1.0, 1.0
 
 
-def _sma3nz(x: np.ndarray) -> np.ndarray:
-    """openSMILE's 3-frame moving average of the non-zero values (zeros stay 0)."""
-    out = np.zeros(len(x))
-    for i in np.flatnonzero(x):
-        w = x[max(i - 1, 0) : i + 2]
-        out[i] = w[w != 0].mean()
-    return out
-
-
-def test_with_opensmile_voicing_our_f0_gives_opensmile_jitter_and_shimmer(tmp_path):
+def test_with_opensmile_voicing_our_f0_gives_opensmile_jitter_and_shimmer():
     """Where the gap is: the walk fed our F0 values on openSMILE's voiced frames (its own F0
     only where ours calls a frame unvoiced) tracks openSMILE's jitter and shimmer closely; fed our
     voicing decisions, as the Rust core is, it does not (r 0.66 / 0.86, test_voice.py). The
     voicing decision (onsets one frame apart shift the walk's phase) is what differs, not F0."""
     pooled: dict[str, tuple[list, list]] = {"jitter": ([], []), "shimmer": ([], [])}
     for rel in FILES:
-        y, sr, df = _opensmile_raw(rel, tmp_path)
+        y, sr, df = opensmile_raw(rel)
         hop, frame = F.voice.frame_length(sr, 0.010), F.voice.frame_length(sr, 0.060)
         n_fft = 1 << (frame - 1).bit_length()
         config = F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, features=("f0_semitones",))
@@ -168,7 +135,7 @@ def test_with_opensmile_voicing_our_f0_gives_opensmile_jitter_and_shimmer(tmp_pa
         ours, theirs = np.where(st[:n] != 0, 27.5 * 2 ** (st[:n] / 12), 0.0), theirs[:n]
         f0 = np.where(theirs > 0, np.where(ours > 0, ours, theirs), 0.0)
         for key, a, b in zip(pooled, reference_walk(y, f0, sr, hop, frame), (df["jitterLocal"], df["shimmerLocalDB"])):
-            a, b = _sma3nz(a), _sma3nz(b.to_numpy()[:n])
+            a, b = sma3nz(a), sma3nz(b.to_numpy()[:n])
             m = (a != 0) & (b != 0)
             pooled[key][0].append(a[m])
             pooled[key][1].append(b[m])

@@ -12,9 +12,6 @@ values); the same average is applied to ours before comparing.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import numpy as np
 import pytest
 from feature_support import (
@@ -25,10 +22,12 @@ from feature_support import (
     data_path,
     expect_value_error,
     get_signal,
+    opensmile_lld,
+    opensmile_raw,
+    sma3nz,
 )
 
 import ser_edge.features as F
-from ser_edge.audio import load
 
 FILES = [EMODB_FILE, EMODB_FILE_2, RAVDESS_FILE, RAVDESS_FILE_2]
 NAMES = ("f0_semitones", "hnr", "jitter", "shimmer")
@@ -50,15 +49,6 @@ MIN_R = 0.95  # the issue's target per descriptor; measured 1.0000 on every one 
 MAX_LAG = 39  # the smoother's bufferLength (40) - 1
 
 
-def sma3nz(x: np.ndarray) -> np.ndarray:
-    """openSMILE's 3-frame moving average of the non-zero values (zeros stay 0)."""
-    out = np.zeros(len(x))
-    for i in np.flatnonzero(x):
-        w = x[max(i - 1, 0) : i + 2]
-        out[i] = w[w != 0].mean()
-    return out
-
-
 def framing(sr: int) -> tuple[int, int, int]:
     """``(hop, n_fft, pad)``: openSMILE's 10 ms step, the FFT holding the 60 ms frame, and the
     zero samples that put our 60 ms frame ``t`` on openSMILE's ``t - 3``."""
@@ -76,47 +66,9 @@ def ours(y: np.ndarray, sr: int, names=NAMES) -> np.ndarray:
     return F.extract(x, config)[:, 3:].astype(np.float64)
 
 
-@functools.cache
-def _opensmile_lld(rel: str):
-    import opensmile  # the reference (extra "dev"), imported here so the module loads without it
-
-    y, sr = load(data_path(rel), sr=None)
-    smile = opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
-    )
-    return y, sr, smile.process_signal(y, sr)
-
-
-@functools.cache
-def _opensmile_raw(rel: str):
-    """openSMILE's eGeMAPS v02 LLD graph, sinking the unsmoothed F0 track (after the energy gate),
-    cPitchJitter's output and cHarmonics' HNR instead of the smoothed LLDs."""
-    import tempfile
-
-    import opensmile
-
-    conf = Path(opensmile.__file__).parent / "core" / "config"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "raw.conf"
-        path.write_text(
-            "[componentInstances:cComponentManager]\ninstance[dataMemory].type=cDataMemory\n"
-            "\\{\\cm[source{?}:include external source]}\n"
-            f"\\{{{conf}/gemaps/v01b/GeMAPSv01b_core.lld.conf.inc}}\n"
-            f"\\{{{conf}/egemaps/v02/eGeMAPSv02_core.lld.conf.inc}}\n"
-            "[componentInstances:cComponentManager]\ninstance[lldconcat].type=cVectorConcat\n"
-            "[lldconcat:cVectorConcat]\n"
-            "reader.dmLevel = gemapsv01b_logPitch;gemapsv01b_jitterShimmer;gemapsv01b_harmonics\n"
-            "writer.dmLevel = lld\nincludeSingleElementFields = 1\n"
-            "\\{\\cm[sink{?}:include external sink]}\n"
-        )
-        y, sr = load(data_path(rel), sr=None)
-        df = opensmile.Smile(feature_set=str(path), feature_level="lld").process_signal(y, sr)
-    return y, sr, df
-
-
 def aligned(rel: str):
     """Ours (``sma3nz``) and openSMILE's eGeMAPS LLD columns, ``{name: (ours, theirs)}``."""
-    y, sr, df = _opensmile_lld(rel)
+    y, sr, df = opensmile_lld(rel)
     x = ours(y, sr)
     out = {}
     for i, name in enumerate(NAMES):
@@ -157,7 +109,7 @@ def test_frame_level_correlation_with_opensmile_egemaps():
 def test_frames_equal_opensmile_unsmoothed_values(rel):
     """Not only correlated: each frame's F0 (semitones), voicing, HNR, jitter and shimmer equal
     openSMILE's unsmoothed values (float32 noise: within 1e-3 relative)."""
-    y, sr, df = _opensmile_raw(rel)
+    y, sr, df = opensmile_raw(rel, "gemapsv01b_logPitch;gemapsv01b_jitterShimmer;gemapsv01b_harmonics")
     names = ("f0_semitones", "voicing", "hnr", "jitter", "shimmer")
     x = ours(y, sr, names)
     fractions = {}
@@ -185,7 +137,7 @@ def test_utterance_means_equal_opensmile():
     means: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in NAMES}
     smoothed: dict[str, list[float]] = {k: [] for k in NAMES}
     for f in files:
-        y, sr, df = _opensmile_lld(str(f.relative_to(root)))
+        y, sr, df = opensmile_lld(str(f.relative_to(root)))
         x = ours(y, sr)
         for i, name in enumerate(NAMES):
             a, b = x[i][x[i] != 0], df[COLUMNS[name]].to_numpy()

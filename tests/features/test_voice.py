@@ -11,8 +11,6 @@ ours before the correlation. F0 and HNR are compared on frames both call voiced.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 from feature_support import (
@@ -23,10 +21,11 @@ from feature_support import (
     data_path,
     expect_value_error,
     get_signal,
+    opensmile_lld,
+    sma3nz,
 )
 
 import ser_edge.features as F
-from ser_edge.audio import load
 
 COLUMNS = {
     "loudness": "Loudness_sma3",
@@ -60,17 +59,6 @@ UTTERANCE_COLUMNS = {
 }
 
 
-@functools.cache
-def _opensmile_lld(rel: str):
-    import opensmile  # the reference (extra "dev"), imported here so the module loads without it
-
-    y, sr = load(data_path(rel), sr=None)
-    smile = opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
-    )
-    return y, sr, smile.process_signal(y, sr)
-
-
 def sma3(x: np.ndarray) -> np.ndarray:
     """openSMILE's 3-frame moving average (end frames kept)."""
     out = x.astype(np.float64).copy()
@@ -79,7 +67,7 @@ def sma3(x: np.ndarray) -> np.ndarray:
 
 
 def correlations(rel: str) -> dict[str, float]:
-    y, sr, df = _opensmile_lld(rel)
+    y, sr, df = opensmile_lld(rel)
     hop = int(np.floor(0.010 * sr + 0.5))
     config = F.FeatureConfig(sr=sr, n_fft=512, hop_length=hop, features=tuple(COLUMNS))
     ours = F.extract(y, config)
@@ -93,18 +81,9 @@ def correlations(rel: str) -> dict[str, float]:
     return out
 
 
-def sma3nz(x: np.ndarray) -> np.ndarray:
-    """openSMILE's 3-frame moving average of the non-zero values (zeros stay 0)."""
-    out = np.zeros(len(x))
-    for i in np.flatnonzero(x):
-        w = x[max(i - 1, 0) : i + 2]
-        out[i] = w[w != 0].mean()
-    return out
-
-
 def periodic(rel: str):
     """Ours and openSMILE's smoothed F0 (semitones) and HNR, aligned by frame centre."""
-    y, sr, df = _opensmile_lld(rel)
+    y, sr, df = opensmile_lld(rel)
     hop = int(np.floor(0.010 * sr + 0.5))
     n_fft = 1 << (F.voice.frame_length(sr, 0.060) - 1).bit_length()
     names = ("f0_semitones", "hnr", "jitter", "shimmer")
@@ -171,7 +150,7 @@ def test_utterance_means_track_opensmile():
     both = {k: ([], []) for k in UTTERANCE_COLUMNS}
     for f in files:
         rel = str(f.relative_to(root))
-        y, sr, df = _opensmile_lld(rel)
+        y, sr, df = opensmile_lld(rel)
         hop = int(np.floor(0.010 * sr + 0.5))
         n_fft = 1 << (F.voice.frame_length(sr, 0.060) - 1).bit_length()
         x = F.extract(y, F.FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, features=tuple(UTTERANCE_COLUMNS)))
@@ -211,7 +190,7 @@ def test_correlation_with_opensmile(rel):
 
 def test_loudness_equals_opensmile_in_value_at_16k():
     # Not only correlated: at 16 kHz the frame is 320 samples and the FFT 512, as in openSMILE.
-    y, sr, df = _opensmile_lld(RAVDESS_FILE)
+    y, sr, df = opensmile_lld(RAVDESS_FILE)
     ours = sma3(F.loudness(y=y, sr=sr)[0, 1:])
     ref = df["Loudness_sma3"].to_numpy()
     n = min(len(ours), len(ref))
