@@ -48,6 +48,60 @@ pub fn forward_plan<T: FftNum>(n_fft: usize) -> Arc<dyn RealToComplex<T>> {
     plan::<T>(n_fft)
 }
 
+/// Circular autocorrelation by a real FFT pair of size `n` (transform, `|X|^2`, inverse), with
+/// its plans and buffers: write the (zero-padded) signal into `time`, call
+/// [`Autocorrelation::run`], read the unnormalised autocorrelation (`n` times the mean) back from
+/// `time`.
+pub struct Autocorrelation {
+    fwd: Arc<dyn RealToComplex<f64>>,
+    inv: Arc<dyn ComplexToReal<f64>>,
+    pub time: Vec<f64>,
+    spectrum: Vec<Complex<f64>>,
+    scratch_fwd: Vec<Complex<f64>>,
+    scratch_inv: Vec<Complex<f64>>,
+}
+
+impl Autocorrelation {
+    pub fn new(n: usize) -> Autocorrelation {
+        let fwd = forward_plan::<f64>(n);
+        let inv = inverse_plan::<f64>(n);
+        Autocorrelation {
+            time: fwd.make_input_vec(),
+            spectrum: fwd.make_output_vec(),
+            scratch_fwd: fwd.make_scratch_vec(),
+            scratch_inv: inv.make_scratch_vec(),
+            fwd,
+            inv,
+        }
+    }
+
+    /// `time` <- the autocorrelation of `time`.
+    pub fn run(&mut self) {
+        // Lengths are consistent by construction, so the transforms cannot fail.
+        let _ = self
+            .fwd
+            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
+        for c in self.spectrum.iter_mut() {
+            *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
+        }
+        self.inverse();
+    }
+
+    /// `time` <- the autocorrelation of a signal whose `|X|^2` (`n/2 + 1` bins) is `power`.
+    pub fn from_power(&mut self, power: &[f64]) {
+        for (c, &v) in self.spectrum.iter_mut().zip(power) {
+            *c = Complex::new(v, 0.0);
+        }
+        self.inverse();
+    }
+
+    fn inverse(&mut self) {
+        let _ = self
+            .inv
+            .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
+    }
+}
+
 /// One frame's windowed real FFT in precision `T`. Owns its buffers; one per thread.
 pub struct FrameFft<T: FftNum> {
     plan: Plan<T>,

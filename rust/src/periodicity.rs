@@ -29,10 +29,7 @@ use crate::fft;
 use crate::pitch::{Yin, YinParams};
 use crate::shs::{ShsFrame, ShsPlan, Viterbi, MAX_LAG};
 use crate::voice::samples;
-use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealToComplex};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 /// YIN's trough threshold for choosing the period (librosa's default); above it YIN takes the
 /// global minimum.
@@ -167,28 +164,17 @@ struct ShsTrack {
 /// Working state (YIN and FFT buffers); one per thread.
 pub struct PeriodicityFrame {
     yin: Yin,
-    fwd: Arc<dyn RealToComplex<f64>>,
-    inv: Arc<dyn ComplexToReal<f64>>,
-    time: Vec<f64>,
-    spectrum: Vec<Complex<f64>>,
-    scratch_fwd: Vec<Complex<f64>>,
-    scratch_inv: Vec<Complex<f64>>,
+    /// The HNR's autocorrelation of the windowed frame.
+    acf: fft::Autocorrelation,
     walk: PeriodWalk,
     shs: Option<ShsTrack>,
 }
 
 impl PeriodicityFrame {
     pub fn new(plan: &PeriodicityPlan) -> Result<PeriodicityFrame> {
-        let fwd = fft::forward_plan::<f64>(plan.n_fft);
-        let inv = fft::inverse_plan::<f64>(plan.n_fft);
         Ok(PeriodicityFrame {
             yin: Yin::new(&plan.yin)?,
-            time: fwd.make_input_vec(),
-            spectrum: fwd.make_output_vec(),
-            scratch_fwd: fwd.make_scratch_vec(),
-            scratch_inv: inv.make_scratch_vec(),
-            fwd,
-            inv,
+            acf: fft::Autocorrelation::new(plan.n_fft),
             walk: PeriodWalk::default(),
             shs: plan.shs.as_ref().map(|_| ShsTrack {
                 frame: ShsFrame::new(&plan.window),
@@ -210,10 +196,11 @@ impl PeriodicityFrame {
         }
     }
 
-    /// Windows `frame` into `self.time` (zero-padded) and returns the windowed frame's RMS.
+    /// Windows `frame` into `self.acf.time` (zero-padded) and returns the windowed frame's RMS.
     fn window(&mut self, plan: &PeriodicityPlan, frame: &[f32]) -> f64 {
         let mut energy = 0.0;
         for ((t, &s), &w) in self
+            .acf
             .time
             .iter_mut()
             .zip(frame)
@@ -223,13 +210,13 @@ impl PeriodicityFrame {
             *t = s as f64 * w;
             energy += *t * *t;
         }
-        self.time[plan.frame_length..].iter_mut().for_each(|t| *t = 0.0);
+        self.acf.time[plan.frame_length..].iter_mut().for_each(|t| *t = 0.0);
         (energy / plan.frame_length as f64).sqrt()
     }
 
     /// HNR, jitter and shimmer of `frame` for F0 `f0` (Hz; `None`: unvoiced, which gives zeros
     /// and restarts the period walk). `power`: the windowed frame's `|X|^2` if known, else the
-    /// frame windowed in `self.time` is transformed.
+    /// frame windowed in `self.acf.time` is transformed.
     fn voiced_part(
         &mut self,
         plan: &PeriodicityPlan,
@@ -245,24 +232,10 @@ impl PeriodicityFrame {
         };
         // Autocorrelation of the windowed frame (circular over n_fft, as openSMILE's).
         match power {
-            Some(p) => {
-                for (c, &v) in self.spectrum.iter_mut().zip(p) {
-                    *c = Complex::new(v, 0.0);
-                }
-            }
-            None => {
-                let _ = self
-                    .fwd
-                    .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch_fwd);
-                for c in self.spectrum.iter_mut() {
-                    *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
-                }
-            }
+            Some(p) => self.acf.from_power(p),
+            None => self.acf.run(),
         }
-        let _ = self
-            .inv
-            .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch_inv);
-        let acf = &mut self.time[..plan.n_fft / 2 + 1];
+        let acf = &mut self.acf.time[..plan.n_fft / 2 + 1];
         acf.iter_mut().for_each(|a| *a = a.abs());
         let lag = ((plan.sr / f0).floor() as usize).min(acf.len() - 1);
         let t = closest_peak(acf, lag);
@@ -299,13 +272,7 @@ impl PeriodicityFrame {
     /// Adds the next frame to the SHS tracker (an SHS plan): its candidates go to the smoother,
     /// its samples wait for the smoother's decision.
     pub fn push(&mut self, plan: &PeriodicityPlan, frame: &[f32]) {
-        let energy: f64 = (frame.iter().zip(&plan.window).take(plan.frame_length))
-            .map(|(&s, &w)| {
-                let t = s as f64 * w;
-                t * t
-            })
-            .sum();
-        let rms = (energy / plan.frame_length as f64).sqrt();
+        let rms = self.window(plan, frame);
         let (Some(sp), Some(t)) = (plan.shs.as_ref(), self.shs.as_mut()) else {
             return;
         };

@@ -131,7 +131,7 @@ pub struct Yin {
     /// The whole-frame transforms, made on the first [`Yin::analyse`]: the batch functions
     /// mostly take the block path ([`FrameAnalyser`]) and never need them, and planning and
     /// allocating them is a fixed cost of every call.
-    frame_fft: Option<FrameAcf>,
+    frame_fft: Option<fft::Autocorrelation>,
     diff: Vec<f64>,
     cmndf: Vec<f64>,
     /// Running sum of the difference function (the CMNDF's denominator is it over `k`, plus tiny).
@@ -139,31 +139,6 @@ pub struct Yin {
     /// `1 / k` for the lags `k = min_period..=max_period` (the running mean is a product: one
     /// division per lag, the CMNDF's, instead of two).
     inv_lags: Vec<f64>,
-}
-
-/// One frame's autocorrelation by a zero-padded FFT of `n_fft` (plans and buffers).
-struct FrameAcf {
-    fwd: Arc<dyn RealToComplex<f64>>,
-    inv: Arc<dyn ComplexToReal<f64>>,
-    time: Vec<f64>,
-    spectrum: Vec<Complex<f64>>,
-    scratch_fwd: Vec<Complex<f64>>,
-    scratch_inv: Vec<Complex<f64>>,
-}
-
-impl FrameAcf {
-    fn new(n_fft: usize) -> FrameAcf {
-        let fwd = fft::forward_plan::<f64>(n_fft);
-        let inv = fft::inverse_plan::<f64>(n_fft);
-        FrameAcf {
-            time: fwd.make_input_vec(),
-            spectrum: fwd.make_output_vec(),
-            scratch_fwd: fwd.make_scratch_vec(),
-            scratch_inv: inv.make_scratch_vec(),
-            fwd,
-            inv,
-        }
-    }
 }
 
 /// The smallest `2^a 3^b 5^c >= n`.
@@ -219,21 +194,12 @@ impl Yin {
         let fl = self.frame_length;
         debug_assert_eq!(frame.len(), fl);
         let n_fft = self.n_fft;
-        let a = self.frame_fft.get_or_insert_with(|| FrameAcf::new(n_fft));
+        let a = self.frame_fft.get_or_insert_with(|| fft::Autocorrelation::new(n_fft));
         for (t, &s) in a.time.iter_mut().zip(frame) {
             *t = s as f64;
         }
         a.time[fl..].iter_mut().for_each(|t| *t = 0.0);
-        // Lengths are consistent by construction, so the transforms cannot fail.
-        let _ = a
-            .fwd
-            .process_with_scratch(&mut a.time, &mut a.spectrum, &mut a.scratch_fwd);
-        for c in a.spectrum.iter_mut() {
-            *c = Complex::new(c.re * c.re + c.im * c.im, 0.0);
-        }
-        let _ = a
-            .inv
-            .process_with_scratch(&mut a.spectrum, &mut a.time, &mut a.scratch_inv);
+        a.run();
         let scale = 1.0 / n_fft as f64;
         finish(
             &a.time,

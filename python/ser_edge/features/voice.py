@@ -72,7 +72,6 @@ def _descriptor(
     n_fft = _in.count("n_fft", n_fft)
     if not center and 0 < len(y) < n_fft:
         raise ValueError(f"n_fft={n_fft} is too large for uncentered analysis of input signal of length={len(y)}")
-    f0 = _in.f0_method(f0)
     s = _in.spec([(name, {})], sr=sr, n_fft=n_fft, hop_length=hop_length, center=center, pad_mode=pad_mode, f0=f0)
     return _dsp.extract(y, s)
 
