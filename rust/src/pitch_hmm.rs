@@ -481,10 +481,34 @@ fn band_max(prev: &[f64], lt: &[f64]) -> f64 {
     m
 }
 
+/// [`band_max`] of one band of sources under two rows of log-transitions (into the voiced and
+/// the unvoiced target of a bin): each previous value is loaded once for both.
+#[inline(always)]
+fn band_max2(prev: &[f64], lt_a: &[f64], lt_b: &[f64]) -> (f64, f64) {
+    assert!(prev.len() == lt_a.len() && prev.len() == lt_b.len());
+    let (mut acc_a, mut acc_b) = ([f64::NEG_INFINITY; 8], [f64::NEG_INFINITY; 8]);
+    let (p8, a8, b8) = (prev.chunks_exact(8), lt_a.chunks_exact(8), lt_b.chunks_exact(8));
+    let (mut ma, mut mb) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for ((p, a), b) in p8.remainder().iter().zip(a8.remainder()).zip(b8.remainder()) {
+        ma = larger(ma, p + a);
+        mb = larger(mb, p + b);
+    }
+    for ((p, a), b) in p8.zip(a8).zip(b8) {
+        for i in 0..8 {
+            acc_a[i] = larger(acc_a[i], p[i] + a[i]);
+            acc_b[i] = larger(acc_b[i], p[i] + b[i]);
+        }
+    }
+    for i in 0..8 {
+        ma = larger(ma, acc_a[i]);
+        mb = larger(mb, acc_b[i]);
+    }
+    (ma, mb)
+}
+
 /// Working memory of [`forward_step`].
 struct StepScratch {
     wmax_v: Vec<f64>,
-    wmax_u: Vec<f64>,
     dq: VecDeque<usize>,
 }
 
@@ -495,10 +519,12 @@ struct StepScratch {
 /// and the out-of-band one. Every out-of-band entry is `ln(tiny)`, so the out-of-band maximum is
 /// the frame's largest value plus `ln(tiny)` when that state is out of band; when it is in band,
 /// its own in-band sum (`ln(tiny)` at least) is no smaller, so `max(prev) + ln(tiny)` can stand
-/// for the out-of-band candidate in every column. A band is summed only if its upper bound (the
-/// window maximum of its previous values plus its largest log-transition; rounding is monotone,
-/// so no sum exceeds it) is above the best so far: a band that cannot exceed it cannot change the
-/// maximum. In pYIN most voiced previous values are `ln(tiny)` below the rest, so most voiced
+/// for the out-of-band candidate in every column. Per pitch bin, the unvoiced sources' band is
+/// summed for the voiced and the unvoiced target together; the voiced sources' band only for a
+/// target where its upper bound (the window maximum of the voiced values plus the band's largest
+/// log-transition; rounding is monotone, so no sum exceeds it) is above the best so far, since a
+/// band that cannot exceed the best cannot change the maximum. In pYIN most voiced previous
+/// values are `ln(tiny)` below the rest (only the candidates' bins are not), so most voiced
 /// bands are skipped.
 #[inline(always)]
 fn forward_step(m: &PyinModel, prev: &[f64], obs: &[f64], cur: &mut [f64], w: &mut StepScratch) {
@@ -506,34 +532,28 @@ fn forward_step(m: &PyinModel, prev: &[f64], obs: &[f64], cur: &mut [f64], w: &m
     let out_band = prev.iter().fold(f64::NEG_INFINITY, |a, &b| larger(a, b)) + LN_TINY;
     let (prev_v, prev_u) = prev.split_at(n);
     window_max(prev_v, &m.lo, &m.hi, &mut w.wmax_v, &mut w.dq);
-    window_max(prev_u, &m.lo, &m.hi, &mut w.wmax_u, &mut w.dq);
-    for block in 0..2 {
-        for q in 0..n {
-            let (lo, hi, off) = (m.lo[q], m.hi[q], m.offset[q]);
-            let (same, cross) = (&m.lt_same[off..off + hi - lo], &m.lt_cross[off..off + hi - lo]);
-            // Log-transitions from voiced and from unvoiced sources into this block.
-            let (lt_v, lt_u, max_v, max_u) = if block == 0 {
-                (same, cross, m.max_same[q], m.max_cross[q])
-            } else {
-                (cross, same, m.max_cross[q], m.max_same[q])
-            };
-            let voiced = (w.wmax_v[q] + max_v, &prev_v[lo..hi], lt_v);
-            let unvoiced = (w.wmax_u[q] + max_u, &prev_u[lo..hi], lt_u);
-            // The band with the higher bound first: the other one is then often skipped.
-            let order = if unvoiced.0 > voiced.0 {
-                [unvoiced, voiced]
-            } else {
-                [voiced, unvoiced]
-            };
-            let mut best = out_band;
-            for (bound, p, lt) in order {
-                if bound > best {
-                    best = larger(best, band_max(p, lt));
-                }
+    for q in 0..n {
+        let (lo, hi, off) = (m.lo[q], m.hi[q], m.offset[q]);
+        let (same, cross) = (&m.lt_same[off..off + hi - lo], &m.lt_cross[off..off + hi - lo]);
+        // From unvoiced sources: cross into the voiced target, same into the unvoiced one.
+        let (from_u_v, from_u_u) = band_max2(&prev_u[lo..hi], cross, same);
+        let (mut best_v, mut best_u) = (larger(out_band, from_u_v), larger(out_band, from_u_u));
+        let pv = &prev_v[lo..hi];
+        let (open_v, open_u) = (
+            w.wmax_v[q] + m.max_same[q] > best_v,
+            w.wmax_v[q] + m.max_cross[q] > best_u,
+        );
+        match (open_v, open_u) {
+            (true, true) => {
+                let (a, b) = band_max2(pv, same, cross);
+                (best_v, best_u) = (larger(best_v, a), larger(best_u, b));
             }
-            let j = block * n + q;
-            cur[j] = obs[j] + best;
+            (true, false) => best_v = larger(best_v, band_max(pv, same)),
+            (false, true) => best_u = larger(best_u, band_max(pv, cross)),
+            (false, false) => {}
         }
+        cur[q] = obs[q] + best_v;
+        cur[n + q] = obs[n + q] + best_u;
     }
 }
 
@@ -595,7 +615,6 @@ fn forward(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut [f64
     }
     let mut w = StepScratch {
         wmax_v: vec![0.0; n],
-        wmax_u: vec![0.0; n],
         dq: VecDeque::new(),
     };
     #[cfg(target_arch = "x86_64")]
