@@ -572,17 +572,18 @@ fn dense_argmax(m: &PyinModel, prev: &[f64], j: usize) -> usize {
     let q = j % n;
     let (lo, hi, off) = (m.lo[q], m.hi[q], m.offset[q]);
     let (mut best, mut arg) = (f64::NEG_INFINITY, 0);
-    for (k, &p) in prev.iter().enumerate() {
-        let bin = k % n;
-        let lt = if (lo..hi).contains(&bin) {
-            let table = if k / n == j / n { &m.lt_same } else { &m.lt_cross };
-            table[off + bin - lo]
-        } else {
-            LN_TINY
-        };
-        let s = p + lt;
-        if s > best {
-            (best, arg) = (s, k);
+    for (b, block) in prev.chunks_exact(n).enumerate() {
+        let table = if b == j / n { &m.lt_same } else { &m.lt_cross };
+        for (bin, &p) in block.iter().enumerate() {
+            let lt = if (lo..hi).contains(&bin) {
+                table[off + bin - lo]
+            } else {
+                LN_TINY
+            };
+            let s = p + lt;
+            if s > best {
+                (best, arg) = (s, b * n + bin);
+            }
         }
     }
     arg
