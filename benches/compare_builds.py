@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def speech() -> dict[int, np.ndarray]:
 
 def main(old_path: str, new_path: str, repeats: str | None = None, fn: str = "yin") -> None:
     builds = {"old": native("old", old_path), "new": native("new", new_path)}
-    kw = {"yin": KW, "pyin": PYIN_KW}[fn]
+    kw: dict[str, Any] = PYIN_KW if fn == "pyin" else KW
     n_1s = int(repeats) if repeats else {"yin": 3000, "pyin": 300}[fn]
 
     def call(m: ModuleType, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
