@@ -5,13 +5,12 @@
 //! librosa's transition matrix is `kron([[1-s, s], [s, 1-s]], T)` with `T` a row-normalised
 //! triangular band (`transition_local(..., window='triangle', wrap=False)`), and its Viterbi
 //! adds `tiny` before the log, so every entry outside the band is the same `ln(tiny)`. The
-//! decoder here exploits that: per target state it starts from the previous target's best
-//! source, scans the two bands (same and other voicing block), skipping a band whose upper
-//! bound (window maximum of the previous values plus the column's largest log-probability)
-//! cannot reach the best so far and, within a band, each chunk of [`CHUNK`] sources whose bound
-//! cannot, and compares with the one out-of-band candidate that can win, the previous frame's
-//! best state plus `ln(tiny)`. The result is the dense product's argmax, first index on ties,
-//! as librosa's. The model (transition tables, priors) is cached per parameter set.
+//! decoder here exploits that, and that only the pointers on the decoded path are ever read: the
+//! forward pass keeps each frame's values (maxima, which do not depend on the order of
+//! comparison), summing per target only the bands whose upper bound can win, and the backtrace
+//! takes the dense argmax (first index on ties, as numpy's) of the one state per frame on the
+//! path. The result is librosa's state sequence. The model (transition tables, priors) is cached
+//! per parameter set.
 
 use crate::error::{positive, Result};
 use crate::fail;
@@ -191,16 +190,8 @@ pub struct PyinModel {
     lt_cross: Vec<f64>,
     max_same: Vec<f64>,
     max_cross: Vec<f64>,
-    /// Per target bin `q`: the largest same/cross log-transition from each source chunk
-    /// `lo[q] / CHUNK ..= (hi[q] - 1) / CHUNK` (the band's part of it), at `coff[q]..`.
-    coff: Vec<usize>,
-    chunk_same: Vec<f64>,
-    chunk_cross: Vec<f64>,
     pub freqs: Vec<f64>,
 }
-
-/// Sources per chunk of the Viterbi's bound check.
-const CHUNK: usize = 8;
 
 /// `scipy.signal.windows.triang(m)` (symmetric).
 fn triang(m: usize) -> Vec<f64> {
@@ -324,17 +315,6 @@ impl PyinModel {
             max_same.push(ms);
             max_cross.push(mc);
         }
-        let (mut coff, mut chunk_same, mut chunk_cross) = (Vec::with_capacity(n), vec![], vec![]);
-        for q in 0..n {
-            let (lo, hi, off) = (lo_v[q], hi_v[q], offset[q]);
-            coff.push(chunk_same.len());
-            for c in lo / CHUNK..=(hi - 1) / CHUNK {
-                let band = off + (c * CHUNK).max(lo) - lo..off + ((c + 1) * CHUNK).min(hi) - lo;
-                let top = |v: &[f64]| v.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-                chunk_same.push(top(&lt_same[band.clone()]));
-                chunk_cross.push(top(&lt_cross[band]));
-            }
-        }
         let step = (12 * nbps) as f64;
         let freqs = (0..n).map(|k| yp.fmin * 2f64.powf(k as f64 / step)).collect();
         Ok(PyinModel {
@@ -355,9 +335,6 @@ impl PyinModel {
             lt_cross,
             max_same,
             max_cross,
-            coff,
-            chunk_same,
-            chunk_cross,
             freqs,
         })
     }
@@ -469,178 +446,205 @@ fn window_max(v: &[f64], lo: &[usize], hi: &[usize], out: &mut [f64], dq: &mut V
     }
 }
 
-/// The best source so far: the largest value, then the lowest (global) source index.
-struct Best {
-    value: f64,
-    arg: usize,
+/// The larger of two values (`maxpd`'s rule; the Viterbi's values are never NaN).
+#[inline(always)]
+fn larger(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
 }
 
-impl Best {
-    #[inline(always)]
-    fn offer(&mut self, value: f64, arg: usize) {
-        if value > self.value || (value == self.value && arg < self.arg) {
-            (self.value, self.arg) = (value, arg);
+/// `max(prev[i] + lt[i])`: the largest sum of the dense product over one band of sources. Each
+/// sum is the dense product's own (one rounding) and taking a maximum rounds nothing, so any
+/// order of comparison gives the same value bit for bit: eight running maxima, which the
+/// compiler keeps in vector registers.
+#[inline(always)]
+fn band_max(prev: &[f64], lt: &[f64]) -> f64 {
+    assert_eq!(prev.len(), lt.len());
+    let mut acc = [f64::NEG_INFINITY; 8];
+    let (p8, l8) = (prev.chunks_exact(8), lt.chunks_exact(8));
+    let mut m = p8
+        .remainder()
+        .iter()
+        .zip(l8.remainder())
+        .fold(f64::NEG_INFINITY, |m, (p, l)| larger(m, p + l));
+    for (p, l) in p8.zip(l8) {
+        for i in 0..8 {
+            acc[i] = larger(acc[i], p[i] + l[i]);
         }
     }
-
-    /// Whether a candidate bounded by `bound` whose lowest index is `first` can still win.
-    #[inline(always)]
-    fn open(&self, bound: f64, first: usize) -> bool {
-        bound > self.value || (bound == self.value && first < self.arg)
+    for a in acc {
+        m = larger(m, a);
     }
+    m
 }
 
-/// One voicing block's band of sources for a target: `prev` is the block's previous values
-/// (global indices from `base`), `lt` the band's log-transitions (sources `lo..hi`), `top` the
-/// largest log-transition of each chunk of the band and `cmax` the block's chunk maxima of `prev`.
-struct Band<'a> {
-    prev: &'a [f64],
-    base: usize,
-    lo: usize,
-    hi: usize,
-    lt: &'a [f64],
-    top: &'a [f64],
-    cmax: &'a [f64],
-}
-
-impl Band<'_> {
-    /// Offers the band's sources of chunk `c`.
-    #[inline(always)]
-    fn scan_chunk(&self, c: usize, best: &mut Best) {
-        let (a, b) = ((c * CHUNK).max(self.lo), ((c + 1) * CHUNK).min(self.hi));
-        let (prev, lt) = (&self.prev[a..b], &self.lt[a - self.lo..b - self.lo]);
-        for i in 0..prev.len() {
-            best.offer(prev[i] + lt[i], self.base + a + i);
+/// [`band_max`] of one band of sources under two rows of log-transitions (into the voiced and
+/// the unvoiced target of a bin): each previous value is loaded once for both.
+#[inline(always)]
+fn band_max2(prev: &[f64], lt_a: &[f64], lt_b: &[f64]) -> (f64, f64) {
+    assert!(prev.len() == lt_a.len() && prev.len() == lt_b.len());
+    let (mut acc_a, mut acc_b) = ([f64::NEG_INFINITY; 8], [f64::NEG_INFINITY; 8]);
+    let (p8, a8, b8) = (prev.chunks_exact(8), lt_a.chunks_exact(8), lt_b.chunks_exact(8));
+    let (mut ma, mut mb) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for ((p, a), b) in p8.remainder().iter().zip(a8.remainder()).zip(b8.remainder()) {
+        ma = larger(ma, p + a);
+        mb = larger(mb, p + b);
+    }
+    for ((p, a), b) in p8.zip(a8).zip(b8) {
+        for i in 0..8 {
+            acc_a[i] = larger(acc_a[i], p[i] + a[i]);
+            acc_b[i] = larger(acc_b[i], p[i] + b[i]);
         }
     }
+    for i in 0..8 {
+        ma = larger(ma, acc_a[i]);
+        mb = larger(mb, acc_b[i]);
+    }
+    (ma, mb)
+}
 
-    /// Offers every source of the band that can beat `best`: chunk by chunk, skipping a chunk
-    /// whose bound (its largest previous value plus its largest log-transition; rounding is
-    /// monotone, so no source's sum exceeds it) cannot win.
-    #[inline(always)]
-    fn scan(&self, best: &mut Best) {
-        let c0 = self.lo / CHUNK;
-        let cmax = &self.cmax[c0..c0 + self.top.len()];
-        for (i, (&top, &cm)) in self.top.iter().zip(cmax).enumerate() {
-            let bound = cm + top;
-            // Most chunks fail the first test; the index only matters on equality.
-            if bound >= best.value && best.open(bound, self.base + ((c0 + i) * CHUNK).max(self.lo)) {
-                self.scan_chunk(c0 + i, best);
+/// Working memory of [`forward_step`].
+struct StepScratch {
+    wmax_v: Vec<f64>,
+    dq: VecDeque<usize>,
+}
+
+/// One frame of the forward pass: `cur[j] = obs[j] + max_k(prev[k] + log_trans[k, j])`,
+/// librosa's `value[t]` bit for bit (see [`viterbi`] for why no argmax is needed here).
+///
+/// Per target the maximum is the larger of the two in-band maxima (voiced and unvoiced sources)
+/// and the out-of-band one. Every out-of-band entry is `ln(tiny)`, so the out-of-band maximum is
+/// the frame's largest value plus `ln(tiny)` when that state is out of band; when it is in band,
+/// its own in-band sum (`ln(tiny)` at least) is no smaller, so `max(prev) + ln(tiny)` can stand
+/// for the out-of-band candidate in every column. Per pitch bin, the unvoiced sources' band is
+/// summed for the voiced and the unvoiced target together; the voiced sources' band only for a
+/// target where its upper bound (the window maximum of the voiced values plus the band's largest
+/// log-transition; rounding is monotone, so no sum exceeds it) is above the best so far, since a
+/// band that cannot exceed the best cannot change the maximum. In pYIN most voiced previous
+/// values are `ln(tiny)` below the rest (only the candidates' bins are not), so most voiced
+/// bands are skipped.
+#[inline(always)]
+fn forward_step(m: &PyinModel, prev: &[f64], obs: &[f64], cur: &mut [f64], w: &mut StepScratch) {
+    let n = m.n_pitch_bins;
+    let out_band = prev.iter().fold(f64::NEG_INFINITY, |a, &b| larger(a, b)) + LN_TINY;
+    let (prev_v, prev_u) = prev.split_at(n);
+    window_max(prev_v, &m.lo, &m.hi, &mut w.wmax_v, &mut w.dq);
+    for q in 0..n {
+        let (lo, hi, off) = (m.lo[q], m.hi[q], m.offset[q]);
+        let (same, cross) = (&m.lt_same[off..off + hi - lo], &m.lt_cross[off..off + hi - lo]);
+        // From unvoiced sources: cross into the voiced target, same into the unvoiced one.
+        let (from_u_v, from_u_u) = band_max2(&prev_u[lo..hi], cross, same);
+        let (mut best_v, mut best_u) = (larger(out_band, from_u_v), larger(out_band, from_u_u));
+        let pv = &prev_v[lo..hi];
+        let (open_v, open_u) = (
+            w.wmax_v[q] + m.max_same[q] > best_v,
+            w.wmax_v[q] + m.max_cross[q] > best_u,
+        );
+        match (open_v, open_u) {
+            (true, true) => {
+                let (a, b) = band_max2(pv, same, cross);
+                (best_v, best_u) = (larger(best_v, a), larger(best_u, b));
+            }
+            (true, false) => best_v = larger(best_v, band_max(pv, same)),
+            (false, true) => best_u = larger(best_u, band_max(pv, cross)),
+            (false, false) => {}
+        }
+        cur[q] = obs[q] + best_v;
+        cur[n + q] = obs[n + q] + best_u;
+    }
+}
+
+/// [`forward_step`] compiled for AVX2 (additions and maxima only, so the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn forward_step_avx2(m: &PyinModel, prev: &[f64], obs: &[f64], cur: &mut [f64], w: &mut StepScratch) {
+    forward_step(m, prev, obs, cur, w)
+}
+
+/// The dense product's argmax for target `j` over the previous frame's values `prev`: the first
+/// source on ties, as `np.argmax` in librosa's `_viterbi`. Dense (every source, out-of-band ones
+/// at `ln(tiny)`), for the one state per frame that the backtrace visits.
+fn dense_argmax(m: &PyinModel, prev: &[f64], j: usize) -> usize {
+    let n = m.n_pitch_bins;
+    let q = j % n;
+    let (lo, hi, off) = (m.lo[q], m.hi[q], m.offset[q]);
+    let (mut best, mut arg) = (f64::NEG_INFINITY, 0);
+    for (b, block) in prev.chunks_exact(n).enumerate() {
+        let table = if b == j / n { &m.lt_same } else { &m.lt_cross };
+        for (bin, &p) in block.iter().enumerate() {
+            let lt = if (lo..hi).contains(&bin) {
+                table[off + bin - lo]
+            } else {
+                LN_TINY
+            };
+            let s = p + lt;
+            if s > best {
+                (best, arg) = (s, b * n + bin);
             }
         }
     }
-}
-
-/// `out[c] = max(v[c CHUNK..(c + 1) CHUNK])`.
-fn chunk_max(v: &[f64], out: &mut [f64]) {
-    for (o, c) in out.iter_mut().zip(v.chunks(CHUNK)) {
-        *o = c.iter().fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-    }
+    arg
 }
 
 /// Viterbi over the pYIN HMM: `logp(t, out)` fills frame `t`'s `2 n` log observation
-/// probabilities. Returns the state sequence.
+/// probabilities. Returns the state sequence, librosa's `_viterbi` state for state.
 ///
-/// Per target, the previous target's best source seeds the search (the best source moves
-/// little from bin to bin); then each band is scanned only if its bound (window maximum of
-/// the previous values plus the band's largest log-transition) can win, and within a band
-/// only the chunks whose bound can. Every sum compared is the dense product's own
-/// `prev[k] + log_trans[k, j]`, so the result is its argmax, first index on ties.
-pub fn viterbi(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut [f64])) -> Vec<u16> {
+/// librosa keeps, per frame and state, the value `value[t, j]` (the best path's log-probability)
+/// and the pointer `ptr[t, j]` (its argmax, first source on ties), then follows the pointers
+/// back from the last frame's argmax. Only the pointers on that path are ever read, and each is
+/// a function of `value[t - 1]` and `j` alone, so this keeps every frame's values (the maxima,
+/// whose order of comparison does not matter: see [`forward_step`]) and takes the argmax of the
+/// one state per frame on the way back ([`dense_argmax`]): the same states, with no argmax (nor
+/// tie rule) in the forward pass.
+pub fn viterbi(m: &PyinModel, n_frames: usize, logp: impl FnMut(usize, &mut [f64])) -> Vec<u16> {
+    backtrace(m, &forward(m, n_frames, logp))
+}
+
+/// The forward pass: every frame's values (`n_frames` rows of `2 n`), librosa's `value`.
+fn forward(m: &PyinModel, n_frames: usize, mut logp: impl FnMut(usize, &mut [f64])) -> Vec<f64> {
     let n = m.n_pitch_bins;
     let ns = 2 * n;
     let mut obs = vec![0.0; ns];
-    let mut prev = vec![0.0; ns];
-    let mut cur = vec![0.0; ns];
-    let mut ptr = vec![0u16; n_frames * ns];
+    let mut values = vec![0.0; n_frames * ns];
     let init = (1.0 / ns as f64 + f64::MIN_POSITIVE).ln();
     logp(0, &mut obs);
-    for (p, &o) in prev.iter_mut().zip(&obs) {
-        *p = o + init;
+    for (v, &o) in values.iter_mut().zip(&obs) {
+        *v = o + init;
     }
-    let (mut wmax_v, mut wmax_u) = (vec![0.0; n], vec![0.0; n]);
-    let nc = n.div_ceil(CHUNK);
-    let (mut cmax_v, mut cmax_u) = (vec![0.0; nc], vec![0.0; nc]);
-    let mut dq = VecDeque::new();
+    let mut w = StepScratch {
+        wmax_v: vec![0.0; n],
+        dq: VecDeque::new(),
+    };
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::is_x86_feature_detected!("avx2");
     for t in 1..n_frames {
         logp(t, &mut obs);
-        // The previous frame's best state: the one out-of-band source that can win.
-        let g = (0..ns).fold(0, |g, k| if prev[k] > prev[g] { k } else { g });
-        let out_band = prev[g] + LN_TINY;
-        let (prev_v, prev_u) = prev.split_at(n);
-        window_max(prev_v, &m.lo, &m.hi, &mut wmax_v, &mut dq);
-        window_max(prev_u, &m.lo, &m.hi, &mut wmax_u, &mut dq);
-        chunk_max(prev_v, &mut cmax_v);
-        chunk_max(prev_u, &mut cmax_u);
-        let ptr_t = &mut ptr[t * ns..(t + 1) * ns];
-        for block in 0..2 {
-            let mut seed = usize::MAX;
-            for q in 0..n {
-                let (lo, hi, off, co) = (m.lo[q], m.hi[q], m.offset[q], m.coff[q]);
-                let (len, nch) = (hi - lo, (hi - 1) / CHUNK - lo / CHUNK + 1);
-                let (same, cross) = (&m.lt_same[off..off + len], &m.lt_cross[off..off + len]);
-                let (top_s, top_c) = (&m.chunk_same[co..co + nch], &m.chunk_cross[co..co + nch]);
-                // Voiced sources first (lower indices), then unvoiced.
-                let (lt_v, lt_u, top_v, top_u, max_v, max_u) = if block == 0 {
-                    (same, cross, top_s, top_c, m.max_same[q], m.max_cross[q])
-                } else {
-                    (cross, same, top_c, top_s, m.max_cross[q], m.max_same[q])
-                };
-                let voiced = Band {
-                    prev: prev_v,
-                    base: 0,
-                    lo,
-                    hi,
-                    lt: lt_v,
-                    top: top_v,
-                    cmax: &cmax_v,
-                };
-                let unvoiced = Band {
-                    prev: prev_u,
-                    base: n,
-                    lo,
-                    hi,
-                    lt: lt_u,
-                    top: top_u,
-                    cmax: &cmax_u,
-                };
-                let mut best = Best {
-                    value: f64::NEG_INFINITY,
-                    arg: usize::MAX,
-                };
-                if seed < n && (lo..hi).contains(&seed) {
-                    voiced.scan_chunk(seed / CHUNK, &mut best);
-                } else if seed >= n && seed != usize::MAX && (lo..hi).contains(&(seed - n)) {
-                    unvoiced.scan_chunk((seed - n) / CHUNK, &mut best);
-                }
-                // The band with the higher bound first.
-                let (bound_v, bound_u) = (wmax_v[q] + max_v, wmax_u[q] + max_u);
-                let order = if bound_u > bound_v {
-                    [(&unvoiced, bound_u), (&voiced, bound_v)]
-                } else {
-                    [(&voiced, bound_v), (&unvoiced, bound_u)]
-                };
-                for (band, bound) in order {
-                    if best.open(bound, band.base + lo) {
-                        band.scan(&mut best);
-                    }
-                }
-                if !(lo..hi).contains(&(g % n)) {
-                    best.offer(out_band, g);
-                }
-                let j = block * n + q;
-                cur[j] = obs[j] + best.value;
-                ptr_t[j] = best.arg as u16;
-                seed = best.arg;
-            }
+        let (done, rest) = values.split_at_mut(t * ns);
+        let (prev, cur) = (&done[(t - 1) * ns..], &mut rest[..ns]);
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            unsafe { forward_step_avx2(m, prev, &obs, cur, &mut w) };
+            continue;
         }
-        std::mem::swap(&mut prev, &mut cur);
+        forward_step(m, prev, &obs, cur, &mut w);
     }
+    values
+}
+
+/// The states from the last frame's argmax back, each the [`dense_argmax`] of the next.
+fn backtrace(m: &PyinModel, values: &[f64]) -> Vec<u16> {
+    let ns = 2 * m.n_pitch_bins;
+    let n_frames = values.len() / ns;
+    let frame = |t: usize| &values[t * ns..(t + 1) * ns];
     let mut states = vec![0u16; n_frames];
-    let last = (0..ns).fold(0, |g, k| if prev[k] > prev[g] { k } else { g });
-    states[n_frames - 1] = last as u16;
-    for t in (0..n_frames - 1).rev() {
-        states[t] = ptr[(t + 1) * ns + states[t + 1] as usize];
+    let last = frame(n_frames - 1);
+    states[n_frames - 1] = (0..ns).fold(0, |g, k| if last[k] > last[g] { k } else { g }) as u16;
+    for t in (1..n_frames).rev() {
+        states[t - 1] = dense_argmax(m, frame(t - 1), states[t] as usize) as u16;
     }
     states
 }
@@ -685,6 +689,19 @@ fn cached_model(yp: &YinParams, pp: &PyinParams, n_lags: usize, min_period: usiz
     Ok(model)
 }
 
+/// A frame's log observation probabilities (`2 n`) from its candidates and voiced probability:
+/// `ln(p + tiny)` at the candidates' voiced bins, `ln(tiny)` at the other voiced bins and
+/// `ln((1 - vp) / n + tiny)` at every unvoiced bin.
+fn observe(cands: &[(usize, f64)], vp: f64, obs: &mut [f64]) {
+    let n = obs.len() / 2;
+    obs[..n].iter_mut().for_each(|o| *o = LN_TINY);
+    for &(bin, p) in cands {
+        obs[bin] = (p + f64::MIN_POSITIVE).ln();
+    }
+    let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
+    obs[n..].iter_mut().for_each(|o| *o = u);
+}
+
 /// `librosa.pyin`: f0, voiced flag and voiced probability of every frame.
 pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let mut kernel = Yin::new(yp)?;
@@ -692,7 +709,8 @@ pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
     let (padded, n_frames) = framed_signal(y, yp)?;
     let model = cached_model(yp, pp, kernel.n_lags(), kernel.min_period)?;
     let n = model.n_pitch_bins;
-    if n_frames.saturating_mul(2 * n) > 1 << 30 {
+    // The decoder keeps every frame's values (8 bytes per state): at most 2 GiB.
+    if n_frames.saturating_mul(2 * n) > 1 << 28 {
         fail!(
             "{n_frames} frames x {} states is too large for the Viterbi decoder",
             2 * n
@@ -706,12 +724,7 @@ pub fn pyin(y: &[f32], yp: &YinParams, pp: &PyinParams) -> Result<Pyin> {
         frames.analyse(&mut kernel, t);
         let vp = model.candidates(&kernel, &mut scratch, &mut cands);
         voiced_prob[t] = vp;
-        obs[..n].iter_mut().for_each(|o| *o = LN_TINY);
-        for &(bin, p) in &cands {
-            obs[bin] = (p + f64::MIN_POSITIVE).ln();
-        }
-        let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
-        obs[n..].iter_mut().for_each(|o| *o = u);
+        observe(&cands, vp, obs);
     });
     let voiced_flag: Vec<bool> = states.iter().map(|&s| (s as usize) < n).collect();
     let f0 = states
@@ -764,8 +777,9 @@ mod tests {
         assert_eq!(triang(5), vec![1.0 / 3.0, 2.0 / 3.0, 1.0, 2.0 / 3.0, 1.0 / 3.0]);
     }
 
-    /// The dense Viterbi (librosa's `_viterbi`) on the model's full transition matrix.
-    fn dense_viterbi(m: &PyinModel, obs: &[Vec<f64>]) -> Vec<u16> {
+    /// The dense Viterbi (librosa's `_viterbi`) on the model's full transition matrix: the
+    /// states and every frame's values.
+    fn dense_viterbi(m: &PyinModel, obs: &[Vec<f64>]) -> (Vec<u16>, Vec<f64>) {
         let n = m.n_pitch_bins;
         let ns = 2 * n;
         let mut lt = vec![LN_TINY; ns * ns];
@@ -782,6 +796,7 @@ mod tests {
         }
         let init = (1.0 / ns as f64 + f64::MIN_POSITIVE).ln();
         let mut v: Vec<f64> = obs[0].iter().map(|o| o + init).collect();
+        let mut values = v.clone();
         let mut ptr = vec![vec![0u16; ns]; obs.len()];
         for t in 1..obs.len() {
             let mut nv = vec![0.0; ns];
@@ -793,20 +808,32 @@ mod tests {
                     }
                 }
                 ptr[t][j] = best as u16;
-                nv[j] = obs[t][j] + v[best] + lt[best * ns + j];
+                // librosa: log_prob[t, j] + trans_out[j, ptr[t][j]].
+                nv[j] = obs[t][j] + (v[best] + lt[best * ns + j]);
             }
             v = nv;
+            values.extend_from_slice(&v);
         }
         let mut s = vec![0u16; obs.len()];
         s[obs.len() - 1] = (0..ns).fold(0, |g, k| if v[k] > v[g] { k } else { g }) as u16;
         for t in (0..obs.len() - 1).rev() {
             s[t] = ptr[t + 1][s[t + 1] as usize];
         }
-        s
+        (s, values)
+    }
+
+    /// The decoder's values (bit for bit) and states against the dense Viterbi's.
+    fn assert_dense(m: &PyinModel, obs: &[Vec<f64>], what: &str) {
+        let values = forward(m, obs.len(), |t, out| out.copy_from_slice(&obs[t]));
+        let (states, dense_values) = dense_viterbi(m, obs);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&values) == bits(&dense_values), "{what}: values differ");
+        assert_eq!(backtrace(m, &values), states, "{what}: states differ");
+        assert_eq!(viterbi(m, obs.len(), |t, out| out.copy_from_slice(&obs[t])), states);
     }
 
     #[test]
-    fn banded_viterbi_equals_dense() {
+    fn viterbi_equals_dense() {
         // Coarse bins (few chunks per band) and 10-cent bins (many chunks to skip).
         for resolution in [0.5, 0.1] {
             let yp = YinParams {
@@ -819,8 +846,9 @@ mod tests {
             };
             let m = PyinModel::new(&yp, &pp, 60, 20).unwrap();
             let n = m.n_pitch_bins;
-            // Sparse voiced candidates (some near the previous frame's), unvoiced stretches and
-            // exact ties (uniform frames).
+            // Sparse voiced candidates (some near the previous frame's), unvoiced stretches,
+            // exact ties (uniform frames) and fully voiced frames (every unvoiced observation
+            // `ln(tiny)`, so that out-of-band sources win in the next frame).
             let mut seed = 12345u64;
             let mut rnd = || {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -840,14 +868,68 @@ mod tests {
                             vp += p;
                         }
                     }
-                    let u = ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln();
+                    let u = if t % 13 == 6 {
+                        LN_TINY
+                    } else {
+                        ((1.0 - vp) / n as f64 + f64::MIN_POSITIVE).ln()
+                    };
                     o[n..].iter_mut().for_each(|x| *x = u);
                     o
                 })
                 .collect();
-            let got = viterbi(&m, obs.len(), |t, out| out.copy_from_slice(&obs[t]));
-            assert_eq!(got, dense_viterbi(&m, &obs), "resolution {resolution}");
+            assert_dense(&m, &obs, &format!("resolution {resolution}"));
         }
+    }
+
+    #[test]
+    fn viterbi_equals_dense_on_a_voice_like_signal() {
+        // pYIN's own observations of a gliding harmonic tone with vibrato, gaps of silence and
+        // of noise (voiced tracks, jumps, unvoiced stretches).
+        let sr = 8000.0;
+        let yp = YinParams::new(sr, 80.0, 500.0);
+        let pp = PyinParams::default();
+        let mut seed = 99u64;
+        let mut noise = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut phase = 0.0;
+        let y: Vec<f32> = (0..24000)
+            .map(|i| {
+                let t = i as f64 / sr;
+                let f0 = 120.0 * 2f64.powf(t / 2.0) * (1.0 + 0.02 * (2.0 * std::f64::consts::PI * 5.5 * t).sin());
+                phase += 2.0 * std::f64::consts::PI * f0 / sr;
+                let voiced: f64 = (1..6).map(|h| (h as f64 * phase).sin() / h as f64).sum();
+                (match (t * 2.5) as usize % 5 {
+                    3 => 0.0,
+                    4 => 0.3 * noise(),
+                    _ => 0.3 * voiced + 0.01 * noise(),
+                }) as f32
+            })
+            .collect();
+        let mut kernel = Yin::new(&yp).unwrap();
+        let (padded, n_frames) = framed_signal(&y, &yp).unwrap();
+        let m = PyinModel::new(&yp, &pp, kernel.n_lags(), kernel.min_period).unwrap();
+        let mut frames = FrameAnalyser::new(&kernel, &padded, yp.hop());
+        let (mut scratch, mut cands) = (FrameScratch::default(), Vec::new());
+        let obs: Vec<Vec<f64>> = (0..n_frames)
+            .map(|t| {
+                frames.analyse(&mut kernel, t);
+                let vp = m.candidates(&kernel, &mut scratch, &mut cands);
+                let mut o = vec![0.0; 2 * m.n_pitch_bins];
+                observe(&cands, vp, &mut o);
+                o
+            })
+            .collect();
+        assert_dense(&m, &obs, "voice-like signal");
+        let voiced = viterbi(&m, n_frames, |t, out| out.copy_from_slice(&obs[t]))
+            .iter()
+            .filter(|&&s| (s as usize) < m.n_pitch_bins)
+            .count();
+        assert!(
+            voiced > n_frames / 3 && voiced < n_frames,
+            "{voiced} of {n_frames} voiced"
+        );
     }
 
     #[test]
