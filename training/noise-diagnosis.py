@@ -91,7 +91,6 @@ def main() -> None:
     pop = ds.population_stats(train)
     y_tr = np.array([labels.index(c.label) for c in train.clips])
     w_tr = sample_weights(train.clips)
-    spk_tr = train.speakers
     true = [c.label for c in test_clips]
     allowed = sorted({c.label for c in test_clips})
 
@@ -143,7 +142,9 @@ def main() -> None:
                     )
             results[f"{kind}/{mname}"] = row
             log(f"{kind}/{mname} ({time.time() - t1:.0f} s): {json.dumps(row)}")
-    text = json.dumps({"recipe": args.recipe, "clean_only": args.clean_only, "rows": args.rows, "results": results}, indent=1)
+    text = json.dumps(
+        {"recipe": args.recipe, "clean_only": args.clean_only, "rows": args.rows, "results": results}, indent=1
+    )
     if args.out:
         Path(args.out).write_text(text + "\n")
     else:
