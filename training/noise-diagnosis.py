@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,7 @@ def main() -> None:
         train = ds.concat(train, extra.subset(np.isin(extra.source, np.flatnonzero(~test))))
     log(f"{len(train)} training clips, {time.time() - t0:.0f} s")
 
+    # test frames cached per (clip, condition), under names that are the same in every run
     cache = Path("/tmp/noise-diagnosis") / ds.config_key(config)
     cache.mkdir(parents=True, exist_ok=True)
     degrade = Degrader(config.sr)
@@ -78,7 +80,7 @@ def main() -> None:
     for cond in CONDITIONS:
         xs = []
         for c in test_clips:
-            path = cache / f"{abs(hash((c.path, cond))) % 10**12}.npy"
+            path = cache / f"{zlib.crc32(c.path.encode()):08x}-{zlib.crc32(cond.encode()):08x}.npy"
             if path.exists():
                 xs.append(np.load(path))
                 continue
@@ -99,7 +101,7 @@ def main() -> None:
     if args.rows:
         keep[:] = False
         for name in args.rows.split(","):
-            a, b = (config.features.n_features, d) if name == "deltas" else config._rows[name]
+            a, b = (config.features.n_features, d) if name == "deltas" else config.features.rows[name]
             keep[a:b] = True
     cols = np.tile(keep, 5)  # mean, std, p10, p50, p90 of every row
 
