@@ -14,15 +14,16 @@ fall in the utterance (a decision is *speech-probable* at or above ``speech_thre
 2. the whole utterance is speech-like, not a sound that is speech-like now and then (a dog that
    barks, a horn): at least ``speech_fraction`` of the decisions since the first
    speech-probable one (at most the last ``speech_span``) are speech-probable. It is judged once
-   ``speech_span`` decisions have passed since the first speech-probable one, or at the end of
-   a shorter utterance (up to its last speech-probable decision, so a short word passes).
+   ``speech_span`` decisions have passed since the first speech-probable one, and at the end of
+   an utterance not yet confirmed over the last ``speech_span`` decisions (fewer in a short one)
+   up to its last speech-probable one (trailing misses do not count, so a short word passes).
 
 An utterance that is never confirmed (an engine, a tone, a dog) gives no boundaries at all.
 
-The model ships in ``models/speech`` (``speech.tflite`` + ``speech.json``); it was trained by
-``python -m ser_edge.training.speech_gate`` on corpus speech (clean and with UrbanSound8K fold 1
-mixed in) against fold 1 and :mod:`ser_edge.listen.sounds`; fold 2 is held out for
-``python -m ser_edge.listen.gatebench``.
+The model ships in ``models/speech`` (``speech.tflite`` + ``speech.json``): three networks trained
+apart by ``python -m ser_edge.training.speech_gate --members 3``, their probabilities averaged in
+one graph, on corpus speech (clean and with UrbanSound8K fold 1 mixed in) against fold 1 and
+:mod:`ser_edge.listen.sounds`; fold 2 is held out for ``python -m ser_edge.listen.gatebench``.
 """
 
 from __future__ import annotations
@@ -257,12 +258,14 @@ class SpeechGate:
             return False
         if float(c.speech_fraction) <= 0:
             return True
-        first = p.hits.index(True)
-        tail = p.hits[max(first, len(p.hits) - int(c.speech_span)) :]
-        if ended:
-            tail = tail[: len(tail) - tail[::-1].index(True)] if True in tail else tail
-        elif len(tail) < int(c.speech_span):
-            return False
+        first, span = p.hits.index(True), int(c.speech_span)
+        if ended:  # the last `span` decisions up to the last speech-probable one (fewer for a short one)
+            last = len(p.hits) - p.hits[::-1].index(True)
+            tail = p.hits[max(first, last - span) : last]
+        else:
+            tail = p.hits[max(first, len(p.hits) - span) :]
+            if len(tail) < span:
+                return False
         return sum(tail) >= float(c.speech_fraction) * len(tail)
 
     def _resolve(self, final: bool) -> list[Boundary]:
