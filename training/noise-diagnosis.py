@@ -13,7 +13,7 @@ conditions (``conditions.Degrader``, seeded as there). Two inputs, each trained 
   adaptation. In ``speaker`` mode the statistics come from the speaker's clips *in the tested
   condition*, as a device would gather them.
 
-    PYTHONPATH=python python training/noise-diagnosis.py --recipe training/default.toml --out X.json
+    PYTHONPATH=python python training/noise-diagnosis.py --recipe training/room-default.toml --out X.json
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def speaker_z(v: np.ndarray, speakers: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--recipe", default="training/default.toml")
+    ap.add_argument("--recipe", default="training/room-default.toml")
     ap.add_argument("--clean-only", action="store_true", help="leave the [room] copies out of training")
     ap.add_argument("--models", default="mlp,svm")
     ap.add_argument("--rows", default="", help="feature names whose pooled rows to keep ('deltas': the MFCC deltas)")

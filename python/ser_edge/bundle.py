@@ -172,15 +172,32 @@ class Bundle:
         }
 
 
-def default_bundle_path() -> Path:
-    """The model shipped in the package."""
-    return Path(__file__).resolve().parent / "models" / "default"
+#: The models shipped in the package, by name: ``default`` (trained on clean speech) and ``room``
+#: (trained also on copies with household noise, babble and reverberation: a device across a room).
+PACKAGED = ("default", "room")
+
+
+def default_bundle_path(name: str = "default") -> Path:
+    """A model shipped in the package (:data:`PACKAGED`)."""
+    if name not in PACKAGED:
+        raise BundleError(f"{name!r} is not a packaged model ({', '.join(PACKAGED)})")
+    return Path(__file__).resolve().parent / "models" / name
+
+
+def bundle_path(path: PathLike | None = None) -> Path:
+    """Where a model setting points: ``path`` itself, or, when no such file or folder exists and
+    it is a packaged model's name (``room``), that model; ``None``: the default model."""
+    if path is None:
+        return default_bundle_path()
+    p = Path(os.fspath(path))
+    return default_bundle_path(str(p)) if not p.exists() and str(p) in PACKAGED else p
 
 
 def load_bundle(path: PathLike | None = None) -> Bundle:
-    """Reads and validates a bundle: its directory, its ``bundle.json`` or its ``model.tflite``
-    (default: the bundled default model). Raises :class:`BundleError`."""
-    directory = _directory(default_bundle_path() if path is None else Path(os.fspath(path)))
+    """Reads and validates a bundle: its directory, its ``bundle.json`` or its ``model.tflite``,
+    or a packaged model's name (:func:`bundle_path`; default: the bundled default model). Raises
+    :class:`BundleError`."""
+    directory = _directory(bundle_path(path))
     meta_path, model_path = directory / META_FILE, directory / MODEL_FILE
     if not meta_path.is_file():
         raise BundleError(f"{directory}: not a model bundle (no {META_FILE})")

@@ -50,6 +50,21 @@ def test_the_default_bundle_is_valid_and_small() -> None:
     assert b.metrics and b.training  # how it was trained and what it scored travel with it
 
 
+def test_the_room_model_is_packaged_and_found_by_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    room, default = load_bundle("room"), load_bundle()
+    assert room.path == default_bundle_path("room") != default.path
+    assert room.quantization == "int8" and (room.path / MODEL_FILE).stat().st_size <= 256 * 1024
+    assert room.labels == default.labels and room.input == default.input  # same features, other training
+    assert room.model_id != default.model_id
+    monkeypatch.chdir(tmp_path)  # a folder of that name is a path first
+    shutil.copytree(default_bundle_path(), tmp_path / "room")
+    assert load_bundle("room").path == Path("room") and load_bundle("room").model_id == default.model_id
+    with pytest.raises(BundleError, match="no such model bundle"):
+        load_bundle("kitchen")
+    with pytest.raises(BundleError, match="not a packaged model"):
+        default_bundle_path("kitchen")
+
+
 @pytest.mark.parametrize("name", [None, META_FILE, MODEL_FILE])
 def test_a_bundle_is_found_by_its_directory_or_either_file(bundle_copy: Path, name: str | None) -> None:
     b = load_bundle(bundle_copy if name is None else bundle_copy / name)

@@ -409,12 +409,14 @@ def test_recipe_errors(tmp_path: Path) -> None:
 
 
 # -- the bundled default model -----------------------------------------------------------------------
-def test_default_bundle() -> None:
-    b = load_bundle()
+@pytest.mark.parametrize(("model", "recipe_file"), [(None, "default.toml"), ("room", "room-default.toml")])
+def test_packaged_bundles(model: str | None, recipe_file: str) -> None:
+    b = load_bundle(model)
     assert b.quantization == "int8" and b.labels == CANONICAL and b.model_path.stat().st_size <= 256 * 1024
     from ser_edge.training.recipe import input_config, load_recipe
 
-    recipe = load_recipe(Path(__file__).resolve().parents[2] / "training" / "default.toml")
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "training" / recipe_file)
+    assert b.name == recipe.name
     assert b.input == input_config(recipe) and b.training["model"] == "mlp"  # the recipe's input, prosody rows too
     assert {"f0_semitones", "jitter", "shimmer", "hnr", "loudness"} <= set(b.input.features.features)
     from ser_edge.audio import load

@@ -76,7 +76,7 @@ def add_parsers(sub: Any) -> None:
     """Adds ``predict``, ``listen`` and ``devices`` to the ``ser-edge`` sub-parsers."""
     p = sub.add_parser("predict", help="emotion of speech files (one result per file)")
     p.add_argument("files", nargs="+", metavar="FILE", help="WAV/FLAC/OGG, any rate, bit depth, channels")
-    p.add_argument("--model", help="model bundle directory (default: the bundled model)")
+    p.add_argument("--model", help="model bundle directory, or a packaged model: default, room (default: default)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.add_argument("--segments", action="store_true", help="also one result per utterance in each file")
     p.set_defaults(run=_predict)
@@ -89,7 +89,7 @@ def add_parsers(sub: Any) -> None:
         "< these options. Audio is written only with --record-dir.",
     )
     li.add_argument("--config", help="TOML configuration file")
-    li.add_argument("--model", help="model bundle directory (default: the bundled model)")
+    li.add_argument("--model", help="model bundle directory, or a packaged model: default, room (default: default)")
     li.add_argument("--source", help="'mic' (default), a WAV/FLAC file, or '-' for raw PCM on stdin")
     li.add_argument("--device", help="microphone: device index or part of its name (see `ser-edge devices`)")
     li.add_argument("--realtime", action="store_true", help="pace a file source like a microphone")

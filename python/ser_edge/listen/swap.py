@@ -41,10 +41,11 @@ PROBE_MEMORY = 1 << 30  # bytes of address space for the check (far more than a 
 
 
 def bundle_dir(model: str | None) -> Path:
-    """The bundle directory a ``model`` setting names (default: the bundled model)."""
-    from ser_edge.bundle import default_bundle_path
+    """The bundle directory a ``model`` setting names (a path or a packaged model's name; default:
+    the bundled model)."""
+    from ser_edge.bundle import bundle_path
 
-    p = Path(model) if model else default_bundle_path()
+    p = bundle_path(model or None)
     return p if p.is_dir() or p.suffix not in (".json", ".tflite") else p.parent
 
 

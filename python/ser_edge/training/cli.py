@@ -103,7 +103,7 @@ def add_parsers(sub: Any) -> None:
     )
     e.add_argument("--corpus", required=True, help="emodb, ravdess, tess, turev, cremad, savee, folder or csv")
     e.add_argument("--data", required=True, help="the corpus directory (csv: the CSV file)")
-    e.add_argument("--model", help="bundle directory, bundle.json or model.tflite (default: the bundled model)")
+    e.add_argument("--model", help="bundle directory, bundle.json, model.tflite, or a packaged model: default, room")
     e.add_argument("--speakers", help="only these speakers (comma-separated ids)")
     e.add_argument(
         "--normalization",
