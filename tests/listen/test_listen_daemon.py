@@ -51,6 +51,14 @@ def test_file_source_gives_one_event_per_utterance(speech: dict, bundle_dir: Pat
     assert {"listening", "stopped"} <= {x["msg"] for x in logs}
 
 
+def test_a_packaged_model_is_chosen_by_its_name(speech: dict) -> None:
+    room = load_bundle("room")
+    r = run_listen("--source", str(speech["conversation"]), "--model", "room")
+    assert r.returncode == 0, r.stderr
+    check_utterances(events_of(r.stdout), speech["truth"], room.labels, room.model_id)
+    assert room.model_id != load_bundle().model_id
+
+
 def test_window_events_and_their_smoothing(speech: dict, bundle_dir: Path) -> None:
     r = run_listen(
         "--source",

@@ -103,6 +103,11 @@ def test_segments_follow_the_utterances(spoken: Path, bundle_dir: Path, tmp_path
     assert all(s["label"] in r["scores"] and s["end"] > s["start"] for s in segs)
 
 
+def test_a_packaged_model_is_chosen_by_its_name(spoken: Path) -> None:
+    (r,) = predict_files([str(spoken)], model="room")
+    assert r["model_id"] == load_bundle("room").model_id != load_bundle().model_id
+
+
 def test_cli_text_output_exit_codes_and_bad_model(spoken: Path, bundle_dir: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "ser_edge", "predict"]
     r = subprocess.run([*cmd, str(spoken), "--model", str(bundle_dir)], capture_output=True, text=True, timeout=60)
