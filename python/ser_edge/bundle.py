@@ -177,11 +177,16 @@ class Bundle:
 PACKAGED = ("default", "room")
 
 
-def default_bundle_path(name: str = "default") -> Path:
+def packaged_bundle_path(name: str) -> Path:
     """A model shipped in the package (:data:`PACKAGED`)."""
     if name not in PACKAGED:
         raise BundleError(f"{name!r} is not a packaged model ({', '.join(PACKAGED)})")
     return Path(__file__).resolve().parent / "models" / name
+
+
+def default_bundle_path() -> Path:
+    """The default model shipped in the package."""
+    return packaged_bundle_path("default")
 
 
 def bundle_path(path: PathLike | None = None) -> Path:
@@ -190,7 +195,7 @@ def bundle_path(path: PathLike | None = None) -> Path:
     if path is None:
         return default_bundle_path()
     p = Path(os.fspath(path))
-    return default_bundle_path(str(p)) if not p.exists() and str(p) in PACKAGED else p
+    return packaged_bundle_path(str(p)) if not p.exists() and str(p) in PACKAGED else p
 
 
 def load_bundle(path: PathLike | None = None) -> Bundle:

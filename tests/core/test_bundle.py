@@ -21,6 +21,7 @@ from ser_edge.bundle import (
     Normalization,
     default_bundle_path,
     load_bundle,
+    packaged_bundle_path,
     save_bundle,
 )
 
@@ -52,7 +53,7 @@ def test_the_default_bundle_is_valid_and_small() -> None:
 
 def test_the_room_model_is_packaged_and_found_by_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     room, default = load_bundle("room"), load_bundle()
-    assert room.path == default_bundle_path("room") != default.path
+    assert room.path == packaged_bundle_path("room") != default.path
     assert room.quantization == "int8" and (room.path / MODEL_FILE).stat().st_size <= 256 * 1024
     assert room.labels == default.labels and room.input == default.input  # same features, other training
     assert room.model_id != default.model_id
@@ -62,7 +63,7 @@ def test_the_room_model_is_packaged_and_found_by_its_name(tmp_path: Path, monkey
     with pytest.raises(BundleError, match="no such model bundle"):
         load_bundle("kitchen")
     with pytest.raises(BundleError, match="not a packaged model"):
-        default_bundle_path("kitchen")
+        packaged_bundle_path("kitchen")
 
 
 @pytest.mark.parametrize("name", [None, META_FILE, MODEL_FILE])
