@@ -12,8 +12,9 @@
 - **Short words detected**: 150 single TurEV-DB words (0.6-1.7 s clips), clean and in the
   fold's noise, the same way (training speakers: a check that short speech still passes).
 - **In a room** (``--rir FOLDER``, e.g. the house responses, never used in training): the held-out
-  speech through a random impulse response of the folder (from its direct path on, tail
-  included), clean and in the fold's noise.
+  speech through a random impulse response of the folder, as the room benchmark's ``reverb:``
+  condition does it (``training.augment.reverberate``: aligned on the direct path), clean and in
+  the fold's noise.
 
 Both are measured for the energy gate alone (``speech = false``) and with the speech model,
 through the same gate classes ``listen`` and ``predict`` use; ``--silero`` adds Silero VAD
@@ -170,13 +171,6 @@ def held_out_speech(data: Path) -> list[Path]:
     return emodb + ravdess
 
 
-def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    """``y`` through ``rir`` from its direct path on (the strongest tap), tail included."""
-    h = np.asarray(rir[int(np.argmax(np.abs(rir))) :], np.float64)
-    n = len(y) + len(h) - 1
-    return np.fft.irfft(np.fft.rfft(y, n) * np.fft.rfft(h, n), n).astype(np.float32)
-
-
 def detection(
     data: Path,
     fold: int,
@@ -189,6 +183,8 @@ def detection(
 ) -> dict[str, Any]:
     """Share of ``speech`` ("held_out", "tuning" or "words") clips detected by each gate; with
     ``rirs``, each clip first goes through one of these room impulse responses (at random)."""
+    from ser_edge.training.augment import reverberate  # the room benchmark's rooms (numpy only)
+
     rng = np.random.default_rng(seed + 1)
     room = np.random.default_rng(seed + 2)  # its own draws: the other draws stay the same
     noises = sorted((data / "noise" / "urbansound8k" / f"fold{fold}").glob("*.ogg"))
