@@ -12,7 +12,7 @@ from training_data import EMODB, NOISE, RIR
 from ser_edge.audio import load
 from ser_edge.bundle import load_bundle
 from ser_edge.runtime import Recognizer
-from ser_edge.training.augment import active_rms, mix_at_snr, reverberate
+from ser_edge.training.augment import active_rms, decay_time, mix_at_snr, retime_rir, reverberate
 from ser_edge.training.conditions import Degrader, RoomAugmentation, Step, parse_condition
 from ser_edge.training.corpora import load_corpus
 from ser_edge.training.evaluate import score_clips
@@ -38,7 +38,8 @@ def test_parse_condition() -> None:
     assert parse_condition(f"noise:{FOLD2}@-5") == (Step("noise", folder=FOLD2, snr=-5.0),)
     assert parse_condition("babble:4@10.5") == (Step("babble", n=4, snr=10.5),)
     assert parse_condition(f"reverb:{HOUSE}+white@0") == (Step("reverb", folder=HOUSE), Step("white", snr=0.0))
-    for bad in ("noise:@10", "babble:0@10", "reverb:x@3", "fan", "white@loud", ""):
+    assert parse_condition(f"reverb:{HOUSE}~0.35") == (Step("reverb", folder=HOUSE, t60=0.35),)
+    for bad in ("noise:@10", "babble:0@10", "reverb:x@3", "reverb:x~", "reverb:x~fast", "fan", "white@loud", ""):
         with pytest.raises(ValueError, match="is not clean, noise"):
             parse_condition(bad)
 
@@ -85,6 +86,36 @@ def test_reverb_with_a_measured_room(clips: list) -> None:
     assert np.abs(out[:100]).max() < 1e-12 and np.corrcoef(out[100 : 100 + len(tail)], tail)[0, 1] > 0.9999
 
 
+def test_retimed_rooms_decay_as_asked(clips: list) -> None:
+    """A measured warehouse (T60 about 2.5 s) shortened to a living room's decay; never lengthened."""
+    rir = load(sorted((RIR / "warehouse").glob("*.flac"))[0], sr=SR)[0]
+    measured = decay_time(rir, SR)
+    assert 1.5 < measured < 4.0
+    for t60 in (0.3, 0.6, 1.0):
+        short = retime_rir(rir, SR, t60)
+        k = int(np.argmax(np.abs(rir)))
+        assert short.shape == rir.shape and np.array_equal(short[: k + 1], rir[: k + 1])  # the direct path kept
+        assert decay_time(short, SR) == pytest.approx(t60, rel=0.25)
+    assert np.array_equal(retime_rir(rir, SR, measured + 1.0), rir)
+    # The condition uses it: a shorter room leaves less in the pauses than the measured one.
+    d = Degrader(SR)
+    clean = load(clips[0].path, sr=SR)[0]
+    env = [
+        np.sqrt(np.mean(x[: len(x) // 320 * 320].astype(np.float64).reshape(-1, 320) ** 2, axis=1))
+        for x in (
+            clean,
+            d.clip(clips[0], f"reverb:{RIR / 'warehouse'}"),
+            d.clip(clips[0], f"reverb:{RIR / 'warehouse'}~0.3"),
+        )
+    ]
+    quiet = env[0] < env[0].max() * 1e-2
+    assert env[2][quiet].mean() < 0.5 * env[1][quiet].mean()
+    with pytest.raises(ValueError, match="t60"):
+        retime_rir(rir, SR, 0.0)
+    with pytest.raises(ValueError, match="impulse response"):
+        decay_time(np.zeros(5), SR)
+
+
 def test_babble_never_holds_the_speaker(clips: list) -> None:
     own = [c for c in clips if c.speaker == "03"]
     with pytest.raises(ValueError, match="babble needs a pool of other speakers"):
@@ -112,6 +143,12 @@ def test_room_augmentation(clips: list) -> None:
     outs = [aug(y, SR, np.random.default_rng(k)) for k in range(6)]
     assert all(o.shape == y.shape and np.isfinite(o).all() for o in outs)
     assert all(not np.array_equal(o, y) for o in outs)
+    rooms = RoomAugmentation.from_dict({"rir": str(RIR / "warehouse"), "t60": [0.2, 0.8], "babble": 0})
+    assert rooms.t60 == (0.2, 0.8) and rooms.key() != RoomAugmentation.from_dict({"rir": str(RIR / "warehouse")}).key()
+    wet = [rooms(y, SR, np.random.default_rng(k)) for k in range(2)]
+    assert all(o.shape == y.shape and np.isfinite(o).all() for o in wet)
+    with pytest.raises(ValueError, match="t60"):
+        RoomAugmentation.from_dict({"t60": [0.8, 0.2]})
     with pytest.raises(ValueError, match="unknown keys: fan"):
         RoomAugmentation.from_dict({"fan": 1})
     with pytest.raises(ValueError, match="low <= high"):

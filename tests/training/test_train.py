@@ -3,6 +3,7 @@ the train/evaluate/export commands. Models are small and trained for few epochs 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -724,3 +725,31 @@ def test_fit_with_cold_and_neutral_inputs(emodb: ds.FrameSet) -> None:
         ds.model_inputs(small, InputConfig(), pop), both.normalization.input_mean, both.normalization.input_std
     )
     np.testing.assert_allclose(both.train_inputs[len(small) : 2 * len(small)], x_cold, atol=1e-5)
+
+
+def test_distill_targets_come_from_a_clean_teacher(emodb: ds.FrameSet) -> None:
+    """``distill``: every copy's target is the clean model's output for its original, same normalisation."""
+    from ser_edge.training.augment import augmented_frames, parse
+
+    cfg = InputConfig()
+    small = emodb.subset([i for i, c in enumerate(emodb.clips) if c.speaker in ("03", "08")][::3])
+    extra = augmented_frames(small, cfg, parse("noise=10,copies=1"), seed=0)
+    train = ds.concat(small, extra)
+    tc = T.TrainConfig(epochs=2, cold_inputs=True, neutral_inputs=True, hparams={"members": 1, "units": (8,)})
+    x, owner, mode = T.training_inputs(train, cfg, tc, ds.population_stats(train))
+    assert len(x) == len(owner) == len(mode) and set(mode) == {0, 1, 2}
+    targets = T.clean_teacher(train, cfg, CANONICAL, tc)(owner, mode)
+    assert targets.shape == (len(x), len(CANONICAL))
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    n = len(small)
+    row = {(int(o), int(m)): k for k, (o, m) in enumerate(zip(owner, mode))}
+    for i in range(n):  # copy n + i of clip i: the same target as the original, in every mode
+        for m in (0, 1):
+            np.testing.assert_array_equal(targets[row[(n + i, m)]], targets[row[(i, m)]])
+    assert not np.allclose(targets[row[(0, 0)]], targets[row[(0, 1)]])  # modes are the teacher's own inputs
+    student = T.fit(train, cfg, CANONICAL, dataclasses.replace(tc, distill=0.5))
+    assert len(student.train_inputs) == len(x)
+    with pytest.raises(ValueError, match="no clean original"):
+        T.clean_teacher(extra, cfg, CANONICAL, tc)
+    with pytest.raises(ValueError, match="distill"):
+        T.TrainConfig(distill=1.5)

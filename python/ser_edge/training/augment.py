@@ -86,6 +86,37 @@ def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (out * (r_in / r_out) if r_out > 0 else out).astype(np.float32)
 
 
+def decay_time(rir: np.ndarray, sr: int) -> float:
+    """The reverberation time (T60, seconds) of an impulse response: Schroeder's backward-integrated
+    energy from the direct path (its peak), the -5 to -25 dB slope extrapolated to 60 dB (T20 x 3)."""
+    h = np.asarray(rir, np.float64)
+    if h.ndim != 1 or len(h) == 0 or not np.abs(h).max() > 0:
+        raise ValueError("rir must be a non-empty, non-silent mono impulse response")
+    h = h[int(np.argmax(np.abs(h))) :]
+    energy = np.cumsum(h[::-1] ** 2)[::-1]
+    edc = 10.0 * np.log10(np.maximum(energy / energy[0], 1e-30))
+    start, end = int(np.argmax(edc <= -5.0)), int(np.argmax(edc <= -25.0))
+    if end <= start:  # decays by less than 25 dB: too short to tell, call it the response's length
+        return len(h) / sr
+    return 3.0 * (end - start) / sr
+
+
+def retime_rir(rir: np.ndarray, sr: int, t60: float) -> np.ndarray:
+    """``rir`` with its reverberant tail decaying to a reverberation time of ``t60`` seconds (only
+    ever shortened): after the direct path (the peak plus 2.5 ms) the samples are multiplied by
+    the exponential that turns the measured decay (:func:`decay_time`) into ``t60``'s. One measured
+    room so stands in for smaller, deader ones (training augmentation; Bryan 2020)."""
+    if not t60 > 0:
+        raise ValueError(f"t60={t60} must be > 0 seconds")
+    h = np.asarray(rir, np.float64)
+    measured = decay_time(h, sr)
+    if t60 >= measured:
+        return h.astype(np.float32)
+    start = int(np.argmax(np.abs(h))) + int(0.0025 * sr)
+    t = np.maximum(np.arange(len(h)) - start, 0) / sr
+    return (h * np.exp(-3.0 * np.log(10.0) * t * (1.0 / t60 - 1.0 / measured))).astype(np.float32)
+
+
 def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
     """Plays ``y`` ``factor`` times faster (shorter, higher pitch) by resampling."""
     if factor <= 0:
@@ -182,6 +213,11 @@ def parse(spec: str) -> Augmentation:
     return Augmentation(**kw)  # type: ignore[arg-type]
 
 
+def is_copy(clip: Any) -> bool:
+    """Whether ``clip`` is an augmented copy (:func:`augmented_frames` names its speaker ``<speaker>~augK``)."""
+    return "~aug" in clip.speaker
+
+
 def augmented_frames(
     frames: FrameSet,
     config: InputConfig,
@@ -245,12 +281,15 @@ __all__ = [
     "add_noise",
     "augmented_frames",
     "change_speed",
+    "decay_time",
+    "is_copy",
     "loudness_normalize",
     "pad_or_crop",
     "mix_at_snr",
     "parse",
     "parse_windows",
     "pitch_shift",
+    "retime_rir",
     "reverberate",
     "rms_dbfs",
     "sliding_windows",

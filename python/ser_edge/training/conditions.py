@@ -10,6 +10,8 @@ A condition is one step or several joined by ``+`` (applied left to right)::
     white@<snr>                white Gaussian noise at <snr> dB
     babble:<n>@<snr>           <n> other talkers summed (each at the same level), at <snr> dB
     reverb:<folder>            convolved with a random room impulse response from <folder>
+    reverb:<folder>~<t60>      the same with the response's tail shortened to <t60> seconds
+                               (``augment.retime_rir``; never lengthened)
     reverb:<folder>+noise:<folder>@10    a far microphone in a noisy room
 
 SNRs are relative to the clip's active speech level (:func:`~ser_edge.training.augment.active_rms`).
@@ -33,7 +35,7 @@ import numpy as np
 
 from ser_edge._strict import known_keys
 from ser_edge.audio import load
-from ser_edge.training.augment import active_rms, mix_at_snr, reverberate, trim_silence
+from ser_edge.training.augment import active_rms, mix_at_snr, retime_rir, reverberate, trim_silence
 from ser_edge.training.corpora import AUDIO_EXTENSIONS, Clip
 
 KINDS = ("clean", "noise", "white", "babble", "reverb")
@@ -42,12 +44,14 @@ KINDS = ("clean", "noise", "white", "babble", "reverb")
 @dataclass(frozen=True)
 class Step:
     """One degradation: ``kind`` (:data:`KINDS`), its ``folder`` (noise, reverb), talkers ``n``
-    (babble) and ``snr`` in dB (noise, white, babble)."""
+    (babble), ``snr`` in dB (noise, white, babble) and the reverberation time ``t60`` (reverb;
+    None: as measured)."""
 
     kind: str
     folder: str | None = None
     n: int = 0
     snr: float | None = None
+    t60: float | None = None
 
 
 def parse_condition(spec: str) -> tuple[Step, ...]:
@@ -62,12 +66,15 @@ def parse_condition(spec: str) -> tuple[Step, ...]:
         if m:
             kind = part.split("@")[0].split(":")[0]
             steps.append(Step(kind, folder=m["folder"], n=int(m["n"] or 0), snr=float(m["snr"])))
-        elif part.startswith("reverb:") and len(part) > 7 and "@" not in part:
-            steps.append(Step("reverb", folder=part[7:]))
+        elif r := re.fullmatch(r"reverb:(?P<folder>[^@~]+)(~(?P<t60>\d+(\.\d*)?))?", part):
+            t60 = float(r["t60"]) if r["t60"] else None
+            if t60 is not None and not t60 > 0:
+                raise ValueError(f"condition {spec!r}: {part!r} needs a reverberation time > 0 s")
+            steps.append(Step("reverb", folder=r["folder"], t60=t60))
         else:
             raise ValueError(
                 f"condition {spec!r}: {part!r} is not clean, noise:<folder>@<snr>, white@<snr>, "
-                "babble:<n>@<snr> or reverb:<folder>"
+                "babble:<n>@<snr> or reverb:<folder>[~<t60>]"
             )
     return tuple(steps)
 
@@ -104,7 +111,8 @@ class Degrader:
         y = np.asarray(y, np.float32)
         for s in steps:
             if s.kind == "reverb":
-                y = reverberate(y, self._pick(s.folder, rng))
+                rir = self._pick(s.folder, rng)
+                y = reverberate(y, rir if s.t60 is None else retime_rir(rir, self.sr, s.t60))
             elif s.kind == "white":
                 y = mix_at_snr(y, rng.standard_normal(len(y)), float(s.snr), sr=self.sr)  # type: ignore[arg-type]
             elif s.kind == "noise":
@@ -167,7 +175,9 @@ class RoomAugmentation:
     (only ``base``; offered only with a ``base``), noisy (a sound from ``noise``), babble (``babble_n`` talkers from
     ``babble_pool``), reverberant (a RIR from ``rir``) or reverberant and noisy; SNRs uniform in
     ``snr``. ``base`` (an ``augment.Augmentation``) is applied first. The folders must never
-    hold the evaluation's sounds or rooms."""
+    hold the evaluation's sounds or rooms. ``t60 = (low, high)``: each response's tail is shortened
+    to a reverberation time uniform in that range (seconds; ``augment.retime_rir``), so a few large
+    measured rooms also stand in for the smaller, deader rooms a device lives in."""
 
     noise: str | None = None
     rir: str | None = None
@@ -177,6 +187,7 @@ class RoomAugmentation:
     seed: int = 0
     base: Any = None
     babble_pool: tuple[Clip, ...] = ()
+    t60: tuple[float, float] | None = None
 
     def key(self) -> str:
         """What the augmented frames depend on (their cache key)."""
@@ -184,7 +195,8 @@ class RoomAugmentation:
 
         pool = hashlib.sha256("|".join(c.path for c in self.babble_pool).encode()).hexdigest()[:12]
         base = self.base.key() if hasattr(self.base, "key") else repr(self.base)
-        return f"room|{self.noise}|{self.rir}|{self.babble_n}|{self.snr}|{pool}|{base}"
+        t60 = "" if self.t60 is None else f"|t60={self.t60}"
+        return f"room|{self.noise}|{self.rir}|{self.babble_n}|{self.snr}|{pool}|{base}{t60}"
 
     def choices(self) -> list[str]:
         """The conditions a copy is drawn from (``clean`` only when ``base`` changes the clip)."""
@@ -194,16 +206,18 @@ class RoomAugmentation:
         if self.babble_pool:
             out.append(f"babble:{self.babble_n}@{{snr}}")
         if self.rir:
-            out.append(f"reverb:{self.rir}")
+            out.append(f"reverb:{self.rir}{{t60}}")
         if self.rir and self.noise:
-            out.append(f"reverb:{self.rir}+noise:{self.noise}@{{snr}}")
+            out.append(f"reverb:{self.rir}{{t60}}+noise:{self.noise}@{{snr}}")
         return out
 
     def __call__(self, y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         if self.base is not None:
             y = self.base(y, sr, rng)
         spec = self.choices()[int(rng.integers(len(self.choices())))]
-        spec = spec.format(snr=round(float(rng.uniform(*self.snr)), 1))
+        snr = round(float(rng.uniform(*self.snr)), 1)
+        t60 = "" if self.t60 is None else f"~{round(float(rng.uniform(*self.t60)), 2)}"
+        spec = spec.format(snr=snr, t60=t60)
         return _degrader(sr, self.babble_pool)(y, parse_condition(spec), rng)
 
     @classmethod
@@ -211,8 +225,8 @@ class RoomAugmentation:
         cls, d: dict[str, Any], *, base: Any = None, babble_pool: Sequence[Clip] = (), seed: int = 0
     ) -> RoomAugmentation:
         """From a recipe's ``[room]`` table: ``noise``, ``rir`` (folders, or lists of folders), ``babble`` (talkers;
-        0: none), ``snr = [low, high]``, ``copies``."""
-        known_keys(d, ("noise", "rir", "babble", "snr", "copies"), "[room]")
+        0: none), ``snr = [low, high]``, ``copies``, ``t60 = [low, high]`` (seconds; optional)."""
+        known_keys(d, ("noise", "rir", "babble", "snr", "copies", "t60"), "[room]")
         d = {k: ",".join(v) if k in ("noise", "rir") and isinstance(v, list) else v for k, v in d.items()}
         for k in ("noise", "rir"):
             for folder in (d.get(k) or "").split(","):
@@ -221,6 +235,12 @@ class RoomAugmentation:
         low, high = (float(v) for v in d.get("snr", (0.0, 20.0)))
         if not low <= high:
             raise ValueError(f"[room] snr = [{low}, {high}] needs low <= high")
+        t60 = None
+        if "t60" in d:
+            times = [float(v) for v in d["t60"]]
+            if len(times) != 2 or not 0 < times[0] <= times[1]:
+                raise ValueError(f"[room] t60 = {list(d['t60'])} needs 0 < low <= high (seconds)")
+            t60 = (times[0], times[1])
         n = int(d.get("babble", 3))
         if int(d.get("copies", 1)) < 1 or n < 0:
             raise ValueError("[room] needs copies >= 1 and babble >= 0")
@@ -233,6 +253,7 @@ class RoomAugmentation:
             seed,
             base,
             tuple(babble_pool) if n else (),
+            t60,
         )
 
 

@@ -28,6 +28,7 @@ Paths in a recipe file are relative to the file's folder. Keys::
     babble_data = "../../shared/data/tess"
     snr = [0, 20]
     copies = 2
+    t60 = [0.2, 1.0]              # optional: each room's tail re-timed to a T60 in this range (s)
     float_parity = false          # evaluations also score the float32 TFLite model against Keras
     [[corpus]]                    # one table per corpus
     name = "emodb"
@@ -35,6 +36,7 @@ Paths in a recipe file are relative to the file's folder. Keys::
     [train]                       # trainer.TrainConfig
     epochs = 60
     windows = [2.0, 1.0]          # optional: sliding windows (seconds), scored per clip
+    distill = 0.5                 # optional: copies also learn a clean model's answers (trainer.clean_teacher)
     [input]                       # InputConfig overrides (default: the model's default input)
     [[evaluate]]                  # speaker-independent evaluations written to the bundle metrics
     corpus = "emodb"
@@ -232,6 +234,7 @@ def run(
     """Evaluates the recipe's splits, trains the final model on all clips, writes the bundle to
     ``recipe.out`` (if set). Returns ``{"evaluations": [...], "bundle": path or None, ...}``."""
     from ser_edge.training import trainer as T
+    from ser_edge.training.augment import is_copy
     from ser_edge.training.models import WAVE_MODELS
 
     t0 = time.time()
@@ -274,7 +277,7 @@ def run(
         out["train_seconds"] = round(trained.seconds, 1)
         training = {
             "corpora": {c["name"]: sum(k.corpus == c["name"] for k in train_set.clips) for c in recipe.corpus},
-            "speakers": sorted({k.speaker_key for k in train_set.clips if "~aug" not in k.speaker}),
+            "speakers": sorted({k.speaker_key for k in train_set.clips if not is_copy(k)}),
             "grouping": recipe.grouping,
             "augment": recipe.augment,
             "recipe": recipe.name,

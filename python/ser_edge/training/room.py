@@ -287,8 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log=log,
                 partial=(lambda r: _write(r, Path(args.out + ".partial"))) if args.out else None,
             )
-            args_given = sys.argv[1:] if argv is None else list(argv)
-            result["command"] = " ".join(["python -m ser_edge.training.room", *args_given])
+        args_given = sys.argv[1:] if argv is None else list(argv)
+        result["command"] = " ".join(["python -m ser_edge.training.room", *args_given])
     except ValueError as e:
         print(f"room: {e}", file=sys.stderr)
         return 1

@@ -63,8 +63,15 @@ class TrainConfig:
     #: Also train on every clip normalised as after a calm-speech enrolment: statistics of its
     #: speaker's neutral clips only, merged with the population prior as the device's Adapter does.
     neutral_inputs: bool = False
+    #: Teacher-student training for degraded copies (``[room]``, ``augment``): first a model is fit
+    #: on the clean clips alone; every input's target is then ``(1 - distill)`` x its label plus
+    #: ``distill`` x that clean model's probabilities for the input's clean original, under the
+    #: same normalisation. 0: labels only.
+    distill: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.distill <= 1.0:
+            raise ValueError(f"distill={self.distill} must be in [0, 1]")
         if self.windows is not None:
             from ser_edge.training.augment import parse_windows
 
@@ -222,28 +229,21 @@ def fit(
     labels = tuple(labels)
     y = train.label_indices(labels)
     population = ds.population_stats(train)
-    stats = ds.stats_for(train, config, mode="speaker", population=population)
-    x, owner = pooled_inputs(train, config, stats, tc.windows)
-    if tc.cold_inputs:
-        x_cold, owner_cold = pooled_inputs(train, config, population, tc.windows)
-        x, owner = np.concatenate([x, x_cold]), np.concatenate([owner, owner_cold])
-    if tc.neutral_inputs:
-        enrolled = neutral_stats(train, population, tc.prior_frames)
-        keep = np.flatnonzero([str(k) in enrolled for k in train.speakers])
-        x_n, owner_n = pooled_inputs(train.subset(keep), config, enrolled, tc.windows)
-        x, owner = np.concatenate([x, x_n]), np.concatenate([owner, keep[owner_n]])
+    x, owner, mode = training_inputs(train, config, tc, population)
     y = y[owner]
     mean = std = None
     if config.pooling == "stats":
         mean, std = ds.standardization(x)
         x = ds.standardize(x, mean, std)
+    targets = np.eye(len(labels), dtype=np.float32)[y]
+    if tc.distill:
+        targets = (1.0 - tc.distill) * targets + tc.distill * clean_teacher(train, config, labels, tc)(owner, mode)
     model = build(tc.model, config.input_shape, len(labels), lr=tc.lr, seed=tc.seed, **dict(tc.hparams))
     w = sample_weights(train.clips) if tc.balance else None
     if tc.windows is not None or tc.cold_inputs or tc.neutral_inputs:
         w = window_weights(w if w is not None else np.ones(len(train), np.float32), owner)
-    onehot = np.eye(len(labels), dtype=np.float32)[y]
     hist = model.fit(
-        x, onehot, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose, shuffle=True
+        x, targets, sample_weight=w, batch_size=tc.batch_size, epochs=tc.epochs, verbose=verbose, shuffle=True
     )
     history = {k: [float(v) for v in vs] for k, vs in getattr(hist, "history", {}).items()}
     norm = Normalization(
@@ -254,6 +254,63 @@ def fit(
         input_std=std,
     )
     return Trained(model, config, labels, norm, x, history, time.time() - t0, tc, population)
+
+
+def training_inputs(
+    train: ds.FrameSet, config: InputConfig, tc: TrainConfig, population: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, owner, mode)``: the pooled inputs :func:`fit` trains on (not yet standardised), the
+    clip of each and its normalisation (0 speaker, 1 population with ``cold_inputs``, 2 neutral
+    enrolment with ``neutral_inputs``)."""
+    stats = ds.stats_for(train, config, mode="speaker", population=population)
+    x, owner = pooled_inputs(train, config, stats, tc.windows)
+    mode = np.zeros(len(x), int)
+    if tc.cold_inputs:
+        x_cold, owner_cold = pooled_inputs(train, config, population, tc.windows)
+        x, owner, mode = (
+            np.concatenate([x, x_cold]),
+            np.concatenate([owner, owner_cold]),
+            np.r_[mode, [1] * len(x_cold)],
+        )
+    if tc.neutral_inputs:
+        enrolled = neutral_stats(train, population, tc.prior_frames)
+        keep = np.flatnonzero([str(k) in enrolled for k in train.speakers])
+        x_n, owner_n = pooled_inputs(train.subset(keep), config, enrolled, tc.windows)
+        x, owner, mode = np.concatenate([x, x_n]), np.concatenate([owner, keep[owner_n]]), np.r_[mode, [2] * len(x_n)]
+    return x, owner, mode
+
+
+def clean_teacher(
+    train: ds.FrameSet, config: InputConfig, labels: Sequence[str], tc: TrainConfig
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Fits ``tc``'s model on the clean clips of ``train`` (not augmented copies) and returns
+    ``targets(owner, mode)``: its probabilities for each input's clean original (the clip with the
+    same path) under that input's normalisation (:func:`training_inputs`)."""
+    from dataclasses import replace
+
+    from ser_edge.training.augment import is_copy
+
+    if tc.windows is not None:
+        raise ValueError("distill works on whole clips (no windows)")
+    clean_idx = np.flatnonzero([not is_copy(c) for c in train.clips])
+    index = {train.clips[i].path: k for k, i in enumerate(clean_idx)}
+    try:
+        original = np.array([index[c.path] for c in train.clips])
+    except KeyError as e:
+        raise ValueError(f"distill: no clean original of the augmented copy {e}") from None
+    clean = train.subset(clean_idx)
+    teacher = fit(clean, config, labels, replace(tc, distill=0.0))
+    xt, owner_t, mode_t = training_inputs(clean, config, tc, teacher.population)
+    norm = teacher.normalization
+    if config.pooling == "stats":
+        xt = ds.standardize(xt, norm.input_mean, norm.input_std)
+    probs = np.asarray(teacher.model.predict(xt, verbose=0), np.float32)
+    row = {(int(o), int(m)): k for k, (o, m) in enumerate(zip(owner_t, mode_t))}
+
+    def targets(owner: np.ndarray, mode: np.ndarray) -> np.ndarray:
+        return probs[[row[(int(original[o]), int(m))] for o, m in zip(owner, mode)]]
+
+    return targets
 
 
 #: A trainer: ``(train set, input config, labels, train config) -> Trained`` (:func:`fit`, ``wave.fit_wave``).
@@ -400,11 +457,13 @@ __all__ = [
     "MODES",
     "TrainConfig",
     "Trained",
+    "clean_teacher",
     "evaluate_split",
     "fit",
     "neutral_stats",
     "pooled_inputs",
     "sample_weights",
+    "training_inputs",
     "set_threads",
     "splits",
     "window_weights",
