@@ -227,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SECTION.KEY=JSON",
-        help="override a recipe value, e.g. train.cold_inputs=true, input.vad_db=25 or "
-        'input.features.f0="shs" (exploration)',
+        help="override a recipe value, e.g. train.cold_inputs=true, input.vad_db=25, "
+        'input.features.f0="shs" or recipe.augment="noise=20,copies=1" (exploration)',
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the conditions' random choices")
     p.add_argument("--out", help="write the JSON here (and the markdown table next to it, .md)")
@@ -269,8 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for item in args.set:
                 key, sep, value = item.partition("=")
                 section, dot, name = key.partition(".")
-                if not sep or not dot or section not in ("train", "input", "room", "hparams"):
-                    raise ValueError(f"--set {item!r} must be train|input|room|hparams.KEY=JSON")
+                if not sep or not dot or section not in ("recipe", "train", "input", "room", "hparams"):
+                    raise ValueError(f"--set {item!r} must be recipe|train|input|room|hparams.KEY=JSON")
+                if section == "recipe":  # a top-level recipe key, e.g. recipe.augment="noise=20,copies=1"
+                    if name not in ("augment", "grouping", "quantization"):
+                        raise ValueError(f"--set {item!r}: recipe.KEY is augment, grouping or quantization")
+                    setattr(recipe, name, json.loads(value))
+                    continue
                 target = recipe.train.setdefault("hparams", {}) if section == "hparams" else getattr(recipe, section)
                 *parents, leaf = name.split(".")  # nested tables: input.features.f0="shs"
                 for parent in parents:
