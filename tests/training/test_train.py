@@ -708,9 +708,9 @@ def test_room_bench_trains_per_fold_and_scores_bundles(
     assert room(["--recipe", str(tmp_path / "r.toml"), "--eval", "csv", "--condition", "clean"]) == 1
     assert "must be CORPUS:SPLIT" in capsys.readouterr().err
     base = ["--recipe", str(tmp_path / "r.toml"), "--eval", "csv:loso", "--condition", "clean", "--set"]
-    assert room([*base, "recipe.name=\"x\""]) == 1
+    assert room([*base, 'recipe.name="x"']) == 1
     assert "recipe.KEY is augment, grouping or quantization" in capsys.readouterr().err
-    assert room([*base, "recipe.augment=\"fan=1\""]) == 1  # the value reaches the recipe (and is checked there)
+    assert room([*base, 'recipe.augment="fan=1"']) == 1  # the value reaches the recipe (and is checked there)
     assert "augment: 'fan=1' must be NAME=VALUE" in capsys.readouterr().err
 
 
