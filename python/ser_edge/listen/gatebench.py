@@ -272,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k in configs:
             out[f"words_detected_{name}_{k}"] = round(words[k], 4)
     if args.rir:
-        rirs = sorted(p for p in Path(args.rir).iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+        from ser_edge.training.conditions import audio_files  # the room benchmark's listing (ValueError if none)
+
+        rirs = [Path(f) for f in audio_files(args.rir)]
         out["rir"] = f"{Path(args.rir).name} ({len(rirs)} responses)"
         for name, snr in (("clean", None), ("in_noise", args.snr)):
             room = detection(data, args.fold, snr, configs, limit=args.limit, speech=speech, rirs=rirs)
