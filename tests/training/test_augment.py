@@ -71,6 +71,25 @@ def test_speed_and_pitch_on_a_tone() -> None:
     assert np.abs(slow).max() < 1.5 * np.abs(tone).max() and np.abs(up).max() < 1.5 * np.abs(tone).max()
 
 
+def test_colour_is_a_smooth_bounded_equaliser(speech: np.ndarray) -> None:
+    noise = np.random.default_rng(3).standard_normal(4 * SR).astype(np.float32)
+    f = np.fft.rfftfreq(len(noise), 1 / SR)
+    bands = [(lo, lo * 1.25) for lo in (60, 120, 250, 500, 1000, 2000, 4000, 6000)]
+    shapes = []
+    for seed in range(6):
+        out = A.colour(noise, SR, 6.0, np.random.default_rng(seed))
+        ratio = np.abs(np.fft.rfft(out)) ** 2 / np.abs(np.fft.rfft(noise)) ** 2
+        db = np.array([10 * np.log10(ratio[(f >= lo) & (f < hi)].mean()) for lo, hi in bands])
+        shapes.append(db - db.mean())
+        assert np.ptp(db) <= 12.5  # within ±6 dB of each other (the RMS rescaling shifts them all)
+        assert A.rms_dbfs(out) == pytest.approx(A.rms_dbfs(noise), abs=0.01)
+    assert max(np.ptp(s) for s in shapes) > 3  # it does colour the sound, differently each time
+    assert not np.allclose(shapes[0], shapes[1], atol=0.5)
+    assert np.array_equal(A.colour(speech, SR, 0.0, np.random.default_rng(0)), speech)  # 0 dB: unchanged
+    coloured = A.parse("eq=6")(speech, SR, np.random.default_rng(0))
+    assert coloured.shape == speech.shape and np.isfinite(coloured).all() and not np.array_equal(coloured, speech)
+
+
 def test_augmentation_is_random_but_seeded(speech: np.ndarray) -> None:
     aug = A.parse("noise=20,gain=6,shift=0.1,speed=0.1,pitch=1,copies=2")
     assert aug == A.Augmentation(noise=20.0, gain=6.0, shift=0.1, speed=0.1, pitch=1.0, copies=2)
@@ -89,6 +108,7 @@ def test_augmentation_is_random_but_seeded(speech: np.ndarray) -> None:
         ("gain=loud", "not a number"),
         ("copies=0", "copies"),
         ("speed=0.9", "speed"),
+        ("eq=-3", "eq"),
     ],
 )
 def test_parse_errors(spec: str, match: str) -> None:

@@ -5,11 +5,12 @@ Preprocessing (defined in :mod:`ser_edge.waveform`, which the edge path shares):
 more than ``top_db`` below the loudest), :func:`pad_or_crop`, :func:`sliding_windows` (and
 :func:`parse_windows` for ``--windows 2.0,1.0``); spectral-gating
 noise reduction is in ``denoise.py``.
-Augmentation (:class:`Augmentation`, parsed from ``"noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,copies=1"``):
+Augmentation (:class:`Augmentation`, parsed from ``"noise=20,gain=6,shift=0.1,speed=0.1,pitch=2,eq=6,copies=1"``):
 additive white noise at a random SNR in ``[noise, noise + 10]`` dB, gain in ``±gain`` dB, circular
 time shift by up to ``shift`` of the clip, speed change by a factor in ``1 ± speed`` (resampling:
-tempo and pitch together), and pitch shift by up to ``±pitch`` semitones at constant duration
-(:func:`pitch_shift`: resampling plus a phase-vocoder time stretch). Augmented copies are added
+tempo and pitch together), pitch shift by up to ``±pitch`` semitones at constant duration
+(:func:`pitch_shift`: resampling plus a phase-vocoder time stretch), and a random smooth
+equaliser of up to ``±eq`` dB (:func:`colour`: another microphone or room colouring). Augmented copies are added
 to the training set only (``copies`` per clip); test clips are never augmented.
 """
 
@@ -117,6 +118,22 @@ def retime_rir(rir: np.ndarray, sr: int, t60: float) -> np.ndarray:
     return (h * np.exp(-3.0 * np.log(10.0) * t * (1.0 / t60 - 1.0 / measured))).astype(np.float32)
 
 
+def colour(y: np.ndarray, sr: int, db: float, rng: np.random.Generator) -> np.ndarray:
+    """``y`` through a random smooth equaliser of at most ``±db`` dB, as another microphone or a
+    room's colouring would change it: a tilt plus three cosine bumps over log frequency from
+    50 Hz to Nyquist (flat below), applied by FFT and scaled back to ``y``'s RMS."""
+    y = np.asarray(y, np.float32)
+    if not db > 0 or len(y) < 2:
+        return y
+    f = np.fft.rfftfreq(len(y), 1.0 / sr)
+    t = np.clip(np.log2(np.maximum(f, 50.0) / 50.0) / np.log2(sr / 2 / 50.0), 0.0, 1.0)
+    shape = rng.uniform(-1, 1) * (t - 0.5) * 2 + sum(rng.uniform(-0.5, 0.5) * np.cos(np.pi * k * t) for k in (1, 2, 3))
+    gain = 10.0 ** (np.clip(db * shape, -db, db) / 20.0)
+    out = np.fft.irfft(np.fft.rfft(y.astype(np.float64)) * gain, n=len(y))
+    rms_in, rms_out = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))), float(np.sqrt(np.mean(out**2)))
+    return (out * (rms_in / rms_out if rms_out > 0 else 1.0)).astype(np.float32)
+
+
 def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
     """Plays ``y`` ``factor`` times faster (shorter, higher pitch) by resampling."""
     if factor <= 0:
@@ -171,13 +188,14 @@ class Augmentation:
     shift: float = 0.0  # fraction of the clip
     speed: float = 0.0  # ± fraction
     pitch: float = 0.0  # ± semitones
+    eq: float = 0.0  # ± dB of a random smooth equaliser (:func:`colour`)
     copies: int = 1
 
     def __post_init__(self) -> None:
         if self.copies < 1:
             raise ValueError(f"copies={self.copies} must be >= 1")
-        if not 0 <= self.shift < 1 or not 0 <= self.speed < 0.5 or self.gain < 0 or self.pitch < 0:
-            raise ValueError("augment: need 0 <= shift < 1, 0 <= speed < 0.5, gain >= 0, pitch >= 0")
+        if not 0 <= self.shift < 1 or not 0 <= self.speed < 0.5 or self.gain < 0 or self.pitch < 0 or self.eq < 0:
+            raise ValueError("augment: need 0 <= shift < 1, 0 <= speed < 0.5, gain >= 0, pitch >= 0, eq >= 0")
 
     def key(self) -> str:
         """What the augmented frames depend on (their cache key)."""
@@ -191,6 +209,8 @@ class Augmentation:
             y = pitch_shift(y, sr, float(rng.uniform(-self.pitch, self.pitch)))
         if self.shift:
             y = np.roll(y, int(rng.integers(-int(self.shift * len(y)), int(self.shift * len(y)) + 1)))
+        if self.eq:
+            y = colour(y, sr, self.eq, rng)
         if self.gain:
             y = (y * 10.0 ** (rng.uniform(-self.gain, self.gain) / 20.0)).astype(np.float32)
         if self.noise is not None:
