@@ -55,6 +55,22 @@ def test_voice_gate_drops_silence_and_keeps_short_clips_whole(speech):
     assert len(InputConfig(vad_db=None).voiced(frames)) == len(frames)
 
 
+def test_noise_floor_gate_drops_pauses_filled_with_noise(speech):
+    pause = np.zeros(16000, np.float32)
+    y = np.concatenate([pause, speech, pause])
+    speech_rms = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2)))
+    noisy = y + np.random.default_rng(0).standard_normal(len(y)).astype(np.float32) * speech_rms / 10 ** (15 / 20)
+    level_only, floor = CFG, InputConfig(vad_floor_db=6.0)
+    frames = CFG.frames(noisy)
+    pause_frames = np.r_[np.arange(20, 80), np.arange(len(frames) - 80, len(frames) - 20)]  # well inside the pauses
+    kept = lambda cfg: set(np.flatnonzero(cfg.voiced_mask(frames[:, CFG.row("rms")])))  # noqa: E731
+    assert len(kept(level_only) & set(pause_frames)) > 100  # 15 dB down: the level gate keeps the noise
+    assert len(kept(floor) & set(pause_frames)) < 10  # 6 dB above the floor: the pauses go
+    assert len(kept(floor)) > 0.3 * len(CFG.voiced(CFG.frames(speech)))  # and speech stays
+    quiet = InputConfig(vad_floor_db=6.0).frames(pause + 1e-4)  # no level above the floor: keep all
+    assert len(InputConfig(vad_floor_db=6.0).voiced(quiet)) == len(quiet)
+
+
 def test_stats_pooling_is_mean_std_and_percentiles():
     z = np.random.default_rng(1).standard_normal((50, 211)).astype(np.float32)
     v = CFG.pool(z)
