@@ -82,8 +82,13 @@ def reverberate(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
     rir = rir[int(np.argmax(np.abs(rir))) :]
     n = len(y) + len(rir) - 1
     size = 1 << (n - 1).bit_length()
-    out = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size), size)[: len(y)]
-    r_in, r_out = np.sqrt(np.mean(y**2)), np.sqrt(np.mean(out**2))
+    return _at_rms_of(np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(rir, size), size)[: len(y)], y)
+
+
+def _at_rms_of(out: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``out`` scaled to ``y``'s RMS (left as it is when silent), as float32."""
+    r_in = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    r_out = float(np.sqrt(np.mean(np.square(out, dtype=np.float64))))
     return (out * (r_in / r_out) if r_out > 0 else out).astype(np.float32)
 
 
@@ -129,9 +134,7 @@ def colour(y: np.ndarray, sr: int, db: float, rng: np.random.Generator) -> np.nd
     t = np.clip(np.log2(np.maximum(f, 50.0) / 50.0) / np.log2(sr / 2 / 50.0), 0.0, 1.0)
     shape = rng.uniform(-1, 1) * (t - 0.5) * 2 + sum(rng.uniform(-0.5, 0.5) * np.cos(np.pi * k * t) for k in (1, 2, 3))
     gain = 10.0 ** (np.clip(db * shape, -db, db) / 20.0)
-    out = np.fft.irfft(np.fft.rfft(y.astype(np.float64)) * gain, n=len(y))
-    rms_in, rms_out = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))), float(np.sqrt(np.mean(out**2)))
-    return (out * (rms_in / rms_out if rms_out > 0 else 1.0)).astype(np.float32)
+    return _at_rms_of(np.fft.irfft(np.fft.rfft(y.astype(np.float64)) * gain, n=len(y)), y)
 
 
 def change_speed(y: np.ndarray, factor: float, sr: int) -> np.ndarray:
